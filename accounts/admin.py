@@ -1,0 +1,21 @@
+"""Admin for accounts: account managers switch entitlements here; every change is audited."""
+
+from django.contrib import admin
+from simple_history.admin import SimpleHistoryAdmin
+
+from .models import Account
+
+
+@admin.register(Account)
+class AccountAdmin(SimpleHistoryAdmin):
+    list_display = ["name", "slug", "bg_remove_enabled", "created_at"]
+    list_filter = ["bg_remove_enabled"]
+    search_fields = ["name", "slug", "sources__slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    history_list_display = ["bg_remove_enabled"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # The slug names the tenant in URLs; only superusers rename it.
+        if obj is not None and not request.user.is_superuser:
+            return ["slug"]
+        return []

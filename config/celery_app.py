@@ -1,0 +1,51 @@
+"""The Celery application: configured from Django settings, tasks found in the apps."""
+
+import os
+import sys
+from pathlib import Path
+
+from celery import Celery
+from celery.signals import worker_init, worker_process_init
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("cutout")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+@app.on_after_configure.connect
+def _make_broker_folders(sender, **kwargs):
+    # The filesystem broker (the embedded default) needs its folders before the first message.
+    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+        folder = sender.conf.broker_transport_options.get(key)
+        if folder:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+
+
+@worker_init.connect
+def _check_models(**kwargs):
+    # Fail fast: a worker without its model files would accept jobs it cannot run.
+    from django.conf import settings
+
+    from rendering.operations.bg_remove import models_missing, provision_hint
+
+    missing = models_missing(settings.BG_REMOVE_MODELS)
+    if missing:
+        sys.stderr.write(
+            f"Background-removal model(s) not provisioned: {', '.join(missing)}.\n"
+            f"Run `{provision_hint(missing)}` first.\n"
+        )
+        sys.stderr.flush()
+        os._exit(2)
+
+
+@worker_process_init.connect
+def _load_models(**kwargs):
+    # Each pool process loads every model once, before its first job, and keeps it.
+    from django.conf import settings
+
+    from rendering.operations.bg_remove import session_get
+
+    for name in settings.BG_REMOVE_MODELS:
+        session_get(name)

@@ -1,0 +1,87 @@
+"""The one error base class, and the handler that turns it into an HTTP response."""
+
+import logging
+
+from django.http import Http404
+from rest_framework import exceptions as drf_exceptions
+from rest_framework.response import Response
+
+logger = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    """A failure with a public message; `status_code` and `code` say how it reaches a client."""
+
+    status_code = 500
+    code = "internal_error"
+    default_message = "Internal error."
+    # Seconds for a Retry-After header, for errors a client should retry later.
+    retry_after = None
+
+    def __init__(self, message=None, *, code=None, retry_after=None):
+        self.message = message or self.default_message
+        if code is not None:
+            self.code = code
+        if retry_after is not None:
+            self.retry_after = retry_after
+        super().__init__(self.message)
+
+
+class BadRequestError(ServiceError):
+    status_code = 400
+    code = "bad_request"
+    default_message = "The request is malformed."
+
+
+class ForbiddenError(ServiceError):
+    status_code = 403
+    code = "forbidden"
+    default_message = "Not allowed."
+
+
+class NotFoundError(ServiceError):
+    status_code = 404
+    code = "not_found"
+    default_message = "Not found."
+
+
+class ServiceUnavailableError(ServiceError):
+    status_code = 503
+    code = "service_unavailable"
+    default_message = "A backing service is unavailable; try again shortly."
+    retry_after = 5
+
+
+def error_body(code, message):
+    return {"error": {"code": code, "message": message}}
+
+
+def error_response(exc: ServiceError) -> Response:
+    response = Response(error_body(exc.code, exc.message), status=exc.status_code)
+    response["Cache-Control"] = "no-store"
+    if exc.retry_after is not None:
+        response["Retry-After"] = str(int(exc.retry_after))
+    return response
+
+
+def exception_handler(exc, context):
+    """DRF's exception handler: one JSON error shape for service errors and DRF's own."""
+    if isinstance(exc, ServiceError):
+        if exc.status_code >= 500:
+            logger.warning("%s: %s", exc.code, exc.message)
+        return error_response(exc)
+    if isinstance(exc, Http404):
+        return error_response(NotFoundError())
+    if isinstance(exc, drf_exceptions.APIException):
+        response = error_response(
+            ServiceError(str(exc.detail) if not isinstance(exc.detail, (dict, list)) else "Invalid input.",
+                         code=exc.default_code)
+        )
+        response.status_code = exc.status_code
+        if isinstance(exc.detail, (dict, list)):
+            response.data["error"]["fields"] = exc.detail
+        if getattr(exc, "wait", None):
+            response["Retry-After"] = str(int(exc.wait))
+        return response
+    # Anything else stays a 500: Django logs the traceback, the client never sees it.
+    return None

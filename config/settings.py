@@ -1,0 +1,235 @@
+"""Settings, read from the environment in one place; every default runs on a laptop."""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env(name, default=None):
+    value = os.environ.get(name, "")
+    return value if value != "" else default
+
+
+def env_bool(name, default=False):
+    value = env(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name, default):
+    value = env(name)
+    return int(value) if value is not None else default
+
+
+def env_list(name, default=()):
+    value = env(name)
+    if value is None:
+        return list(default)
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+# Where local state lives when no service is configured: SQLite, files, the broker folder.
+VAR_DIR = Path(env("CUTOUT_VAR_DIR", BASE_DIR / "var"))
+
+# --- Core -------------------------------------------------------------------------------------
+# https://docs.djangoproject.com/en/5.2/ref/settings/#debug
+DEBUG = env_bool("DJANGO_DEBUG", False)
+
+# https://docs.djangoproject.com/en/5.2/ref/settings/#secret-key
+# A production secret has no default: without DEBUG, a missing key stops start-up.
+SECRET_KEY = env("DJANGO_SECRET_KEY")
+if SECRET_KEY is None:
+    if not DEBUG:
+        raise ImproperlyConfigured("Set DJANGO_SECRET_KEY (or DJANGO_DEBUG=true for development).")
+    SECRET_KEY = "insecure-development-key-never-use-in-production"
+
+# The rendering host: `{source}.{RENDER_DOMAIN}` serves that source's images at the root.
+RENDER_DOMAIN = env("RENDER_DOMAIN")
+
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+if RENDER_DOMAIN:
+    ALLOWED_HOSTS.append("." + RENDER_DOMAIN)
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "simple_history",
+    "accounts",
+    "sources",
+    "rendering",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "rendering.middleware.RenderHostMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "simple_history.middleware.HistoryRequestMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------------------------
+# https://github.com/jazzband/dj-database-url — postgres://… selects psycopg 3.
+DATABASES = {
+    "default": dj_database_url.parse(
+        env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web and worker share the file: wait for the other's write lock instead of failing.
+    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: cache (and rate-limit counters) and broker ----------------------------------------
+REDIS_URL = env("REDIS_URL")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Celery -----------------------------------------------------------------------------------
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html
+BROKER_DIR = VAR_DIR / "broker"
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
+CELERY_BROKER_TRANSPORT_OPTIONS = {}
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_DIR / "queue"),
+        "data_folder_out": str(BROKER_DIR / "queue"),
+        "processed_folder": str(BROKER_DIR / "processed"),
+        "store_processed": False,
+    }
+elif CELERY_BROKER_URL.startswith("redis"):
+    # A message whose worker died is delivered again after this many seconds.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 600)}
+CELERY_BROKER_CONNECTION_TIMEOUT = 3
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_IGNORE_RESULT = True
+# Acknowledge after the task ran, so a killed worker's job is delivered again.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", "cutout")
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Publishing must fail fast when the broker is down, so the request can answer 503.
+CELERY_BROKER_TRANSPORT_OPTIONS.setdefault("max_retries", 2)
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2}
+
+# --- Storage ----------------------------------------------------------------------------------
+# https://django-storages.readthedocs.io/en/latest/backends/amazon-S3.html
+MEDIA_ROOT = Path(env("CUTOUT_MEDIA_ROOT", VAR_DIR / "media"))
+AWS_STORAGE_BUCKET_NAME = env("AWS_STORAGE_BUCKET_NAME")
+if AWS_STORAGE_BUCKET_NAME:
+    RENDER_STORAGE = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": AWS_STORAGE_BUCKET_NAME,
+            "endpoint_url": env("AWS_S3_ENDPOINT_URL"),
+            "region_name": env("AWS_S3_REGION_NAME", "us-east-1"),
+            "access_key": env("AWS_ACCESS_KEY_ID"),
+            "secret_key": env("AWS_SECRET_ACCESS_KEY"),
+            "location": env("AWS_LOCATION", ""),
+            "default_acl": None,
+            "file_overwrite": True,
+            "querystring_auth": False,
+        },
+    }
+else:
+    RENDER_STORAGE = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(MEDIA_ROOT), "allow_overwrite": True},
+    }
+STORAGES = {
+    "default": RENDER_STORAGE,
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# --- Origins ----------------------------------------------------------------------------------
+# Local-folder sources must lie below this root (like imgproxy's IMGPROXY_LOCAL_FILESYSTEM_ROOT).
+ORIGIN_LOCAL_ROOT = Path(env("ORIGIN_LOCAL_ROOT", BASE_DIR / "demo"))
+ORIGIN_MAX_BYTES = env_int("ORIGIN_MAX_BYTES", 12 * 1024 * 1024)
+ORIGIN_MAX_PIXELS = env_int("ORIGIN_MAX_PIXELS", 50_000_000)
+ORIGIN_CONNECT_TIMEOUT = float(env("ORIGIN_CONNECT_TIMEOUT", 5))
+ORIGIN_TOTAL_TIMEOUT = float(env("ORIGIN_TOTAL_TIMEOUT", 30))
+ORIGIN_MAX_REDIRECTS = 5
+# Development only: lets a web-folder source point at 127.0.0.1. Production never sets it.
+ORIGIN_ALLOW_LOOPBACK = env_bool("ORIGIN_ALLOW_LOOPBACK", False)
+
+# --- Rendering --------------------------------------------------------------------------------
+RENDER_CACHE_MAX_AGE = env_int("RENDER_CACHE_MAX_AGE", 31536000)
+RENDER_DEFAULT_QUALITY = 75
+
+# --- Background removal -----------------------------------------------------------------------
+BG_REMOVE_MODEL_HOME = Path(env("BG_REMOVE_MODEL_HOME", VAR_DIR / "models"))
+BG_REMOVE_DEFAULT_MODEL = env("BG_REMOVE_DEFAULT_MODEL", "u2netp")
+# The models this deployment provisions and serves; a worker refuses to start without them.
+BG_REMOVE_MODELS = env_list("BG_REMOVE_MODELS", [BG_REMOVE_DEFAULT_MODEL])
+BG_REMOVE_RETRY_AFTER = env_int("BG_REMOVE_RETRY_AFTER", 3)
+# A job claimed by a worker that then vanished may be claimed again after this many seconds.
+BG_REMOVE_JOB_LEASE = env_int("BG_REMOVE_JOB_LEASE", 300)
+# A job that failed because of its origin is tried again on a request after this many seconds,
+# so a fixed origin file recovers without a purge.
+BG_REMOVE_FAILED_RETRY_AFTER = env_int("BG_REMOVE_FAILED_RETRY_AFTER", 60)
+BG_REMOVE_MAX_RETRIES = env_int("BG_REMOVE_MAX_RETRIES", 5)
+
+# --- REST framework ---------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "EXCEPTION_HANDLER": "config.exceptions.exception_handler",
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "UNAUTHENTICATED_USER": None,
+}
+
+# --- Misc -------------------------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,12 @@
+"""URL wiring: admin, rendering."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+admin.site.site_header = "Cutout administration"
+admin.site.site_title = "Cutout"
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("", include("rendering.urls")),
+]

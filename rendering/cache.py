@@ -1,0 +1,51 @@
+"""The render cache: finished images in object storage, indexed by what their URL means."""
+
+import hashlib
+import uuid
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+
+from .encode import CONTENT_TYPES
+from .models import Render
+
+EXTENSIONS = {v: k for k, v in CONTENT_TYPES.items() if k != "pjpg"}
+
+
+def render_key(*, source_id: int, path: str, model: str, canonical: str, fmt: str) -> str:
+    raw = "\x1f".join([str(source_id), path, model, canonical, fmt])
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+def render_get(*, key: str) -> Render | None:
+    return Render.objects.filter(key=key).first()
+
+
+def render_store(*, key: str, source, path: str, data: bytes, content_type: str, storage_name: str = "") -> Render:
+    """Writes the bytes (unless already stored under `storage_name`) and records the render.
+
+    Concurrent writers of one key each write their own file; the loser of the row insert
+    removes its file, so a reader never sees a file being overwritten.
+    """
+    etag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
+    own_file = not storage_name
+    if own_file:
+        ext = EXTENSIONS.get(content_type, "bin")
+        storage_name = default_storage.save(
+            f"renders/{source.id}/{key[:2]}/{key}-{uuid.uuid4().hex[:8]}.{ext}", ContentFile(data)
+        )
+    try:
+        with transaction.atomic():
+            return Render.objects.create(
+                key=key, source=source, path=path, storage_name=storage_name,
+                content_type=content_type, size=len(data), etag=etag,
+            )
+    except IntegrityError:
+        if own_file:
+            default_storage.delete(storage_name)
+        return Render.objects.get(key=key)
+
+
+def render_open(render: Render):
+    return default_storage.open(render.storage_name, "rb")

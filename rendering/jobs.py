@@ -1,0 +1,210 @@
+"""Background-removal jobs: one per image, enqueued once, processed once, with a readable end."""
+
+import io
+import logging
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from config.exceptions import ServiceError, ServiceUnavailableError
+from sources.models import Source
+from sources.origins import OriginError, origin_for
+
+from .images import image_check_bg_removable, image_decode
+from .models import BgRemoveJob
+from .operations.bg_remove import cutout
+
+logger = logging.getLogger(__name__)
+Status = BgRemoveJob.Status
+
+
+class TransientJobError(Exception):
+    """Worth another try later (origin 5xx, storage hiccup); the task retries with backoff."""
+
+
+class JobLeaseHeldError(Exception):
+    """Another worker holds the job; try again once its lease could have run out."""
+
+    def __init__(self, wait: float):
+        super().__init__(f"job is held by another worker for {wait:.0f}s more")
+        self.wait = wait
+
+
+class JobFailedError(ServiceError):
+    """A request for an image whose job failed answers that failure's status and reason."""
+
+    def __init__(self, message, *, status, code, retry_after=None):
+        super().__init__(message, code=code, retry_after=retry_after)
+        self.status_code = status
+
+
+# --- Request side ------------------------------------------------------------------------------
+
+def bg_remove_job_ensure(*, source: Source, path: str, model: str) -> BgRemoveJob:
+    """The image's job, created and enqueued by the first request only.
+
+    The unique constraint decides between concurrent first requests: one insert wins and
+    enqueues; the others read the winner's row.
+    """
+    job = BgRemoveJob.objects.filter(source=source, path=path, model=model).first()
+    if job is None:
+        try:
+            with transaction.atomic():
+                job = BgRemoveJob.objects.create(source=source, path=path, model=model)
+        except IntegrityError:
+            return BgRemoveJob.objects.get(source=source, path=path, model=model)
+        _enqueue(job)
+        return job
+
+    now = timezone.now()
+    if job.status == Status.FAILED:
+        # A failed job is tried again after a while, so a fixed origin file recovers unaided.
+        if job.finished_at <= now - timedelta(seconds=settings.BG_REMOVE_FAILED_RETRY_AFTER):
+            if _requeue(job, Q(status=Status.FAILED, finished_at=job.finished_at)):
+                _enqueue(job)
+    elif (job.status == Status.QUEUED and _enqueue_overdue(job, now)) or (
+        job.status == Status.RUNNING and job.lease_expires_at and job.lease_expires_at <= now
+    ):
+        # The message was lost (broker restarted, publishing failed, worker gone): send it
+        # again. The worker's claim keeps a duplicate message from running the model twice.
+        if BgRemoveJob.objects.filter(pk=job.pk, enqueued_at=job.enqueued_at).update(enqueued_at=now):
+            _enqueue(job)
+    job.refresh_from_db()
+    return job
+
+
+def _enqueue_overdue(job, now) -> bool:
+    return job.enqueued_at is None or job.enqueued_at <= now - timedelta(seconds=settings.BG_REMOVE_JOB_LEASE)
+
+
+def _requeue(job, condition) -> bool:
+    return bool(
+        BgRemoveJob.objects.filter(condition, pk=job.pk).update(
+            status=Status.QUEUED, error_status=None, error_code="", error_message="",
+            started_at=None, finished_at=None, lease_expires_at=None, enqueued_at=timezone.now(),
+        )
+    )
+
+
+def _enqueue(job: BgRemoveJob) -> None:
+    from .tasks import bg_remove_job_run
+
+    try:
+        bg_remove_job_run.apply_async(kwargs={"job_id": str(job.id)}, retry=True)
+    except Exception as exc:  # kombu/redis raise many types; all mean "not queued".
+        logger.warning("could not enqueue bg-remove job %s: %s", job.id, exc)
+        BgRemoveJob.objects.filter(pk=job.pk).update(enqueued_at=None)
+        raise ServiceUnavailableError("The job queue is unavailable; try again shortly.", code="queue_unavailable")
+    BgRemoveJob.objects.filter(pk=job.pk, enqueued_at__isnull=True).update(enqueued_at=timezone.now())
+
+
+def bg_remove_job_raise_failure(job: BgRemoveJob) -> None:
+    if not job.error_status or job.error_status >= 500:
+        # Our side failed (after the worker's own retries): a client may try again later.
+        raise JobFailedError(job.error_message or "Background removal failed.", status=503,
+                             code=job.error_code or "bg_remove_failed", retry_after=settings.BG_REMOVE_FAILED_RETRY_AFTER)
+    raise JobFailedError(job.error_message, status=job.error_status, code=job.error_code)
+
+
+def bg_remove_retry_after(job: BgRemoveJob) -> int:
+    return settings.BG_REMOVE_RETRY_AFTER
+
+
+# --- Worker side -------------------------------------------------------------------------------
+
+def bg_remove_job_claim(*, job_id) -> BgRemoveJob | None:
+    """Marks the job running for this worker, or None when there is nothing left to do."""
+    now = timezone.now()
+    claimable = Q(status=Status.QUEUED) | Q(status=Status.RUNNING, lease_expires_at__lte=now)
+    claimed = BgRemoveJob.objects.filter(claimable, pk=job_id).update(
+        status=Status.RUNNING, started_at=now, attempts=F("attempts") + 1,
+        lease_expires_at=now + timedelta(seconds=settings.BG_REMOVE_JOB_LEASE),
+    )
+    job = BgRemoveJob.objects.select_related("source").filter(pk=job_id).first()
+    if job is None or claimed:
+        return job
+    if job.status == Status.RUNNING:
+        raise JobLeaseHeldError((job.lease_expires_at - now).total_seconds())
+    return None  # Done or failed already: a duplicate message.
+
+
+def bg_remove_job_process(*, job_id) -> BgRemoveJob | None:
+    """Fetches the origin, checks it, runs the model once, stores the cutout, records the end."""
+    job = bg_remove_job_claim(job_id=job_id)
+    if job is None:
+        return None
+    try:
+        return _process(job)
+    except TransientJobError:
+        # Back to the queue, so the retried message can claim it at once.
+        BgRemoveJob.objects.filter(pk=job.pk).update(status=Status.QUEUED, lease_expires_at=None)
+        raise
+    except Exception:
+        logger.exception("bg-remove job %s failed unexpectedly", job.id)
+        bg_remove_job_fail(job=job, status=500, code="internal_error",
+                           message="Background removal failed because of an internal error.")
+        return job
+
+
+def _process(job: BgRemoveJob) -> BgRemoveJob:
+    started = time.monotonic()
+    try:
+        obj = origin_for(job.source).fetch(job.path, max_bytes=settings.ORIGIN_MAX_BYTES)
+        fetched = time.monotonic()
+        image_check_bg_removable(obj.data)
+        image = image_decode(obj.data)
+    except OriginError as exc:
+        if exc.status_code >= 500:
+            raise TransientJobError(exc.message) from exc
+        return bg_remove_job_fail(job=job, status=exc.status_code, code=exc.code, message=exc.message)
+    except ServiceError as exc:
+        return bg_remove_job_fail(job=job, status=exc.status_code, code=exc.code, message=exc.message)
+
+    BgRemoveJob.objects.filter(pk=job.pk).update(inferences=F("inferences") + 1)
+    inference_started = time.monotonic()
+    result = cutout(image, model=job.model)
+    inference_seconds = time.monotonic() - inference_started
+
+    buf = io.BytesIO()
+    result.save(buf, "PNG", compress_level=6)
+    name = f"cutouts/{job.source_id}/{job.id}.png"
+    try:
+        if default_storage.exists(name):
+            default_storage.delete(name)
+        name = default_storage.save(name, ContentFile(buf.getvalue()))
+    except Exception as exc:  # Storage vendors raise their own types; all are worth a retry.
+        raise TransientJobError(f"storing the cutout failed: {exc}") from exc
+
+    BgRemoveJob.objects.filter(pk=job.pk).update(
+        status=Status.DONE, cutout_name=name, origin_version=obj.version[:200],
+        width=result.width, height=result.height, finished_at=timezone.now(),
+        fetch_seconds=fetched - started, inference_seconds=inference_seconds,
+        lease_expires_at=None, error_status=None, error_code="", error_message="",
+    )
+    logger.info("bg-remove job %s done in %.2fs (inference %.2fs)", job.id, time.monotonic() - started, inference_seconds)
+    job.refresh_from_db()
+    return job
+
+
+def bg_remove_job_fail(*, job: BgRemoveJob, status: int, code: str, message: str) -> BgRemoveJob:
+    BgRemoveJob.objects.filter(pk=job.pk).update(
+        status=Status.FAILED, error_status=status, error_code=code[:64], error_message=message[:500],
+        finished_at=timezone.now(), lease_expires_at=None,
+    )
+    logger.info("bg-remove job %s failed: %s (%s)", job.id, message, code)
+    job.refresh_from_db()
+    return job
+
+
+def bg_remove_job_fail_transient(*, job_id, message: str) -> None:
+    """The last retry of a transient failure: give up with a reason, as an internal failure."""
+    job = BgRemoveJob.objects.filter(pk=job_id).first()
+    if job is not None:
+        bg_remove_job_fail(job=job, status=503, code="bg_remove_unavailable",
+                           message=f"Background removal could not complete after retries: {message}")

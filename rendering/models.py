@@ -1,0 +1,81 @@
+"""Background-removal jobs and the stored renders they and other requests produce."""
+
+import uuid
+
+from django.db import models
+
+from sources.models import Source
+
+
+class BgRemoveJob(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="bg_remove_jobs")
+    path = models.CharField(max_length=1024)
+    model = models.CharField(max_length=32)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED, db_index=True)
+
+    origin_version = models.CharField(max_length=200, blank=True)
+    cutout_name = models.CharField(max_length=512, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+
+    # Times, for users and for Retry-After estimates.
+    created_at = models.DateTimeField(auto_now_add=True)
+    # When the message was last handed to the broker; None while it is not known to be queued.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    fetch_seconds = models.FloatField(null=True, blank=True)
+    inference_seconds = models.FloatField(null=True, blank=True)
+    # A worker's claim on the job lasts until then; a vanished worker's job can be claimed again.
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    # How often the model ran for this job: the "one inference per image" invariant, measured.
+    inferences = models.PositiveIntegerField(default=0)
+
+    # On failure: the HTTP status a later request answers, a code and a message a user can read.
+    error_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        constraints = [
+            # One job per image: concurrent first requests race on this, and exactly one wins.
+            models.UniqueConstraint(fields=["source", "path", "model"], name="one_bg_remove_job_per_image"),
+        ]
+        indexes = [models.Index(fields=["source", "status", "created_at"])]
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.source_id}:{self.path} ({self.model}, {self.status})"
+
+    @property
+    def duration_seconds(self):
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+class Render(models.Model):
+    """A finished image in object storage, found by the digest of what the URL means."""
+
+    key = models.CharField(max_length=64, unique=True)
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="renders")
+    path = models.CharField(max_length=1024)
+    storage_name = models.CharField(max_length=512)
+    content_type = models.CharField(max_length=64)
+    size = models.PositiveIntegerField()
+    etag = models.CharField(max_length=70)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["source", "path"])]
+
+    def __str__(self):
+        return self.storage_name

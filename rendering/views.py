@@ -1,0 +1,118 @@
+"""The rendering endpoint: parse, call the pipeline, send the stored bytes or a 202."""
+
+from django.conf import settings
+from django.http import FileResponse, HttpResponse
+from django.urls import reverse
+from django.utils.http import http_date
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.exceptions import NotFoundError
+
+from .cache import render_open
+from .jobs import bg_remove_retry_after
+from .models import BgRemoveJob
+from .services import render_request
+
+
+class JSONOnlyNegotiation(BaseContentNegotiation):
+    """`Accept` chooses the image format here, so it must not make DRF answer 406."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class RenderView(APIView):
+    authentication_classes = []
+    permission_classes = []
+    content_negotiation_class = JSONOnlyNegotiation
+
+    def get(self, request, source, path):
+        outcome = render_request(
+            source_slug=source,
+            path=path,
+            raw_query=request.META.get("QUERY_STRING", ""),
+            accept=request.META.get("HTTP_ACCEPT", ""),
+        )
+        if outcome.job is not None:
+            response = _processing_response(request, outcome.job)
+        else:
+            response = _image_response(request, outcome)
+        if outcome.params.auto_format:
+            response["Vary"] = "Accept"
+        return response
+
+    def head(self, request, source, path):
+        return self.get(request, source, path)
+
+
+def _image_response(request, outcome):
+    render = outcome.render
+    max_age = outcome.source.cache_max_age
+    headers = {
+        "Cache-Control": f"public, max-age={settings.RENDER_CACHE_MAX_AGE if max_age is None else max_age}",
+        "ETag": render.etag,
+        "Last-Modified": http_date(render.created_at.timestamp()),
+    }
+    if render.etag in _etags(request.META.get("HTTP_IF_NONE_MATCH", "")):
+        response = HttpResponse(status=304)
+    elif request.method == "HEAD":
+        response = HttpResponse(content_type=render.content_type)
+        headers["Content-Length"] = str(render.size)
+    else:
+        response = FileResponse(render_open(render), content_type=render.content_type)
+        headers["Content-Length"] = str(render.size)
+    for name, value in headers.items():
+        response[name] = value
+    return response
+
+
+def _etags(header: str) -> set[str]:
+    return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
+
+
+def _processing_response(request, job):
+    response = Response(
+        {
+            "status": job.status,
+            "job": str(job.id),
+            "status_url": request.build_absolute_uri(reverse("bg-remove-job", kwargs={"job_id": job.id})),
+        },
+        status=202,
+    )
+    response["Retry-After"] = str(bg_remove_retry_after(job))
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+class JobStatusView(APIView):
+    """A job's state by its unguessable id, as named in a 202's `status_url`."""
+
+    authentication_classes = []
+    permission_classes = []
+    content_negotiation_class = JSONOnlyNegotiation
+
+    def get(self, request, job_id):
+        job = BgRemoveJob.objects.filter(pk=job_id).first()
+        if job is None:
+            raise NotFoundError("No such job.")
+        body = {
+            "job": str(job.id),
+            "status": job.status,
+            "path": job.path,
+            "model": job.model,
+            "created_at": job.created_at,
+            "started_at": job.started_at,
+            "finished_at": job.finished_at,
+            "duration_seconds": job.duration_seconds,
+            "inference_seconds": job.inference_seconds,
+        }
+        if job.status == BgRemoveJob.Status.FAILED:
+            body["error"] = {"status": job.error_status, "code": job.error_code, "message": job.error_message}
+        response = Response(body)
+        response["Cache-Control"] = "no-store"
+        return response

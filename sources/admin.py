@@ -1,0 +1,36 @@
+"""Admin for sources: account managers set background removal to inherit, on or off."""
+
+from django.contrib import admin
+from simple_history.admin import SimpleHistoryAdmin
+
+from .models import Source
+from .selectors import source_bg_remove_enabled
+
+ORIGIN_FIELDS = [
+    "account", "slug", "kind", "base_url", "s3_bucket", "s3_prefix", "s3_region", "s3_endpoint_url",
+    "s3_access_key_id", "s3_secret_access_key", "local_path",
+]
+
+
+@admin.register(Source)
+class SourceAdmin(SimpleHistoryAdmin):
+    list_display = ["slug", "account", "kind", "bg_remove", "bg_remove_effective"]
+    list_filter = ["kind", "bg_remove"]
+    search_fields = ["slug", "account__name", "account__slug"]
+    list_select_related = ["account"]
+    history_list_display = ["bg_remove", "bg_remove_model"]
+    fieldsets = [
+        (None, {"fields": ["account", "slug", "kind"]}),
+        ("Origin", {"fields": ORIGIN_FIELDS[3:]}),
+        ("Rendering", {"fields": ["bg_remove", "bg_remove_model", "cache_max_age"]}),
+    ]
+
+    @admin.display(boolean=True, description="bg-remove in effect")
+    def bg_remove_effective(self, obj):
+        return source_bg_remove_enabled(source=obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        # Account managers switch entitlements; where images come from is the owner's business.
+        if obj is not None and not request.user.is_superuser:
+            return ORIGIN_FIELDS
+        return []

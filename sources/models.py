@@ -1,0 +1,81 @@
+"""Sources: where an account's images come from, and what rendering they allow."""
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+from simple_history.models import HistoricalRecords
+
+from accounts.models import Account
+
+# A DNS label, so a source can be served at `{slug}.{RENDER_DOMAIN}`.
+slug_validator = RegexValidator(
+    r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$",
+    "Lowercase letters, digits and hyphens; starts and ends with a letter or digit.",
+)
+
+
+class Source(models.Model):
+    class Kind(models.TextChoices):
+        WEB_FOLDER = "web", "Web folder"
+        S3 = "s3", "Amazon S3 (or compatible)"
+        LOCAL_FOLDER = "local", "Local folder (development)"
+
+    class BgRemove(models.TextChoices):
+        INHERIT = "inherit", "Inherit from account"
+        ON = "on", "On"
+        OFF = "off", "Off"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="sources")
+    slug = models.CharField(max_length=63, unique=True, validators=[slug_validator])
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+
+    base_url = models.URLField("base URL", blank=True, help_text="Web folder: images are fetched from base URL + path.")
+    s3_bucket = models.CharField("S3 bucket", max_length=63, blank=True)
+    s3_prefix = models.CharField("S3 key prefix", max_length=512, blank=True)
+    s3_region = models.CharField("S3 region", max_length=32, blank=True, default="us-east-1")
+    s3_endpoint_url = models.URLField("S3 endpoint URL", blank=True, help_text="Only for S3-compatible stores.")
+    s3_access_key_id = models.CharField(max_length=128, blank=True)
+    s3_secret_access_key = models.CharField(max_length=256, blank=True)
+    local_path = models.CharField(
+        max_length=512, blank=True, help_text="Local folder: a folder below the configured ORIGIN_LOCAL_ROOT."
+    )
+
+    bg_remove = models.CharField(
+        "background removal", max_length=8, choices=BgRemove.choices, default=BgRemove.INHERIT
+    )
+    bg_remove_model = models.CharField(
+        "background removal model", max_length=32, blank=True,
+        help_text="A provisioned rembg model; empty uses the platform default.",
+    )
+    cache_max_age = models.PositiveIntegerField(
+        "cache TTL (seconds)", null=True, blank=True, help_text="Empty uses the platform default (one year)."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords(excluded_fields=["created_at", "s3_secret_access_key"])
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self):
+        return self.slug
+
+    def clean(self):
+        required = {
+            self.Kind.WEB_FOLDER: ["base_url"],
+            self.Kind.S3: ["s3_bucket"],
+            self.Kind.LOCAL_FOLDER: ["local_path"],
+        }.get(self.kind, [])
+        errors = {name: "Required for this kind of source." for name in required if not getattr(self, name)}
+        if self.kind == self.Kind.LOCAL_FOLDER and self.local_path:
+            from .origins.local import local_root_for
+
+            try:
+                local_root_for(self.local_path)
+            except Exception as exc:
+                errors["local_path"] = str(exc)
+        if self.bg_remove_model and self.bg_remove_model not in settings.BG_REMOVE_MODELS:
+            errors["bg_remove_model"] = f"Not provisioned here; choose one of {', '.join(settings.BG_REMOVE_MODELS)}."
+        if errors:
+            raise ValidationError(errors)

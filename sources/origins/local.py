@@ -1,0 +1,37 @@
+"""Local-folder origin (development): files below a folder below ORIGIN_LOCAL_ROOT."""
+
+import os
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from .base import Origin, OriginNotFoundError, OriginObject, read_capped
+
+
+def local_root_for(local_path: str) -> Path:
+    """The source's folder, resolved; refuses anything outside the configured root."""
+    root = Path(settings.ORIGIN_LOCAL_ROOT).resolve()
+    folder = (root / local_path).resolve()
+    if folder != root and root not in folder.parents:
+        raise ImproperlyConfigured(f"The folder must lie below the local root {root}.")
+    return folder
+
+
+class LocalFolderOrigin(Origin):
+    def __init__(self, local_path: str):
+        self.local_path = local_path
+
+    def fetch(self, path, *, max_bytes):
+        folder = local_root_for(self.local_path)
+        file = (folder / path).resolve()
+        # Resolved first, so a symlink cannot lead out of the source's folder.
+        if folder not in file.parents or not file.is_file():
+            raise OriginNotFoundError()
+        try:
+            with file.open("rb") as fh:
+                stat = os.fstat(fh.fileno())
+                data = read_capped(iter(lambda: fh.read(256 * 1024), b""), max_bytes)
+        except FileNotFoundError:
+            raise OriginNotFoundError() from None
+        return OriginObject(data=data, version=f"{stat.st_mtime_ns}-{stat.st_size}")

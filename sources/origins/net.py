@@ -1,0 +1,140 @@
+"""Network-safe HTTP fetches: the address checked is the one actually connected to."""
+
+import ipaddress
+import socket
+import time
+from urllib.parse import urljoin, urlsplit
+
+import urllib3
+from django.conf import settings
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from .base import (
+    OriginAddressError,
+    OriginError,
+    OriginForbiddenError,
+    OriginNotFoundError,
+    OriginObject,
+    OriginTimeoutError,
+    OriginUnavailableError,
+    read_capped,
+)
+
+# NAT64 (RFC 6052 and RFC 8215) embeds an IPv4 address in the last 32 bits.
+_NAT64 = [ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48")]
+_CGNAT = ipaddress.ip_network("100.64.0.0/10")
+
+
+def address_allowed(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return address_allowed(ip.ipv4_mapped)
+        if any(ip in net for net in _NAT64):
+            return address_allowed(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    if ip.is_loopback:
+        return bool(settings.ORIGIN_ALLOW_LOOPBACK)
+    if isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT:
+        return False
+    return ip.is_global and not ip.is_multicast
+
+
+class _SafeConnectMixin:
+    """Resolves the host itself and connects only to an allowed address (no rebinding window)."""
+
+    def _new_conn(self):
+        try:
+            infos = socket.getaddrinfo(self._dns_host, self.port, type=socket.SOCK_STREAM)
+        except socket.gaierror:
+            raise OriginNotFoundError("The origin's host name does not resolve.") from None
+        refused, last_error = False, None
+        for family, socktype, proto, _, sockaddr in infos:
+            if not address_allowed(ipaddress.ip_address(sockaddr[0].split("%")[0])):
+                refused = True
+                continue
+            sock = socket.socket(family, socktype, proto)
+            sock.settimeout(self.timeout if isinstance(self.timeout, (int, float)) else None)
+            try:
+                sock.connect(sockaddr)
+                return sock
+            except OSError as exc:
+                sock.close()
+                last_error = exc
+        if refused and last_error is None:
+            raise OriginAddressError()
+        if isinstance(last_error, TimeoutError):
+            raise OriginTimeoutError("Connecting to the origin timed out.")
+        raise OriginUnavailableError("The origin refused the connection.")
+
+
+class _SafeHTTPConnection(_SafeConnectMixin, HTTPConnection):
+    pass
+
+
+class _SafeHTTPSConnection(_SafeConnectMixin, HTTPSConnection):
+    pass
+
+
+class _SafeHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _SafeHTTPConnection
+
+
+class _SafeHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _SafeHTTPSConnection
+
+
+def _pool_for(url: str, timeout: urllib3.Timeout):
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise OriginForbiddenError("Only http and https origins are allowed.")
+    pool_cls = _SafeHTTPSPool if parts.scheme == "https" else _SafeHTTPPool
+    return pool_cls(parts.hostname, port=parts.port, timeout=timeout, retries=False, maxsize=1)
+
+
+def fetch_url(url: str, *, max_bytes: int) -> OriginObject:
+    """GETs `url` with redirects re-checked hop by hop, capped in bytes and in total time."""
+    deadline = time.monotonic() + settings.ORIGIN_TOTAL_TIMEOUT
+    for _ in range(settings.ORIGIN_MAX_REDIRECTS + 1):
+        remaining = max(deadline - time.monotonic(), 0.1)
+        timeout = urllib3.Timeout(connect=min(settings.ORIGIN_CONNECT_TIMEOUT, remaining), read=remaining)
+        pool = _pool_for(url, timeout)
+        parts = urlsplit(url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        try:
+            response = pool.urlopen("GET", target, redirect=False, preload_content=False,
+                                    headers={"User-Agent": "cutout/0.1", "Accept": "image/*"})
+        except OriginError:
+            raise
+        except (urllib3.exceptions.TimeoutError, TimeoutError):
+            raise OriginTimeoutError() from None
+        except (urllib3.exceptions.HTTPError, OSError):
+            raise OriginUnavailableError() from None
+        try:
+            if response.status in (301, 302, 303, 307, 308) and response.headers.get("Location"):
+                url = urljoin(url, response.headers["Location"])
+                continue
+            if response.status in (404, 410):
+                raise OriginNotFoundError()
+            if response.status in (401, 403):
+                raise OriginForbiddenError()
+            if response.status != 200:
+                raise OriginUnavailableError(f"The origin answered HTTP {response.status}.")
+            chunks = _deadline_chunks(response, deadline)
+            data = read_capped(chunks, max_bytes)
+            version = response.headers.get("ETag") or response.headers.get("Last-Modified") or ""
+            return OriginObject(data=data, version=version, content_type=response.headers.get("Content-Type", ""))
+        except (urllib3.exceptions.ReadTimeoutError, TimeoutError):
+            raise OriginTimeoutError() from None
+        except (urllib3.exceptions.HTTPError, OSError):
+            raise OriginUnavailableError("The origin's answer broke off.") from None
+        finally:
+            response.release_conn()
+            pool.close()
+    raise OriginUnavailableError("The origin redirected too many times.")
+
+
+def _deadline_chunks(response, deadline):
+    for chunk in response.stream(256 * 1024):
+        if time.monotonic() > deadline:
+            raise OriginTimeoutError()
+        yield chunk
