@@ -1,0 +1,168 @@
+import ipaddress
+import os
+import time
+
+import pytest
+from werkzeug.wrappers import Response
+
+from sources.models import Source
+from sources.origins import origin_for, path_clean
+from sources.origins.base import (
+    OriginAddressError,
+    OriginNotFoundError,
+    OriginTimeoutError,
+    OriginTooLargeError,
+    OriginUnavailableError,
+    PathError,
+)
+from sources.origins.local import LocalFolderOrigin
+from sources.origins.net import address_allowed, fetch_url
+from sources.origins.s3 import S3Origin
+
+MB = 1024 * 1024
+
+
+@pytest.mark.parametrize("path", ["../etc/passwd", "a/../../b", "/abs.jpg", "a//b.jpg", "./a.jpg", "a\\b", "a\x00.jpg", ""])
+def test_path_clean_refuses_escapes(path):
+    with pytest.raises(PathError) as err:
+        path_clean(path)
+    assert err.value.status_code == 400
+
+
+def test_path_clean_keeps_normal_paths():
+    assert path_clean("products/shoe 1.jpg") == "products/shoe 1.jpg"
+
+
+class TestLocalFolder:
+    def test_reads_file_with_version(self, origin_root, photo_jpg):
+        obj = LocalFolderOrigin("photos").fetch("astronaut.jpg", max_bytes=12 * MB)
+        assert obj.data == photo_jpg
+        assert obj.version
+
+    def test_missing_file_is_404(self, origin_root):
+        with pytest.raises(OriginNotFoundError):
+            LocalFolderOrigin("photos").fetch("nope.jpg", max_bytes=MB)
+
+    def test_symlink_out_of_the_folder_is_404(self, origin_root, tmp_path):
+        secret = tmp_path / "secret.jpg"
+        secret.write_bytes(b"\xff\xd8\xff secret")
+        os.symlink(secret, origin_root / "photos" / "link.jpg")
+        with pytest.raises(OriginNotFoundError):
+            LocalFolderOrigin("photos").fetch("link.jpg", max_bytes=MB)
+
+    def test_byte_cap(self, origin_root):
+        (origin_root / "photos" / "big.jpg").write_bytes(b"\xff\xd8\xff" + b"0" * (2 * MB))
+        with pytest.raises(OriginTooLargeError) as err:
+            LocalFolderOrigin("photos").fetch("big.jpg", max_bytes=MB)
+        assert err.value.status_code == 413 and "1 MB" in err.value.message
+
+    def test_source_folder_must_lie_below_the_root(self, db, origin_root):
+        from django.core.exceptions import ValidationError
+
+        from tests.factories import AccountFactory
+
+        source = Source(account=AccountFactory(), slug="x", kind="local", local_path="../../etc")
+        with pytest.raises(ValidationError) as err:
+            source.full_clean()
+        assert "local_path" in err.value.message_dict
+
+
+@pytest.mark.parametrize(
+    "address, allowed",
+    [
+        ("93.184.216.34", True),
+        ("2606:4700::1111", True),
+        ("127.0.0.1", False),
+        ("10.1.2.3", False),
+        ("172.16.0.1", False),
+        ("192.168.1.1", False),
+        ("169.254.169.254", False),
+        ("100.64.0.1", False),
+        ("224.0.0.1", False),
+        ("0.0.0.0", False),
+        ("::1", False),
+        ("fe80::1", False),
+        ("fc00::1", False),
+        ("::ffff:127.0.0.1", False),
+        ("::ffff:10.0.0.1", False),
+        ("64:ff9b::a00:1", False),
+        ("64:ff9b::5db8:d822", True),
+    ],
+)
+def test_address_allowed(address, allowed):
+    assert address_allowed(ipaddress.ip_address(address)) is allowed
+
+
+class TestWebFolder:
+    def test_loopback_refused_unless_allowed(self, httpserver, settings):
+        settings.ORIGIN_ALLOW_LOOPBACK = False
+        httpserver.expect_request("/a.jpg").respond_with_data(b"\xff\xd8\xffdata")
+        with pytest.raises(OriginAddressError) as err:
+            fetch_url(httpserver.url_for("/a.jpg"), max_bytes=MB)
+        assert err.value.status_code == 403
+        assert len(httpserver.log) == 0  # Refused before connecting.
+
+    @pytest.fixture
+    def allow_loopback(self, settings):
+        settings.ORIGIN_ALLOW_LOOPBACK = True
+
+    def test_fetches_base_url_plus_path_without_query(self, httpserver, allow_loopback):
+        httpserver.expect_request("/img/a b.jpg", query_string="").respond_with_data(
+            b"\xff\xd8\xffdata", headers={"ETag": '"v1"'})
+        source = Source(kind="web", base_url=httpserver.url_for("/img"))
+        obj = origin_for(source).fetch("a b.jpg", max_bytes=MB)
+        assert obj.data == b"\xff\xd8\xffdata" and obj.version == '"v1"'
+
+    def test_status_mapping(self, httpserver, allow_loopback):
+        httpserver.expect_request("/missing").respond_with_data("no", status=404)
+        httpserver.expect_request("/broken").respond_with_data("oops", status=500)
+        with pytest.raises(OriginNotFoundError):
+            fetch_url(httpserver.url_for("/missing"), max_bytes=MB)
+        with pytest.raises(OriginUnavailableError) as err:
+            fetch_url(httpserver.url_for("/broken"), max_bytes=MB)
+        assert err.value.status_code == 502
+
+    def test_redirects_followed_and_bounded(self, httpserver, allow_loopback):
+        httpserver.expect_request("/old").respond_with_data("", status=301, headers={"Location": "/new"})
+        httpserver.expect_request("/new").respond_with_data(b"\x89PNG\r\n\x1a\nxx")
+        httpserver.expect_request("/loop").respond_with_data("", status=302, headers={"Location": "/loop"})
+        assert fetch_url(httpserver.url_for("/old"), max_bytes=MB).data.startswith(b"\x89PNG")
+        with pytest.raises(OriginUnavailableError) as err:
+            fetch_url(httpserver.url_for("/loop"), max_bytes=MB)
+        assert "redirected too many times" in err.value.message
+
+    def test_byte_cap_counted_while_streaming(self, httpserver, allow_loopback):
+        def chunks():
+            for _ in range(40):
+                yield b"x" * 64 * 1024
+
+        # Chunked, with no Content-Length to trust: the cap must be counted.
+        httpserver.expect_request("/huge").respond_with_response(Response(chunks(), mimetype="image/jpeg"))
+        with pytest.raises(OriginTooLargeError):
+            fetch_url(httpserver.url_for("/huge"), max_bytes=MB)
+
+    def test_slow_origin_times_out(self, httpserver, allow_loopback, settings):
+        settings.ORIGIN_TOTAL_TIMEOUT = 1
+
+        def slow(request):
+            time.sleep(2)
+            return Response(b"late")
+
+        httpserver.expect_request("/slow").respond_with_handler(slow)
+        with pytest.raises(OriginTimeoutError) as err:
+            fetch_url(httpserver.url_for("/slow"), max_bytes=MB)
+        assert err.value.status_code == 504
+
+
+class TestS3:
+    def test_reads_below_prefix(self, s3_bucket, moto_server, photo_png):
+        client, bucket = s3_bucket
+        client.put_object(Bucket=bucket, Key="shop/items/cat.png", Body=photo_png)
+        origin = S3Origin(bucket=bucket, prefix="shop/", endpoint_url=moto_server,
+                          access_key_id="testing", secret_access_key="testing", region="us-east-1")
+        obj = origin.fetch("items/cat.png", max_bytes=12 * MB)
+        assert obj.data == photo_png and obj.version
+        with pytest.raises(OriginNotFoundError):
+            origin.fetch("cat.png", max_bytes=12 * MB)
+        with pytest.raises(OriginTooLargeError):
+            origin.fetch("items/cat.png", max_bytes=1000)
