@@ -1,0 +1,104 @@
+"""Account managers switch background removal in the admin; every change is audited."""
+
+import re
+
+import pytest
+from django.contrib.auth.models import Group
+
+from accounts.models import Account
+from accounts.services import ACCOUNT_MANAGERS_GROUP, account_manager_create
+from sources.models import Source
+
+pytestmark = pytest.mark.django_db
+
+URL = "/render/acme-photos/astronaut.jpg?bg-remove=true"
+
+
+@pytest.fixture
+def manager(client):
+    user = account_manager_create(username="maria", password="pw-for-tests")
+    client.force_login(user)
+    return user
+
+
+def account_form(account, **changes):
+    data = {"name": account.name, "bg_remove_enabled": "on" if account.bg_remove_enabled else ""}
+    data.update(changes)
+    return {k: v for k, v in data.items() if v != ""}
+
+
+def source_form(source, **changes):
+    data = {"bg_remove": source.bg_remove, "bg_remove_model": source.bg_remove_model,
+            "cache_max_age": source.cache_max_age or ""}
+    data.update(changes)
+    return data
+
+
+def test_group_exists_after_migrate_with_limited_permissions():
+    group = Group.objects.get(name=ACCOUNT_MANAGERS_GROUP)
+    codenames = set(group.permissions.values_list("codename", flat=True))
+    assert {"change_account", "change_source", "view_historicalaccount"} <= codenames
+    assert not any(c.endswith("_user") or c.endswith("_group") or c.endswith("_permission") for c in codenames)
+
+
+def test_manager_is_staff_not_superuser(manager):
+    assert manager.is_staff and not manager.is_superuser
+
+
+def test_manager_turns_account_off_and_requests_follow(client, manager, source):
+    assert client.get(URL).status_code == 202
+    account = source.account
+    response = client.post(f"/admin/accounts/account/{account.pk}/change/", account_form(account, bg_remove_enabled=""))
+    assert response.status_code == 302, response.content[:2000]
+    account.refresh_from_db()
+    assert account.bg_remove_enabled is False
+    # Entitlement is checked on every request, cached cutouts included.
+    assert client.get(URL).status_code == 403
+
+    history = list(account.history.order_by("history_date"))
+    last = history[-1]
+    assert last.history_user == manager
+    delta = last.diff_against(history[-2])
+    assert [(c.field, c.old, c.new) for c in delta.changes] == [("bg_remove_enabled", True, False)]
+
+
+def test_manager_sets_source_on_off_inherit_and_history_shows_old_to_new(client, manager, source):
+    account = source.account
+    Account.objects.filter(pk=account.pk).update(bg_remove_enabled=False)
+    change_url = f"/admin/sources/source/{source.pk}/change/"
+    expected = {"on": 202, "off": 403, "inherit": 403}
+    for mode, status in expected.items():
+        source.refresh_from_db()
+        response = client.post(change_url, source_form(source, bg_remove=mode))
+        assert response.status_code == 302, response.content[:2000]
+        assert client.get(URL).status_code == status, mode
+
+    records = list(source.history.order_by("history_date"))
+    changes = [
+        (c.old, c.new)
+        for newer, older in zip(records[1:], records[:-1])
+        for c in newer.diff_against(older).changes
+        if c.field == "bg_remove"
+    ]
+    assert changes == [("inherit", "on"), ("on", "off"), ("off", "inherit")]
+    assert all(r.history_user == manager for r in records[1:])
+
+    page = client.get(f"/admin/sources/source/{source.pk}/history/")
+    assert page.status_code == 200
+    text = re.sub(r"\s+", " ", page.content.decode())
+    assert ">maria</a>" in text
+    for old, new in changes:
+        assert f"<strong>Background removal:</strong> {old} &nbsp;&rarr;&nbsp;&nbsp;{new}" in text
+
+
+def test_manager_cannot_change_where_images_come_from(client, manager, source):
+    response = client.post(f"/admin/sources/source/{source.pk}/change/",
+                           {**source_form(source), "local_path": "elsewhere", "kind": "web"})
+    assert response.status_code == 302
+    source.refresh_from_db()
+    assert (source.kind, source.local_path) == ("local", "photos")
+
+
+@pytest.mark.parametrize("url", ["/admin/auth/user/", "/admin/auth/group/", "/admin/auth/user/add/"])
+def test_manager_cannot_reach_users_or_groups(client, manager, url):
+    assert client.get(url).status_code == 403

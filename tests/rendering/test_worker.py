@@ -1,0 +1,83 @@
+"""A real Celery worker process with the real model, against the production services."""
+
+import io
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import requests
+from PIL import Image
+
+from rendering.models import BgRemoveJob
+from tests.conftest import ROOT, start_worker, stop_process
+
+CONCURRENT_REQUESTS = 24
+
+
+def test_worker_without_model_fails_fast_naming_the_command(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(DJANGO_SECRET_KEY="x", CUTOUT_VAR_DIR=str(tmp_path / "var"),
+               BG_REMOVE_MODEL_HOME=str(tmp_path / "no-models"), DJANGO_SETTINGS_MODULE="config.settings")
+    result = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--without-mingle"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert "python manage.py provision_models u2netp" in result.stderr
+
+
+def wait_until(predicate, timeout=90, interval=0.25):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError("condition not met in time")
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_first_requests_make_one_job_and_one_inference(
+    live_server, source, s3_storage, worker_env, tmp_path
+):
+    """Postgres decides the race, Redis carries the job, the cutout lands in S3."""
+    s3, bucket = s3_storage
+    url = f"{live_server.url}/render/{source.slug}/astronaut.jpg?bg-remove=true"
+    barrier = threading.Barrier(CONCURRENT_REQUESTS)
+    answers = [None] * CONCURRENT_REQUESTS
+
+    def first_request(i):
+        with requests.Session() as http:
+            barrier.wait()
+            answers[i] = http.get(url, timeout=30)
+
+    threads = [threading.Thread(target=first_request, args=(i,)) for i in range(CONCURRENT_REQUESTS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert {a.status_code for a in answers} == {202}, [a.text for a in answers if a.status_code != 202]
+    assert len({a.json()["job"] for a in answers}) == 1
+    assert BgRemoveJob.objects.count() == 1
+
+    # The job waits in Redis until a worker appears; then exactly one inference runs.
+    worker = start_worker(worker_env, tmp_path / "worker.log")
+    try:
+        done = wait_until(lambda: (r := requests.get(url, timeout=30)).status_code == 200 and r)
+    finally:
+        stop_process(worker.proc)
+    image = Image.open(io.BytesIO(done.content))
+    assert done.headers["Content-Type"] == "image/png" and image.mode == "RGBA"
+    assert image.getchannel("A").getextrema() == (0, 255)
+
+    job = BgRemoveJob.objects.get()
+    assert (job.status, job.inferences, job.attempts) == ("done", 1, 1)
+    assert worker.log().count(f"bg-remove job {job.id} done") == 1
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="cutouts/").get("Contents", [])]
+    assert keys == [f"cutouts/{source.id}/{job.id}.png"]
