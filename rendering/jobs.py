@@ -56,7 +56,7 @@ def bg_remove_job_ensure(*, source: Source, path: str, model: str) -> BgRemoveJo
     if job is None:
         try:
             with transaction.atomic():
-                job = BgRemoveJob.objects.create(source=source, path=path, model=model)
+                job = BgRemoveJob.objects.create(source=source, path=path, model=model, enqueued_at=timezone.now())
         except IntegrityError:
             return BgRemoveJob.objects.get(source=source, path=path, model=model)
         _enqueue(job)
@@ -101,7 +101,6 @@ def _enqueue(job: BgRemoveJob) -> None:
         logger.warning("could not enqueue bg-remove job %s: %s", job.id, exc)
         BgRemoveJob.objects.filter(pk=job.pk).update(enqueued_at=None)
         raise ServiceUnavailableError("The job queue is unavailable; try again shortly.", code="queue_unavailable")
-    BgRemoveJob.objects.filter(pk=job.pk, enqueued_at__isnull=True).update(enqueued_at=timezone.now())
 
 
 def bg_remove_job_raise_failure(job: BgRemoveJob) -> None:

@@ -1,0 +1,79 @@
+"""`make run` end to end on the embedded defaults: SQLite, local files, filesystem:// broker."""
+
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+import requests
+from PIL import Image
+
+from tests.conftest import FIXTURES, ROOT, free_port, stop_process, wait_for_port
+
+SERVICE_VARIABLES = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "AWS_STORAGE_BUCKET_NAME",
+                     "DJANGO_SETTINGS_MODULE", "DJANGO_SECRET_KEY", "CUTOUT_MEDIA_ROOT", "CELERY_QUEUE")
+
+
+@pytest.fixture
+def make_run(tmp_path, settings):
+    """Starts the README's `make run` in its own process group, as a terminal would."""
+    demo = tmp_path / "demo"
+    (demo / "origin").mkdir(parents=True)
+    shutil.copy(FIXTURES / "astronaut.jpg", demo / "origin" / "astronaut.jpg")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
+    env.update(PORT=str(port), CUTOUT_VAR_DIR=str(tmp_path / "var"), ORIGIN_LOCAL_ROOT=str(demo),
+               BG_REMOVE_MODEL_HOME=str(settings.BG_REMOVE_MODEL_HOME))
+    log_path = tmp_path / "make-run.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(["make", "--no-print-directory", "run"], cwd=ROOT, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for_port(port, timeout=120, proc=proc)
+        yield proc, f"http://127.0.0.1:{port}", log_path, tmp_path / "var"
+    finally:
+        stop_process(proc, sig=signal.SIGINT)
+
+
+def poll(url, headers=None, timeout=90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = requests.get(url, headers=headers, timeout=30)
+        if response.status_code != 202:
+            return response
+        time.sleep(float(response.headers["Retry-After"]) / 3)
+    raise TimeoutError(url)
+
+
+def test_make_run_serves_a_cutout_and_stops_on_ctrl_c(make_run):
+    proc, base, log_path, var = make_run
+    url = f"{base}/render/demo/astronaut.jpg?bg-remove=true"
+
+    first = requests.get(url, timeout=30)
+    assert first.status_code == 202, first.text
+    assert first.headers["Retry-After"] and first.json()["status"] in ("queued", "running")
+    assert requests.get(first.json()["status_url"], timeout=10).json()["job"] == first.json()["job"]
+
+    done = poll(url)
+    assert done.status_code == 200 and done.headers["Content-Type"] == "image/png"
+    assert Image.open(io.BytesIO(done.content)).getchannel("A").getextrema() == (0, 255)
+    webp = requests.get(url + "&auto=format", headers={"Accept": "image/webp"}, timeout=30)
+    assert webp.headers["Content-Type"] == "image/webp" and webp.headers["Vary"] == "Accept"
+    assert Image.open(io.BytesIO(webp.content)).mode == "RGBA"
+
+    # Embedded defaults: SQLite, the filesystem broker and local storage, all under the var dir.
+    assert (var / "db.sqlite3").is_file() and (var / "broker").is_dir()
+    assert list((var / "media" / "cutouts").rglob("*.png"))
+    log = log_path.read_text(errors="replace")
+    assert "Admin login (shown once): admin / " in log
+    login = requests.get(f"{base}/admin/login/", timeout=10)
+    assert login.status_code == 200 and "Cutout administration" in login.text
+
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in the terminal.
+    assert proc.wait(timeout=30) is not None
+    ps = subprocess.run(["ps", "-o", "pid=", "-g", str(proc.pid)], capture_output=True, text=True)
+    assert ps.stdout.strip() == "", f"processes left behind: {ps.stdout}"
