@@ -135,6 +135,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
         "store_processed": False,
+        # The folder is polled; a short interval keeps the first cutout from waiting on it.
+        "polling_interval": 0.1,
     }
 elif CELERY_BROKER_URL.startswith("redis"):
     # A message whose worker died is delivered again after this many seconds.
