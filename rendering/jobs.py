@@ -2,6 +2,8 @@
 
 import io
 import logging
+import os
+import socket
 import time
 from datetime import timedelta
 
@@ -120,17 +122,43 @@ def bg_remove_retry_after(job: BgRemoveJob) -> int:
 def bg_remove_job_claim(*, job_id) -> BgRemoveJob | None:
     """Marks the job running for this worker, or None when there is nothing left to do."""
     now = timezone.now()
+    me = _worker_identity()
+    claim = {
+        "status": Status.RUNNING, "started_at": now, "attempts": F("attempts") + 1, "claimed_by": me,
+        "lease_expires_at": now + timedelta(seconds=settings.BG_REMOVE_JOB_LEASE),
+    }
     claimable = Q(status=Status.QUEUED) | Q(status=Status.RUNNING, lease_expires_at__lte=now)
-    claimed = BgRemoveJob.objects.filter(claimable, pk=job_id).update(
-        status=Status.RUNNING, started_at=now, attempts=F("attempts") + 1,
-        lease_expires_at=now + timedelta(seconds=settings.BG_REMOVE_JOB_LEASE),
-    )
+    claimed = BgRemoveJob.objects.filter(claimable, pk=job_id).update(**claim)
     job = BgRemoveJob.objects.select_related("source").filter(pk=job_id).first()
     if job is None or claimed:
         return job
-    if job.status == Status.RUNNING:
-        raise JobLeaseHeldError((job.lease_expires_at - now).total_seconds())
-    return None  # Done or failed already: a duplicate message.
+    if job.status != Status.RUNNING:
+        return None  # Done or failed already: a duplicate message.
+    if _holder_is_dead(job.claimed_by):
+        # The holder was a process on this machine that died mid-job (a killed pool process):
+        # its message came back, and the job is taken over at once instead of after the lease.
+        if BgRemoveJob.objects.filter(pk=job_id, status=Status.RUNNING, claimed_by=job.claimed_by).update(**claim):
+            logger.warning("bg-remove job %s taken over from dead worker %s", job_id, job.claimed_by)
+            job.refresh_from_db()
+            return job
+    raise JobLeaseHeldError((job.lease_expires_at - now).total_seconds())
+
+
+def _worker_identity() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _holder_is_dead(holder: str) -> bool:
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def bg_remove_job_process(*, job_id) -> BgRemoveJob | None:

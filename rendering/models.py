@@ -35,6 +35,8 @@ class BgRemoveJob(models.Model):
     inference_seconds = models.FloatField(null=True, blank=True)
     # A worker's claim on the job lasts until then; a vanished worker's job can be claimed again.
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # host:pid of the worker process holding the claim.
+    claimed_by = models.CharField(max_length=300, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     # How often the model ran for this job: the "one inference per image" invariant, measured.
     inferences = models.PositiveIntegerField(default=0)

@@ -81,3 +81,95 @@ def test_concurrent_first_requests_make_one_job_and_one_inference(
     assert worker.log().count(f"bg-remove job {job.id} done") == 1
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="cutouts/").get("Contents", [])]
     assert keys == [f"cutouts/{source.id}/{job.id}.png"]
+
+
+@pytest.fixture
+def web_source(account, httpserver, settings):
+    from tests.factories import SourceFactory
+
+    settings.ORIGIN_ALLOW_LOOPBACK = True
+    return SourceFactory(account=account, slug="acme-web", kind="web", base_url=httpserver.url_for("/"),
+                         local_path="")
+
+
+def web_worker(worker_env, tmp_path, **extra):
+    return start_worker({**worker_env, "ORIGIN_ALLOW_LOOPBACK": "true", **extra}, tmp_path / "worker.log")
+
+
+def job_when(predicate, timeout=90):
+    return wait_until(lambda: (job := BgRemoveJob.objects.first()) and predicate(job) and job, timeout=timeout)
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_transient_origin_failure_is_retried_with_backoff(client, web_source, httpserver, photo_jpg,
+                                                          worker_env, tmp_path):
+    httpserver.expect_ordered_request("/a.jpg").respond_with_data("busy", status=503)
+    httpserver.expect_ordered_request("/a.jpg").respond_with_data(photo_jpg, content_type="image/jpeg")
+    assert client.get("/render/acme-web/a.jpg?bg-remove=true").status_code == 202
+    worker = web_worker(worker_env, tmp_path)
+    try:
+        job = job_when(lambda j: j.status in ("done", "failed"))
+    finally:
+        stop_process(worker.proc)
+    assert (job.status, job.attempts, job.inferences) == ("done", 2, 1)
+    assert "retry: Retry in 2s" in worker.log()
+    assert client.get("/render/acme-web/a.jpg?bg-remove=true").status_code == 200
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_a_job_that_keeps_failing_is_not_retried_forever(client, web_source, httpserver, worker_env, tmp_path):
+    httpserver.expect_request("/a.jpg").respond_with_data("down", status=503)
+    assert client.get("/render/acme-web/a.jpg?bg-remove=true").status_code == 202
+    worker = web_worker(worker_env, tmp_path, BG_REMOVE_MAX_RETRIES="1")
+    try:
+        job = job_when(lambda j: j.status == "failed")
+        time.sleep(1)
+    finally:
+        stop_process(worker.proc)
+    job.refresh_from_db()
+    assert (job.attempts, job.inferences, job.error_status) == (2, 0, 503)
+    assert "HTTP 503" in job.error_message
+    assert len(httpserver.log) == 2
+    response = client.get("/render/acme-web/a.jpg?bg-remove=true")
+    assert response.status_code == 503 and int(response["Retry-After"]) > 0
+    assert "HTTP 503" in response.json()["error"]["message"]
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_killed_worker_process_job_runs_again(client, web_source, httpserver, photo_jpg, worker_env,
+                                              tmp_path, media_storage):
+    import signal
+    from threading import Event
+
+    fetching = Event()
+
+    def slow_then_fast(request):
+        from werkzeug.wrappers import Response
+
+        if not fetching.is_set():
+            fetching.set()
+            time.sleep(5)
+        return Response(photo_jpg, content_type="image/jpeg")
+
+    httpserver.expect_request("/a.jpg").respond_with_handler(slow_then_fast)
+    assert client.get("/render/acme-web/a.jpg?bg-remove=true").status_code == 202
+    worker = web_worker(worker_env, tmp_path)
+    try:
+        assert fetching.wait(60), worker.log()
+        children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(worker.proc.pid)],
+                                  capture_output=True, text=True).stdout.split()
+        assert len(children) == 1
+        os.kill(int(children[0]), signal.SIGKILL)
+        job = job_when(lambda j: j.status in ("done", "failed"))
+    finally:
+        stop_process(worker.proc)
+    assert (job.status, job.attempts, job.inferences) == ("done", 2, 1), worker.log()
+    assert "taken over from dead worker" in worker.log()
+    assert [p.name for p in (media_storage / "cutouts").rglob("*.png")] == [f"{job.id}.png"]
+    assert client.get("/render/acme-web/a.jpg?bg-remove=true").status_code == 200
