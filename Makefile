@@ -4,9 +4,10 @@ VENV ?= .venv
 PORT ?= 8000
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
-MODELS := var/models/.provisioned
 
 export PATH := $(abspath $(BIN)):$(PATH)
+# Management commands run in development mode unless the environment says otherwise.
+MANAGE := DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(BIN)/python manage.py
 
 .PHONY: run test install models migrate demo clean
 
@@ -20,18 +21,16 @@ $(INSTALLED): pyproject.toml
 
 install: $(INSTALLED)
 
-$(MODELS): $(INSTALLED)
-	$(BIN)/python manage.py provision_models
-	touch $@
-
-models: $(MODELS)
+# Idempotent: a present file with the right checksum is kept.
+models: $(INSTALLED)
+	$(MANAGE) provision_models
 
 migrate: $(INSTALLED)
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(BIN)/python manage.py migrate --noinput -v0
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(BIN)/python manage.py collectstatic --noinput -v0
+	$(MANAGE) migrate --noinput -v0
+	$(MANAGE) collectstatic --noinput -v0
 
 demo: migrate
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(BIN)/python manage.py bootstrap_demo
+	$(MANAGE) bootstrap_demo
 
 run: models demo
 	@echo "Serving on http://127.0.0.1:$(PORT)/  (Ctrl-C stops web and worker)"

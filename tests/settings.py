@@ -3,6 +3,7 @@
 import os
 import socket
 import tempfile
+from pathlib import Path
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -29,6 +30,6 @@ from config.settings import *  # noqa: E402,F401,F403
 from config.settings import BASE_DIR  # noqa: E402
 
 # Tests use the model provisioned by `make models` rather than fetching their own.
-BG_REMOVE_MODEL_HOME = BASE_DIR / "var" / "models"
+BG_REMOVE_MODEL_HOME = Path(os.environ.get("BG_REMOVE_MODEL_HOME", BASE_DIR / "var" / "models"))
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
