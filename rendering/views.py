@@ -1,6 +1,7 @@
 """The rendering endpoint: parse, call the pipeline, send the stored bytes or a 202."""
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.http import FileResponse, HttpResponse
 from django.urls import reverse
 from django.utils.http import http_date
@@ -65,6 +66,7 @@ def _image_response(request, outcome):
         headers["Content-Length"] = str(render.size)
     else:
         response = FileResponse(render_open(render), content_type=render.content_type)
+        del response["Content-Disposition"]  # It would name the storage object.
         headers["Content-Length"] = str(render.size)
     for name, value in headers.items():
         response[name] = value
@@ -116,3 +118,23 @@ class JobStatusView(APIView):
         response = Response(body)
         response["Cache-Control"] = "no-store"
         return response
+
+
+def home(request):
+    """A landing page; in development it shows the demo source's files before and after."""
+    from django.shortcuts import render
+
+    from sources.origins.local import local_root_for
+    from sources.selectors import source_get
+
+    context = {"demo_slug": "demo", "demo_files": []}
+    demo = source_get(slug="demo")
+    if demo is not None and demo.kind == demo.Kind.LOCAL_FOLDER:
+        try:
+            folder = local_root_for(demo.local_path)
+            context["demo_files"] = sorted(
+                p.name for p in folder.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"}
+            )[:12]
+        except (OSError, ImproperlyConfigured):
+            pass  # A misconfigured demo folder just shows no files.
+    return render(request, "home.html", context)

@@ -29,6 +29,13 @@ class SourceAdmin(SimpleHistoryAdmin):
     def bg_remove_effective(self, obj):
         return source_bg_remove_enabled(source=obj)
 
+    def get_fieldsets(self, request, obj=None):
+        if request.user.is_superuser:
+            return self.fieldsets
+        # Managers never see origin credentials.
+        return [(name, {"fields": [f for f in opts["fields"] if f != "s3_secret_access_key"]})
+                for name, opts in self.fieldsets]
+
     def get_readonly_fields(self, request, obj=None):
         # Account managers switch entitlements; where images come from is the owner's business.
         if obj is not None and not request.user.is_superuser:

@@ -102,3 +102,9 @@ def test_manager_cannot_change_where_images_come_from(client, manager, source):
 @pytest.mark.parametrize("url", ["/admin/auth/user/", "/admin/auth/group/", "/admin/auth/user/add/"])
 def test_manager_cannot_reach_users_or_groups(client, manager, url):
     assert client.get(url).status_code == 403
+
+
+def test_manager_never_sees_origin_credentials(client, manager, source):
+    Source.objects.filter(pk=source.pk).update(s3_secret_access_key="very-secret-value")
+    page = client.get(f"/admin/sources/source/{source.pk}/change/").content.decode()
+    assert page.count("very-secret-value") == 0 and "bg_remove" in page

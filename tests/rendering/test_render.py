@@ -53,6 +53,7 @@ def test_done_job_serves_a_png_cutout_with_real_alpha(client, source):
     assert response.status_code == 200
     assert response["Content-Type"] == "image/png"
     assert response["Cache-Control"] == "public, max-age=31536000"
+    assert "Content-Disposition" not in response
     assert response["ETag"].startswith('"') and response["Last-Modified"]
     image = open_image(response)
     assert image.mode == "RGBA" and image.size == (512, 512)
