@@ -33,3 +33,5 @@ from config.settings import BASE_DIR  # noqa: E402
 BG_REMOVE_MODEL_HOME = Path(os.environ.get("BG_REMOVE_MODEL_HOME", BASE_DIR / "var" / "models"))
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
+STATIC_ROOT = Path(os.environ["CUTOUT_VAR_DIR"]) / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
