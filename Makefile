@@ -37,6 +37,7 @@ run: models demo
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(BIN)/honcho -f platform/Procfile -d . start -p $(PORT)
 
 test: models
+	$(MANAGE) provision_models u2net
 	$(BIN)/python -m pytest
 
 clean:

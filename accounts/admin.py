@@ -12,7 +12,12 @@ class AccountAdmin(SimpleHistoryAdmin):
     list_filter = ["bg_remove_enabled"]
     search_fields = ["name", "slug", "sources__slug"]
     prepopulated_fields = {"slug": ["name"]}
-    history_list_display = ["bg_remove_enabled"]
+    history_list_display = ["bg_remove_enabled", "render_rate_limit", "bg_remove_rate_limit", "bg_remove_max_pending"]
+    fieldsets = [
+        (None, {"fields": ["name", "slug"]}),
+        ("Background removal", {"fields": ["bg_remove_enabled"]}),
+        ("Limits", {"fields": ["render_rate_limit", "bg_remove_rate_limit", "bg_remove_max_pending"]}),
+    ]
 
     def get_readonly_fields(self, request, obj=None):
         # The slug names the tenant in URLs; only superusers rename it.

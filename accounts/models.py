@@ -1,7 +1,11 @@
 """Accounts: the tenants that own sources."""
 
+from django.core.validators import RegexValidator
 from django.db import models
 from simple_history.models import HistoricalRecords
+
+# django-ratelimit's rate syntax: a count per unit, e.g. 600/m, 10/s, 5000/h.
+rate_validator = RegexValidator(r"^\d+/\d*[smhd]$", "A count per period, such as 600/m, 10/s or 5000/h.")
 
 
 class Account(models.Model):
@@ -11,6 +15,18 @@ class Account(models.Model):
         "background removal enabled",
         default=False,
         help_text="Turns background removal on for every source of the account that inherits.",
+    )
+    render_rate_limit = models.CharField(
+        "request rate limit", max_length=16, blank=True, validators=[rate_validator],
+        help_text="Rendering requests per period for the whole account, e.g. 600/m. Empty: platform default.",
+    )
+    bg_remove_rate_limit = models.CharField(
+        "background-removal rate limit", max_length=16, blank=True, validators=[rate_validator],
+        help_text="New background-removal jobs per period, e.g. 30/m. Empty: platform default.",
+    )
+    bg_remove_max_pending = models.PositiveIntegerField(
+        "background-removal queue ceiling", null=True, blank=True,
+        help_text="Unfinished background-removal jobs the account may have at once. Empty: platform default.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "simple_history",
+    "django_ratelimit",
     "accounts",
     "sources",
     "rendering",
@@ -123,6 +124,10 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# django-ratelimit counts in the default cache. Without Redis that is per process (embedded
+# development only); Django's own RedisCache increments atomically, so its warning is moot.
+SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"] + ([] if REDIS_URL else ["django_ratelimit.E003"])
 
 # --- Celery -----------------------------------------------------------------------------------
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html
@@ -199,19 +204,31 @@ ORIGIN_ALLOW_LOOPBACK = env_bool("ORIGIN_ALLOW_LOOPBACK", False)
 # --- Rendering --------------------------------------------------------------------------------
 RENDER_CACHE_MAX_AGE = env_int("RENDER_CACHE_MAX_AGE", 31536000)
 RENDER_DEFAULT_QUALITY = 75
+RENDER_MAX_URL_LENGTH = 8000
+# Per-account request limit (django-ratelimit syntax); an account may set its own in the admin.
+RENDER_RATE_LIMIT = env("RENDER_RATE_LIMIT", "1200/m")
 
 # --- Background removal -----------------------------------------------------------------------
 BG_REMOVE_MODEL_HOME = Path(env("BG_REMOVE_MODEL_HOME", VAR_DIR / "models"))
 BG_REMOVE_DEFAULT_MODEL = env("BG_REMOVE_DEFAULT_MODEL", "u2netp")
 # The models this deployment provisions and serves; a worker refuses to start without them.
 BG_REMOVE_MODELS = env_list("BG_REMOVE_MODELS", [BG_REMOVE_DEFAULT_MODEL])
-BG_REMOVE_RETRY_AFTER = env_int("BG_REMOVE_RETRY_AFTER", 3)
 # A job claimed by a worker that then vanished may be claimed again after this many seconds.
 BG_REMOVE_JOB_LEASE = env_int("BG_REMOVE_JOB_LEASE", 300)
 # A job that failed because of its origin is tried again on a request after this many seconds,
 # so a fixed origin file recovers without a purge.
 BG_REMOVE_FAILED_RETRY_AFTER = env_int("BG_REMOVE_FAILED_RETRY_AFTER", 60)
 BG_REMOVE_MAX_RETRIES = env_int("BG_REMOVE_MAX_RETRIES", 5)
+# New background-removal jobs per account (lower than the request limit).
+BG_REMOVE_RATE_LIMIT = env("BG_REMOVE_RATE_LIMIT", "60/m")
+# Admission: unfinished jobs allowed platform-wide and per account before new work gets 429.
+BG_REMOVE_MAX_PENDING = env_int("BG_REMOVE_MAX_PENDING", 500)
+BG_REMOVE_MAX_PENDING_PER_ACCOUNT = env_int("BG_REMOVE_MAX_PENDING_PER_ACCOUNT", 100)
+# For Retry-After estimates: worker processes running jobs, and a job's time before any is measured.
+BG_REMOVE_WORKER_SLOTS = env_int("BG_REMOVE_WORKER_SLOTS", 1)
+BG_REMOVE_EXPECTED_JOB_SECONDS = float(env("BG_REMOVE_EXPECTED_JOB_SECONDS", 2))
+# Alpha matting is bounded: past this many seconds the plain mask is used and the job says so.
+BG_REMOVE_MATTING_SECONDS = float(env("BG_REMOVE_MATTING_SECONDS", 20))
 
 # --- REST framework ---------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -7,10 +7,10 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
-from .encode import CONTENT_TYPES
 from .models import Render
 
-EXTENSIONS = {v: k for k, v in CONTENT_TYPES.items() if k != "pjpg"}
+EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/avif": "avif",
+              "image/gif": "gif", "application/json": "json"}
 
 
 def render_key(*, source_id: int, path: str, model: str, canonical: str, fmt: str) -> str:

@@ -1,13 +1,17 @@
-"""Encoding: choosing the output format (fm, auto=format and Accept) and writing the bytes."""
+"""Encoding: choosing the output format (fm, auto=format/compress, Accept) and writing the bytes."""
 
 import io
 
+import numpy as np
 from django.conf import settings
 from PIL import Image
 
+# Variants before their base format: cache.py inverts this dict, and the last key for a type wins.
 CONTENT_TYPES = {
-    "jpg": "image/jpeg",
     "pjpg": "image/jpeg",
+    "jpg": "image/jpeg",
+    "png8": "image/png",
+    "png32": "image/png",
     "png": "image/png",
     "webp": "image/webp",
     "avif": "image/avif",
@@ -15,17 +19,40 @@ CONTENT_TYPES = {
 }
 # What an origin of each sniffed type is served as when no format is asked for.
 DEFAULT_FOR_ORIGIN = {"jpeg": "jpg", "png": "png", "webp": "webp", "gif": "gif", "avif": "avif"}
+COMPRESS_QUALITY = 45  # imgix's q default under auto=compress (research §3.2).
+GIF_TRANSPARENT_INDEX = 255
+GIF_ALPHA_THRESHOLD = 128  # GIF transparency is all or nothing: below half opacity is transparent.
+WHITE = (255, 255, 255)
 
 
 def format_negotiate(params, accept: str) -> str:
-    """The output format the URL and Accept ask for, or "" for the image's own default."""
+    """The output format the URL and Accept ask for, or "" when it depends on the image: its origin's
+    type, or (auto=compress) whether it has transparency. `format_resolve` settles "" later."""
+    if params.fm == "json":
+        return "json"
     if params.auto_format:
         accept = (accept or "").lower()
         if "image/avif" in accept:
             return "avif"
         if "image/webp" in accept:
             return "webp"
+    if params.auto_compress:
+        return ""  # auto=compress overrides fm with PNG or JPEG, chosen by the image's alpha.
     return params.fm
+
+
+def format_resolve(requested: str, *, params, has_alpha: bool, default: str) -> str:
+    """The final format once the rendered image is known: `requested` (from `format_negotiate`),
+    else auto=compress's choice by transparency (research §3.3), else `default`.
+    `has_alpha` is `image_has_alpha(rendered_image)`."""
+    if requested:
+        return requested
+    if params.auto_compress:
+        if not has_alpha:
+            return "jpg"
+        # With auto=format the documented fallback for transparency is PNG8, without it PNG.
+        return "png8" if params.auto_format else "png"
+    return default
 
 
 def format_default(kind: str | None, *, cutout: bool) -> str:
@@ -34,26 +61,109 @@ def format_default(kind: str | None, *, cutout: bool) -> str:
     return DEFAULT_FOR_ORIGIN.get(kind or "", "png")
 
 
+def image_has_alpha(image: Image.Image) -> bool:
+    """Whether any pixel is less than fully opaque (an alpha channel alone does not count)."""
+    if not image.has_transparency_data:
+        return False
+    rgba = image if image.mode in ("RGBA", "LA") else image.convert("RGBA")
+    return rgba.getchannel("A").getextrema()[0] < 255
+
+
+def quality_for(params) -> int:
+    """q wins; otherwise 45 under auto=compress, else the default (75)."""
+    if params.q is not None:
+        return params.q
+    return COMPRESS_QUALITY if params.auto_compress else settings.RENDER_DEFAULT_QUALITY
+
+
 def image_encode(image: Image.Image, fmt: str, params) -> tuple[bytes, str]:
-    quality = params.q if params.q is not None else settings.RENDER_DEFAULT_QUALITY
-    out = io.BytesIO()
-    if fmt in ("jpg", "pjpg"):
-        if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-            # A JPEG has no alpha: transparency is flattened on white.
-            rgba = image.convert("RGBA")
-            flat = Image.new("RGB", rgba.size, (255, 255, 255))
-            flat.paste(rgba, mask=rgba.getchannel("A"))
-            image = flat
-        image.convert("RGB").save(out, "JPEG", quality=quality, progressive=fmt == "pjpg", optimize=True)
-    elif fmt == "webp":
-        image.save(out, "WEBP", quality=quality, method=4)
-    elif fmt == "avif":
-        image.save(out, "AVIF", quality=quality, speed=8)
-    elif fmt == "gif":
-        image.save(out, "GIF")
-    else:
-        if image.mode not in ("RGB", "RGBA", "L", "LA", "P", "I;16"):
-            image = image.convert("RGBA")
-        image.save(out, "PNG", compress_level=6)
+    """Writes `image` as `fmt` with no metadata (no EXIF, XMP, ICC or comments); an unknown or
+    empty `fmt` writes PNG. Returns the bytes and their content type."""
+    if fmt not in WRITERS:
         fmt = "png"
+    out = io.BytesIO()
+    WRITERS[fmt](image, out, fmt, params)
     return out.getvalue(), CONTENT_TYPES[fmt]
+
+
+# --- One writer per format --------------------------------------------------------------------------
+
+def _jpeg(image: Image.Image, out: io.BytesIO, fmt: str, params) -> None:
+    _flatten(image).save(out, "JPEG", quality=quality_for(params), progressive=fmt == "pjpg",
+                         optimize=True, exif=b"", icc_profile=None, comment=b"")
+
+
+def _png(image: Image.Image, out: io.BytesIO, fmt: str, params) -> None:
+    if image.mode not in ("RGB", "RGBA", "L", "LA", "P"):
+        image = image.convert("RGBA" if image.has_transparency_data else "RGB")
+    image.save(out, "PNG", compress_level=6, icc_profile=None)
+
+
+def _png8(image: Image.Image, out: io.BytesIO, fmt: str, params) -> None:
+    """Palettised, at most 256 colours; the palette carries alpha, so transparency survives."""
+    if image.mode != "P":
+        rgba = image_has_alpha(image)
+        image = image.convert("RGBA" if rgba else "RGB")
+        # Fast octree is the quantiser in Pillow that keeps an alpha channel.
+        image = _quantize(image, 256, Image.Quantize.FASTOCTREE if rgba else Image.Quantize.MEDIANCUT)
+    image.save(out, "PNG", optimize=True, icc_profile=None)
+
+
+def _png32(image: Image.Image, out: io.BytesIO, fmt: str, params) -> None:
+    image.convert("RGBA").save(out, "PNG", compress_level=6, icc_profile=None)
+
+
+def _webp(image: Image.Image, out: io.BytesIO, fmt: str, params) -> None:
+    if image.mode not in ("RGB", "RGBA"):
+        image = image.convert("RGBA" if image.has_transparency_data else "RGB")
+    if params.lossless:
+        # For lossless WebP, quality is compression effort, not fidelity.
+        image.save(out, "WEBP", lossless=True, quality=80, method=4, exact=True)
+    else:
+        image.save(out, "WEBP", quality=quality_for(params), method=4)
+
+
+def _avif(image: Image.Image, out: io.BytesIO, fmt: str, params) -> None:
+    # Pillow's AVIF writer has no lossless option, and imgix documents AVIF as lossy only, so
+    # `lossless` is ignored here.
+    if image.mode not in ("RGB", "RGBA"):
+        image = image.convert("RGBA" if image.has_transparency_data else "RGB")
+    image.save(out, "AVIF", quality=quality_for(params), speed=8, icc_profile=None)
+
+
+def _gif(image: Image.Image, out: io.BytesIO, fmt: str, params) -> None:
+    """255 colours plus one fully transparent index where the image is mostly transparent."""
+    if not image_has_alpha(image):
+        _quantize(image.convert("RGB"), 256, Image.Quantize.MEDIANCUT).save(out, "GIF")
+        return
+    rgba = image.convert("RGBA")
+    paletted = _quantize(rgba.convert("RGB"), 255, Image.Quantize.MEDIANCUT)
+    indices = np.asarray(paletted).copy()
+    indices[np.asarray(rgba.getchannel("A")) < GIF_ALPHA_THRESHOLD] = GIF_TRANSPARENT_INDEX
+    result = Image.fromarray(indices, "P")
+    palette = paletted.getpalette()[: 255 * 3]
+    result.putpalette(palette + [0] * (768 - len(palette)))
+    result.save(out, "GIF", transparency=GIF_TRANSPARENT_INDEX)
+
+
+def _quantize(image: Image.Image, colors: int, method: Image.Quantize) -> Image.Image:
+    paletted = image.quantize(colors, method=method)
+    # quantize copies `info`; the GIF writer would copy a comment from it into the file.
+    paletted.info = {}
+    return paletted
+
+
+def _flatten(image: Image.Image) -> Image.Image:
+    """RGB; transparency flattened on white, since JPEG has no alpha (SPEC)."""
+    if not image.has_transparency_data:
+        return image.convert("RGB")
+    rgba = image.convert("RGBA")
+    flat = Image.new("RGB", rgba.size, WHITE)
+    flat.paste(rgba, mask=rgba.getchannel("A"))
+    return flat
+
+
+WRITERS = {
+    "jpg": _jpeg, "pjpg": _jpeg, "png": _png, "png8": _png8, "png32": _png32,
+    "webp": _webp, "avif": _avif, "gif": _gif,
+}

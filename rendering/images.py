@@ -1,10 +1,11 @@
-"""Decoding origin bytes safely: type by content, pixel ceiling before decode, orientation."""
+"""Decoding origin bytes safely: type by content, pixel ceiling before decode, fidelity to sRGB."""
 
 import io
 import warnings
 
+import numpy as np
 from django.conf import settings
-from PIL import Image, ImageOps
+from PIL import Image, ImageCms, ImageOps
 
 from config.exceptions import ServiceError
 
@@ -21,6 +22,8 @@ SIGNATURES = [
     (b"BM", "bmp"),
 ]
 BG_REMOVE_TYPES = {"jpeg", "png"}
+SIXTEEN_BIT_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
+_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
 
 class UnsupportedImageTypeError(ServiceError):
@@ -63,7 +66,8 @@ def image_check_bg_removable(data: bytes) -> str:
 
 
 def image_decode(data: bytes) -> Image.Image:
-    """Opens, checks the pixel ceiling from the header, decodes, and applies EXIF orientation."""
+    """Opens, checks the pixel ceiling from the header, decodes, orients (EXIF) and normalises to sRGB
+    RGB or RGBA with no metadata, so later stages can rely on both."""
     try:
         image = Image.open(io.BytesIO(data))
     except (OSError, ValueError, Image.DecompressionBombError):
@@ -82,4 +86,43 @@ def image_decode(data: bytes) -> Image.Image:
             image = ImageOps.exif_transpose(image)
     except (OSError, ValueError, SyntaxError):
         raise NotAnImageError("The origin image is truncated or corrupt.") from None
+    image = image_mode_normalise(image_to_srgb(image))
+    # Nothing of the origin's metadata (EXIF, XMP, ICC, comments) may leak into an output.
+    image.info = {}
     return image
+
+
+def image_to_srgb(image: Image.Image) -> Image.Image:
+    """Converts pixels from an embedded ICC profile to sRGB, so every later stage and output is sRGB."""
+    icc = image.info.get("icc_profile")
+    if not icc or image.mode not in ("RGB", "RGBA", "CMYK", "L"):
+        return image
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if image.mode != "CMYK" and "srgb" in ImageCms.getProfileDescription(profile).lower():
+            return image  # Already sRGB: a transform would only cost time.
+        out_mode = "RGBA" if image.mode == "RGBA" else "RGB"
+        return ImageCms.profileToProfile(image, profile, _SRGB, outputMode=out_mode)
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return image  # A broken profile is ignored, as browsers do; the pixels are still usable.
+
+
+def image_mode_normalise(image: Image.Image) -> Image.Image:
+    """RGB or RGBA, whatever the origin's mode, so later stages handle two modes only.
+
+    Greyscale (L) becomes RGB too: one rule for every stage costs a little memory, not quality.
+    """
+    if image.mode in SIXTEEN_BIT_MODES:
+        return _sixteen_to_eight(image).convert("RGB")
+    if image.mode == "F":
+        return Image.fromarray(np.clip(np.asarray(image), 0, 255).astype(np.uint8)).convert("RGB")
+    if image.has_transparency_data:
+        # Palette and colour-key transparency (tRNS) become a real alpha channel.
+        return image if image.mode == "RGBA" else image.convert("RGBA")
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def _sixteen_to_eight(image: Image.Image) -> Image.Image:
+    # Pillow's own I;16 → L conversion clips at 255, which turns every mid-grey white.
+    values = np.asarray(image).astype(np.float64)
+    return Image.fromarray(np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8), "L")

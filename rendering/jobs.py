@@ -18,6 +18,7 @@ from config.exceptions import ServiceError, ServiceUnavailableError
 from sources.models import Source
 from sources.origins import OriginError, origin_for
 
+from .admission import bg_remove_admit, bg_remove_count
 from .images import image_check_bg_removable, image_decode
 from .models import BgRemoveJob
 from .operations.bg_remove import cutout
@@ -48,19 +49,22 @@ class JobFailedError(ServiceError):
 
 # --- Request side ------------------------------------------------------------------------------
 
-def bg_remove_job_ensure(*, source: Source, path: str, model: str) -> BgRemoveJob:
+def bg_remove_job_ensure(*, source: Source, path: str, model: str, refinement: str = "none") -> BgRemoveJob:
     """The image's job, created and enqueued by the first request only.
 
     The unique constraint decides between concurrent first requests: one insert wins and
-    enqueues; the others read the winner's row.
+    enqueues; the others read the winner's row. New work passes admission first (429).
     """
-    job = BgRemoveJob.objects.filter(source=source, path=path, model=model).first()
+    identity = {"source": source, "path": path, "model": model, "refinement": refinement}
+    job = BgRemoveJob.objects.filter(**identity).first()
     if job is None:
+        bg_remove_admit(account=source.account)
         try:
             with transaction.atomic():
-                job = BgRemoveJob.objects.create(source=source, path=path, model=model, enqueued_at=timezone.now())
+                job = BgRemoveJob.objects.create(**identity, enqueued_at=timezone.now())
         except IntegrityError:
-            return BgRemoveJob.objects.get(source=source, path=path, model=model)
+            return BgRemoveJob.objects.get(**identity)
+        bg_remove_count(account=source.account)
         _enqueue(job)
         return job
 
@@ -68,6 +72,7 @@ def bg_remove_job_ensure(*, source: Source, path: str, model: str) -> BgRemoveJo
     if job.status == Status.FAILED:
         # A failed job is tried again after a while, so a fixed origin file recovers unaided.
         if job.finished_at <= now - timedelta(seconds=settings.BG_REMOVE_FAILED_RETRY_AFTER):
+            bg_remove_admit(account=source.account)
             if _requeue(job, Q(status=Status.FAILED, finished_at=job.finished_at)):
                 _enqueue(job)
     elif (job.status == Status.QUEUED and _enqueue_overdue(job, now)) or (
@@ -111,10 +116,6 @@ def bg_remove_job_raise_failure(job: BgRemoveJob) -> None:
         raise JobFailedError(job.error_message or "Background removal failed.", status=503,
                              code=job.error_code or "bg_remove_failed", retry_after=settings.BG_REMOVE_FAILED_RETRY_AFTER)
     raise JobFailedError(job.error_message, status=job.error_status, code=job.error_code)
-
-
-def bg_remove_retry_after(job: BgRemoveJob) -> int:
-    return settings.BG_REMOVE_RETRY_AFTER
 
 
 # --- Worker side -------------------------------------------------------------------------------
@@ -195,7 +196,7 @@ def _process(job: BgRemoveJob) -> BgRemoveJob:
 
     BgRemoveJob.objects.filter(pk=job.pk).update(inferences=F("inferences") + 1)
     inference_started = time.monotonic()
-    result = cutout(image, model=job.model)
+    result, note = cutout(image, model=job.model, refinement=job.refinement)
     inference_seconds = time.monotonic() - inference_started
 
     buf = io.BytesIO()
@@ -212,7 +213,7 @@ def _process(job: BgRemoveJob) -> BgRemoveJob:
         status=Status.DONE, cutout_name=name, origin_version=obj.version[:200],
         width=result.width, height=result.height, finished_at=timezone.now(),
         fetch_seconds=fetched - started, inference_seconds=inference_seconds,
-        lease_expires_at=None, error_status=None, error_code="", error_message="",
+        lease_expires_at=None, error_status=None, error_code="", error_message="", note=note,
     )
     logger.info("bg-remove job %s done in %.2fs (inference %.2fs)", job.id, time.monotonic() - started, inference_seconds)
     job.refresh_from_db()

@@ -18,6 +18,7 @@ class BgRemoveJob(models.Model):
     source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="bg_remove_jobs")
     path = models.CharField(max_length=1024)
     model = models.CharField(max_length=32)
+    refinement = models.CharField(max_length=16, default="none")
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED, db_index=True)
 
     origin_version = models.CharField(max_length=200, blank=True)
@@ -45,11 +46,15 @@ class BgRemoveJob(models.Model):
     error_status = models.PositiveSmallIntegerField(null=True, blank=True)
     error_code = models.CharField(max_length=64, blank=True)
     error_message = models.CharField(max_length=500, blank=True)
+    # Something a user should know about a finished job (e.g. alpha matting fell back to the plain mask).
+    note = models.CharField(max_length=300, blank=True)
 
     class Meta:
         constraints = [
             # One job per image: concurrent first requests race on this, and exactly one wins.
-            models.UniqueConstraint(fields=["source", "path", "model"], name="one_bg_remove_job_per_image"),
+            models.UniqueConstraint(
+                fields=["source", "path", "model", "refinement"], name="one_bg_remove_job_per_image"
+            ),
         ]
         indexes = [models.Index(fields=["source", "status", "created_at"])]
         ordering = ["-created_at"]

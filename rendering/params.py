@@ -1,11 +1,17 @@
-"""Rendering URL parameters: imgix names and aliases in, one normalised value object out."""
+"""Rendering URL parameters: imgix names and aliases in, one normalised value object out.
+
+One small parser per option. An unparseable value is ignored (the default applies) and a number
+is clamped to its hard range (SPEC: "we decide"); only bad base64 is an error (400).
+"""
 
 import base64
 import binascii
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from urllib.parse import unquote_plus
 
 from config.exceptions import BadRequestError
+
+from .colors import color_parse
 
 # imgix's aliases (research §0): the left name is read as the right one.
 ALIASES = {
@@ -13,10 +19,37 @@ ALIASES = {
     "width": "w",
     "height": "h",
     "f": "fit",
+    "max-width": "max-w",
+    "max-height": "max-h",
+    "min-width": "min-w",
+    "min-height": "min-h",
+    "m": "mark",
+    "ma": "mark-align",
+    "markalign": "mark-align",
+    "malph": "mark-alpha",
+    "markalpha": "mark-alpha",
+    "mp": "mark-pad",
+    "markpad": "mark-pad",
+    "ms": "mark-scale",
+    "markscale": "mark-scale",
+    "mw": "mark-w",
+    "mh": "mark-h",
+    "mx": "mark-x",
+    "my": "mark-y",
+    "mf": "mark-fit",
+    "markfit": "mark-fit",
+    "mtile": "mark-tile",
 }
 
-FORMATS = {"jpg", "pjpg", "png", "webp", "avif", "gif"}
+MAX_DIMENSION = 8192
+FORMATS = {"jpg", "pjpg", "png", "png8", "png32", "webp", "avif", "gif", "json"}
 FORMAT_ALIASES = {"jpeg": "jpg"}
+FITS = {"clip", "crop", "fill", "fillmax", "max", "min", "scale", "clamp", "facearea"}
+CROPS = {"top", "bottom", "left", "right", "faces", "entropy", "edges", "focalpoint"}
+ALIGNS = {"top", "middle", "bottom", "left", "center", "right"}
+MARK_FITS = {"clip", "crop", "fill", "max", "scale"}
+FILLS = {"solid", "blur"}
+REFINEMENTS = {"none", "post-process", "alpha-matting"}
 TRUE_VALUES = {"true", "1"}
 FALSE_VALUES = {"false", "0"}
 
@@ -26,33 +59,88 @@ class ParamError(BadRequestError):
 
 
 @dataclass(frozen=True)
+class Dim:
+    """A size: pixels, or a ratio (0–1] of a reference size (the source, or the mark itself)."""
+
+    value: float
+    ratio: bool = False
+
+    def pixels(self, reference: int) -> int:
+        return max(1, round(self.value * reference)) if self.ratio else int(self.value)
+
+
+@dataclass(frozen=True)
 class RenderParams:
+    # Background removal.
     bg_remove: bool = False
     bg_remove_model: str = ""
+    bg_remove_fallback: bool = False
+    # Size, crop and fill.
+    w: Dim | None = None
+    h: Dim | None = None
+    dpr: float = 1.0
+    fit: str = "clip"
+    crop: tuple = ()
+    fp_x: float = 0.5
+    fp_y: float = 0.5
+    fp_z: float = 1.0
+    max_w: int | None = None
+    max_h: int | None = None
+    min_w: int | None = None
+    min_h: int | None = None
+    ar: tuple | None = None  # (width, height)
+    rect: tuple | None = None  # (x, y, w, h) as Dims of the source
+    fill: str = ""
+    fill_color: tuple | None = None  # RGBA
+    bg: tuple | None = None  # RGBA
+    # Output.
     fm: str = ""
     q: int | None = None
+    lossless: bool = False
     auto: frozenset = field(default_factory=frozenset)
+    # Watermark.
+    mark: str = ""
+    mark_align: tuple = ("bottom", "right")
+    mark_alpha: int = 100
+    mark_pad: int = 5
+    mark_scale: int | None = None
+    mark_w: Dim | None = None
+    mark_h: Dim | None = None
+    mark_x: int | None = None
+    mark_y: int | None = None
+    mark_fit: str = "clip"
+    mark_tile: str = ""
+    mark_rot: float = 0.0
+    # Access (not part of what the image looks like).
+    expires: int | None = None
 
     @property
     def auto_format(self) -> bool:
         return "format" in self.auto
 
+    @property
+    def auto_compress(self) -> bool:
+        return "compress" in self.auto
+
+    @property
+    def has_operations(self) -> bool:
+        """Whether anything besides encoding changes the pixels."""
+        return any([self.w, self.h, self.rect, self.bg, self.mark, self.ar])
+
     def canonical(self) -> str:
         """The same string for two URLs that mean the same thing: the render cache key's core."""
-        parts = [
-            f"bg-remove={int(self.bg_remove)}",
-            f"fm={self.fm}",
-            f"q={'' if self.q is None else self.q}",
-            f"auto={','.join(sorted(self.auto & {'format', 'compress'}))}",
-        ]
-        return "&".join(parts)
+        values = asdict(self)
+        for name in ("expires", "bg_remove_fallback", "bg_remove_model"):
+            values.pop(name)
+        values["auto"] = sorted(self.auto & {"format", "compress"})
+        return "&".join(f"{k}={values[k]!r}" for k in sorted(values))
 
 
 def _decode64(name: str, value: str) -> str:
     try:
-        padded = value + "=" * (-len(value) % 4)
         if any(ch in value for ch in "+/="):
             raise ValueError
+        padded = value + "=" * (-len(value) % 4)
         return base64.urlsafe_b64decode(padded.encode("ascii")).decode("utf-8")
     except (ValueError, binascii.Error, UnicodeError):
         raise ParamError(f"The value of {name}64 is not valid base64url (RFC 4648 §5, no padding).") from None
@@ -72,7 +160,9 @@ def query_pairs(raw_query: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def _parse_bool(value: str, default: bool) -> bool:
+# --- One parser per kind of value ----------------------------------------------------------------
+
+def _bool(value: str, default: bool) -> bool:
     value = value.strip().lower()
     if value in TRUE_VALUES:
         return True
@@ -81,18 +171,72 @@ def _parse_bool(value: str, default: bool) -> bool:
     return default
 
 
-def _parse_int(value: str, low: int, high: int) -> int | None:
-    # An unparseable number is ignored (the default applies); an out-of-range one is clamped.
+def _number(value: str) -> float | None:
     try:
-        number = round(float(value))
-    except (ValueError, OverflowError):
+        number = float(value.strip())
+    except (ValueError, AttributeError):
         return None
-    return min(max(number, low), high)
+    return number if number == number and abs(number) != float("inf") else None
 
 
-def _parse_fm(value: str) -> str:
-    value = FORMAT_ALIASES.get(value.strip().lower(), value.strip().lower())
+def _int(value: str, low: int, high: int) -> int | None:
+    number = _number(value)
+    return None if number is None else min(max(round(number), low), high)
+
+
+def _float(value: str, low: float, high: float) -> float | None:
+    number = _number(value)
+    return None if number is None else min(max(number, low), high)
+
+
+def _dim(value: str, low: int = 2, high: int = MAX_DIMENSION) -> Dim | None:
+    """Pixels (clamped to low–high) or a ratio: a value ≤ 1 (so `w=1` is the whole source)."""
+    number = _number(value)
+    if number is None or number <= 0:
+        return None
+    if number <= 1:
+        return Dim(number, ratio=True)
+    return Dim(min(max(round(number), low), high))
+
+
+def _choice(value: str, choices: set, default: str) -> str:
+    value = value.strip().lower()
+    return value if value in choices else default
+
+
+def _list(value: str, choices: set) -> tuple:
+    items = [v.strip().lower() for v in value.split(",")]
+    return tuple(dict.fromkeys(v for v in items if v in choices))
+
+
+def _fm(value: str) -> str:
+    value = value.strip().lower()
+    value = FORMAT_ALIASES.get(value, value)
     return value if value in FORMATS else ""
+
+
+def _ar(value: str) -> tuple | None:
+    width, sep, height = value.partition(":")
+    w, h = _number(width), _number(height)
+    if not sep or not w or not h or w <= 0 or h <= 0:
+        return None
+    return (w, h)
+
+
+def _rect(value: str) -> tuple:
+    """x,y,w,h: integers are pixels, decimals up to 1 are ratios of the source. Bad syntax is 400."""
+    parts = [p.strip() for p in value.split(",")]
+    if len(parts) != 4:
+        raise ParamError("rect must be four numbers: x,y,width,height.")
+    dims = []
+    for part in parts:
+        number = _number(part)
+        if number is None or number < 0:
+            raise ParamError("rect must be four non-negative numbers: x,y,width,height.")
+        dims.append(Dim(number, ratio=True) if "." in part and number <= 1 else Dim(round(number)))
+    if dims[2].value == 0 or dims[3].value == 0:
+        raise ParamError("rect width and height must be greater than zero.")
+    return tuple(dims)
 
 
 def params_parse(raw_query: str) -> RenderParams:
@@ -104,10 +248,54 @@ def params_parse(raw_query: str) -> RenderParams:
             auto.update(v.strip().lower() for v in value.split(",") if v.strip())
         else:
             values[name] = value  # Last one wins.
+
+    def get(name, parser, default=None, *args):
+        if name not in values:
+            return default
+        parsed = parser(values[name], *args)
+        return default if parsed is None else parsed
+
+    fit = _choice(values.get("fit", ""), FITS, "clip")
+    if fit == "facearea":
+        fit = "crop"  # No face detector: documented fallback to a centred crop.
+    crop_active = fit == "crop"
+    fill_active = fit in ("fill", "fillmax")
     return RenderParams(
-        bg_remove=_parse_bool(values.get("bg-remove", ""), False),
+        bg_remove=_bool(values.get("bg-remove", ""), False),
         bg_remove_model=values.get("bg-remove-model", "").strip().lower(),
-        fm=_parse_fm(values.get("fm", "")),
-        q=_parse_int(values["q"], 0, 100) if "q" in values else None,
+        bg_remove_fallback=_bool(values.get("bg-remove-fallback", ""), False),
+        w=get("w", _dim),
+        h=get("h", _dim),
+        dpr=get("dpr", _float, 1.0, 0.01, 5.0),
+        fit=fit,
+        crop=_list(values.get("crop", ""), CROPS) if crop_active else (),
+        fp_x=get("fp-x", _float, 0.5, 0.0, 1.0),
+        fp_y=get("fp-y", _float, 0.5, 0.0, 1.0),
+        fp_z=get("fp-z", _float, 1.0, 1.0, 100.0),
+        max_w=get("max-w", _int, None, 1, MAX_DIMENSION) if crop_active else None,
+        max_h=get("max-h", _int, None, 1, MAX_DIMENSION) if crop_active else None,
+        min_w=get("min-w", _int, None, 1, MAX_DIMENSION) if crop_active else None,
+        min_h=get("min-h", _int, None, 1, MAX_DIMENSION) if crop_active else None,
+        ar=get("ar", _ar) if crop_active or fill_active else None,
+        rect=_rect(values["rect"]) if "rect" in values else None,
+        fill=_choice(values.get("fill", ""), FILLS, "") if fill_active else "",
+        fill_color=get("fill-color", color_parse) if fill_active else None,
+        bg=get("bg", color_parse),
+        fm=_fm(values.get("fm", "")),
+        q=get("q", _int, None, 0, 100),
+        lossless=_bool(values.get("lossless", ""), False),
         auto=frozenset(auto),
+        mark=values.get("mark", "").strip(),
+        mark_align=_list(values.get("mark-align", ""), ALIGNS) or ("bottom", "right"),
+        mark_alpha=get("mark-alpha", _int, 100, 0, 100),
+        mark_pad=get("mark-pad", _int, 5, 0, MAX_DIMENSION),
+        mark_scale=get("mark-scale", _int, None, 0, 100),
+        mark_w=get("mark-w", _dim),
+        mark_h=get("mark-h", _dim),
+        mark_x=get("mark-x", _int, None, -MAX_DIMENSION, MAX_DIMENSION),
+        mark_y=get("mark-y", _int, None, -MAX_DIMENSION, MAX_DIMENSION),
+        mark_fit=_choice(values.get("mark-fit", ""), MARK_FITS, "clip"),
+        mark_tile=_choice(values.get("mark-tile", ""), {"grid"}, ""),
+        mark_rot=get("mark-rot", _float, 0.0, 0.0, 359.0),
+        expires=get("expires", _int, None, 0, 2**53),
     )

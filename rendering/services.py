@@ -1,21 +1,30 @@
 """The rendering pipeline: one request in, a stored render or a job in progress out."""
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import dataclass, replace
 
 from django.conf import settings
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
-from config.exceptions import ForbiddenError, NotFoundError, ServiceUnavailableError
+from config.exceptions import BadRequestError, ForbiddenError, NotFoundError, ServiceError, ServiceUnavailableError
 from sources.models import Source
 from sources.origins import origin_for, path_clean
+from sources.origins.net import fetch_url
 from sources.selectors import source_bg_remove_enabled, source_bg_remove_model, source_get
 
 from . import jobs
+from .admission import render_admit
 from .cache import render_get, render_key, render_store
-from .encode import format_default, format_negotiate, image_encode
+from .encode import format_default, format_negotiate, format_resolve, image_encode, image_has_alpha
 from .images import image_decode, image_sniff
 from .models import BgRemoveJob, Render
-from .params import RenderParams, params_parse
+from .operations.fill import bg_apply
+from .operations.mark import mark_apply
+from .operations.resize import rect_apply, resize_apply
+from .params import MAX_DIMENSION, RenderParams, params_parse
+from .security import expires_check, signature_check
 
 
 class SourceNotFoundError(NotFoundError):
@@ -30,75 +39,161 @@ class BgRemoveNotEnabledError(ForbiddenError):
     )
 
 
+class UriTooLongError(ServiceError):
+    status_code = 414
+    code = "uri_too_long"
+    default_message = "The URL is longer than 8000 characters."
+
+
+class MarkError(BadRequestError):
+    code = "bad_mark"
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    """What the HTTP layer hands over: the source, the path, and the request as received."""
+
+    source_slug: str
+    path: str
+    raw_query: str
+    accept: str
+    # The path as the client sent it, in the encodings it may have been signed in.
+    signed_paths: tuple
+
+
 @dataclass(frozen=True)
 class RenderOutcome:
-    """Either a finished render to send, or the job a client should wait for."""
+    """A finished render to send, or the job a client should wait for."""
 
     source: Source
     params: RenderParams
     render: Render | None = None
     job: BgRemoveJob | None = None
+    # bg-remove-fallback: the render is the image without removal while the job runs.
+    fallback: bool = False
 
 
-def render_request(*, source_slug: str, path: str, raw_query: str, accept: str) -> RenderOutcome:
-    source = source_get(slug=source_slug)
+def render_request(req: RenderRequest) -> RenderOutcome:
+    """Checks in a fixed order — signature, source, limits — then serves from cache or renders."""
+    if len(req.signed_paths[0]) + len(req.raw_query) + 1 > settings.RENDER_MAX_URL_LENGTH:
+        raise UriTooLongError()
+    source = source_get(slug=req.source_slug)
     if source is None:
         raise SourceNotFoundError()
-    path = path_clean(path)
-    params = params_parse(raw_query)
-    model = ""
-    if params.bg_remove:
-        if not source_bg_remove_enabled(source=source):
-            raise BgRemoveNotEnabledError()
-        model = source_bg_remove_model(source=source, requested=params.bg_remove_model)
+    if source.require_signature:
+        signature_check(tokens=source.secure_tokens, paths=list(req.signed_paths), raw_query=req.raw_query)
+    params = params_parse(req.raw_query)
+    expires_check(params.expires)
+    render_admit(account=source.account)
+    path = path_clean(req.path)
 
-    fmt = format_negotiate(params, accept)
-    key = render_key(source_id=source.id, path=path, model=model, canonical=params.canonical(), fmt=fmt)
+    if params.bg_remove and not source_bg_remove_enabled(source=source):
+        raise BgRemoveNotEnabledError()
+    return _serve(source=source, path=path, params=params, accept=req.accept)
+
+
+def _serve(*, source: Source, path: str, params: RenderParams, accept: str) -> RenderOutcome:
+    model, refinement = "", ""
+    if params.bg_remove:
+        model = source_bg_remove_model(source=source, requested=params.bg_remove_model)
+        refinement = source.bg_remove_refinement
+    requested_fmt = format_negotiate(params, accept)
+    key = render_key(source_id=source.id, path=path, model=f"{model}/{refinement}" if model else "",
+                     canonical=params.canonical(), fmt=requested_fmt)
     # The hot path: a finished render is one indexed lookup away, with no image work at all.
     render = render_get(key=key)
     if render is not None:
         return RenderOutcome(source=source, params=params, render=render)
 
-    if params.bg_remove:
-        job = jobs.bg_remove_job_ensure(source=source, path=path, model=model)
-        if job.status == BgRemoveJob.Status.FAILED:
-            jobs.bg_remove_job_raise_failure(job)
-        if job.status != BgRemoveJob.Status.DONE:
-            return RenderOutcome(source=source, params=params, job=job)
-        render = _render_cutout(job=job, params=params, fmt=fmt, key=key)
+    if not params.bg_remove:
+        image, kind, size = _origin_image(source, path)
+        render = _render(image, kind=kind, size=size, source=source, path=path, params=params,
+                         accept=accept, key=key, cutout=False)
+        return RenderOutcome(source=source, params=params, render=render)
+
+    job = jobs.bg_remove_job_ensure(source=source, path=path, model=model, refinement=refinement)
+    if job.status == BgRemoveJob.Status.FAILED:
+        jobs.bg_remove_job_raise_failure(job)
+    if job.status != BgRemoveJob.Status.DONE:
+        if params.bg_remove_fallback:
+            # imgix's bg-remove-fallback: the image without removal now, the cutout later.
+            plain = _serve(source=source, path=path, params=replace(params, bg_remove=False), accept=accept)
+            return replace(plain, params=params, job=job, fallback=True)
+        return RenderOutcome(source=source, params=params, job=job)
+
+    data = _storage_read(job.cutout_name)
+    fmt = format_resolve(requested_fmt, params=params, has_alpha=True, default="png")
+    small_enough = max(job.width or 0, job.height or 0) <= MAX_DIMENSION
+    if fmt == "png" and not params.has_operations and params.q is None and small_enough:
+        # The stored cutout is already the answer: the render points at it, no copy.
+        render = render_store(key=key, source=source, path=path, data=data, content_type="image/png",
+                              storage_name=job.cutout_name)
     else:
-        render = _render_origin(source=source, path=path, params=params, fmt=fmt, key=key)
+        render = _render(image_decode(data), kind="png", size=len(data), source=source, path=path,
+                         params=params, accept=accept, key=key, cutout=True)
     return RenderOutcome(source=source, params=params, render=render)
 
 
-def _render_cutout(*, job: BgRemoveJob, params: RenderParams, fmt: str, key: str) -> Render:
-    fmt = fmt or format_default(None, cutout=True)
-    data = _storage_read(job.cutout_name)
-    if fmt == "png":
-        # The stored cutout is already the answer: the render points at it, no copy.
-        return render_store(key=key, source=job.source, path=job.path, data=data,
-                            content_type="image/png", storage_name=job.cutout_name)
-    return _encode_and_store(image=image_decode(data), source=job.source, path=job.path,
-                             params=params, fmt=fmt, key=key)
+def render_pipeline(image, params: RenderParams, *, mark=None):
+    """The order of operations after decode and background removal, in one place (SPEC):
+    rect → fit/crop/resize (w, h, dpr, ar, min/max) → fill → bg → mark. Encoding follows.
+    """
+    if params.rect:
+        image = rect_apply(image, params.rect)
+    image = resize_apply(image, params)  # fit=fill/fillmax also lays the fill around the image.
+    if params.bg:
+        image = bg_apply(image, params.bg)
+    if mark is not None:
+        image = mark_apply(image, mark, params)
+    return image
 
 
-def _render_origin(*, source: Source, path: str, params: RenderParams, fmt: str, key: str) -> Render:
-    obj = origin_for(source).fetch(path, max_bytes=settings.ORIGIN_MAX_BYTES)
-    image = image_decode(obj.data)
-    fmt = fmt or format_default(image_sniff(obj.data), cutout=False)
-    return _encode_and_store(image=image, source=source, path=path, params=params, fmt=fmt, key=key)
-
-
-def _encode_and_store(*, image, source, path, params, fmt, key) -> Render:
-    image = render_pipeline(image, params)
+def _render(image, *, kind, size, source, path, params, accept, key, cutout) -> Render:
+    requested = format_negotiate(params, accept)
+    if requested == "json":
+        data = json.dumps(_metadata(image, kind=kind, size=size)).encode()
+        return render_store(key=key, source=source, path=path, data=data, content_type="application/json")
+    mark = _mark_image(source, params.mark) if params.mark else None
+    image = render_pipeline(image, params, mark=mark)
+    fmt = format_resolve(requested, params=params, has_alpha=image_has_alpha(image),
+                         default=format_default(kind, cutout=cutout))
     data, content_type = image_encode(image, fmt, params)
     return render_store(key=key, source=source, path=path, data=data, content_type=content_type)
 
 
-def render_pipeline(image, params: RenderParams):
-    """The order of operations after decode and background removal (SPEC, one place):
-    rect → fit/crop/resize → fill → bg → mark. Encoding follows in `image_encode`.
-    """
+def _origin_image(source: Source, path: str):
+    obj = origin_for(source).fetch(path, max_bytes=settings.ORIGIN_MAX_BYTES)
+    return image_decode(obj.data), image_sniff(obj.data), len(obj.data)
+
+
+def _metadata(image, *, kind, size) -> dict:
+    return {
+        "Content-Type": f"image/{kind}" if kind else "application/octet-stream",
+        "Content-Length": size,
+        "PixelWidth": image.width,
+        "PixelHeight": image.height,
+        "ColorModel": "RGB" if image.mode in ("RGB", "RGBA", "P") else "Gray",
+        "HasAlpha": "A" in image.getbands(),
+    }
+
+
+def _mark_image(source: Source, mark: str):
+    """The watermark, fetched under the origin rules (network safety, size cap) and kept in storage."""
+    name = "marks/" + hashlib.sha256(f"{source.id}\x1f{mark}".encode()).hexdigest()
+    try:
+        if default_storage.exists(name):
+            return image_decode(_storage_read(name))
+    except ServiceError:
+        pass
+    if mark.startswith(("http://", "https://")):
+        data = fetch_url(mark, max_bytes=settings.ORIGIN_MAX_BYTES).data
+    elif "://" in mark:
+        raise MarkError("mark must be an http(s) URL or a path on the same source.")
+    else:
+        data = origin_for(source).fetch(path_clean(mark.lstrip("/").split("?", 1)[0]),
+                                        max_bytes=settings.ORIGIN_MAX_BYTES).data
+    image = image_decode(data)
+    default_storage.save(name, ContentFile(data))
     return image
 
 
@@ -107,4 +202,4 @@ def _storage_read(name: str) -> bytes:
         with default_storage.open(name, "rb") as fh:
             return fh.read()
     except FileNotFoundError:
-        raise ServiceUnavailableError("A stored cutout is missing; purge the image to recompute it.") from None
+        raise ServiceUnavailableError("A stored image is missing; purge the image to recompute it.") from None

@@ -12,9 +12,10 @@ from rest_framework.views import APIView
 from config.exceptions import NotFoundError
 
 from .cache import render_open
-from .jobs import bg_remove_retry_after
+from .admission import job_retry_after
 from .models import BgRemoveJob
-from .services import render_request
+from .security import raw_path_candidates
+from .services import RenderRequest, render_request
 
 
 class JSONOnlyNegotiation(BaseContentNegotiation):
@@ -34,15 +35,22 @@ class RenderView(APIView):
 
     def get(self, request, source, path):
         outcome = render_request(
-            source_slug=source,
-            path=path,
-            raw_query=request.META.get("QUERY_STRING", ""),
-            accept=request.META.get("HTTP_ACCEPT", ""),
+            RenderRequest(
+                source_slug=source,
+                path=path,
+                raw_query=request.META.get("QUERY_STRING", ""),
+                accept=request.META.get("HTTP_ACCEPT", ""),
+                signed_paths=tuple(raw_path_candidates(request.META)),
+            )
         )
-        if outcome.job is not None:
+        if outcome.render is None:
             response = _processing_response(request, outcome.job)
         else:
             response = _image_response(request, outcome)
+        if outcome.fallback:
+            # The image without removal, for now: never cached downstream.
+            response["Cache-Control"] = "no-store"
+            response["X-Bg-Remove-Status"] = "processing"
         if outcome.params.auto_format:
             response["Vary"] = "Accept"
         return response
@@ -86,7 +94,7 @@ def _processing_response(request, job):
         },
         status=202,
     )
-    response["Retry-After"] = str(bg_remove_retry_after(job))
+    response["Retry-After"] = str(job_retry_after(job))
     response["Cache-Control"] = "no-store"
     return response
 

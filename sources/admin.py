@@ -8,8 +8,10 @@ from .selectors import source_bg_remove_enabled
 
 ORIGIN_FIELDS = [
     "account", "slug", "kind", "base_url", "s3_bucket", "s3_prefix", "s3_region", "s3_endpoint_url",
-    "s3_access_key_id", "s3_secret_access_key", "local_path",
+    "s3_access_key_id", "s3_secret_access_key", "local_path", "require_signature", "secure_tokens",
 ]
+# Secrets: only superusers see them; account managers never do.
+SECRET_FIELDS = {"s3_secret_access_key", "secure_tokens"}
 
 
 @admin.register(Source)
@@ -18,11 +20,12 @@ class SourceAdmin(SimpleHistoryAdmin):
     list_filter = ["kind", "bg_remove"]
     search_fields = ["slug", "account__name", "account__slug"]
     list_select_related = ["account"]
-    history_list_display = ["bg_remove", "bg_remove_model"]
+    history_list_display = ["bg_remove", "bg_remove_model", "bg_remove_refinement"]
     fieldsets = [
         (None, {"fields": ["account", "slug", "kind"]}),
-        ("Origin", {"fields": ORIGIN_FIELDS[3:]}),
-        ("Rendering", {"fields": ["bg_remove", "bg_remove_model", "cache_max_age"]}),
+        ("Origin", {"fields": ORIGIN_FIELDS[3:11]}),
+        ("Signed URLs", {"fields": ["require_signature", "secure_tokens"]}),
+        ("Rendering", {"fields": ["bg_remove", "bg_remove_model", "bg_remove_refinement", "cache_max_age"]}),
     ]
 
     @admin.display(boolean=True, description="bg-remove in effect")
@@ -33,7 +36,7 @@ class SourceAdmin(SimpleHistoryAdmin):
         if request.user.is_superuser:
             return self.fieldsets
         # Managers never see origin credentials.
-        return [(name, {"fields": [f for f in opts["fields"] if f != "s3_secret_access_key"]})
+        return [(name, {"fields": [f for f in opts["fields"] if f not in SECRET_FIELDS]})
                 for name, opts in self.fieldsets]
 
     def get_readonly_fields(self, request, obj=None):

@@ -26,6 +26,11 @@ class Source(models.Model):
         ON = "on", "On"
         OFF = "off", "Off"
 
+    class Refinement(models.TextChoices):
+        NONE = "none", "None"
+        POST_PROCESS = "post-process", "Post-process the mask"
+        ALPHA_MATTING = "alpha-matting", "Alpha matting"
+
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="sources")
     slug = models.CharField(max_length=63, unique=True, validators=[slug_validator])
     kind = models.CharField(max_length=8, choices=Kind.choices)
@@ -41,6 +46,15 @@ class Source(models.Model):
         max_length=512, blank=True, help_text="Local folder: a folder below the configured ORIGIN_LOCAL_ROOT."
     )
 
+    require_signature = models.BooleanField(
+        "require signed URLs", default=False,
+        help_text="Requests must carry imgix's `s` signature made with one of the secure tokens.",
+    )
+    secure_tokens = models.JSONField(
+        default=list, blank=True,
+        help_text="Signing tokens, newest first; keeping the old one for a while lets a token rotate.",
+    )
+
     bg_remove = models.CharField(
         "background removal", max_length=8, choices=BgRemove.choices, default=BgRemove.INHERIT
     )
@@ -48,12 +62,16 @@ class Source(models.Model):
         "background removal model", max_length=32, blank=True,
         help_text="A provisioned rembg model; empty uses the platform default.",
     )
+    bg_remove_refinement = models.CharField(
+        "edge refinement", max_length=16, choices=Refinement.choices, default=Refinement.NONE,
+        help_text="Mask refinement after the model: rembg's post-processing, or alpha matting (slower).",
+    )
     cache_max_age = models.PositiveIntegerField(
         "cache TTL (seconds)", null=True, blank=True, help_text="Empty uses the platform default (one year)."
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
-    history = HistoricalRecords(excluded_fields=["created_at", "s3_secret_access_key"])
+    history = HistoricalRecords(excluded_fields=["created_at", "s3_secret_access_key", "secure_tokens"])
 
     class Meta:
         ordering = ["slug"]
@@ -77,5 +95,9 @@ class Source(models.Model):
                 errors["local_path"] = str(exc)
         if self.bg_remove_model and self.bg_remove_model not in settings.BG_REMOVE_MODELS:
             errors["bg_remove_model"] = f"Not provisioned here; choose one of {', '.join(settings.BG_REMOVE_MODELS)}."
+        if not isinstance(self.secure_tokens, list) or not all(isinstance(t, str) and t for t in self.secure_tokens):
+            errors["secure_tokens"] = "A list of non-empty strings."
+        elif self.require_signature and not self.secure_tokens:
+            errors["secure_tokens"] = "Signed URLs need at least one token."
         if errors:
             raise ValidationError(errors)

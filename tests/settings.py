@@ -31,6 +31,8 @@ from config.settings import BASE_DIR  # noqa: E402
 
 # Tests use the model provisioned by `make models` rather than fetching their own.
 BG_REMOVE_MODEL_HOME = Path(os.environ.get("BG_REMOVE_MODEL_HOME", BASE_DIR / "var" / "models"))
+# Both models the platform ships are provisioned for the tests (`make test`).
+BG_REMOVE_MODELS = ["u2netp", "u2net"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
 STATIC_ROOT = Path(os.environ["CUTOUT_VAR_DIR"]) / "static"

@@ -2,6 +2,8 @@
 
 import hashlib
 import os
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,10 +75,30 @@ def session_get(name: str):
     return session
 
 
-def cutout(image: Image.Image, *, model: str) -> Image.Image:
-    """The image with its background made transparent (RGBA, same size)."""
-    from rembg import remove
+REFINEMENTS = ("none", "post-process", "alpha-matting")
+# Alpha matting runs beside the worker's main thread so it can be abandoned at its time budget.
+_matting = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alpha-matting")
 
-    if image.mode not in ("RGB", "RGBA"):
-        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
-    return remove(image, session=session_get(model))
+
+def cutout(image: Image.Image, *, model: str, refinement: str = "none") -> tuple[Image.Image, str]:
+    """The image with its background made transparent (RGBA, same size), and a note for the job.
+
+    One inference whatever the refinement: the mask is computed once and refined after.
+    """
+    from rembg import remove
+    from rembg.bg import alpha_matting_cutout, naive_cutout
+
+    image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    session = session_get(model)
+    if refinement != "alpha-matting":
+        return remove(image, session=session, post_process_mask=refinement == "post-process"), ""
+    mask = remove(image, session=session, only_mask=True)
+    budget = settings.BG_REMOVE_MATTING_SECONDS
+    future = _matting.submit(alpha_matting_cutout, image, mask, 240, 10, 10)
+    try:
+        return future.result(timeout=budget), ""
+    except FutureTimeout:
+        note = f"Alpha matting took longer than its budget of {budget:g} s; the plain mask was used."
+    except ValueError:
+        note = "Alpha matting could not refine this image; the plain mask was used."
+    return naive_cutout(image.convert("RGBA"), mask), note

@@ -1,0 +1,119 @@
+"""Admission: per-account rate limits (django-ratelimit) and the bg-remove queue ceilings."""
+
+import logging
+import math
+import statistics
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
+from django_ratelimit.core import get_usage
+
+from accounts.models import Account
+from config.exceptions import ServiceError
+
+from .models import BgRemoveJob
+
+logger = logging.getLogger(__name__)
+UNFINISHED = [BgRemoveJob.Status.QUEUED, BgRemoveJob.Status.RUNNING]
+
+
+class RateLimitedError(ServiceError):
+    status_code = 429
+    code = "rate_limited"
+
+
+def _usage(*, group: str, account: Account, rate: str, increment: bool) -> dict | None:
+    # django-ratelimit's counters live in the default cache (Redis in production), so every web
+    # process shares them. No request is needed: the key is the account.
+    try:
+        return get_usage(None, group=group, key=lambda _group, _request: str(account.pk), rate=rate,
+                         increment=increment)
+    except Exception as exc:  # The cache's client raises its own types.
+        # Fail open: with the cache down, cached images are still served; new bg-remove work
+        # is stopped by the broker being down too, or by the queue ceilings (in the database).
+        logger.warning("rate limit %r not checked, cache unavailable: %s", group, exc)
+        return None
+
+
+def _limit(*, group: str, code: str, account: Account, rate: str, increment: bool = True) -> None:
+    usage = _usage(group=group, account=account, rate=rate, increment=increment)
+    over = usage and (usage["should_limit"] if increment else usage["count"] >= usage["limit"])
+    if over:
+        raise RateLimitedError(
+            f"Over the account's {group} limit of {rate}; retry later.",
+            code=code, retry_after=max(1, usage["time_left"]),
+        )
+
+
+def render_admit(*, account: Account) -> None:
+    """Every rendering request, cached or not, counts against the account's request limit."""
+    _limit(group="request rate", code="request_rate_limited", account=account,
+           rate=account.render_rate_limit or settings.RENDER_RATE_LIMIT)
+
+
+def bg_remove_admit(*, account: Account) -> None:
+    """Before a new job: the queue ceilings, then the account's (lower) bg-remove limit.
+
+    The limit is only read here; `bg_remove_count` adds the job once it exists, so the many
+    requests that lose the race for one image's job do not use up the account's limit.
+    """
+    pending = BgRemoveJob.objects.filter(status__in=UNFINISHED)
+    total = pending.count()
+    if total >= settings.BG_REMOVE_MAX_PENDING:
+        raise RateLimitedError(
+            "Background removal is saturated across the platform; retry later.",
+            code="bg_remove_queue_full", retry_after=queue_wait_seconds(total),
+        )
+    mine = pending.filter(source__account=account).count()
+    ceiling = account.bg_remove_max_pending or settings.BG_REMOVE_MAX_PENDING_PER_ACCOUNT
+    if mine >= ceiling:
+        raise RateLimitedError(
+            f"The account has {mine} background removals in progress, its ceiling; retry later.",
+            code="bg_remove_account_queue_full", retry_after=queue_wait_seconds(mine),
+        )
+    _limit(group="background-removal rate", code="bg_remove_rate_limited", account=account, increment=False,
+           rate=account.bg_remove_rate_limit or settings.BG_REMOVE_RATE_LIMIT)
+
+
+def bg_remove_count(*, account: Account) -> None:
+    _usage(group="background-removal rate", account=account,
+           rate=account.bg_remove_rate_limit or settings.BG_REMOVE_RATE_LIMIT, increment=True)
+
+
+def recent_job_seconds() -> float:
+    """Median wall time of recent jobs (cached briefly; it only steers Retry-After)."""
+    try:
+        cached = cache.get("bg_remove_recent_job_seconds")
+    except Exception:  # Only a hint for Retry-After: compute it without the cache.
+        cached = None
+    if cached is not None:
+        return cached
+    since = timezone.now() - timedelta(hours=1)
+    durations = [
+        (finished - started).total_seconds()
+        for started, finished in BgRemoveJob.objects.filter(
+            status=BgRemoveJob.Status.DONE, finished_at__gte=since, started_at__isnull=False
+        ).order_by("-finished_at").values_list("started_at", "finished_at")[:50]
+    ]
+    value = statistics.median(durations) if durations else settings.BG_REMOVE_EXPECTED_JOB_SECONDS
+    try:
+        cache.set("bg_remove_recent_job_seconds", value, 30)
+    except Exception:
+        pass
+    return value
+
+
+def queue_wait_seconds(ahead: int) -> int:
+    """Seconds until `ahead` queued jobs are done, given the workers' slots and recent job times."""
+    seconds = (ahead + 1) * recent_job_seconds() / max(1, settings.BG_REMOVE_WORKER_SLOTS)
+    return min(max(1, math.ceil(seconds)), 600)
+
+
+def job_retry_after(job: BgRemoveJob) -> int:
+    """For a 202: how long until this job is likely done, from the jobs queued before it."""
+    if job.status == BgRemoveJob.Status.RUNNING:
+        return queue_wait_seconds(0)
+    ahead = BgRemoveJob.objects.filter(status__in=UNFINISHED, created_at__lt=job.created_at).count()
+    return queue_wait_seconds(ahead)

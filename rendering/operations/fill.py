@@ -1,0 +1,12 @@
+"""bg: the image composited over a solid colour (imgix hex colours carry alpha first)."""
+
+from PIL import Image
+
+
+def bg_apply(image: Image.Image, rgba: tuple[int, int, int, int] | None) -> Image.Image:
+    """The image "over" `rgba`: RGB when the colour is opaque, else RGBA keeping partial alpha."""
+    if rgba is None or rgba[3] == 0 or not image.has_transparency_data:
+        return image  # Over a transparent colour, or an opaque image over anything: no change.
+    background = Image.new("RGBA", image.size, tuple(rgba))
+    result = Image.alpha_composite(background, image.convert("RGBA"))
+    return result.convert("RGB") if rgba[3] == 255 else result

@@ -1,0 +1,282 @@
+"""Size: rect, then w/h/dpr/ar/min/max with every imgix fit mode and crop anchor (research §4)."""
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from ..params import MAX_DIMENSION, Dim, RenderParams
+
+Box = tuple[int, int]
+Window = tuple[float, float, float, float]
+
+DEFAULTS = RenderParams()
+TRANSPARENT_WHITE = (255, 255, 255, 0)  # imgix's default fill, `0FFF`: white once flattened.
+# Pillow first shrinks by whole-pixel steps while the image is over 3× the target: fast, same look.
+REDUCING_GAP = 3.0
+# entropy/edges are measured on a thumbnail: the choice of window does not need full resolution.
+MEASURE_SIZE = 128
+BLUR_SIZE = 256  # The long side a blurred fill is computed at before it is scaled to the canvas.
+ENTROPY_BINS = 32
+SMART_CROPS = ("focalpoint", "entropy", "edges")  # "faces" has no detector: it falls through.
+
+
+# --- Public stages ----------------------------------------------------------------------------------
+
+def rect_apply(image: Image.Image, rect: tuple[Dim, Dim, Dim, Dim]) -> Image.Image:
+    """Crops to x, y, w, h (pixels, or ratios of the image), clamped so at least 1×1 remains."""
+    width, height = image.size
+    x, y, w, h = rect
+    left = min(_offset(x, width), width - 1)
+    top = min(_offset(y, height), height - 1)
+    right = left + min(max(w.pixels(width), 1), width - left)
+    bottom = top + min(max(h.pixels(height), 1), height - top)
+    if (left, top, right, bottom) == (0, 0, width, height):
+        return image
+    return image.crop((left, top, right, bottom))
+
+
+def resize_apply(image: Image.Image, params: RenderParams) -> Image.Image:
+    """w, h, dpr, ar, min/max and fit; never larger than 8192×8192 (scaled down, not refused)."""
+    box = target_box(image.size, params)
+    if box is None:
+        return _cap_only(image)
+    return fit_apply(image, box, params.fit, params)
+
+
+def target_box(size: Box, params: RenderParams) -> Box | None:
+    """The box the fit mode works in, or None when nothing asks for a new size."""
+    width, height = size
+    w = params.w.pixels(width) if params.w else None
+    h = params.h.pixels(height) if params.h else None
+    ar = params.ar if params.fit in ("crop", "fill", "fillmax") else None
+    if w is None and h is None:
+        # ar alone reframes at native resolution: cropped for crop, padded for fill (imgix ar doc).
+        return _box_cap(_ar_frame(size, ar, inside=params.fit == "crop")) if ar else None
+    aspect = ar[0] / ar[1] if ar else width / height
+    if w is None:
+        w = max(1, round(h * aspect))
+    if h is None:
+        h = max(1, round(w / aspect))
+    if params.fit == "crop":
+        w, h = _bounded(w, params.min_w, params.max_w), _bounded(h, params.min_h, params.max_h)
+    # dpr multiplies the CSS-pixel box, bounds included, so dpr=2 is the same picture, denser.
+    w, h = max(1, round(w * params.dpr)), max(1, round(h * params.dpr))
+    return _box_cap((w, h))
+
+
+def fit_apply(image: Image.Image, box: Box, fit: str, params: RenderParams = DEFAULTS) -> Image.Image:
+    """One fit mode into `box`; `params` only supplies the crop anchor and the fill style."""
+    return FITS.get(fit, _clip)(image, box, params)
+
+
+# --- Fit modes --------------------------------------------------------------------------------------
+
+def _clip(image: Image.Image, box: Box, params: RenderParams) -> Image.Image:
+    return _resample(image, _inside(image.size, box))
+
+
+def _max(image: Image.Image, box: Box, params: RenderParams) -> Image.Image:
+    size = _inside(image.size, box)
+    return image if size[0] >= image.width else _resample(image, size)
+
+
+def _scale(image: Image.Image, box: Box, params: RenderParams) -> Image.Image:
+    return _resample(image, box)
+
+
+def _crop(image: Image.Image, box: Box, params: RenderParams) -> Image.Image:
+    width, height = image.size
+    scale = max(box[0] / width, box[1] / height)
+    window = (min(box[0] / scale, width), min(box[1] / scale, height))
+    return _resample(image, box, _anchor(image, window, params))
+
+
+def _min(image: Image.Image, box: Box, params: RenderParams) -> Image.Image:
+    # The requested aspect ratio, shrunk until it fits the original: never upscaled.
+    shrink = min(1.0, image.width / box[0], image.height / box[1])
+    return _crop(image, (max(1, round(box[0] * shrink)), max(1, round(box[1] * shrink))), params)
+
+
+def _fill(image: Image.Image, box: Box, params: RenderParams) -> Image.Image:
+    return _pad(_clip(image, box, params), box, _fill_canvas(image, box, params))
+
+
+def _fillmax(image: Image.Image, box: Box, params: RenderParams) -> Image.Image:
+    return _pad(_max(image, box, params), box, _fill_canvas(image, box, params))
+
+
+def _clamp(image: Image.Image, box: Box, params: RenderParams) -> Image.Image:
+    fitted = _clip(image, box, params)
+    left, top = (box[0] - fitted.width) // 2, (box[1] - fitted.height) // 2
+    pixels = np.asarray(fitted)
+    widths = [(top, box[1] - fitted.height - top), (left, box[0] - fitted.width - left)]
+    widths += [(0, 0)] * (pixels.ndim - 2)
+    return Image.fromarray(np.pad(pixels, widths, mode="edge"), fitted.mode)
+
+
+FITS = {
+    "clip": _clip, "max": _max, "scale": _scale, "crop": _crop, "min": _min,
+    "fill": _fill, "fillmax": _fillmax, "clamp": _clamp,
+}
+
+
+# --- Fill -------------------------------------------------------------------------------------------
+
+def _fill_canvas(image: Image.Image, box: Box, params: RenderParams) -> Image.Image:
+    """What shows around a fitted image: a blurred cover of it, fill-color, or transparency."""
+    if params.fill == "blur":
+        # Blurred small and scaled up: looks the same as blurring at full size, for a fraction of
+        # the work on a large canvas.
+        small = _box_cap_to(box, BLUR_SIZE)
+        cover = _crop(image, small, DEFAULTS)
+        blurred = cover.filter(ImageFilter.GaussianBlur(radius=max(2.0, max(small) / 20)))
+        return blurred.resize(box, Image.Resampling.BICUBIC)
+    # fill-color is honoured without fill=solid too: solid is the only fill that uses it.
+    color = params.fill_color or TRANSPARENT_WHITE
+    if color[3] == 255 and image.mode == "RGB":
+        return Image.new("RGB", box, color[:3])
+    return Image.new("RGBA", box, color)
+
+
+def _pad(fitted: Image.Image, box: Box, canvas: Image.Image) -> Image.Image:
+    offset = ((box[0] - fitted.width) // 2, (box[1] - fitted.height) // 2)
+    if canvas.mode == "RGBA" or fitted.mode == "RGBA":
+        canvas = canvas.convert("RGBA")
+        canvas.alpha_composite(fitted.convert("RGBA"), dest=offset)
+        return canvas
+    canvas.paste(fitted, offset)
+    return canvas
+
+
+# --- Crop anchor ------------------------------------------------------------------------------------
+
+def _anchor(image: Image.Image, window: tuple[float, float], params: RenderParams) -> Window:
+    """Where the crop window sits in the image: the first of focalpoint/entropy/edges asked for,
+    else the directional values (centre by default)."""
+    width, height = image.size
+    cw, ch = window
+    strategy = next((c for c in params.crop if c in SMART_CROPS), "")
+    if strategy == "focalpoint":
+        cw, ch = cw / params.fp_z, ch / params.fp_z
+        x = params.fp_x * width - cw / 2
+        y = params.fp_y * height - ch / 2
+    elif strategy:
+        x, y = _busiest(image, (cw, ch), strategy)
+    else:
+        x = (width - cw) * _side(params.crop, "left", "right")
+        y = (height - ch) * _side(params.crop, "top", "bottom")
+    x = min(max(x, 0.0), width - cw)
+    y = min(max(y, 0.0), height - ch)
+    return (x, y, x + cw, y + ch)
+
+
+def _side(crop: tuple, low: str, high: str) -> float:
+    if low in crop:
+        return 0.0
+    return 1.0 if high in crop else 0.5
+
+
+def _busiest(image: Image.Image, window: tuple[float, float], measure: str) -> tuple[float, float]:
+    """The window position with the most entropy or edge energy, on each axis that has slack."""
+    size = _box_cap_to(image.size, MEASURE_SIZE)
+    thumb = image.resize(size, Image.Resampling.BOX).convert("L")
+    factor = thumb.width / image.width
+    grey = np.asarray(thumb, dtype=np.float64)
+    if measure == "edges":
+        values = np.zeros_like(grey)
+        values[:, 1:] += np.abs(np.diff(grey, axis=1))
+        values[1:, :] += np.abs(np.diff(grey, axis=0))
+        values = values[..., np.newaxis]
+        score = _edge_energy
+    else:
+        bins = np.minimum((grey * ENTROPY_BINS / 256).astype(int), ENTROPY_BINS - 1)
+        values = np.eye(ENTROPY_BINS)[bins]  # One histogram per pixel, summed per window below.
+        score = _entropy
+    x = _best_offset(values.sum(axis=0), window[0] * factor, score) / factor
+    y = _best_offset(values.sum(axis=1), window[1] * factor, score) / factor
+    return (x if x >= 0 else (image.width - window[0]) / 2,
+            y if y >= 0 else (image.height - window[1]) / 2)
+
+
+def _best_offset(profile: np.ndarray, length: float, score) -> float:
+    """The start of the best-scoring window of `length` along `profile`; -1 when there is no slack.
+    Ties go to the most central window, so a featureless image crops like the default."""
+    span = max(1, round(length))
+    positions = profile.shape[0] - span + 1
+    if positions <= 1:
+        return -1.0
+    cumulative = np.concatenate([np.zeros((1,) + profile.shape[1:]), np.cumsum(profile, axis=0)])
+    scores = score(cumulative[span:] - cumulative[:-span])
+    best = np.flatnonzero(scores >= scores.max() - 1e-9 * max(1.0, abs(scores.max())))
+    centre = (positions - 1) / 2
+    return float(best[np.argmin(np.abs(best - centre))])
+
+
+def _edge_energy(sums: np.ndarray) -> np.ndarray:
+    return sums[..., 0]
+
+
+def _entropy(histograms: np.ndarray) -> np.ndarray:
+    totals = histograms.sum(axis=-1, keepdims=True)
+    p = histograms / np.maximum(totals, 1)
+    return -(p * np.log2(np.where(p > 0, p, 1))).sum(axis=-1)
+
+
+# --- Sizes and resampling ---------------------------------------------------------------------------
+
+def _offset(value: Dim, reference: int) -> int:
+    # Not Dim.pixels: an offset of 0 is valid, where a size is at least 1.
+    return round(value.value * reference) if value.ratio else int(value.value)
+
+
+def _bounded(value: int, low: int | None, high: int | None) -> int:
+    if high is not None:
+        value = min(value, high)
+    if low is not None:
+        value = max(value, low)
+    return value
+
+
+def _ar_frame(size: Box, ar: tuple, *, inside: bool) -> Box:
+    """The largest box of ratio `ar` inside the image (crop) or the smallest around it (fill)."""
+    width, height = size
+    aspect = ar[0] / ar[1]
+    if (width / height > aspect) == inside:
+        return (max(1, round(height * aspect)), height)
+    return (width, max(1, round(width / aspect)))
+
+
+def _box_cap(box: Box) -> Box:
+    return _box_cap_to(box, MAX_DIMENSION)
+
+
+def _box_cap_to(box: Box, limit: int) -> Box:
+    """`box` scaled down proportionally until neither side exceeds `limit`."""
+    shrink = min(1.0, limit / box[0], limit / box[1])
+    if shrink == 1.0:
+        return box
+    return (min(limit, max(1, round(box[0] * shrink))), min(limit, max(1, round(box[1] * shrink))))
+
+
+def _cap_only(image: Image.Image) -> Image.Image:
+    return _resample(image, _box_cap(image.size))
+
+
+def _inside(size: Box, box: Box) -> Box:
+    """The size that fits `box` keeping the aspect ratio, matching one of its dimensions exactly."""
+    width, height = size
+    if box[0] / width <= box[1] / height:
+        return (box[0], min(box[1], max(1, round(height * box[0] / width))))
+    return (min(box[0], max(1, round(width * box[1] / height))), box[1])
+
+
+def _resample(image: Image.Image, size: Box, window: Window | None = None) -> Image.Image:
+    """LANCZOS resize of `window` (the whole image by default) to `size`, alpha kept clean."""
+    full = (0.0, 0.0, float(image.width), float(image.height))
+    window = window or full
+    if size == image.size and window == full:
+        return image
+    # Premultiplied, so the colour of fully transparent pixels cannot bleed into visible edges.
+    premultiply = image.mode == "RGBA"
+    source = image.convert("RGBa") if premultiply else image
+    resized = source.resize(size, Image.Resampling.LANCZOS, box=window, reducing_gap=REDUCING_GAP)
+    return resized.convert("RGBA") if premultiply else resized

@@ -1,0 +1,110 @@
+"""Rate limits (django-ratelimit on real Redis, shared by several web processes) and queue admission."""
+
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from accounts.models import Account
+from rendering.admission import job_retry_after, queue_wait_seconds
+from rendering.jobs import bg_remove_job_process
+from rendering.models import BgRemoveJob
+from tests.conftest import ROOT, free_port, stop_process, wait_for_port
+
+pytestmark = [pytest.mark.redis, pytest.mark.django_db]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_counters():
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+def set_limits(account, **limits):
+    Account.objects.filter(pk=account.pk).update(**limits)
+    account.refresh_from_db()
+
+
+def test_request_limit_counts_every_render_and_answers_429(client, source):
+    set_limits(source.account, render_rate_limit="4/m")
+    statuses = [client.get("/render/acme-photos/astronaut.jpg?w=20").status_code for _ in range(6)]
+    assert statuses == [200, 200, 200, 200, 429, 429]
+    response = client.get("/render/acme-photos/astronaut.jpg?w=20")
+    assert response.json()["error"]["code"] == "request_rate_limited"
+    assert "request rate limit of 4/m" in response.json()["error"]["message"]
+    assert 0 < int(response["Retry-After"]) <= 60 and response["Cache-Control"] == "no-store"
+
+
+def test_bg_remove_limit_counts_new_jobs_only(client, source, origin_root):
+    set_limits(source.account, bg_remove_rate_limit="2/m")
+    for name in ["b.jpg", "c.jpg", "d.jpg"]:
+        (origin_root / "photos" / name).write_bytes((origin_root / "photos" / "astronaut.jpg").read_bytes())
+    first = client.get("/render/acme-photos/astronaut.jpg?bg-remove=true")
+    bg_remove_job_process(job_id=first.json()["job"])
+    # Cached cutouts and repeated requests for an existing job never count.
+    for _ in range(5):
+        assert client.get("/render/acme-photos/astronaut.jpg?bg-remove=true").status_code == 200
+        assert client.get("/render/acme-photos/b.jpg?bg-remove=true").status_code == 202
+    over = client.get("/render/acme-photos/c.jpg?bg-remove=true")
+    assert over.status_code == 429 and over.json()["error"]["code"] == "bg_remove_rate_limited"
+    assert int(over["Retry-After"]) > 0
+    assert not BgRemoveJob.objects.filter(path="c.jpg").exists()
+    assert client.get("/render/acme-photos/astronaut.jpg?bg-remove=true").status_code == 200
+    assert client.get("/render/acme-photos/d.jpg").status_code == 200  # Plain renders are not bg-remove.
+
+
+def test_queue_ceilings(client, source, origin_root, settings):
+    for name in ["b.jpg", "c.jpg"]:
+        (origin_root / "photos" / name).write_bytes((origin_root / "photos" / "astronaut.jpg").read_bytes())
+    done = client.get("/render/acme-photos/chelsea.png?bg-remove=true")
+    bg_remove_job_process(job_id=done.json()["job"])
+    set_limits(source.account, bg_remove_max_pending=2)
+    assert client.get("/render/acme-photos/astronaut.jpg?bg-remove=true").status_code == 202
+    assert client.get("/render/acme-photos/b.jpg?bg-remove=true").status_code == 202
+    full = client.get("/render/acme-photos/c.jpg?bg-remove=true")
+    assert full.status_code == 429 and full.json()["error"]["code"] == "bg_remove_account_queue_full"
+    assert int(full["Retry-After"]) >= 1
+    # Cached results are still served, and the waiting jobs still answer 202.
+    assert client.get("/render/acme-photos/chelsea.png?bg-remove=true").status_code == 200
+    assert client.get("/render/acme-photos/b.jpg?bg-remove=true").status_code == 202
+
+    set_limits(source.account, bg_remove_max_pending=None)
+    settings.BG_REMOVE_MAX_PENDING = 2
+    platform = client.get("/render/acme-photos/c.jpg?bg-remove=true")
+    assert platform.status_code == 429 and platform.json()["error"]["code"] == "bg_remove_queue_full"
+
+
+def test_retry_after_grows_with_the_queue(source, settings):
+    settings.BG_REMOVE_EXPECTED_JOB_SECONDS = 4
+    settings.BG_REMOVE_WORKER_SLOTS = 1
+    jobs = [BgRemoveJob.objects.create(source=source, path=f"{i}.jpg", model="u2netp") for i in range(5)]
+    waits = [job_retry_after(job) for job in jobs]
+    assert waits == sorted(waits) and waits[0] < waits[-1]
+    assert waits[-1] == queue_wait_seconds(4) == 20
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_limit_is_shared_by_two_web_processes(source, worker_env, settings):
+    """Two gunicorn processes count against one Redis counter: the account gets its limit, not twice it."""
+    set_limits(source.account, render_rate_limit="6/m")
+    env = {**worker_env, "REDIS_URL": settings.REDIS_URL, "CELERY_BROKER_URL": settings.CELERY_BROKER_URL}
+    ports, procs = [free_port(), free_port()], []
+    try:
+        for port in ports:
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1"],
+                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            ))
+        for port, proc in zip(ports, procs):
+            wait_for_port(port, proc=proc)
+        statuses = [
+            requests.get(f"http://127.0.0.1:{ports[i % 2]}/render/acme-photos/astronaut.jpg?w=30", timeout=30).status_code
+            for i in range(10)
+        ]
+    finally:
+        for proc in procs:
+            stop_process(proc)
+    assert statuses.count(200) == 6 and statuses.count(429) == 4
