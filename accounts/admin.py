@@ -19,6 +19,10 @@ class AccountAdmin(SimpleHistoryAdmin):
         ("Limits", {"fields": ["render_rate_limit", "bg_remove_rate_limit", "bg_remove_max_pending"]}),
     ]
 
+    def get_prepopulated_fields(self, request, obj=None):
+        # A read-only slug cannot be prepopulated (the admin would fail to render the form).
+        return {} if "slug" in self.get_readonly_fields(request, obj) else super().get_prepopulated_fields(request, obj)
+
     def get_readonly_fields(self, request, obj=None):
         # The slug names the tenant in URLs; only superusers rename it.
         if obj is not None and not request.user.is_superuser:

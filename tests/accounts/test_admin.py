@@ -29,7 +29,7 @@ def account_form(account, **changes):
 
 def source_form(source, **changes):
     data = {"bg_remove": source.bg_remove, "bg_remove_model": source.bg_remove_model,
-            "cache_max_age": source.cache_max_age or ""}
+            "bg_remove_refinement": source.bg_remove_refinement, "cache_max_age": source.cache_max_age or ""}
     data.update(changes)
     return data
 
@@ -108,3 +108,15 @@ def test_manager_never_sees_origin_credentials(client, manager, source):
     Source.objects.filter(pk=source.pk).update(s3_secret_access_key="very-secret-value")
     page = client.get(f"/admin/sources/source/{source.pk}/change/").content.decode()
     assert page.count("very-secret-value") == 0 and "bg_remove" in page
+
+
+def test_manager_sets_the_account_limits(client, manager, source):
+    account = source.account
+    response = client.post(f"/admin/accounts/account/{account.pk}/change/",
+                           account_form(account, render_rate_limit="3/m", bg_remove_rate_limit="1/m",
+                                        bg_remove_max_pending="7"))
+    assert response.status_code == 302
+    account.refresh_from_db()
+    assert (account.render_rate_limit, account.bg_remove_rate_limit, account.bg_remove_max_pending) == ("3/m", "1/m", 7)
+    bad = client.post(f"/admin/accounts/account/{account.pk}/change/", account_form(account, render_rate_limit="lots"))
+    assert bad.status_code == 200 and "A count per period" in bad.content.decode()
