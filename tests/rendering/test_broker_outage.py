@@ -8,6 +8,7 @@ import time
 import pytest
 import requests
 
+from rendering.jobs import bg_remove_job_process
 from rendering.models import BgRemoveJob
 from tests.conftest import ROOT, free_port, require, stop_process, wait_for_port
 
@@ -36,9 +37,15 @@ def test_broker_down_gives_503_then_recovers(source, worker_env, tmp_path):
     base = f"http://127.0.0.1:{web_port}/render/{source.slug}"
     try:
         wait_for_port(web_port, proc=web)
-        assert requests.get(f"{base}/astronaut.jpg?bg-remove=true", timeout=30).status_code == 202
+        first = requests.get(f"{base}/astronaut.jpg?bg-remove=true", timeout=30)
+        assert first.status_code == 202
+        bg_remove_job_process(job_id=first.json()["job"])
+        assert requests.get(f"{base}/astronaut.jpg?bg-remove=true", timeout=30).status_code == 200
 
         stop_process(redis)
+        # A cached cutout needs neither the broker nor the cache: still served.
+        cached = requests.get(f"{base}/astronaut.jpg?bg-remove=true", timeout=30)
+        assert cached.status_code == 200 and cached.headers["Content-Type"] == "image/png"
         started = time.monotonic()
         down = requests.get(f"{base}/chelsea.png?bg-remove=true", timeout=60)
         assert time.monotonic() - started < 20, "a broker outage must not hang the request"

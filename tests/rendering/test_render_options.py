@@ -87,3 +87,65 @@ def test_invalid_values_are_ignored_never_5xx(client, source):
     for query in ["w=abc", "q=150", "fit=bogus", "dpr=-3", "h=0", "crop=nowhere", "bg=zzz", "fm=tiff", "mark-alpha=x"]:
         response = client.get(f"/render/acme-photos/astronaut.jpg?{query}")
         assert response.status_code == 200, (query, response.content)
+
+
+def body_image(response):
+    return Image.open(io.BytesIO(b"".join(response.streaming_content)))
+
+
+def test_size_through_the_endpoint(client, source):
+    crop = body_image(client.get("/render/acme-photos/chelsea.png?w=100&h=100&fit=crop"))
+    assert crop.size == (100, 100)
+    clip = body_image(client.get("/render/acme-photos/chelsea.png?w=100&h=100"))
+    assert clip.size == (100, 67)  # 451×300 fitted inside 100×100.
+    dpr = body_image(client.get("/render/acme-photos/chelsea.png?w=100&dpr=2"))
+    assert dpr.size == (200, 133)
+    ratio = body_image(client.get("/render/acme-photos/chelsea.png?w=0.5"))
+    assert ratio.width == 226
+
+
+def test_bg_fills_the_removed_background(client, source):
+    job, cutout = cutout_of(client, "/render/acme-photos/astronaut.jpg?bg-remove=true")
+    transparent = next((x, y) for x in range(0, 512, 4) for y in range(0, 512, 4)
+                       if cutout.getpixel((x, y))[3] == 0)
+    opaque = (256, 110)
+    red = body_image(client.get("/render/acme-photos/astronaut.jpg?bg-remove=true&bg=f00"))
+    assert red.getpixel(transparent)[:3] == (255, 0, 0)
+    assert all(abs(a - b) <= 2 for a, b in zip(red.getpixel(opaque)[:3], cutout.getpixel(opaque)[:3]))
+    jpg = body_image(client.get("/render/acme-photos/astronaut.jpg?bg-remove=true&fm=jpg"))
+    assert jpg.mode == "RGB" and all(c > 245 for c in jpg.getpixel(transparent))  # Flattened on white.
+    half = body_image(client.get("/render/acme-photos/astronaut.jpg?bg-remove=true&bg=80ff0000&fm=png"))
+    r, g, b, a = half.getpixel(transparent)
+    assert (r, g, b) == (255, 0, 0) and abs(a - 128) <= 1  # Alpha first: 80 is the alpha.
+
+
+def test_mark_at_the_aligned_corner_with_alpha(client, source, origin_root):
+    Image.new("RGB", (20, 10), (0, 0, 255)).save(origin_root / "photos" / "mark.png")
+    base = body_image(client.get("/render/acme-photos/astronaut.jpg?fm=png"))
+    marked = body_image(client.get("/render/acme-photos/astronaut.jpg?fm=png&mark=mark.png&mark-alpha=50"))
+    # Default alignment bottom,right with a 5 px pad: the mark covers x 487–506, y 497–506.
+    inside, outside = (500, 500), (480, 500)
+    expected = tuple(round((c + blue) / 2) for c, blue in zip(base.getpixel(inside)[:3], (0, 0, 255)))
+    assert all(abs(a - b) <= 2 for a, b in zip(marked.getpixel(inside)[:3], expected))
+    assert marked.getpixel(outside) == base.getpixel(outside)
+    top_left = body_image(client.get("/render/acme-photos/astronaut.jpg?fm=png&mark=mark.png&mark-align=top,left"))
+    assert top_left.getpixel((10, 8))[:3] == (0, 0, 255)
+
+
+def test_same_meaning_shares_one_cached_render_and_repeats_do_no_work(client, source, origin_root):
+    from rendering.models import Render
+
+    first = client.get("/render/acme-photos/astronaut.jpg?w=100&h=50&fit=crop")
+    same = client.get("/render/acme-photos/astronaut.jpg?h=50&fit=crop&ixlib=python-4.0.0&w=100&width=100")
+    assert first["ETag"] == same["ETag"] and Render.objects.count() == 1
+    (origin_root / "photos" / "astronaut.jpg").unlink()  # A hit must not need the origin.
+    assert client.get("/render/acme-photos/astronaut.jpg?w=100&h=50&fit=crop").status_code == 200
+    assert Render.objects.count() == 1
+
+
+def test_auto_compress_picks_by_transparency(client, source):
+    plain = client.get("/render/acme-photos/chelsea.png?auto=compress")
+    assert plain["Content-Type"] == "image/jpeg"
+    cutout_of(client, "/render/acme-photos/astronaut.jpg?bg-remove=true")
+    cut = client.get("/render/acme-photos/astronaut.jpg?bg-remove=true&auto=compress&fm=jpg")
+    assert cut["Content-Type"] == "image/png"
