@@ -9,6 +9,7 @@ class AccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        from . import schema  # noqa: F401  Registers the OpenAPI authentication extensions.
         from .services import account_managers_group_sync
 
         # Permissions exist only after migrate has run, so the group is synced then.

@@ -38,3 +38,33 @@ class Account(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class ApiKey(models.Model):
+    """A management API key: shown once at creation, stored as a SHA-256 hash."""
+
+    class Scope(models.TextChoices):
+        READ = "read"
+        WRITE = "write"
+        PURGE = "purge"
+        KEYS = "keys"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100, blank=True)
+    # The key's public first part, for finding it and for showing it ("ck_ab12cd34…").
+    prefix = models.CharField(max_length=16, unique=True)
+    key_hash = models.CharField(max_length=64)
+    scopes = models.JSONField(default=list)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords(excluded_fields=["key_hash", "last_used_at"])
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self):
+        return f"{self.name or 'key'} ({self.prefix}…)"

@@ -1,20 +1,34 @@
-"""Writes and workflows for accounts and the people who manage them."""
+"""Writes and workflows for accounts, their API keys and the people who manage them."""
+
+import hashlib
+import hmac
+import secrets
+from datetime import datetime
 
 from django.contrib.auth.models import Group, Permission
+from django.utils import timezone
+
+from .models import Account, ApiKey
 
 ACCOUNT_MANAGERS_GROUP = "Account managers"
 
-# What an account manager may do in the admin: see and change accounts, sources and jobs'
-# state, read the audit history; never users, groups or permissions.
+# What an account manager may do in the admin: see and change accounts, sources and their
+# limits, create and revoke API keys, read the audit history and jobs; never users, groups or
+# permissions.
 ACCOUNT_MANAGER_PERMISSIONS = [
     ("accounts", "view_account"),
     ("accounts", "change_account"),
     ("accounts", "view_historicalaccount"),
+    ("accounts", "view_apikey"),
+    ("accounts", "add_apikey"),
+    ("accounts", "change_apikey"),
+    ("accounts", "view_historicalapikey"),
     ("sources", "view_source"),
     ("sources", "change_source"),
     ("sources", "view_historicalsource"),
     ("rendering", "view_bgremovejob"),
 ]
+KEY_PREFIX = "ck_"
 
 
 def account_managers_group_sync() -> Group:
@@ -36,3 +50,46 @@ def account_manager_create(*, username: str, password: str, email: str = ""):
     )
     user.groups.add(account_managers_group_sync())
     return user
+
+
+def _hash(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def api_key_create(
+    *, account: Account, scopes: list[str], name: str = "", expires_at: datetime | None = None
+) -> tuple[ApiKey, str]:
+    """A new key and its secret text, which is never stored and so can be shown only now."""
+    unknown = set(scopes) - set(ApiKey.Scope.values)
+    if unknown or not scopes:
+        raise ValueError(f"Scopes must be among {', '.join(ApiKey.Scope.values)}.")
+    prefix = KEY_PREFIX + secrets.token_hex(4)
+    key = f"{prefix}_{secrets.token_hex(24)}"
+    api_key = ApiKey.objects.create(
+        account=account, name=name, prefix=prefix, key_hash=_hash(key),
+        scopes=sorted(set(scopes), key=ApiKey.Scope.values.index), expires_at=expires_at,
+    )
+    return api_key, key
+
+
+def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+    return api_key
+
+
+def api_key_authenticate(*, key: str) -> ApiKey | None:
+    """The live key for this secret, or None (unknown, wrong, revoked or expired)."""
+    prefix, _, secret = key.rpartition("_")
+    prefix = prefix if prefix.startswith(KEY_PREFIX) and secret else ""
+    api_key = ApiKey.objects.select_related("account").filter(prefix=prefix).first() if prefix else None
+    if api_key is None or not hmac.compare_digest(api_key.key_hash, _hash(key)):
+        return None
+    now = timezone.now()
+    if api_key.revoked_at is not None or (api_key.expires_at is not None and api_key.expires_at <= now):
+        return None
+    if api_key.last_used_at is None or (now - api_key.last_used_at).total_seconds() > 60:
+        # Written at most once a minute, so authentication is not a write per request.
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+    return api_key

@@ -57,7 +57,10 @@ def error_body(code, message):
 
 
 def error_response(exc: ServiceError) -> Response:
-    response = Response(error_body(exc.code, exc.message), status=exc.status_code)
+    body = error_body(exc.code, exc.message)
+    if getattr(exc, "fields", None):
+        body["error"]["fields"] = exc.fields
+    response = Response(body, status=exc.status_code)
     response["Cache-Control"] = "no-store"
     if exc.retry_after is not None:
         response["Retry-After"] = str(int(exc.retry_after))
@@ -85,3 +88,9 @@ def exception_handler(exc, context):
         return response
     # Anything else stays a 500: Django logs the traceback, the client never sees it.
     return None
+
+
+class ConflictError(ServiceError):
+    status_code = 409
+    code = "conflict"
+    default_message = "This conflicts with the current state."

@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "simple_history",
     "django_ratelimit",
+    "drf_spectacular",
     "accounts",
     "sources",
     "rendering",
@@ -233,9 +234,28 @@ BG_REMOVE_MATTING_SECONDS = float(env("BG_REMOVE_MATTING_SECONDS", 20))
 # --- REST framework ---------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "config.exceptions.exception_handler",
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.ApiKeyAuthentication",
+        "accounts.authentication.StaffSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.HasScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.throttling.AccountRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"account": env("API_RATE_LIMIT", "600/m")},
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Cutout management API",
+    "DESCRIPTION": "Keys, sources, purge, pre-warm, jobs, usage and webhooks. Authenticate with "
+                   "`Authorization: Bearer <key>`. Errors are `{\"error\": {\"code\", \"message\", \"fields\"}}`.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+    },
+    "SECURITY": [{"bearer": []}],
 }
 
 # --- Misc -------------------------------------------------------------------------------------

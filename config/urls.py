@@ -1,4 +1,4 @@
-"""URL wiring: admin, rendering."""
+"""URL wiring: admin, management API, rendering."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -8,5 +8,6 @@ admin.site.site_title = "Cutout"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/v1/", include(("config.api_urls", "api"), namespace="api")),
     path("", include("rendering.urls")),
 ]

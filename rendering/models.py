@@ -4,6 +4,7 @@ import uuid
 
 from django.db import models
 
+from accounts.models import Account
 from sources.models import Source
 
 
@@ -86,3 +87,55 @@ class Render(models.Model):
 
     def __str__(self):
         return self.storage_name
+
+
+class UsageDaily(models.Model):
+    """Per source and day: what was served. Counted in the request path, persisted in batches."""
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="usage_days")
+    day = models.DateField()
+    renders = models.PositiveBigIntegerField(default=0)
+    bytes_served = models.PositiveBigIntegerField(default=0)
+    cache_hits = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source", "day"], name="one_usage_row_per_source_day")]
+        ordering = ["-day"]
+
+
+class Webhook(models.Model):
+    """An account's HTTPS endpoint, told when its background-removal jobs finish or fail."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="webhooks")
+    url = models.URLField(max_length=500)
+    # Signs each delivery (HMAC-SHA256); shown to the account when the webhook is created.
+    secret = models.CharField(max_length=64)
+    events = models.JSONField(default=list)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
+class WebhookDelivery(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=32)
+    job = models.ForeignKey(BgRemoveJob, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    payload = models.JSONField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]

@@ -71,6 +71,8 @@ class RenderOutcome:
     job: BgRemoveJob | None = None
     # bg-remove-fallback: the render is the image without removal while the job runs.
     fallback: bool = False
+    # Served from the render cache, without any image work.
+    hit: bool = False
 
 
 def render_request(req: RenderRequest) -> RenderOutcome:
@@ -103,7 +105,7 @@ def _serve(*, source: Source, path: str, params: RenderParams, accept: str) -> R
     # The hot path: a finished render is one indexed lookup away, with no image work at all.
     render = render_get(key=key)
     if render is not None:
-        return RenderOutcome(source=source, params=params, render=render)
+        return RenderOutcome(source=source, params=params, render=render, hit=True)
 
     if not params.bg_remove:
         image, kind, size = _origin_image(source, path)

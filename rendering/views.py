@@ -31,6 +31,8 @@ class JSONOnlyNegotiation(BaseContentNegotiation):
 class RenderView(APIView):
     authentication_classes = []
     permission_classes = []
+    throttle_classes = []  # Rendering has its own per-account limits (rendering/admission.py).
+    schema = None  # Not part of the management API's schema; see docs/rendering.md.
     content_negotiation_class = JSONOnlyNegotiation
 
     def get(self, request, source, path):
@@ -104,6 +106,8 @@ class JobStatusView(APIView):
 
     authentication_classes = []
     permission_classes = []
+    throttle_classes = []
+    schema = None
     content_negotiation_class = JSONOnlyNegotiation
 
     def get(self, request, job_id):

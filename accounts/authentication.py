@@ -1,0 +1,66 @@
+"""API authentication: `Authorization: Bearer <key>`, or a staff session naming an account."""
+
+from dataclasses import dataclass
+
+from rest_framework import authentication, exceptions
+
+from .models import Account, ApiKey
+from .services import api_key_authenticate
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling, for which account, with which scopes. DRF's `request.user`."""
+
+    account: Account
+    scopes: frozenset
+    api_key: ApiKey | None = None
+    user: object = None
+
+    # DRF and Django look for these on request.user.
+    is_authenticated = True
+    is_active = True
+
+    @property
+    def is_staff(self):
+        return bool(self.user is not None and self.user.is_staff)
+
+    @property
+    def pk(self):
+        return self.api_key.pk if self.api_key else getattr(self.user, "pk", None)
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).decode("latin-1").split()
+        if not header or header[0] != self.keyword:
+            return None  # Not ours: another scheme, or none (then 401).
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("The Authorization header must be `Bearer <key>`.")
+        api_key = api_key_authenticate(key=header[1])
+        if api_key is None:
+            raise exceptions.AuthenticationFailed("The API key is unknown, revoked or expired.")
+        return Principal(account=api_key.account, scopes=frozenset(api_key.scopes), api_key=api_key), api_key
+
+    def authenticate_header(self, request):
+        # Makes DRF answer 401 (not 403) without credentials.
+        return 'Bearer realm="api"'
+
+
+class StaffSessionAuthentication(authentication.SessionAuthentication):
+    """Staff logged into the admin use the browsable API for the account named by `?account=`."""
+
+    def authenticate(self, request):
+        result = super().authenticate(request)
+        if result is None:
+            return None
+        user, _ = result
+        if not user.is_staff:
+            return None
+        slug = request.query_params.get("account") or request.headers.get("X-Account")
+        account = Account.objects.filter(slug=slug).first() if slug else None
+        if account is None:
+            raise exceptions.AuthenticationFailed("Staff sessions name the account: add ?account=<slug>.")
+        return Principal(account=account, scopes=frozenset(ApiKey.Scope.values), user=user), None
