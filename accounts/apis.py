@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 from config.exceptions import BadRequestError, NotFoundError
 
 from .models import ApiKey
-from .services import api_key_create, api_key_revoke
+from .services import ApiKeyScopeError, api_key_create, api_key_revoke
 
 
 class AccountOutputSerializer(serializers.Serializer):
@@ -79,7 +79,7 @@ class ApiKeyListApi(APIView):
         serializer.is_valid(raise_exception=True)
         try:
             api_key, key = api_key_create(account=request.user.account, **serializer.validated_data)
-        except ValueError as exc:
+        except ApiKeyScopeError as exc:
             raise BadRequestError(str(exc)) from None
         api_key.key = key
         return Response(ApiKeyCreatedSerializer(api_key).data, status=status.HTTP_201_CREATED)

@@ -4,6 +4,8 @@ from django.core.validators import RegexValidator
 from django.db import models
 from simple_history.models import HistoricalRecords
 
+from .history import history_user
+
 # django-ratelimit's rate syntax: a count per unit, e.g. 600/m, 10/s, 5000/h.
 rate_validator = RegexValidator(r"^\d+/\d*[smhd]$", "A count per period, such as 600/m, 10/s or 5000/h.")
 
@@ -31,7 +33,7 @@ class Account(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     # Who changed what, when: entitlements are audited (old → new in the admin history).
-    history = HistoricalRecords(excluded_fields=["created_at"])
+    history = HistoricalRecords(get_user=history_user, excluded_fields=["created_at"])
 
     class Meta:
         ordering = ["name"]
@@ -60,7 +62,7 @@ class ApiKey(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    history = HistoricalRecords(excluded_fields=["key_hash", "last_used_at"])
+    history = HistoricalRecords(get_user=history_user, excluded_fields=["key_hash", "last_used_at"])
 
     class Meta:
         ordering = ["-created_at"]

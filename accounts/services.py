@@ -52,6 +52,10 @@ def account_manager_create(*, username: str, password: str, email: str = ""):
     return user
 
 
+class ApiKeyScopeError(ValueError):
+    pass
+
+
 def _hash(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
@@ -62,7 +66,7 @@ def api_key_create(
     """A new key and its secret text, which is never stored and so can be shown only now."""
     unknown = set(scopes) - set(ApiKey.Scope.values)
     if unknown or not scopes:
-        raise ValueError(f"Scopes must be among {', '.join(ApiKey.Scope.values)}.")
+        raise ApiKeyScopeError(f"Scopes must be among {', '.join(ApiKey.Scope.values)}.")
     prefix = KEY_PREFIX + secrets.token_hex(4)
     key = f"{prefix}_{secrets.token_hex(24)}"
     api_key = ApiKey.objects.create(

@@ -84,7 +84,9 @@ def exception_handler(exc, context):
         if isinstance(exc.detail, (dict, list)):
             response.data["error"]["fields"] = exc.detail
         if getattr(exc, "wait", None):
-            response["Retry-After"] = str(int(exc.wait))
+            response["Retry-After"] = str(max(1, int(exc.wait)))
+        if getattr(exc, "auth_header", None):
+            response["WWW-Authenticate"] = exc.auth_header
         return response
     # Anything else stays a 500: Django logs the traceback, the client never sees it.
     return None

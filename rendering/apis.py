@@ -1,6 +1,5 @@
 """Management API for rendering: jobs, purge and pre-warm."""
 
-from django.conf import settings
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -9,7 +8,7 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.exceptions import BadRequestError, NotFoundError, ServiceError
+from config.exceptions import NotFoundError, ServiceError
 from sources.origins import path_clean
 from sources.selectors import source_bg_remove_enabled, source_bg_remove_model
 
@@ -93,7 +92,9 @@ class JobDetailApi(APIView):
 
 
 class PurgeInputSerializer(serializers.Serializer):
-    url = serializers.URLField(required=False, help_text="A rendering URL; every derived copy of its image is purged.")
+    # Checked by render_url_parse: a rendering URL on any host the platform answers to.
+    url = serializers.CharField(required=False, max_length=8000,
+                                help_text="A rendering URL; every derived copy of its image is purged.")
     source = serializers.CharField(required=False, help_text="A source's slug: everything cached for it is purged.")
 
     def validate(self, data):
@@ -129,7 +130,7 @@ class PurgeApi(APIView):
 
 
 class PrewarmInputSerializer(serializers.Serializer):
-    urls = serializers.ListField(child=serializers.URLField(), required=False, max_length=PREWARM_MAX)
+    urls = serializers.ListField(child=serializers.CharField(max_length=8000), required=False, max_length=PREWARM_MAX)
     source = serializers.CharField(required=False)
     paths = serializers.ListField(child=serializers.CharField(max_length=1024), required=False, max_length=PREWARM_MAX)
 

@@ -6,6 +6,8 @@ from django.core.validators import RegexValidator
 from django.db import models
 from simple_history.models import HistoricalRecords
 
+from accounts.history import history_user
+
 from accounts.models import Account
 
 # A DNS label, so a source can be served at `{slug}.{RENDER_DOMAIN}`.
@@ -71,7 +73,7 @@ class Source(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
-    history = HistoricalRecords(excluded_fields=["created_at", "s3_secret_access_key", "secure_tokens"])
+    history = HistoricalRecords(get_user=history_user, excluded_fields=["created_at", "s3_secret_access_key", "secure_tokens"])
 
     class Meta:
         ordering = ["slug"]

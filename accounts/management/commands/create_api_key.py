@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Account, ApiKey
-from accounts.services import api_key_create
+from accounts.services import ApiKeyScopeError, api_key_create
 
 
 class Command(BaseCommand):
@@ -20,6 +20,6 @@ class Command(BaseCommand):
             raise CommandError(f"No account {account_slug!r}.")
         try:
             _, key = api_key_create(account=account, scopes=[s.strip() for s in scopes.split(",") if s.strip()], name=name)
-        except ValueError as exc:
+        except ApiKeyScopeError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(key)
