@@ -1,9 +1,11 @@
-"""Admin for accounts: account managers switch entitlements here; every change is audited."""
+"""Admin for accounts and API keys: account managers switch entitlements here; all audited."""
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 from simple_history.admin import SimpleHistoryAdmin
 
-from .models import Account
+from .models import Account, ApiKey
+from .services import api_key_create, api_key_revoke
 
 
 @admin.register(Account)
@@ -28,3 +30,53 @@ class AccountAdmin(SimpleHistoryAdmin):
         if obj is not None and not request.user.is_superuser:
             return ["slug"]
         return []
+
+
+class ApiKeyAddForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(choices=ApiKey.Scope.choices, widget=forms.CheckboxSelectMultiple,
+                                       initial=["read"])
+
+    class Meta:
+        model = ApiKey
+        fields = ["account", "name", "scopes", "expires_at"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(SimpleHistoryAdmin):
+    """Keys are created through the service (the secret is shown once) and revoked, never edited."""
+
+    list_display = ["__str__", "account", "scopes", "created_at", "expires_at", "revoked_at", "last_used_at"]
+    list_filter = ["account"]
+    search_fields = ["name", "prefix", "account__name", "account__slug"]
+    actions = ["revoke"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = ApiKeyAddForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["account", "name", "scopes", "expires_at"]
+        return ["account", "name", "prefix", "scopes", "created_at", "expires_at", "revoked_at", "last_used_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.get_fields(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return
+        api_key, secret = api_key_create(account=obj.account, name=obj.name, scopes=form.cleaned_data["scopes"],
+                                         expires_at=obj.expires_at)
+        obj.pk = api_key.pk
+        obj.refresh_from_db()
+        messages.warning(request, f"The new API key, shown only this once: {secret}")
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # Revoke instead, so the audit trail keeps the key.
+
+    @admin.action(description="Revoke the selected keys", permissions=["change"])
+    def revoke(self, request, queryset):
+        for api_key in queryset.filter(revoked_at__isnull=True):
+            api_key_revoke(api_key=api_key)
+        messages.success(request, "Revoked.")

@@ -120,3 +120,20 @@ def test_manager_sets_the_account_limits(client, manager, source):
     assert (account.render_rate_limit, account.bg_remove_rate_limit, account.bg_remove_max_pending) == ("3/m", "1/m", 7)
     bad = client.post(f"/admin/accounts/account/{account.pk}/change/", account_form(account, render_rate_limit="lots"))
     assert bad.status_code == 200 and "A count per period" in bad.content.decode()
+
+
+def test_manager_creates_a_key_shown_once_and_revokes_it(client, manager, account):
+    response = client.post("/admin/accounts/apikey/add/",
+                           {"account": account.pk, "name": "shop", "scopes": ["read", "purge"]}, follow=True)
+    text = response.content.decode()
+    secret = re.search(r"shown only this once: (ck_[0-9a-f]+_[0-9a-f]+)", text).group(1)
+    from accounts.models import ApiKey
+    from accounts.services import api_key_authenticate
+
+    key = ApiKey.objects.get(name="shop")
+    assert key.scopes == ["read", "purge"] and api_key_authenticate(key=secret) == key
+    assert secret not in client.get(f"/admin/accounts/apikey/{key.pk}/change/").content.decode()
+    client.post("/admin/accounts/apikey/", {"action": "revoke", "_selected_action": [key.pk]})
+    assert api_key_authenticate(key=secret) is None
+    history = list(key.history.order_by("history_date"))
+    assert history[-1].revoked_at is not None and history[-1].history_user == manager
