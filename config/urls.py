@@ -11,3 +11,6 @@ urlpatterns = [
     path("api/v1/", include(("config.api_urls", "api"), namespace="api")),
     path("", include("rendering.urls")),
 ]
+
+handler404 = "config.views.not_found"
+handler500 = "config.views.internal_error"

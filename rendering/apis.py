@@ -4,11 +4,12 @@ from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.exceptions import NotFoundError, ServiceError
+from config.exceptions import BadRequestError, NotFoundError, ServiceError
 from sources.origins import path_clean
 from sources.selectors import source_bg_remove_enabled, source_bg_remove_model
 
@@ -44,6 +45,13 @@ class JobPagination(CursorPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
+
+    def paginate_queryset(self, queryset, request, view=None):
+        try:
+            return super().paginate_queryset(queryset, request, view)
+        except NotFound:
+            # DRF says 404 for a bad cursor; it is bad input.
+            raise BadRequestError("The cursor is not one this API gave out.", code="bad_cursor") from None
 
 
 class JobFilterSerializer(serializers.Serializer):

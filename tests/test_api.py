@@ -202,3 +202,9 @@ def test_schema_and_docs(client, db):
     assert {"/api/v1/sources", "/api/v1/purge", "/api/v1/prewarm", "/api/v1/jobs"} <= set(paths)
     assert not any(p.startswith("/render") for p in paths)
     assert client.get("/api/v1/docs/").status_code == 200
+
+
+def test_unknown_api_url_is_a_json_404(client, db):
+    response = client.get("/api/v1/keys/-5")
+    assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+    assert client.get("/render/").json()["error"]["code"] == "not_found"
