@@ -5,6 +5,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts.apis import AccountApi, ApiKeyDetailApi, ApiKeyListApi
 from rendering.apis import JobDetailApi, JobListApi, PrewarmApi, PurgeApi
+from rendering.usage_apis import UsageApi
+from rendering.webhook_apis import WebhookDeliveryListApi, WebhookDetailApi, WebhookListApi
 from sources.apis import SourceDetailApi, SourceListApi, SourceTokenApi
 
 urlpatterns = [
@@ -18,6 +20,10 @@ urlpatterns = [
     path("jobs/<uuid:job_id>", JobDetailApi.as_view(), name="job-detail"),
     path("purge", PurgeApi.as_view(), name="purge"),
     path("prewarm", PrewarmApi.as_view(), name="prewarm"),
+    path("usage", UsageApi.as_view(), name="usage"),
+    path("webhooks", WebhookListApi.as_view(), name="webhooks"),
+    path("webhooks/<int:webhook_id>", WebhookDetailApi.as_view(), name="webhook-detail"),
+    path("webhooks/<int:webhook_id>/deliveries", WebhookDeliveryListApi.as_view(), name="webhook-deliveries"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
 ]

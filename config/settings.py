@@ -159,6 +159,17 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Publishing must fail fast when the broker is down, so the request can answer 503.
 CELERY_BROKER_TRANSPORT_OPTIONS.setdefault("max_retries", 2)
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2}
+# https://docs.celeryq.dev/en/stable/userguide/periodic-tasks.html — run by `celery beat`.
+# Usage counted in Redis is moved into the database this often.
+USAGE_PERSIST_SECONDS = env_int("USAGE_PERSIST_SECONDS", 60)
+CELERY_BEAT_SCHEDULE = {
+    "usage-persist": {
+        "task": "rendering.tasks.usage_persist_run",
+        "schedule": float(USAGE_PERSIST_SECONDS),
+        # Behind a long bg-remove job, a late run is dropped: the next one moves the same counts.
+        "options": {"expires": USAGE_PERSIST_SECONDS},
+    },
+}
 
 # --- Storage ----------------------------------------------------------------------------------
 # https://django-storages.readthedocs.io/en/latest/backends/amazon-S3.html
@@ -209,6 +220,13 @@ RENDER_MAX_URL_LENGTH = 8000
 # Per-account request limit (django-ratelimit syntax); an account may set its own in the admin.
 RENDER_RATE_LIMIT = env("RENDER_RATE_LIMIT", "1200/m")
 
+# --- Usage metering ---------------------------------------------------------------------------
+# Counts in Redis not persisted within this many seconds (beat stopped) expire rather than pile up.
+USAGE_REDIS_TTL = env_int("USAGE_REDIS_TTL", 3 * 86400)
+# Without Redis, each process buffers counts and writes them after this many seconds or records.
+USAGE_BUFFER_SECONDS = float(env("USAGE_BUFFER_SECONDS", 5))
+USAGE_BUFFER_MAX_RECORDS = env_int("USAGE_BUFFER_MAX_RECORDS", 500)
+
 # --- Background removal -----------------------------------------------------------------------
 BG_REMOVE_MODEL_HOME = Path(env("BG_REMOVE_MODEL_HOME", VAR_DIR / "models"))
 BG_REMOVE_DEFAULT_MODEL = env("BG_REMOVE_DEFAULT_MODEL", "u2netp")
@@ -230,6 +248,8 @@ BG_REMOVE_WORKER_SLOTS = env_int("BG_REMOVE_WORKER_SLOTS", 1)
 BG_REMOVE_EXPECTED_JOB_SECONDS = float(env("BG_REMOVE_EXPECTED_JOB_SECONDS", 2))
 # Alpha matting is bounded: past this many seconds the plain mask is used and the job says so.
 BG_REMOVE_MATTING_SECONDS = float(env("BG_REMOVE_MATTING_SECONDS", 20))
+# Webhook deliveries: attempts in all (backoff 10 s, 20 s, 40 s, …) before one is marked failed.
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 6)
 
 # --- REST framework ---------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -22,6 +22,7 @@ from .admission import bg_remove_admit, bg_remove_count
 from .images import image_check_bg_removable, image_decode
 from .models import BgRemoveJob
 from .operations.bg_remove import cutout
+from .webhooks import webhook_job_ended
 
 logger = logging.getLogger(__name__)
 Status = BgRemoveJob.Status
@@ -215,6 +216,8 @@ def _process(job: BgRemoveJob) -> BgRemoveJob:
         fetch_seconds=fetched - started, inference_seconds=inference_seconds,
         lease_expires_at=None, error_status=None, error_code="", error_message="", note=note,
     )
+    # After the commit, so a webhook never announces a job the database does not show as done.
+    transaction.on_commit(lambda: webhook_job_ended(job_id=job.pk, event="job.done"), robust=True)
     logger.info("bg-remove job %s done in %.2fs (inference %.2fs)", job.id, time.monotonic() - started, inference_seconds)
     job.refresh_from_db()
     return job
@@ -225,6 +228,7 @@ def bg_remove_job_fail(*, job: BgRemoveJob, status: int, code: str, message: str
         status=Status.FAILED, error_status=status, error_code=code[:64], error_message=message[:500],
         finished_at=timezone.now(), lease_expires_at=None,
     )
+    transaction.on_commit(lambda: webhook_job_ended(job_id=job.pk, event="job.failed"), robust=True)
     logger.info("bg-remove job %s failed: %s (%s)", job.id, message, code)
     job.refresh_from_db()
     return job

@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.conf import settings
 
-from . import jobs
+from . import jobs, usage, webhooks
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
@@ -18,3 +18,17 @@ def bg_remove_job_run(self, *, job_id: str) -> None:
             return
         # Exponential backoff: 2, 4, 8, … seconds, capped at five minutes.
         raise self.retry(countdown=min(2 ** (self.request.retries + 1), 300), max_retries=None) from None
+
+
+@shared_task
+def usage_persist_run() -> None:
+    # Not retried: the next beat tick moves whatever this run could not.
+    usage.usage_persist()
+
+
+@shared_task(bind=True, acks_late=True, max_retries=None)
+def webhook_deliver(self, *, delivery_id: str) -> None:
+    delivery = webhooks.webhook_delivery_attempt(delivery_id=delivery_id)
+    # Still pending: the attempt failed in a way another one may fix (WEBHOOK_MAX_ATTEMPTS bounds it).
+    if delivery is not None and delivery.status == delivery.Status.PENDING:
+        raise self.retry(countdown=webhooks.webhook_retry_countdown(attempts=delivery.attempts), max_retries=None)

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http import FileResponse, HttpResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import http_date
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
@@ -16,6 +17,7 @@ from .admission import job_retry_after
 from .models import BgRemoveJob
 from .security import raw_path_candidates
 from .services import RenderRequest, render_request
+from .usage import usage_record
 
 
 class JSONOnlyNegotiation(BaseContentNegotiation):
@@ -49,6 +51,9 @@ class RenderView(APIView):
             response = _processing_response(request, outcome.job)
         else:
             response = _image_response(request, outcome)
+            # A 304 or a HEAD is a render served, but sends no image bytes.
+            sent = outcome.render.size if response.status_code == 200 and request.method == "GET" else 0
+            usage_record(source_id=outcome.source.id, day=timezone.now().date(), served_bytes=sent, hit=outcome.hit)
         if outcome.fallback:
             # The image without removal, for now: never cached downstream.
             response["Cache-Control"] = "no-store"

@@ -138,3 +138,27 @@ def _deadline_chunks(response, deadline):
         if time.monotonic() > deadline:
             raise OriginTimeoutError()
         yield chunk
+
+
+def post_url(url: str, *, body: bytes, headers: dict, connect_timeout: float, total_timeout: float) -> int:
+    """POSTs `body` once through the same address checks; redirects are not followed. The status."""
+    timeout = urllib3.Timeout(connect=min(connect_timeout, total_timeout), total=total_timeout)
+    pool = _pool_for(url, timeout)
+    parts = urlsplit(url)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    try:
+        # The answer's body is never read: only its status counts, and a huge body costs nothing.
+        response = pool.urlopen("POST", target, body=body, headers=headers, redirect=False, preload_content=False)
+    except OriginError:
+        raise
+    except (urllib3.exceptions.TimeoutError, TimeoutError):
+        raise OriginTimeoutError() from None
+    except urllib3.exceptions.SSLError:
+        raise OriginUnavailableError("The TLS handshake failed.", code="origin_tls_failed") from None
+    except (urllib3.exceptions.HTTPError, OSError):
+        raise OriginUnavailableError() from None
+    else:
+        response.close()
+        return response.status
+    finally:
+        pool.close()
