@@ -34,6 +34,9 @@ demo: migrate
 
 run: models demo
 	@echo "Serving on http://127.0.0.1:$(PORT)/  (Ctrl-C stops web and worker)"
+	@# Web and worker processes share one metrics folder, so /metrics shows the workers' too.
+	rm -rf "$${CUTOUT_VAR_DIR:-var}/prometheus" && mkdir -p "$${CUTOUT_VAR_DIR:-var}/prometheus"
+	PROMETHEUS_MULTIPROC_DIR="$$(cd "$${CUTOUT_VAR_DIR:-var}/prometheus" && pwd)" \
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(BIN)/honcho -f platform/Procfile -d . start -p $(PORT)
 
 test: models

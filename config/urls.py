@@ -1,12 +1,17 @@
-"""URL wiring: admin, management API, rendering."""
+"""URL wiring: health and metrics, admin, management API, rendering."""
 
 from django.contrib import admin
 from django.urls import include, path
+
+from . import health
 
 admin.site.site_header = "Cutout administration"
 admin.site.site_title = "Cutout"
 
 urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", health.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(("config.api_urls", "api"), namespace="api")),
     path("", include("rendering.urls")),

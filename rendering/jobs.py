@@ -20,6 +20,7 @@ from sources.origins import OriginError, origin_for
 
 from .admission import bg_remove_admit, bg_remove_count
 from .images import image_check_bg_removable, image_decode
+from .metrics import INFERENCES, JOB_SECONDS, JOBS, ORIGIN_ERRORS
 from .models import BgRemoveJob
 from .operations.bg_remove import cutout
 from .webhooks import webhook_job_ended
@@ -131,7 +132,7 @@ def bg_remove_job_claim(*, job_id) -> BgRemoveJob | None:
     }
     claimable = Q(status=Status.QUEUED) | Q(status=Status.RUNNING, lease_expires_at__lte=now)
     claimed = BgRemoveJob.objects.filter(claimable, pk=job_id).update(**claim)
-    job = BgRemoveJob.objects.select_related("source").filter(pk=job_id).first()
+    job = BgRemoveJob.objects.select_related("source__account").filter(pk=job_id).first()
     if job is None or claimed:
         return job
     if job.status != Status.RUNNING:
@@ -189,6 +190,7 @@ def _process(job: BgRemoveJob) -> BgRemoveJob:
         image_check_bg_removable(obj.data)
         image = image_decode(obj.data)
     except OriginError as exc:
+        ORIGIN_ERRORS.labels(kind=exc.code).inc()
         if exc.status_code >= 500:
             raise TransientJobError(exc.message) from exc
         return bg_remove_job_fail(job=job, status=exc.status_code, code=exc.code, message=exc.message)
@@ -196,6 +198,7 @@ def _process(job: BgRemoveJob) -> BgRemoveJob:
         return bg_remove_job_fail(job=job, status=exc.status_code, code=exc.code, message=exc.message)
 
     BgRemoveJob.objects.filter(pk=job.pk).update(inferences=F("inferences") + 1)
+    INFERENCES.labels(model=job.model).inc()
     inference_started = time.monotonic()
     result, note = cutout(image, model=job.model, refinement=job.refinement)
     inference_seconds = time.monotonic() - inference_started
@@ -218,7 +221,12 @@ def _process(job: BgRemoveJob) -> BgRemoveJob:
     )
     # After the commit, so a webhook never announces a job the database does not show as done.
     transaction.on_commit(lambda: webhook_job_ended(job_id=job.pk, event="job.done"), robust=True)
-    logger.info("bg-remove job %s done in %.2fs (inference %.2fs)", job.id, time.monotonic() - started, inference_seconds)
+    elapsed = time.monotonic() - started
+    JOBS.labels(state="done").inc()
+    JOB_SECONDS.observe(elapsed)
+    logger.info("bg-remove job %s done in %.2fs (inference %.2fs)", job.id, elapsed, inference_seconds,
+                extra={"job": str(job.id), "account": job.source.account.slug, "source": job.source.slug,
+                       "status": "done", "duration_s": round(elapsed, 3), "inference_s": round(inference_seconds, 3)})
     job.refresh_from_db()
     return job
 
@@ -229,7 +237,10 @@ def bg_remove_job_fail(*, job: BgRemoveJob, status: int, code: str, message: str
         finished_at=timezone.now(), lease_expires_at=None,
     )
     transaction.on_commit(lambda: webhook_job_ended(job_id=job.pk, event="job.failed"), robust=True)
-    logger.info("bg-remove job %s failed: %s (%s)", job.id, message, code)
+    JOBS.labels(state="failed").inc()
+    logger.info("bg-remove job %s failed: %s (%s)", job.id, message, code,
+                extra={"job": str(job.id), "account": job.source.account.slug, "source": job.source.slug,
+                       "status": "failed", "code": code})
     job.refresh_from_db()
     return job
 

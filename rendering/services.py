@@ -10,7 +10,7 @@ from django.core.files.storage import default_storage
 
 from config.exceptions import BadRequestError, ForbiddenError, NotFoundError, ServiceError, ServiceUnavailableError
 from sources.models import Source
-from sources.origins import origin_for, path_clean
+from sources.origins import OriginError, origin_for, path_clean
 from sources.origins.net import fetch_url
 from sources.selectors import source_bg_remove_enabled, source_bg_remove_model, source_get
 
@@ -19,6 +19,7 @@ from .admission import render_admit
 from .cache import render_get, render_key, render_store
 from .encode import format_default, format_negotiate, format_resolve, image_encode, image_has_alpha
 from .images import image_decode, image_sniff
+from .metrics import ORIGIN_ERRORS
 from .models import BgRemoveJob, Render
 from .operations.fill import bg_apply
 from .operations.mark import mark_apply
@@ -164,7 +165,11 @@ def _render(image, *, kind, size, source, path, params, accept, key, cutout) -> 
 
 
 def _origin_image(source: Source, path: str):
-    obj = origin_for(source).fetch(path, max_bytes=settings.ORIGIN_MAX_BYTES)
+    try:
+        obj = origin_for(source).fetch(path, max_bytes=settings.ORIGIN_MAX_BYTES)
+    except OriginError as exc:
+        ORIGIN_ERRORS.labels(kind=exc.code).inc()
+        raise
     return image_decode(obj.data), image_sniff(obj.data), len(obj.data)
 
 

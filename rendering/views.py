@@ -47,6 +47,8 @@ class RenderView(APIView):
                 signed_paths=tuple(raw_path_candidates(request.META)),
             )
         )
+        request._request.render_cache = "processing" if outcome.render is None else ("hit" if outcome.hit else "miss")
+        request._request.log_account = outcome.source.account.slug
         if outcome.render is None:
             response = _processing_response(request, outcome.job)
         else:

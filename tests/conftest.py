@@ -1,6 +1,7 @@
 """Shared fixtures: real services (or a clear skip), photographs, origins, a real worker."""
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -166,7 +167,7 @@ def s3_bucket(moto_server, request):
 
     client = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1",
                           aws_access_key_id="testing", aws_secret_access_key="testing")
-    name = f"test-{request.node.name.lower().replace('_', '-')[:40]}-{os.getpid()}"
+    name = f"test-{re.sub(r'[^a-z0-9-]', '-', request.node.name.lower())[:40]}-{os.getpid()}"
     client.create_bucket(Bucket=name)
     return client, name
 

@@ -73,6 +73,15 @@ def test_make_run_serves_a_cutout_and_stops_on_ctrl_c(make_run):
     login = requests.get(f"{base}/admin/login/", timeout=10)
     assert login.status_code == 200 and "Cutout administration" in login.text
 
+    # The worker's metrics reach the web's /metrics (one multiprocess folder).
+    metrics = requests.get(f"{base}/metrics", timeout=10).text
+    assert 'cutout_bg_remove_jobs_total{state="done"} 1.0' in metrics
+    assert 'cutout_bg_remove_inferences_total{model="u2netp"} 1.0' in metrics
+    assert "cutout_bg_remove_job_seconds_count 1.0" in metrics
+    assert 'cutout_render_seconds_count{cache="processing"}' in metrics
+    assert 'cutout_bg_remove_queue{state="done"} 1.0' in metrics
+    assert requests.get(f"{base}/readyz", timeout=10).json()["status"] == "ok"
+
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in the terminal.
     assert proc.wait(timeout=30) is not None
     ps = subprocess.run(["ps", "-o", "pid=", "-g", str(proc.pid)], capture_output=True, text=True)

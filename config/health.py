@@ -1,0 +1,83 @@
+"""Liveness, readiness and metrics endpoints for load balancers and Prometheus."""
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpResponse, JsonResponse
+
+CHECK_TIMEOUT = 0.5
+_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="readyz")
+
+
+def healthz(request):
+    """The process is up and answering; nothing else is checked."""
+    return JsonResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})
+
+
+def _database():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+def _broker():
+    from config.celery_app import app
+
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=CHECK_TIMEOUT)
+
+
+def _storage():
+    from django.core.files.storage import default_storage
+
+    bucket = getattr(default_storage, "bucket", None)
+    if bucket is not None:
+        # S3: a real round trip (exists() may answer without asking when overwriting is on).
+        bucket.meta.client.head_bucket(Bucket=bucket.name)
+    else:
+        default_storage.exists("readyz-probe")
+
+
+def _models():
+    from rendering.operations.bg_remove import models_missing
+
+    missing = models_missing(settings.BG_REMOVE_MODELS)
+    if missing:
+        raise RuntimeError(f"not provisioned: {', '.join(missing)}")
+
+
+CHECKS = {"database": _database, "broker": _broker, "storage": _storage, "models": _models}
+
+
+def _run(check):
+    # The database check runs here: Django connections belong to their thread.
+    if check is _database:
+        check()
+        return
+    _pool.submit(check).result(timeout=CHECK_TIMEOUT)
+
+
+def readyz(request):
+    """Each dependency, checked with a short timeout; 503 if any fails. Names only, never URLs."""
+    started = time.monotonic()
+    results = {}
+    for name, check in CHECKS.items():
+        try:
+            _run(check)
+            results[name] = "ok"
+        except FutureTimeout:
+            results[name] = "timeout"
+        except Exception as exc:  # Each backend raises its own; the type name is enough to act on.
+            results[name] = f"error: {type(exc).__name__}"
+    ok = all(v == "ok" for v in results.values())
+    body = {"status": "ok" if ok else "unavailable", "checks": results,
+            "seconds": round(time.monotonic() - started, 3)}
+    return JsonResponse(body, status=200 if ok else 503, headers={"Cache-Control": "no-store"})
+
+
+def metrics(request):
+    from rendering.metrics import metrics_text
+
+    return HttpResponse(metrics_text(), content_type="text/plain; version=0.0.4; charset=utf-8")
