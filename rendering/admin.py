@@ -1,8 +1,29 @@
-"""Admin for background-removal jobs: read-only, for seeing states, times and reasons."""
+"""Admin for account managers: jobs (retry), and rendering activity on account and source pages.
 
-from django.contrib import admin
+The account and source admins are extended here, not in their own apps, so dependencies keep
+pointing one way (rendering → sources → accounts).
+"""
 
-from .models import BgRemoveJob
+from datetime import timedelta
+from urllib.parse import quote
+
+from django.contrib import admin, messages
+from django.db.models import Sum
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from accounts.admin import AccountAdmin
+from accounts.models import Account
+from sources.admin import SourceAdmin
+from sources.models import Source
+
+from .jobs import bg_remove_job_retry
+from .models import BgRemoveJob, UsageDaily, Webhook
+from .purge import render_purge
+from .security import signature_for
+
+RECENT_JOBS = 15
+USAGE_DAYS = 30
 
 
 @admin.register(BgRemoveJob)
@@ -12,9 +33,138 @@ class BgRemoveJobAdmin(admin.ModelAdmin):
     search_fields = ["path", "source__slug", "source__account__name"]
     list_select_related = ["source"]
     readonly_fields = [f.name for f in BgRemoveJob._meta.fields] + ["duration_seconds"]
+    actions = ["retry"]
 
     def has_add_permission(self, request):
         return False
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    @admin.action(description="Retry the selected failed jobs", permissions=["view"])
+    def retry(self, request, queryset):
+        retried = sum(bg_remove_job_retry(job=job) for job in queryset.filter(status=BgRemoveJob.Status.FAILED))
+        messages.success(request, f"{retried} job(s) queued again.")
+
+
+def _jobs_table(jobs) -> str:
+    if not jobs:
+        return "No background-removal jobs yet."
+    rows = format_html_join(
+        "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
+            (job.created_at.strftime("%Y-%m-%d %H:%M"), job.source.slug, job.path, job.status,
+             f"{job.duration_seconds:.2f} s" if job.duration_seconds is not None else "–",
+             job.error_message or job.note or "")
+            for job in jobs
+        ),
+    )
+    return format_html(
+        '<table class="recent-jobs"><thead><tr><th>created</th><th>source</th><th>path</th><th>status</th>'
+        "<th>duration</th><th>reason</th></tr></thead><tbody>{}</tbody></table>", rows,
+    )
+
+
+def _sparkline(values: list[int], *, width=240, height=36) -> str:
+    """A small inline SVG of daily values; no JavaScript, no external chart library."""
+    top = max(values) or 1
+    step = width / max(len(values) - 1, 1)
+    points = " ".join(f"{i * step:.1f},{height - 2 - (v / top) * (height - 4):.1f}" for i, v in enumerate(values))
+    return format_html(
+        '<svg class="sparkline" width="{}" height="{}" viewBox="0 0 {} {}" role="img" aria-label="{}">'
+        '<polyline fill="none" stroke="#417690" stroke-width="2" points="{}"/></svg>',
+        width, height, width, height, f"renders per day, last {len(values)} days, max {top}", points,
+    )
+
+
+class AccountActivityAdmin(AccountAdmin):
+    readonly_fields = ["usage_last_30_days", "recent_jobs"]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = list(super().get_fieldsets(request, obj))
+        if obj is not None:
+            fieldsets.append(("Activity", {"fields": ["usage_last_30_days", "recent_jobs"]}))
+        return fieldsets
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), "usage_last_30_days", "recent_jobs"]
+
+    @admin.display(description="Renders per day (30 days)")
+    def usage_last_30_days(self, obj):
+        today = timezone.now().date()
+        since = today - timedelta(days=USAGE_DAYS - 1)
+        per_day = dict(
+            UsageDaily.objects.filter(source__account=obj, day__gte=since)
+            .values_list("day").annotate(n=Sum("renders"))
+        )
+        values = [per_day.get(since + timedelta(days=i), 0) for i in range(USAGE_DAYS)]
+        return format_html("{} <span>{} renders in 30 days</span>", _sparkline(values), sum(values))
+
+    @admin.display(description="Recent background-removal jobs")
+    def recent_jobs(self, obj):
+        jobs = BgRemoveJob.objects.filter(source__account=obj).select_related("source")[:RECENT_JOBS]
+        return _jobs_table(list(jobs))
+
+
+class SourceRenderAdmin(SourceAdmin):
+    actions = ["purge_cache"]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = list(super().get_fieldsets(request, obj))
+        if obj is not None:
+            fieldsets.insert(1, ("Preview", {"fields": ["preview"]}))
+        return fieldsets
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), "preview"]
+
+    @admin.display(description="Origin and cutout")
+    def preview(self, obj):
+        job = BgRemoveJob.objects.filter(source=obj, status=BgRemoveJob.Status.DONE).order_by("-finished_at").first()
+        if job is None:
+            return "No cutout yet: the first request with ?bg-remove=true makes one."
+        base = f"/render/{obj.slug}/{quote(job.path)}"
+        original, cutout = _signed(obj, f"{base}?w=240"), _signed(obj, f"{base}?bg-remove=true&w=240")
+        url = _signed(obj, f"{base}?bg-remove=true")
+        return format_html(
+            '<div class="cutout-preview" style="display:flex;gap:12px;align-items:flex-start">'
+            '<img src="{}" alt="origin" width="240">'
+            '<img src="{}" alt="cutout" width="240" style="background:repeating-conic-gradient(#ccc 0 25%,#fff 0 50%) 0 0/16px 16px">'
+            "</div>"
+            '<p><input type="text" readonly value="{}" size="70" id="cutout-url" onclick="this.select()"> '
+            '<button type="button" onclick="navigator.clipboard.writeText(document.getElementById(\'cutout-url\').value)">'
+            "Copy URL</button></p>",
+            original, cutout, url,
+        )
+
+    @admin.action(description="Purge the cache of the selected sources", permissions=["change"])
+    def purge_cache(self, request, queryset):
+        for source in queryset:
+            result = render_purge(source=source)
+            messages.success(request, f"{source.slug}: removed {result.renders} renders and {result.cutouts} cutouts.")
+
+
+def _signed(source: Source, url: str) -> str:
+    """The admin's own preview URLs carry a signature when the source needs one."""
+    if not source.require_signature or not source.secure_tokens:
+        return url
+    path, _, query = url.partition("?")
+    return f"{url}&s={signature_for(source.secure_tokens[0], path, query)}"
+
+
+@admin.register(Webhook)
+class WebhookAdmin(admin.ModelAdmin):
+    list_display = ["url", "account", "active", "created_at"]
+    list_filter = ["active"]
+    search_fields = ["url", "account__name", "account__slug"]
+    exclude = ["secret"]
+    readonly_fields = ["account", "url", "events", "created_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+
+admin.site.unregister(Account)
+admin.site.register(Account, AccountActivityAdmin)
+admin.site.unregister(Source)
+admin.site.register(Source, SourceRenderAdmin)

@@ -251,3 +251,11 @@ def bg_remove_job_fail_transient(*, job_id, message: str) -> None:
     if job is not None:
         bg_remove_job_fail(job=job, status=503, code="bg_remove_unavailable",
                            message=f"Background removal could not complete after retries: {message}")
+
+
+def bg_remove_job_retry(*, job: BgRemoveJob) -> bool:
+    """An account manager's retry of a failed job: queued again at once. False if not failed."""
+    if not _requeue(job, Q(status=Status.FAILED)):
+        return False
+    _enqueue(job)
+    return True
