@@ -37,3 +37,6 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
 STATIC_ROOT = Path(os.environ["CUTOUT_VAR_DIR"]) / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# Live-server threads must not keep connections open after a request (a browser's keep-alive
+# socket would hold one past the end of the run and block dropping the test database).
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
