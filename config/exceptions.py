@@ -2,6 +2,7 @@
 
 import logging
 
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
@@ -75,6 +76,11 @@ def exception_handler(exc, context):
         return error_response(exc)
     if isinstance(exc, Http404):
         return error_response(NotFoundError())
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # The database is unreachable (down, restarting, out of connections): retry shortly.
+        logger.warning("database unavailable: %s", exc)
+        return error_response(ServiceUnavailableError("The database is unavailable; try again shortly.",
+                                                      code="database_unavailable"))
     if isinstance(exc, drf_exceptions.APIException):
         response = error_response(
             ServiceError(str(exc.detail) if not isinstance(exc.detail, (dict, list)) else "Invalid input.",

@@ -1,13 +1,37 @@
 """The render cache: finished images in object storage, indexed by what their URL means."""
 
 import hashlib
+import io
+import logging
 import uuid
+from contextlib import contextmanager
 
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
+from django.core.files.storage import FileSystemStorage, default_storage
 from django.db import IntegrityError, transaction
 
+from config.exceptions import ServiceUnavailableError
+
 from .models import Render
+
+logger = logging.getLogger(__name__)
+
+
+class StorageUnavailableError(ServiceUnavailableError):
+    code = "storage_unavailable"
+    default_message = "Object storage is unavailable; try again shortly."
+
+
+@contextmanager
+def storage_errors():
+    """Storage backends raise their own types; all but a missing file mean "try again later"."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except Exception as exc:
+        logger.warning("object storage failed: %s: %s", type(exc).__name__, exc)
+        raise StorageUnavailableError() from exc
 
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/avif": "avif",
               "image/gif": "gif", "application/json": "json"}
@@ -32,9 +56,10 @@ def render_store(*, key: str, source, path: str, data: bytes, content_type: str,
     own_file = not storage_name
     if own_file:
         ext = EXTENSIONS.get(content_type, "bin")
-        storage_name = default_storage.save(
-            f"renders/{source.id}/{key[:2]}/{key}-{uuid.uuid4().hex[:8]}.{ext}", ContentFile(data)
-        )
+        with storage_errors():
+            storage_name = default_storage.save(
+                f"renders/{source.id}/{key[:2]}/{key}-{uuid.uuid4().hex[:8]}.{ext}", ContentFile(data)
+            )
     try:
         with transaction.atomic():
             return Render.objects.create(
@@ -48,4 +73,16 @@ def render_store(*, key: str, source, path: str, data: bytes, content_type: str,
 
 
 def render_open(render: Render):
-    return default_storage.open(render.storage_name, "rb")
+    """The stored bytes, ready to send. A remote store is read whole first, so an outage is a
+    clean 503 rather than a response that breaks off; local files are streamed."""
+    with storage_errors():
+        fh = default_storage.open(render.storage_name, "rb")
+        if isinstance(default_storage, FileSystemStorage):
+            return fh
+        with fh:
+            return io.BytesIO(fh.read())
+
+
+def render_forget(render: Render) -> None:
+    """Drops a render whose stored object is gone, so the next request makes it again."""
+    Render.objects.filter(pk=render.pk).delete()

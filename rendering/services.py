@@ -16,7 +16,7 @@ from sources.selectors import source_bg_remove_enabled, source_bg_remove_model, 
 
 from . import jobs
 from .admission import render_admit
-from .cache import render_get, render_key, render_store
+from .cache import render_get, render_key, render_store, storage_errors
 from .encode import format_default, format_negotiate, format_resolve, image_encode, image_has_alpha
 from .images import image_decode, image_sniff
 from .metrics import ORIGIN_ERRORS
@@ -187,11 +187,10 @@ def _metadata(image, *, kind, size) -> dict:
 def _mark_image(source: Source, mark: str):
     """The watermark, fetched under the origin rules (network safety, size cap) and kept in storage."""
     name = "marks/" + hashlib.sha256(f"{source.id}\x1f{mark}".encode()).hexdigest()
-    try:
-        if default_storage.exists(name):
-            return image_decode(_storage_read(name))
-    except ServiceError:
-        pass
+    with storage_errors():
+        cached = default_storage.exists(name)
+    if cached:
+        return image_decode(_storage_read(name))
     if mark.startswith(("http://", "https://")):
         data = fetch_url(mark, max_bytes=settings.ORIGIN_MAX_BYTES).data
     elif "://" in mark:
@@ -200,13 +199,14 @@ def _mark_image(source: Source, mark: str):
         data = origin_for(source).fetch(path_clean(mark.lstrip("/").split("?", 1)[0]),
                                         max_bytes=settings.ORIGIN_MAX_BYTES).data
     image = image_decode(data)
-    default_storage.save(name, ContentFile(data))
+    with storage_errors():
+        default_storage.save(name, ContentFile(data))
     return image
 
 
 def _storage_read(name: str) -> bytes:
     try:
-        with default_storage.open(name, "rb") as fh:
+        with storage_errors(), default_storage.open(name, "rb") as fh:
             return fh.read()
     except FileNotFoundError:
         raise ServiceUnavailableError("A stored image is missing; purge the image to recompute it.") from None

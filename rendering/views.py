@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from config.exceptions import NotFoundError
 
-from .cache import render_open
+from .cache import render_forget, render_open
 from .admission import job_retry_after
 from .models import BgRemoveJob
 from .security import raw_path_candidates
@@ -38,21 +38,29 @@ class RenderView(APIView):
     content_negotiation_class = JSONOnlyNegotiation
 
     def get(self, request, source, path):
-        outcome = render_request(
-            RenderRequest(
-                source_slug=source,
-                path=path,
-                raw_query=request.META.get("QUERY_STRING", ""),
-                accept=request.META.get("HTTP_ACCEPT", ""),
-                signed_paths=tuple(raw_path_candidates(request.META)),
-            )
+        render_req = RenderRequest(
+            source_slug=source,
+            path=path,
+            raw_query=request.META.get("QUERY_STRING", ""),
+            accept=request.META.get("HTTP_ACCEPT", ""),
+            signed_paths=tuple(raw_path_candidates(request.META)),
         )
+        outcome = render_request(render_req)
         request._request.render_cache = "processing" if outcome.render is None else ("hit" if outcome.hit else "miss")
         request._request.log_account = outcome.source.account.slug
         if outcome.render is None:
             response = _processing_response(request, outcome.job)
         else:
-            response = _image_response(request, outcome)
+            try:
+                response = _image_response(request, outcome)
+            except FileNotFoundError:
+                # The stored object vanished (a purge racing this request, or a lost file):
+                # forget it and render again rather than fail.
+                render_forget(outcome.render)
+                outcome = render_request(render_req)
+                if outcome.render is None:
+                    return _processing_response(request, outcome.job)
+                response = _image_response(request, outcome)
             # A 304 or a HEAD is a render served, but sends no image bytes.
             sent = outcome.render.size if response.status_code == 200 and request.method == "GET" else 0
             usage_record(source_id=outcome.source.id, day=timezone.now().date(), served_bytes=sent, hit=outcome.hit)
