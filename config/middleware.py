@@ -1,4 +1,4 @@
-"""Per-request metrics and one log line per request."""
+"""Health probes before host checks; per-request metrics and one log line per request."""
 
 import logging
 import time
@@ -31,3 +31,20 @@ class RequestObservabilityMiddleware:
                        "account": getattr(request, "log_account", None), "cache": cache},
             )
         return response
+
+
+class HealthCheckMiddleware:
+    """Answers /healthz and /readyz before anything reads the Host header, so a load balancer
+    probing by IP address is not refused by ALLOWED_HOSTS."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from . import health
+
+        if request.path == "/healthz":
+            return health.healthz(request)
+        if request.path == "/readyz":
+            return health.readyz(request)
+        return self.get_response(request)

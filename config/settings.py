@@ -55,6 +55,10 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::
 if RENDER_DOMAIN:
     ALLOWED_HOSTS.append("." + RENDER_DOMAIN)
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+# Behind a proxy that terminates HTTPS and sets X-Forwarded-Proto (status URLs then say https).
+if env_bool("DJANGO_BEHIND_HTTPS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -73,6 +77,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.middleware.HealthCheckMiddleware",
     "config.middleware.RequestObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -141,6 +146,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
         # The folder is polled; a short interval keeps the first cutout from waiting on it.
         "polling_interval": 0.1,
@@ -233,6 +239,8 @@ BG_REMOVE_MODEL_HOME = Path(env("BG_REMOVE_MODEL_HOME", VAR_DIR / "models"))
 BG_REMOVE_DEFAULT_MODEL = env("BG_REMOVE_DEFAULT_MODEL", "u2netp")
 # The models this deployment provisions and serves; a worker refuses to start without them.
 BG_REMOVE_MODELS = env_list("BG_REMOVE_MODELS", [BG_REMOVE_DEFAULT_MODEL])
+if BG_REMOVE_DEFAULT_MODEL not in BG_REMOVE_MODELS:
+    raise ImproperlyConfigured("BG_REMOVE_DEFAULT_MODEL must be one of BG_REMOVE_MODELS.")
 # A job claimed by a worker that then vanished may be claimed again after this many seconds.
 BG_REMOVE_JOB_LEASE = env_int("BG_REMOVE_JOB_LEASE", 300)
 # A job that failed because of its origin is tried again on a request after this many seconds,
@@ -282,6 +290,9 @@ SPECTACULAR_SETTINGS = {
         "config.schema.add_error_responses",
     ],
 }
+
+# /readyz checks these; a web-only machine without model files may drop "models".
+READYZ_CHECKS = env_list("READYZ_CHECKS", ["database", "broker", "storage", "models"])
 
 # --- Misc -------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -38,6 +38,9 @@ def test_readyz_checks_s3_for_real(client, settings, s3_storage, bucket_exists):
             "OPTIONS": {**settings.STORAGES["default"]["OPTIONS"], "bucket_name": "no-such-bucket",
                         "secret_key": "very-secret"},
         }}
+    from django.core.files.storage import default_storage
+
+    default_storage.bucket  # A process makes its S3 client once; do it before the timed check.
     response = client.get("/readyz")
     assert response.json()["checks"]["storage"] == ("ok" if bucket_exists else "error: ClientError")
     assert response.status_code == (200 if bucket_exists else 503)
@@ -114,3 +117,10 @@ def test_json_logs_one_line_per_job_with_its_id(client, source, caplog):
     record = next(r for r in caplog.records if r.name == "rendering.jobs")
     entry = json.loads(JsonFormatter().format(record))
     assert entry["job"] == job and entry["account"] == "acme" and entry["status"] == "done"
+
+
+def test_probes_answer_whatever_the_host_header(client):
+    # A load balancer probing by IP address is not in ALLOWED_HOSTS.
+    assert client.get("/healthz", HTTP_HOST="10.1.2.3:8000").status_code == 200
+    assert client.get("/readyz", HTTP_HOST="10.1.2.3:8000").status_code == 200
+    assert client.get("/admin/login/", HTTP_HOST="10.1.2.3:8000").status_code == 400

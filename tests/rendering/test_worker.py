@@ -14,7 +14,7 @@ from PIL import Image
 from rendering.models import BgRemoveJob
 from tests.conftest import ROOT, start_worker, stop_process
 
-CONCURRENT_REQUESTS = 24
+CONCURRENT_REQUESTS = 50
 
 
 def test_worker_without_model_fails_fast_naming_the_command(tmp_path):
@@ -27,6 +27,18 @@ def test_worker_without_model_fails_fast_naming_the_command(tmp_path):
     )
     assert result.returncode == 2
     assert "python manage.py provision_models u2netp" in result.stderr
+
+
+def worker_metric(folder, name, **labels):
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(folder))
+    return sum(
+        sample.value for family in registry.collect() for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    )
 
 
 def wait_until(predicate, timeout=90, interval=0.25):
@@ -67,7 +79,9 @@ def test_concurrent_first_requests_make_one_job_and_one_inference(
     assert BgRemoveJob.objects.count() == 1
 
     # The job waits in Redis until a worker appears; then exactly one inference runs.
-    worker = start_worker(worker_env, tmp_path / "worker.log")
+    metrics_dir = tmp_path / "prometheus"
+    metrics_dir.mkdir()
+    worker = start_worker({**worker_env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}, tmp_path / "worker.log")
     try:
         done = wait_until(lambda: (r := requests.get(url, timeout=30)).status_code == 200 and r)
     finally:
@@ -79,6 +93,9 @@ def test_concurrent_first_requests_make_one_job_and_one_inference(
     job = BgRemoveJob.objects.get()
     assert (job.status, job.inferences, job.attempts) == ("done", 1, 1)
     assert worker.log().count(f"bg-remove job {job.id} done") == 1
+    # Counted by the worker's own metrics, too.
+    assert worker_metric(metrics_dir, "cutout_bg_remove_inferences_total", model="u2netp") == 1
+    assert worker_metric(metrics_dir, "cutout_bg_remove_jobs_total", state="done") == 1
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="cutouts/").get("Contents", [])]
     assert keys == [f"cutouts/{source.id}/{job.id}.png"]
 
