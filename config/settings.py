@@ -207,7 +207,7 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env("DJANGO_STATIC_ROOT", BASE_DIR / "staticfiles"))
 
 # --- Origins ----------------------------------------------------------------------------------
 # Local-folder sources must lie below this root (like imgproxy's IMGPROXY_LOCAL_FILESYSTEM_ROOT).

@@ -31,6 +31,11 @@ def browser_page(monkeypatch):
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         yield page
         browser.close()
+        # Inside Playwright's event loop, Django keeps separate connections (asgiref's context-local
+        # storage): close them here, or they would outlive the test database.
+        from django.db import connections
+
+        connections.close_all()
 
 
 @pytest.mark.django_db(transaction=True)

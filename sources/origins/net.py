@@ -88,7 +88,9 @@ def _pool_for(url: str, timeout: urllib3.Timeout):
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise OriginForbiddenError("Only http and https origins are allowed.")
     pool_cls = _SafeHTTPSPool if parts.scheme == "https" else _SafeHTTPPool
-    return pool_cls(parts.hostname, port=parts.port, timeout=timeout, retries=False, maxsize=1)
+    # Always an explicit port: without one, an IPv6 literal's last group is read as the port.
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return pool_cls(parts.hostname, port=port, timeout=timeout, retries=False, maxsize=1)
 
 
 def fetch_url(url: str, *, max_bytes: int) -> OriginObject:

@@ -8,6 +8,7 @@ from PIL import Image
 from rendering.jobs import bg_remove_job_process
 from rendering.models import BgRemoveJob, Render
 from sources.models import Source
+from tests.conftest import FIXTURES
 
 pytestmark = pytest.mark.django_db
 
@@ -204,3 +205,27 @@ def test_render_domain_host_serves_the_source(client, source, settings):
     assert response.status_code == 202
     assert response.json()["status_url"].startswith("http://acme-photos.img.example.com/_/jobs/")
     assert client.get(response.json()["status_url"], HTTP_HOST="acme-photos.img.example.com").status_code == 200
+
+
+@pytest.mark.parametrize("path", [
+    "a%2F..%2F..%2Fsecret.jpg", "%2e%2e/secret.jpg", "a/%00.jpg", "x" * 1100 + ".jpg", "a//b.jpg", "./a.jpg",
+])
+def test_path_tricks_are_400(client, source, path):
+    response = client.get(f"/render/acme-photos/{path}")
+    assert response.status_code == 400, path
+    assert response.json()["error"]["code"] == "bad_path"
+
+
+def test_temporary_origin_failures_are_never_cached(client, account, httpserver, settings):
+    from tests.factories import SourceFactory
+
+    settings.ORIGIN_ALLOW_LOOPBACK = True
+    SourceFactory(account=account, slug="flaky", kind="web", base_url=httpserver.url_for("/"), local_path="")
+    httpserver.expect_ordered_request("/a.jpg").respond_with_data("busy", status=503)
+    httpserver.expect_ordered_request("/a.jpg").respond_with_data(
+        (FIXTURES / "astronaut.jpg").read_bytes(), content_type="image/jpeg")
+    down = client.get("/render/flaky/a.jpg?w=20")
+    assert down.status_code == 502 and down["Cache-Control"] == "no-store"
+    assert not Render.objects.filter(path="a.jpg").exists()
+    up = client.get("/render/flaky/a.jpg?w=20")
+    assert up.status_code == 200 and up["Cache-Control"].startswith("public")

@@ -190,3 +190,46 @@ def test_killed_worker_process_job_runs_again(client, web_source, httpserver, ph
     assert "taken over from dead worker" in worker.log()
     assert [p.name for p in (media_storage / "cutouts").rglob("*.png")] == [f"{job.id}.png"]
     assert client.get("/render/acme-web/a.jpg?bg-remove=true").status_code == 200
+
+
+def png_bomb(width=100_000, height=100_000) -> bytes:
+    """A PNG whose header claims 10 gigapixels, with almost no data behind it."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_bad_origins_fail_cleanly_and_the_worker_stays_alive(client, web_source, httpserver, photo_jpg,
+                                                              worker_env, tmp_path):
+    bad = {
+        "bomb.png": (png_bomb(), 422, "too_many_pixels"),
+        "truncated.jpg": (photo_jpg[: len(photo_jpg) // 3], 422, "not_an_image"),
+        "page.jpg": (b"<html>hello</html>", 422, "not_an_image"),
+        "empty.png": (b"", 422, "not_an_image"),
+        "huge.jpg": (b"\xff\xd8\xff" + b"\0" * (12 * 1024 * 1024), 413, "origin_too_large"),
+    }
+    for name, (data, _, _) in bad.items():
+        httpserver.expect_request(f"/{name}").respond_with_data(data, content_type="image/jpeg")
+    httpserver.expect_request("/good.jpg").respond_with_data(photo_jpg, content_type="image/jpeg")
+    for name in [*bad, "good.jpg"]:
+        assert client.get(f"/render/acme-web/{name}?bg-remove=true").status_code == 202
+    worker = web_worker(worker_env, tmp_path)
+    try:
+        wait_until(lambda: not BgRemoveJob.objects.filter(status__in=["queued", "running"]).exists(), timeout=120)
+        assert worker.proc.poll() is None, "the worker died"
+    finally:
+        stop_process(worker.proc)
+    for name, (_, status, code) in bad.items():
+        job = BgRemoveJob.objects.get(path=name)
+        assert (job.status, job.error_status, job.error_code, job.inferences) == ("failed", status, code, 0), name
+        response = client.get(f"/render/acme-web/{name}?bg-remove=true")
+        assert response.status_code == status and response.json()["error"]["code"] == code
+    assert BgRemoveJob.objects.get(path="good.jpg").status == "done"
