@@ -43,7 +43,8 @@ def render_key(*, source_id: int, path: str, model: str, canonical: str, fmt: st
 
 
 def render_get(*, key: str) -> Render | None:
-    return Render.objects.filter(key=key).first()
+    found = list(Render.objects.filter(key=key)[:1])  # No ORDER BY, unlike first().
+    return found[0] if found else None
 
 
 def render_store(*, key: str, source, path: str, data: bytes, content_type: str, storage_name: str = "") -> Render:

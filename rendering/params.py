@@ -6,7 +6,7 @@ is clamped to its hard range (SPEC: "we decide"); only bad base64 is an error (4
 
 import base64
 import binascii
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from urllib.parse import unquote_plus
 
 from config.exceptions import BadRequestError
@@ -129,11 +129,16 @@ class RenderParams:
 
     def canonical(self) -> str:
         """The same string for two URLs that mean the same thing: the render cache key's core."""
-        values = asdict(self)
-        for name in ("expires", "bg_remove_fallback", "bg_remove_model"):
-            values.pop(name)
-        values["auto"] = sorted(self.auto & {"format", "compress"})
-        return "&".join(f"{k}={values[k]!r}" for k in sorted(values))
+        values = [(name, getattr(self, name)) for name in _CANONICAL_FIELDS]
+        values.append(("auto", sorted(self.auto & {"format", "compress"})))
+        return "&".join(f"{k}={v!r}" for k, v in values)
+
+
+# What the image looks like depends on these; access (expires), the 202-or-fallback choice and
+# the model (keyed separately) do not.
+_CANONICAL_FIELDS = sorted(
+    f.name for f in fields(RenderParams) if f.name not in ("expires", "bg_remove_fallback", "bg_remove_model", "auto")
+)
 
 
 def _decode64(name: str, value: str) -> str:

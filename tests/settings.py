@@ -40,3 +40,6 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # Live-server threads must not keep connections open after a request (a browser's keep-alive
 # socket would hold one past the end of the run and block dropping the test database).
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+# Tests change sources with queryset updates (no signals) and expect the next request to see it;
+# the cache itself has its own test.
+SOURCE_CACHE_SECONDS = 0

@@ -42,6 +42,7 @@ NOT_PASSED = {
     "CUTOUT_MEDIA_ROOT": "the stack stores in S3",
     "ORIGIN_LOCAL_ROOT": "local folders are per machine",
     "ORIGIN_ALLOW_LOOPBACK": "development only",
+    "DJANGO_STATIC_ROOT": "the image collects static files into the default folder at build time",
 }
 APP_SERVICES = ("web", "worker", "beat", "migrate", "createbucket")
 SERVICES = {"postgres": "postgres:", "redis": "redis:", "s3": "chrislusf/seaweedfs:"}

@@ -166,3 +166,22 @@ class TestS3:
             origin.fetch("cat.png", max_bytes=12 * MB)
         with pytest.raises(OriginTooLargeError):
             origin.fetch("items/cat.png", max_bytes=1000)
+
+
+def test_source_cache_expires_and_clears_on_save(db, settings):
+    from sources.selectors import source_cache_clear, source_get
+    from tests.factories import AccountFactory, SourceFactory
+
+    settings.SOURCE_CACHE_SECONDS = 60
+    source_cache_clear()
+    source = SourceFactory(account=AccountFactory(), slug="cached", bg_remove="off")
+    assert source_get(slug="cached").bg_remove == "off"
+    Source.objects.filter(pk=source.pk).update(bg_remove="on")  # No signal: another process did it.
+    assert source_get(slug="cached").bg_remove == "off"
+    settings.SOURCE_CACHE_SECONDS = 0
+    assert source_get(slug="cached").bg_remove == "on"
+    settings.SOURCE_CACHE_SECONDS = 60
+    source.bg_remove = "inherit"
+    source.save()  # A save in this process clears the cache at once.
+    assert source_get(slug="cached").bg_remove == "inherit"
+    assert source_get(slug="nope") is None
