@@ -233,3 +233,54 @@ def test_bad_origins_fail_cleanly_and_the_worker_stays_alive(client, web_source,
         response = client.get(f"/render/acme-web/{name}?bg-remove=true")
         assert response.status_code == status and response.json()["error"]["code"] == code
     assert BgRemoveJob.objects.get(path="good.jpg").status == "done"
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_a_whole_worker_killed_mid_job_hands_it_to_another(live_server, web_source, httpserver, photo_jpg,
+                                                           worker_env, tmp_path, media_storage):
+    """SIGKILL to the worker and its pool: another worker finishes the job, once, and no request
+    sees a 5xx meanwhile."""
+    import signal
+    from threading import Event
+
+    fetching = Event()
+
+    def slow_once(request):
+        from werkzeug.wrappers import Response
+
+        if not fetching.is_set():
+            fetching.set()
+            time.sleep(8)  # The first worker never gets past this: it is killed.
+        return Response(photo_jpg, content_type="image/jpeg")
+
+    httpserver.expect_request("/a.jpg").respond_with_handler(slow_once)
+    url = f"{live_server.url}/render/acme-web/a.jpg?bg-remove=true"
+    assert requests.get(url, timeout=30).status_code == 202
+    # Short lease and visibility timeout so the test need not wait minutes (production: 300/600 s).
+    env = {**worker_env, "ORIGIN_ALLOW_LOOPBACK": "true", "BG_REMOVE_JOB_LEASE": "3",
+           "CELERY_VISIBILITY_TIMEOUT": "5"}
+    first = start_worker(env, tmp_path / "first.log")
+    try:
+        assert fetching.wait(60), first.log()
+        os.killpg(first.proc.pid, signal.SIGKILL)
+        first.proc.wait()
+        second = start_worker(env, tmp_path / "second.log")
+        try:
+            statuses = []
+
+            def served():
+                response = requests.get(url, timeout=30)
+                statuses.append(response.status_code)
+                return response.status_code == 200
+
+            wait_until(served, timeout=90, interval=0.5)
+        finally:
+            stop_process(second.proc)
+    finally:
+        stop_process(first.proc)
+    assert all(s in (200, 202) for s in statuses), statuses
+    job = BgRemoveJob.objects.get()
+    assert (job.status, job.inferences) == ("done", 1) and job.attempts == 2
+    assert [p.name for p in (media_storage / "cutouts").rglob("*.png")] == [f"{job.id}.png"]
