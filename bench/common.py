@@ -1,0 +1,154 @@
+"""Shared by the benchmarks: start the `make run` stack in a temporary folder, and load a URL."""
+
+import http.client
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def get(conn, path, accept="image/webp"):
+    conn.request("GET", path, headers={"Accept": accept})
+    response = conn.getresponse()
+    return response.status, response.read()
+
+
+def wait_for(port, path, *, status=200, timeout=120):
+    """GETs `path` until it answers `status` (a cutout is made on the way); returns the body."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            code, body = get(http.client.HTTPConnection("127.0.0.1", port, timeout=30), path)
+            if code == status:
+                return body
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(path)
+        time.sleep(0.3)
+
+
+class Stack:
+    """gunicorn + Celery exactly as platform/Procfile runs them, on the embedded defaults."""
+
+    def __init__(self, images: list[Path]):
+        self.tmp = Path(tempfile.mkdtemp(prefix="cutout-bench-"))
+        (self.tmp / "demo" / "origin").mkdir(parents=True)
+        for image in images:
+            shutil.copy(image, self.tmp / "demo" / "origin")
+        self.port = free_port()
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("DATABASE_URL", "REDIS_URL", "AWS_STORAGE_BUCKET_NAME", "DJANGO_SETTINGS_MODULE")}
+        env.update(DJANGO_DEBUG="false", DJANGO_SECRET_KEY="bench", CUTOUT_VAR_DIR=str(self.tmp / "var"),
+                   ORIGIN_LOCAL_ROOT=str(self.tmp / "demo"), DJANGO_STATIC_ROOT=str(self.tmp / "static"),
+                   BG_REMOVE_MODEL_HOME=str(ROOT / "var" / "models"), RENDER_RATE_LIMIT="1000000/s",
+                   PATH=f"{ROOT / '.venv' / 'bin'}:{env['PATH']}")
+        self.env = env
+        for command in (["migrate", "-v0"], ["bootstrap_demo"]):
+            subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True,
+                           stdout=subprocess.DEVNULL)
+        self.log = (self.tmp / "stack.log").open("wb")
+        self.proc = None
+
+    def start(self):
+        subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=self.env,
+                       check=True)
+        self.proc = subprocess.Popen(["honcho", "-f", "platform/Procfile", "-d", ".", "start", "-p", str(self.port)],
+                                     cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
+            self.proc.wait(timeout=30)
+
+    def close(self):
+        self.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def load(port, paths, seconds, connections, accept="image/webp"):
+    """Keep-alive clients request `paths` round-robin for `seconds`; req/s and latency percentiles."""
+    latencies, errors = [], []
+    stop = time.monotonic() + seconds
+    counter = iter(range(10**9))
+    lock = threading.Lock()
+
+    def client():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        mine = []
+        while time.monotonic() < stop:
+            with lock:
+                path = paths[next(counter) % len(paths)]
+            started = time.perf_counter()
+            status, _ = get(conn, path, accept)
+            mine.append(time.perf_counter() - started)
+            if status != 200:
+                errors.append(status)
+        latencies.extend(mine)
+
+    threads = [threading.Thread(target=client) for _ in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    latencies.sort()
+    return {
+        "requests": len(latencies),
+        "rps": len(latencies) / seconds,
+        "p50_ms": 1000 * statistics.median(latencies),
+        "p99_ms": 1000 * latencies[max(int(len(latencies) * 0.99) - 1, 0)],
+        "errors": len(errors),
+    }
+
+
+def report(name, result):
+    print(f"{name:28s} {result['rps']:8.0f} req/s  p50 {result['p50_ms']:7.2f} ms  p99 {result['p99_ms']:7.2f} ms"
+          f"  errors {result['errors']}")
+
+
+def once(port, paths, connections, accept="image/webp"):
+    """Each path requested exactly once (uncached work), spread over keep-alive clients."""
+    queue = list(reversed(paths))
+    lock = threading.Lock()
+    latencies, errors = [], []
+
+    def client():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        while True:
+            with lock:
+                if not queue:
+                    return
+                path = queue.pop()
+            started = time.perf_counter()
+            status, _ = get(conn, path, accept)
+            latencies.append(time.perf_counter() - started)
+            if status != 200:
+                errors.append(status)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {"requests": len(latencies), "rps": len(latencies) / elapsed,
+            "p50_ms": 1000 * statistics.median(latencies),
+            "p99_ms": 1000 * latencies[max(int(len(latencies) * 0.99) - 1, 0)], "errors": len(errors)}
