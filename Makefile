@@ -9,7 +9,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Management commands run in development mode unless the environment says otherwise.
 MANAGE := DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(BIN)/python manage.py
 
-.PHONY: run test install models migrate demo clean
+.PHONY: run test test-load install models migrate demo clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ run: models demo
 test: models
 	$(MANAGE) provision_models u2net
 	$(BIN)/python -m pytest
+
+# Slower: hundreds of jobs through one worker, and a soak on cached renders.
+# LOAD_JOBS (default 300) and SOAK_SECONDS (default 300) make it shorter.
+test-load: models
+	$(BIN)/python -m pytest -m load -s tests/test_load.py
 
 clean:
 	rm -rf $(VENV) var staticfiles
