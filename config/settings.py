@@ -226,6 +226,8 @@ RENDER_DEFAULT_QUALITY = 75
 RENDER_MAX_URL_LENGTH = 8000
 # Seconds a web process keeps a source (and its account's entitlement) after reading it.
 SOURCE_CACHE_SECONDS = float(env("SOURCE_CACHE_SECONDS", 2))
+# Seconds a web process remembers where a finished render is stored (a purge elsewhere shows within it).
+RENDER_LOOKUP_CACHE_SECONDS = float(env("RENDER_LOOKUP_CACHE_SECONDS", 2))
 # Per-account request limit (django-ratelimit syntax); an account may set its own in the admin.
 RENDER_RATE_LIMIT = env("RENDER_RATE_LIMIT", "1200/m")
 

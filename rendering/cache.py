@@ -3,9 +3,11 @@
 import hashlib
 import io
 import logging
+import time
 import uuid
 from contextlib import contextmanager
 
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, default_storage
 from django.db import IntegrityError, transaction
@@ -30,6 +32,9 @@ def storage_errors():
     except FileNotFoundError:
         raise
     except Exception as exc:
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code") if hasattr(exc, "response") else None
+        if code in ("NoSuchKey", "404", "NotFound"):
+            raise FileNotFoundError(str(exc)) from exc  # S3's way of saying the object is gone.
         logger.warning("object storage failed: %s: %s", type(exc).__name__, exc)
         raise StorageUnavailableError() from exc
 
@@ -42,9 +47,26 @@ def render_key(*, source_id: int, path: str, model: str, canonical: str, fmt: st
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
+# key → (expires at, render): a web process answers repeated hits without a query. A purge in
+# another process shows within RENDER_LOOKUP_CACHE_SECONDS; until then a purged object's absence
+# is noticed when it is opened, and the image is rendered again (views.py).
+_renders: dict[str, tuple[float, Render]] = {}
+
+
 def render_get(*, key: str) -> Render | None:
+    ttl = settings.RENDER_LOOKUP_CACHE_SECONDS
+    now = time.monotonic()
+    if ttl > 0:
+        cached = _renders.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
     found = list(Render.objects.filter(key=key)[:1])  # No ORDER BY, unlike first().
-    return found[0] if found else None
+    render = found[0] if found else None
+    if render is not None and ttl > 0:
+        if len(_renders) > 50_000:
+            _renders.clear()
+        _renders[key] = (now + ttl, render)
+    return render
 
 
 def render_store(*, key: str, source, path: str, data: bytes, content_type: str, storage_name: str = "") -> Render:
@@ -86,4 +108,9 @@ def render_open(render: Render):
 
 def render_forget(render: Render) -> None:
     """Drops a render whose stored object is gone, so the next request makes it again."""
+    _renders.pop(render.key, None)
     Render.objects.filter(pk=render.pk).delete()
+
+
+def render_lookup_cache_clear() -> None:
+    _renders.clear()

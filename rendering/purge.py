@@ -10,6 +10,7 @@ from config.exceptions import BadRequestError, NotFoundError
 from sources.models import Source
 from sources.origins import path_clean
 
+from .cache import render_lookup_cache_clear
 from .models import BgRemoveJob, Render
 
 
@@ -49,6 +50,7 @@ def render_purge(*, source: Source, path: str | None = None) -> PurgeResult:
         name for name in jobs.values_list("cutout_name", flat=True) if name
     }
     render_count, _ = renders.delete()
+    render_lookup_cache_clear()
     job_count, _ = jobs.delete()
     removed = 0
     for name in names:

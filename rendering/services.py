@@ -109,7 +109,7 @@ def _serve(*, source: Source, path: str, params: RenderParams, accept: str) -> R
         return RenderOutcome(source=source, params=params, render=render, hit=True)
 
     if not params.bg_remove:
-        image, kind, size = _origin_image(source, path)
+        image, kind, size = _origin_image(source, path, at_least=_decode_size(params, requested_fmt))
         render = _render(image, kind=kind, size=size, source=source, path=path, params=params,
                          accept=accept, key=key, cutout=False)
         return RenderOutcome(source=source, params=params, render=render)
@@ -164,13 +164,24 @@ def _render(image, *, kind, size, source, path, params, accept, key, cutout) -> 
     return render_store(key=key, source=source, path=path, data=data, content_type=content_type)
 
 
-def _origin_image(source: Source, path: str):
+def _decode_size(params: RenderParams, fmt: str) -> tuple[int, int] | None:
+    """The smallest decoded size the render needs, when it is known before decoding."""
+    if fmt == "json" or params.rect or params.mark or not (params.w or params.h):
+        return None
+    if (params.w and params.w.ratio) or (params.h and params.h.ratio):
+        return None
+    scale = params.dpr if params.dpr > 0 else 1
+    return (max(1, round((params.w.value if params.w else 1) * scale)),
+            max(1, round((params.h.value if params.h else 1) * scale)))
+
+
+def _origin_image(source: Source, path: str, *, at_least=None):
     try:
         obj = origin_for(source).fetch(path, max_bytes=settings.ORIGIN_MAX_BYTES)
     except OriginError as exc:
         ORIGIN_ERRORS.labels(kind=exc.code).inc()
         raise
-    return image_decode(obj.data), image_sniff(obj.data), len(obj.data)
+    return image_decode(obj.data, at_least=at_least), image_sniff(obj.data), len(obj.data)
 
 
 def _metadata(image, *, kind, size) -> dict:

@@ -43,3 +43,4 @@ DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
 # Tests change sources with queryset updates (no signals) and expect the next request to see it;
 # the cache itself has its own test.
 SOURCE_CACHE_SECONDS = 0
+RENDER_LOOKUP_CACHE_SECONDS = 0

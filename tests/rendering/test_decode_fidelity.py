@@ -150,3 +150,18 @@ def test_greyscale_becomes_rgb():
     # Our decision: one rule (RGB or RGBA) for every later stage.
     decoded = image_decode(encode(Image.new("L", (4, 4), 77), "PNG"))
     assert decoded.mode == "RGB" and decoded.getpixel((0, 0)) == (77, 77, 77)
+
+
+def test_jpeg_draft_decodes_smaller_but_never_below_the_request():
+    import io
+
+    from PIL import Image
+
+    from rendering.images import image_decode
+
+    buf = io.BytesIO()
+    Image.new("RGB", (2000, 1000), (10, 200, 30)).save(buf, "JPEG")
+    small = image_decode(buf.getvalue(), at_least=(300, 100))
+    assert small.size == (500, 250)  # 1/4 scale: the smallest DCT scale still ≥ 300×100.
+    assert image_decode(buf.getvalue()).size == (2000, 1000)
+    assert image_decode(buf.getvalue(), at_least=(1500, 10)).size == (2000, 1000)

@@ -229,3 +229,27 @@ def test_temporary_origin_failures_are_never_cached(client, account, httpserver,
     assert not Render.objects.filter(path="a.jpg").exists()
     up = client.get("/render/flaky/a.jpg?w=20")
     assert up.status_code == 200 and up["Cache-Control"].startswith("public")
+
+
+def test_render_lookups_kept_briefly_survive_a_purge_elsewhere(client, source, settings):
+    from rendering.cache import render_lookup_cache_clear
+    from rendering.purge import render_purge
+
+    settings.RENDER_LOOKUP_CACHE_SECONDS = 60
+    render_lookup_cache_clear()
+    url = "/render/acme-photos/astronaut.jpg?w=33"
+    first = client.get(url)
+    assert client.get(url)["ETag"] == first["ETag"]
+    # Another process purges: this one still remembers the render, finds its object gone,
+    # and renders it again instead of failing.
+    Render.objects.all().delete()
+    from django.core.files.storage import default_storage
+
+    for name in default_storage.listdir("renders")[0]:
+        import shutil
+
+        shutil.rmtree(default_storage.path(f"renders/{name}"))
+    again = client.get(url)
+    assert again.status_code == 200 and Render.objects.count() == 1
+    render_purge(source=source)  # A purge in this process forgets at once.
+    assert client.get(url).status_code == 200 and Render.objects.count() == 1
