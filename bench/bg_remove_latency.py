@@ -77,11 +77,31 @@ def measure_stack(image: Path, runs: int, model_home: Path, poll_interval: float
             if i:
                 first_to_cutout.append(elapsed)
                 job_times.append(job["duration_seconds"])
+        worker_rss = pool_rss_kib(proc.pid)
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(timeout=30)
         shutil.rmtree(tmp, ignore_errors=True)
-    return first_to_cutout, job_times
+    return first_to_cutout, job_times, worker_rss
+
+
+def pool_rss_kib(root: int) -> int:
+    """RSS of the Celery pool process (the one that runs jobs) among the stack's descendants."""
+    rows = [line.split(None, 3) for line in subprocess.run(
+        ["ps", "-e", "-o", "pid=,ppid=,rss=,args="], capture_output=True, text=True).stdout.splitlines()]
+    family, grew = {str(root)}, True
+    while grew:
+        before = len(family)
+        family |= {row[0] for row in rows if row[1] in family}
+        grew = len(family) > before
+    celery = {row[0] for row in rows if row[0] in family and "celery" in row[3] and "worker" in row[3]}
+    parents = {row[1] for row in rows if row[0] in celery}
+    # The pool process is the celery process with no celery child (the shell and main process have one).
+    return next(int(row[2]) for row in rows if row[0] in celery and row[0] not in parents)
+
+
+def rss_kib() -> int:
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS:"))
 
 
 def measure_bare_rembg(image: Path, runs: int, model_home: Path, model: str):
@@ -109,8 +129,9 @@ def main():
     args = parser.parse_args()
     model_home = Path(os.environ.get("BG_REMOVE_MODEL_HOME", ROOT / "var" / "models")).resolve()
 
-    first, jobs = measure_stack(args.image, args.runs, model_home, args.poll_interval)
+    first, jobs, worker_rss = measure_stack(args.image, args.runs, model_home, args.poll_interval)
     bare = measure_bare_rembg(args.image, args.runs, model_home, args.model)
+    bare_rss = rss_kib()  # This process: Python, requests, rembg and one warm session.
     med = statistics.median
     print(f"image: {args.image.name}, model: {args.model}, runs: {args.runs}, cpus: {os.cpu_count()}")
     print(f"first request -> cutout served (median): {med(first):.3f} s  (poll every {args.poll_interval}s)")
@@ -118,6 +139,8 @@ def main():
     print(f"bare rembg.remove, warm session (median):  {med(bare):.3f} s")
     print(f"ratio job / bare rembg: {med(jobs) / med(bare):.2f}")
     print(f"ratio first-request-to-cutout / bare rembg: {med(first) / med(bare):.2f}")
+    print(f"worker pool process RSS: {worker_rss / 1024:.0f} MiB; rembg alone: {bare_rss / 1024:.0f} MiB; "
+          f"ratio {worker_rss / bare_rss:.2f}")
 
 
 if __name__ == "__main__":
