@@ -97,11 +97,13 @@ def pool_rss_kib(root: int) -> int:
     celery = {row[0] for row in rows if row[0] in family and "celery" in row[3] and "worker" in row[3]}
     parents = {row[1] for row in rows if row[0] in celery}
     # The pool process is the celery process with no celery child (the shell and main process have one).
-    return next(int(row[2]) for row in rows if row[0] in celery and row[0] not in parents)
+    pool = next(row[0] for row in rows if row[0] in celery and row[0] not in parents)
+    return peak_rss_kib(f"/proc/{pool}/status")
 
 
-def rss_kib() -> int:
-    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS:"))
+def peak_rss_kib(status="/proc/self/status") -> int:
+    # Peak (VmHWM), not current RSS: how much of the heap glibc has handed back varies run to run.
+    return next(int(line.split()[1]) for line in open(status) if line.startswith("VmHWM:"))
 
 
 def measure_bare_rembg(image: Path, runs: int, model_home: Path, model: str):
@@ -131,7 +133,7 @@ def main():
 
     first, jobs, worker_rss = measure_stack(args.image, args.runs, model_home, args.poll_interval)
     bare = measure_bare_rembg(args.image, args.runs, model_home, args.model)
-    bare_rss = rss_kib()  # This process: Python, requests, rembg and one warm session.
+    bare_rss = peak_rss_kib()  # This process: Python, requests, rembg and one warm session.
     med = statistics.median
     print(f"image: {args.image.name}, model: {args.model}, runs: {args.runs}, cpus: {os.cpu_count()}")
     print(f"first request -> cutout served (median): {med(first):.3f} s  (poll every {args.poll_interval}s)")
@@ -139,7 +141,7 @@ def main():
     print(f"bare rembg.remove, warm session (median):  {med(bare):.3f} s")
     print(f"ratio job / bare rembg: {med(jobs) / med(bare):.2f}")
     print(f"ratio first-request-to-cutout / bare rembg: {med(first) / med(bare):.2f}")
-    print(f"worker pool process RSS: {worker_rss / 1024:.0f} MiB; rembg alone: {bare_rss / 1024:.0f} MiB; "
+    print(f"peak RSS, worker pool process: {worker_rss / 1024:.0f} MiB; rembg alone: {bare_rss / 1024:.0f} MiB; "
           f"ratio {worker_rss / bare_rss:.2f}")
 
 
