@@ -3,7 +3,6 @@
 import hashlib
 import io
 import logging
-import time
 import uuid
 from contextlib import contextmanager
 
@@ -13,6 +12,7 @@ from django.core.files.storage import FileSystemStorage, default_storage
 from django.db import IntegrityError, transaction
 
 from config.exceptions import ServiceUnavailableError
+from config.local_cache import ExpiringCache
 
 from .models import Render
 
@@ -47,25 +47,21 @@ def render_key(*, source_id: int, path: str, model: str, canonical: str, fmt: st
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
-# key → (expires at, render): a web process answers repeated hits without a query. A purge in
+# key → render: a web process answers repeated hits without a query. A purge in
 # another process shows within RENDER_LOOKUP_CACHE_SECONDS; until then a purged object's absence
 # is noticed when it is opened, and the image is rendered again (views.py).
-_renders: dict[str, tuple[float, Render]] = {}
+_renders = ExpiringCache(max_entries=50_000)
 
 
 def render_get(*, key: str) -> Render | None:
     ttl = settings.RENDER_LOOKUP_CACHE_SECONDS
-    now = time.monotonic()
-    if ttl > 0:
-        cached = _renders.get(key)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+    render = _renders.get(key, None) if ttl > 0 else None
+    if render is not None:
+        return render
     found = list(Render.objects.filter(key=key)[:1])  # No ORDER BY, unlike first().
     render = found[0] if found else None
-    if render is not None and ttl > 0:
-        if len(_renders) > 50_000:
-            _renders.clear()
-        _renders[key] = (now + ttl, render)
+    if render is not None:  # Misses are not kept: the render is usually made right after.
+        _renders.set(key, render, ttl)
     return render
 
 
@@ -108,7 +104,7 @@ def render_open(render: Render):
 
 def render_forget(render: Render) -> None:
     """Drops a render whose stored object is gone, so the next request makes it again."""
-    _renders.pop(render.key, None)
+    _renders.pop(render.key)
     Render.objects.filter(pk=render.pk).delete()
 
 

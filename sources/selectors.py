@@ -1,31 +1,26 @@
 """Reads for sources."""
 
-import time
-
 from django.conf import settings
+
+from config.local_cache import MISSING, ExpiringCache
 
 from .models import Source
 
-# slug → (expires at, source or None). Every rendering request looks its source up; keeping it a
+# slug → source (or None). Every rendering request looks its source up; keeping it a
 # moment saves a query per request. A save or delete in this process clears it at once (see
 # apps.py); other processes see a change within SOURCE_CACHE_SECONDS.
-_cache: dict[str, tuple[float, Source | None]] = {}
+_cache = ExpiringCache(max_entries=10_000)
 
 
 def source_get(*, slug: str) -> Source | None:
     ttl = settings.SOURCE_CACHE_SECONDS
-    now = time.monotonic()
-    if ttl > 0:
-        cached = _cache.get(slug)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+    source = _cache.get(slug) if ttl > 0 else MISSING
+    if source is not MISSING:
+        return source
     # [:1], not first(): no ORDER BY to build or run.
     found = list(Source.objects.select_related("account").filter(slug=slug)[:1])
     source = found[0] if found else None
-    if ttl > 0:
-        if len(_cache) > 10_000:
-            _cache.clear()
-        _cache[slug] = (now + ttl, source)
+    _cache.set(slug, source, ttl)
     return source
 
 
