@@ -17,7 +17,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from common import ROOT, Stack, free_port, load, once, report, wait_for

@@ -207,8 +207,8 @@ def _process(job: BgRemoveJob) -> BgRemoveJob:
     result.save(buf, "PNG", compress_level=6)
     name = f"cutouts/{job.source_id}/{job.id}.png"
     try:
-        if default_storage.exists(name):
-            default_storage.delete(name)
+        # Both configured backends overwrite (allow_overwrite / file_overwrite), so a retried job
+        # replaces its own earlier cutout without first asking whether it exists.
         name = default_storage.save(name, ContentFile(buf.getvalue()))
     except Exception as exc:  # Storage vendors raise their own types; all are worth a retry.
         raise TransientJobError(f"storing the cutout failed: {exc}") from exc

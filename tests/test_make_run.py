@@ -1,7 +1,6 @@
 """`make run` end to end on the embedded defaults: SQLite, local files, filesystem:// broker."""
 
 import io
-import json
 import os
 import shutil
 import signal
