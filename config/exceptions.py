@@ -3,7 +3,7 @@
 import logging
 
 from django.db import InterfaceError, OperationalError
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 
@@ -57,30 +57,48 @@ def error_body(code, message):
     return {"error": {"code": code, "message": message}}
 
 
-def error_response(exc: ServiceError) -> Response:
+def _error_parts(exc: ServiceError) -> tuple[dict, dict]:
     body = error_body(exc.code, exc.message)
     if getattr(exc, "fields", None):
         body["error"]["fields"] = exc.fields
-    response = Response(body, status=exc.status_code)
-    response["Cache-Control"] = "no-store"
+    headers = {"Cache-Control": "no-store"}
     if exc.retry_after is not None:
-        response["Retry-After"] = str(int(exc.retry_after))
-    return response
+        headers["Retry-After"] = str(int(exc.retry_after))
+    return body, headers
+
+
+def error_response(exc: ServiceError) -> Response:
+    """The error as a DRF response (the management API)."""
+    body, headers = _error_parts(exc)
+    return Response(body, status=exc.status_code, headers=headers)
+
+
+def error_json_response(exc: ServiceError) -> JsonResponse:
+    """The same error as a plain Django response (the rendering path, which does without DRF)."""
+    body, headers = _error_parts(exc)
+    return JsonResponse(body, status=exc.status_code, headers=headers)
+
+
+def service_error_for(exc: Exception) -> ServiceError | None:
+    """The ServiceError a view's exception stands for, or None for a real 500."""
+    if isinstance(exc, ServiceError):
+        if exc.status_code >= 500:
+            logger.warning("%s: %s", exc.code, exc.message)
+        return exc
+    if isinstance(exc, Http404):
+        return NotFoundError()
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # The database is unreachable (down, restarting, out of connections): retry shortly.
+        logger.warning("database unavailable: %s", exc)
+        return ServiceUnavailableError("The database is unavailable; try again shortly.", code="database_unavailable")
+    return None
 
 
 def exception_handler(exc, context):
     """DRF's exception handler: one JSON error shape for service errors and DRF's own."""
-    if isinstance(exc, ServiceError):
-        if exc.status_code >= 500:
-            logger.warning("%s: %s", exc.code, exc.message)
-        return error_response(exc)
-    if isinstance(exc, Http404):
-        return error_response(NotFoundError())
-    if isinstance(exc, (OperationalError, InterfaceError)):
-        # The database is unreachable (down, restarting, out of connections): retry shortly.
-        logger.warning("database unavailable: %s", exc)
-        return error_response(ServiceUnavailableError("The database is unavailable; try again shortly.",
-                                                      code="database_unavailable"))
+    error = service_error_for(exc)
+    if error is not None:
+        return error_response(error)
     if isinstance(exc, drf_exceptions.APIException):
         response = error_response(
             ServiceError(str(exc.detail) if not isinstance(exc.detail, (dict, list)) else "Invalid input.",

@@ -91,6 +91,14 @@ MIDDLEWARE = [
     "simple_history.middleware.HistoryRequestMiddleware",
 ]
 
+# Rendering requests skip what they do not use (sessions, CSRF, auth, messages): config/wsgi.py.
+RENDER_MIDDLEWARE = [
+    "config.middleware.HealthCheckMiddleware",
+    "config.middleware.RequestObservabilityMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "rendering.middleware.RenderHostMiddleware",
+]
+
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 

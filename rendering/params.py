@@ -6,6 +6,7 @@ is clamped to its hard range (SPEC: "we decide"); only bad base64 is an error (4
 
 import base64
 import binascii
+import functools
 from dataclasses import dataclass, field, fields
 from urllib.parse import unquote_plus
 
@@ -129,9 +130,13 @@ class RenderParams:
 
     def canonical(self) -> str:
         """The same string for two URLs that mean the same thing: the render cache key's core."""
-        values = [(name, getattr(self, name)) for name in _CANONICAL_FIELDS]
-        values.append(("auto", sorted(self.auto & {"format", "compress"})))
-        return "&".join(f"{k}={v!r}" for k, v in values)
+        # Computed once per instance (instances are immutable and shared by `params_parse`).
+        cached = self.__dict__.get("_canonical")
+        if cached is None:
+            values = [(name, getattr(self, name)) for name in _CANONICAL_FIELDS]
+            values.append(("auto", sorted(self.auto & {"format", "compress"})))
+            cached = self.__dict__["_canonical"] = "&".join(f"{k}={v!r}" for k, v in values)
+        return cached
 
 
 # What the image looks like depends on these; access (expires), the 202-or-fallback choice and
@@ -244,7 +249,14 @@ def _rect(value: str) -> tuple:
     return tuple(dims)
 
 
+@functools.lru_cache(maxsize=4096)
 def params_parse(raw_query: str) -> RenderParams:
+    """The parameters of a query string. Memoised: a page asks for the same few URLs again and
+    again, and the result is immutable. A query that fails to parse raises every time."""
+    return _params_parse(raw_query)
+
+
+def _params_parse(raw_query: str) -> RenderParams:
     values: dict[str, str] = {}
     auto: set[str] = set()
     for name, value in query_pairs(raw_query):

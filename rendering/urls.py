@@ -2,10 +2,10 @@
 
 from django.urls import path
 
-from .views import JobStatusView, RenderView, home
+from .views import JobStatusView, home, render_view
 
 urlpatterns = [
     path("", home, name="home"),
-    path("render/<str:source>/<path:path>", RenderView.as_view(), name="render"),
+    path("render/<str:source>/<path:path>", render_view, name="render"),
     path("_/jobs/<uuid:job_id>", JobStatusView.as_view(), name="bg-remove-job"),
 ]

@@ -2,15 +2,16 @@
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.http import FileResponse, HttpResponse
+from django.http import FileResponse, HttpResponse, JsonResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import http_date
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.exceptions import NotFoundError
+from config.exceptions import NotFoundError, error_body, error_json_response, service_error_for
 
 from .cache import render_forget, render_open
 from .admission import job_retry_after
@@ -30,50 +31,60 @@ class JSONOnlyNegotiation(BaseContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
-class RenderView(APIView):
-    authentication_classes = []
-    permission_classes = []
-    throttle_classes = []  # Rendering has its own per-account limits (rendering/admission.py).
-    schema = None  # Not part of the management API's schema; see docs/rendering.md.
-    content_negotiation_class = JSONOnlyNegotiation
-
-    def get(self, request, source, path):
-        render_req = RenderRequest(
-            source_slug=source,
-            path=path,
-            raw_query=request.META.get("QUERY_STRING", ""),
-            accept=request.META.get("HTTP_ACCEPT", ""),
-            signed_paths=tuple(raw_path_candidates(request.META)),
-        )
-        outcome = render_request(render_req)
-        request._request.render_cache = "processing" if outcome.render is None else ("hit" if outcome.hit else "miss")
-        request._request.log_account = outcome.source.account.slug
-        if outcome.render is None:
-            response = _processing_response(request, outcome.job)
-        else:
-            try:
-                response = _image_response(request, outcome)
-            except FileNotFoundError:
-                # The stored object vanished (a purge racing this request, or a lost file):
-                # forget it and render again rather than fail.
-                render_forget(outcome.render)
-                outcome = render_request(render_req)
-                if outcome.render is None:
-                    return _processing_response(request, outcome.job)
-                response = _image_response(request, outcome)
-            # A 304 or a HEAD is a render served, but sends no image bytes.
-            sent = outcome.render.size if response.status_code == 200 and request.method == "GET" else 0
-            usage_record(source_id=outcome.source.id, day=timezone.now().date(), served_bytes=sent, hit=outcome.hit)
-        if outcome.fallback:
-            # The image without removal, for now: never cached downstream.
-            response["Cache-Control"] = "no-store"
-            response["X-Bg-Remove-Status"] = "processing"
-        if outcome.params.auto_format:
-            response["Vary"] = "Accept"
+@csrf_exempt  # GET and HEAD only; anything else is a 405.
+def render_view(request, source, path):
+    """The hot path, so a plain Django view (no DRF): every cached hit pays for what runs here."""
+    if request.method not in ("GET", "HEAD"):
+        response = JsonResponse(error_body("method_not_allowed", f"Method {request.method} not allowed."),
+                                status=405, headers={"Allow": "GET, HEAD", "Cache-Control": "no-store"})
         return response
+    try:
+        return _render(request, source, path)
+    except Exception as exc:
+        error = service_error_for(exc)
+        if error is None:
+            raise  # A real 500: Django logs it, config.views.internal_error answers without a traceback.
+        return error_json_response(error)
 
-    def head(self, request, source, path):
-        return self.get(request, source, path)
+
+def _render(request, source, path):
+    render_req = RenderRequest(
+        source_slug=source,
+        path=path,
+        raw_query=request.META.get("QUERY_STRING", ""),
+        accept=request.META.get("HTTP_ACCEPT", ""),
+        signed_paths=tuple(raw_path_candidates(request.META)),
+    )
+    outcome = render_request(render_req)
+    request.render_cache = "processing" if outcome.render is None else ("hit" if outcome.hit else "miss")
+    request.log_account = outcome.source.account.slug
+    if outcome.render is None:
+        response = _processing_response(request, outcome.job)
+    else:
+        try:
+            response = _image_response(request, outcome)
+        except FileNotFoundError:
+            # The stored object vanished (a purge racing this request, or a lost file):
+            # forget it and render again rather than fail.
+            render_forget(outcome.render)
+            outcome = render_request(render_req)
+            if outcome.render is None:
+                return _processing_response(request, outcome.job)
+            response = _image_response(request, outcome)
+        # A 304 or a HEAD is a render served, but sends no image bytes.
+        sent = outcome.render.size if response.status_code == 200 and request.method == "GET" else 0
+        usage_record(source_id=outcome.source.id, day=timezone.now().date(), served_bytes=sent, hit=outcome.hit)
+    if outcome.fallback:
+        # The image without removal, for now: never cached downstream.
+        response["Cache-Control"] = "no-store"
+        response["X-Bg-Remove-Status"] = "processing"
+    if outcome.params.auto_format:
+        response["Vary"] = "Accept"
+    return response
+
+
+# Renders up to this size are read whole and sent from memory; larger ones are streamed.
+SMALL_RENDER_BYTES = 256 * 1024
 
 
 def _image_response(request, outcome):
@@ -89,6 +100,10 @@ def _image_response(request, outcome):
     elif request.method == "HEAD":
         response = HttpResponse(content_type=render.content_type)
         headers["Content-Length"] = str(render.size)
+    elif render.size <= SMALL_RENDER_BYTES:
+        # Most renders are small: one read, no streaming machinery.
+        with render_open(render) as fh:
+            response = HttpResponse(fh.read(), content_type=render.content_type)
     else:
         response = FileResponse(render_open(render), content_type=render.content_type)
         del response["Content-Disposition"]  # It would name the storage object.
@@ -103,7 +118,7 @@ def _etags(header: str) -> set[str]:
 
 
 def _processing_response(request, job):
-    response = Response(
+    response = JsonResponse(
         {
             "status": job.status,
             "job": str(job.id),

@@ -14,13 +14,17 @@ from sources.models import Source
 pytestmark = pytest.mark.django_db
 
 
+def body_of(response) -> bytes:
+    return b"".join(response.streaming_content) if response.streaming else response.content
+
+
 def cutout_of(client, url):
     first = client.get(url)
     assert first.status_code == 202, first.content
     job = bg_remove_job_process(job_id=first.json()["job"])
     response = client.get(url)
     assert response.status_code == 200, response.content
-    return job, Image.open(io.BytesIO(b"".join(response.streaming_content)))
+    return job, Image.open(io.BytesIO(body_of(response)))
 
 
 def test_source_model_url_override_and_unknown_model(client, source):
@@ -69,7 +73,7 @@ def test_fallback_serves_the_plain_image_until_the_cutout_is_done(client, source
 def test_fm_json_gives_metadata(client, source):
     response = client.get("/render/acme-photos/astronaut.jpg?fm=json")
     assert response["Content-Type"] == "application/json"
-    meta = json.loads(b"".join(response.streaming_content))
+    meta = json.loads(body_of(response))
     assert meta["PixelWidth"] == 512 and meta["PixelHeight"] == 512 and meta["Content-Type"] == "image/jpeg"
 
 
@@ -90,7 +94,7 @@ def test_invalid_values_are_ignored_never_5xx(client, source):
 
 
 def body_image(response):
-    return Image.open(io.BytesIO(b"".join(response.streaming_content)))
+    return Image.open(io.BytesIO(body_of(response)))
 
 
 def test_size_through_the_endpoint(client, source):
