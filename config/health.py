@@ -29,15 +29,21 @@ def _broker():
         conn.ensure_connection(max_retries=1, timeout=CHECK_TIMEOUT)
 
 
-def _storage():
+def _storage_probe():
+    """The storage round trip to time. Building the S3 client (no network, but a second or so
+    of CPU the first time in a new process) happens here, outside the check's timeout."""
     from django.core.files.storage import default_storage
 
     bucket = getattr(default_storage, "bucket", None)
     if bucket is not None:
+        client = bucket.meta.client
         # S3: a real round trip (exists() may answer without asking when overwriting is on).
-        bucket.meta.client.head_bucket(Bucket=bucket.name)
-    else:
-        default_storage.exists("readyz-probe")
+        return lambda: client.head_bucket(Bucket=bucket.name)
+    return lambda: default_storage.exists("readyz-probe")
+
+
+def _storage():
+    _storage_probe()()
 
 
 def _models():
@@ -56,6 +62,8 @@ def _run(check):
     if check is _database:
         check()
         return
+    if check is _storage:
+        check = _storage_probe()
     _pool.submit(check).result(timeout=CHECK_TIMEOUT)
 
 

@@ -5,6 +5,10 @@ and use neither sessions, CSRF, authentication nor messages, so they go through 
 that runs only the middleware they need (`RENDER_MIDDLEWARE`); everything else (admin, API)
 through the full `MIDDLEWARE`. Both are ordinary Django handlers: signals, database connection
 handling and error pages are the same.
+
+The server is granian (platform/Procfile), whose WSGI environ also carries the process's own
+environment, secrets included; those keys are dropped before Django sees them, so no error
+report or debug page can show them as request metadata.
 """
 
 import os
@@ -30,9 +34,18 @@ class RenderHandler(WSGIHandler):
             settings.MIDDLEWARE = full
 
 
+# The names CGI and WSGI give a request; nothing else of the process environment belongs in it.
+_REQUEST_KEYS = {"REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "CONTENT_TYPE", "CONTENT_LENGTH",
+                 "SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL", "SERVER_SOFTWARE", "GATEWAY_INTERFACE",
+                 "REMOTE_ADDR", "REMOTE_HOST", "REMOTE_PORT", "RAW_URI", "REQUEST_URI", "HTTPS"}
+
+
 class Application:
     def __init__(self):
         django.setup(set_prefix=False)
+        # Process variables a server may have copied into each request's environ (an HTTP_PROXY
+        # among them would pose as a request header: httpoxy).
+        self._process_keys = tuple(k for k in os.environ if k not in _REQUEST_KEYS)
         from rendering.middleware import render_host_source
 
         self.full = WSGIHandler()
@@ -53,6 +66,8 @@ class Application:
         return self.full
 
     def __call__(self, environ, start_response):
+        for key in self._process_keys:
+            environ.pop(key, None)
         return self.handler_for(environ)(environ, start_response)
 
 

@@ -7,9 +7,9 @@ from urllib.parse import quote
 
 from config.exceptions import ForbiddenError, NotFoundError
 
-# The path as the client sent it is what was signed. Behind gunicorn it is in RAW_URI; other
-# servers only give the decoded path, so we try how the imgix SDKs encode it (Python's
-# `quote(path, safe="/&$;=@,")` and JavaScript's `encodeURI`).
+# The path as the client sent it is what was signed. gunicorn puts it in RAW_URI; other servers
+# (granian, which platform/Procfile runs) only give the decoded path, so we try how the imgix SDKs
+# encode it (Python's `quote(path, safe="/&$;=@,")` and JavaScript's `encodeURI`).
 _SDK_SAFE = ["/&$;=@,", "/&$;=@,:+!*'()~#?"]
 
 

@@ -109,6 +109,12 @@ def source(account, origin_root):
     return SourceFactory(account=account, slug="acme-photos", kind="local", local_path="photos")
 
 
+def web_command(port: int, *, workers: int = 1, threads: int = 4) -> list[str]:
+    """The web server as platform/Procfile runs it (granian), on the test's own port."""
+    return [sys.executable, "-m", "granian", "config.wsgi:application", "--interface", "wsgi",
+            "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--blocking-threads", str(threads)]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -17,7 +17,7 @@ from PIL import Image, ImageOps
 from accounts.models import Account
 from rendering import jobs
 from rendering.models import BgRemoveJob
-from tests.conftest import FIXTURES, ROOT, free_port, start_worker, stop_process, wait_for_port
+from tests.conftest import FIXTURES, ROOT, free_port, start_worker, stop_process, wait_for_port, web_command
 
 pytestmark = [pytest.mark.load, pytest.mark.postgres, pytest.mark.redis]
 LOAD_JOBS = int(os.environ.get("LOAD_JOBS", "300"))
@@ -89,8 +89,7 @@ def test_soak_on_cached_renders(source, worker_env, settings):
            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL}
     port = free_port()
     web = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-         "--threads", "4"],
+        web_command(port, workers=1, threads=4),
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     urls = [f"http://127.0.0.1:{port}/render/{source.slug}/astronaut.jpg?w={w}&fm=webp" for w in range(40, 60)]

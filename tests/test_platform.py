@@ -274,10 +274,6 @@ def procfile() -> dict[str, CommandLine]:
     return processes
 
 
-def wsgi_module(target: str) -> str:
-    return target.partition(":")[0]
-
-
 # --- Dockerfile ---------------------------------------------------------------------------------------
 
 @dataclass
@@ -452,11 +448,11 @@ def test_web_serves_config_wsgi_on_the_port_it_publishes():
     config = stack(PORT="9000")
     web = config["services"]["web"]
     line = parse_command(command(web["command"]))
-    assert line.program == "gunicorn"
-    module = wsgi_module(line.positional[0])
-    assert module == "config.wsgi" and settings.WSGI_APPLICATION == f"{module}.application"
+    assert line.program == "granian" and line.options["--interface"] == "wsgi"
+    module, _, attribute = line.positional[0].partition(":")
+    assert module == "config.wsgi" and settings.WSGI_APPLICATION == f"{module}.{attribute}"
     assert (ROOT / (module.replace(".", "/") + ".py")).is_file()
-    host, _, port = line.options["--bind"].rpartition(":")
+    host, port = line.options["--host"], line.options["--port"]
     assert host == "0.0.0.0"  # Reachable from outside the container.
     assert published_ports(web) == [("9000", int(port))]
     assert "/healthz" in " ".join(web["healthcheck"]["test"])
@@ -516,7 +512,7 @@ def test_dependencies_exist_and_what_is_waited_on_can_say_so():
 
 
 def test_app_services_other_than_web_replace_the_image_health_check():
-    # The image's HEALTHCHECK asks gunicorn, which only web runs.
+    # The image's HEALTHCHECK asks the web server, which only web runs.
     services = stack()["services"]
     for name in APP_SERVICES:
         check = services[name].get("healthcheck") or {}
@@ -565,8 +561,9 @@ def test_dockerfile_serves_config_wsgi_on_the_port_it_exposes_and_checks_healthz
     final = stages[-1]
     env = stage_env(global_args, final)
     line = parse_command(dockerfile_cmd(global_args, final))
-    assert line.program == "gunicorn" and wsgi_module(line.positional[0]) == "config.wsgi"
-    assert line.options["--bind"] == f"0.0.0.0:{env['PORT']}"
+    assert line.program == "granian" and line.positional[0] == "config.wsgi:application"
+    assert line.options["--interface"] == "wsgi"
+    assert (line.options["--host"], line.options["--port"]) == ("0.0.0.0", env["PORT"])
     assert final.all("EXPOSE")[-1].args == env["PORT"]
     healthcheck = final.all("HEALTHCHECK")[-1].args
     assert "/healthz" in healthcheck
@@ -585,8 +582,8 @@ def test_each_app_container_records_metrics_in_a_folder_fresh_at_each_start():
 
 def _same_process(name: str, expected: CommandLine, actual: CommandLine, where: str):
     assert actual.program == expected.program, f"{where} {name} runs {actual.program}"
-    if expected.program == "gunicorn":
-        assert wsgi_module(actual.positional[0]) == wsgi_module(expected.positional[0])
+    if expected.program == "granian":
+        assert actual.positional[0] == expected.positional[0]
     else:
         assert actual.options["--app"] == expected.options["--app"]
         assert actual.positional[:1] == expected.positional[:1]
@@ -739,7 +736,9 @@ def test_the_stacks_own_commands_and_health_checks_serve_a_cutout(tmp_path, sett
 
     def run(service: str) -> list[str]:
         tokens = [token.replace(image_var, str(var)) for token in command(config["services"][service]["command"])]
-        return [f"127.0.0.1:{port}" if token == "0.0.0.0:8000" else token for token in tokens]
+        # The container's address and port become this machine's loopback and a free port.
+        tokens = ["127.0.0.1" if token == "0.0.0.0" else token for token in tokens]
+        return [str(port) if before == "--port" else token for before, token in zip(["", *tokens], tokens)]
 
     def check(service: str):
         test = [token.replace(image_var, str(var)) for token in config["services"][service]["healthcheck"]["test"]]

@@ -74,6 +74,19 @@ def test_a_render_on_a_source_host(source, settings):
     assert status == 200 and Image.open(io.BytesIO(body)).size == (30, 30)
 
 
+def test_the_process_environment_is_not_request_metadata(source, monkeypatch):
+    # granian copies os.environ into every request's environ; the application drops it again.
+    assert "DJANGO_SECRET_KEY" in application._process_keys
+    environ = RequestFactory()._base_environ(PATH_INFO="/render/acme-photos/astronaut.jpg", QUERY_STRING="w=20",
+                                            DJANGO_SECRET_KEY="tests-only-secret", HTTP_PROXY="http://evil:1")
+    monkeypatch.setattr(application, "_process_keys", (*application._process_keys, "HTTP_PROXY"))
+    environ["wsgi.input"], environ["wsgi.errors"] = io.BytesIO(b""), sys.stderr
+    statuses = []
+    b"".join(application(environ, lambda status, headers, exc_info=None: statuses.append(status)))
+    assert statuses[0].startswith("200")
+    assert "DJANGO_SECRET_KEY" not in environ and "HTTP_PROXY" not in environ and environ["QUERY_STRING"] == "w=20"
+
+
 def test_other_paths_keep_the_full_chain(admin_user):
     status, headers, _ = call("/admin/login/")
     assert status == 200 and "csrftoken" in headers.get("Set-Cookie", "")

@@ -10,7 +10,7 @@ from accounts.models import Account
 from rendering.admission import job_retry_after, queue_wait_seconds
 from rendering.jobs import bg_remove_job_process
 from rendering.models import BgRemoveJob
-from tests.conftest import ROOT, free_port, stop_process, wait_for_port
+from tests.conftest import ROOT, free_port, stop_process, wait_for_port, web_command
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db]
 
@@ -88,14 +88,14 @@ def test_retry_after_grows_with_the_queue(source, settings):
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_limit_is_shared_by_two_web_processes(source, worker_env, settings):
-    """Two gunicorn processes count against one Redis counter: the account gets its limit, not twice it."""
+    """Two web server processes count against one Redis counter: the account gets its limit, not twice it."""
     set_limits(source.account, render_rate_limit="6/m")
     env = {**worker_env, "REDIS_URL": settings.REDIS_URL, "CELERY_BROKER_URL": settings.CELERY_BROKER_URL}
     ports, procs = [free_port(), free_port()], []
     try:
         for port in ports:
             procs.append(subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1"],
+                web_command(port),
                 cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
             ))
         for port, proc in zip(ports, procs):

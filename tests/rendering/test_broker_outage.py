@@ -10,7 +10,7 @@ import requests
 
 from rendering.jobs import bg_remove_job_process
 from rendering.models import BgRemoveJob
-from tests.conftest import ROOT, free_port, require, stop_process, wait_for_port
+from tests.conftest import ROOT, free_port, require, stop_process, wait_for_port, web_command
 
 
 def start_redis(port, tmp_path):
@@ -31,7 +31,7 @@ def test_broker_down_gives_503_then_recovers(source, worker_env, tmp_path):
     broker = f"redis://127.0.0.1:{redis_port}/0"
     env = {**worker_env, "REDIS_URL": broker, "CELERY_BROKER_URL": broker}
     web = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{web_port}", "--workers", "1"],
+        web_command(web_port),
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     base = f"http://127.0.0.1:{web_port}/render/{source.slug}"
