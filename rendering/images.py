@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 from django.conf import settings
-from PIL import Image, ImageCms, ImageOps
+from PIL import Image, ImageCms, ImageFile
 
 from config.exceptions import ServiceError
 
@@ -24,6 +24,17 @@ SIGNATURES = [
 BG_REMOVE_TYPES = {"jpeg", "png"}
 SIXTEEN_BIT_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+EXIF_ORIENTATION = 0x0112
+# How each EXIF orientation is turned upright, as ImageOps.exif_transpose does.
+ORIENTATIONS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 class UnsupportedImageTypeError(ServiceError):
@@ -85,20 +96,37 @@ def image_decode(data: bytes, *, at_least: tuple[int, int] | None = None) -> Ima
         )
     if at_least and image.format == "JPEG":
         wanted = at_least
-        if image.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+        if image.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8):
             wanted = (at_least[1], at_least[0])  # Stored sideways: the draft is asked before turning.
         image.draft(None, wanted)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             image.load()
-            image = ImageOps.exif_transpose(image)
+            image = image_orient(image)
     except (OSError, ValueError, SyntaxError):
         raise NotAnImageError("The origin image is truncated or corrupt.") from None
     image = image_mode_normalise(image_to_srgb(image))
+    if isinstance(image, ImageFile.ImageFile):
+        # A plain image on the same decoded pixels (no copy): the file's cached EXIF and its
+        # buffer do not travel on to later stages.
+        image = image._new(image.im)
     # Nothing of the origin's metadata (EXIF, XMP, ICC, comments) may leak into an output.
     image.info = {}
     return image
+
+
+def image_orient(image: Image.Image) -> Image.Image:
+    """Turned upright by its EXIF (or XMP) orientation; the image itself when already upright.
+
+    Not ImageOps.exif_transpose: that copies every upright image and rewrites metadata that
+    image_decode drops anyway.
+    """
+    # After load(): a PNG may keep its eXIf chunk after the pixels.
+    method = ORIENTATIONS.get(image.getexif().get(EXIF_ORIENTATION, 1))
+    if method is None:
+        return image
+    return image.transpose(method)  # info (the ICC profile) is kept for the sRGB conversion.
 
 
 def image_to_srgb(image: Image.Image) -> Image.Image:
