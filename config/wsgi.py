@@ -21,7 +21,15 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 
 class RenderHandler(WSGIHandler):
-    """A WSGIHandler built from `settings.RENDER_MIDDLEWARE` instead of `settings.MIDDLEWARE`."""
+    """A WSGIHandler built from `settings.RENDER_MIDDLEWARE` instead of `settings.MIDDLEWARE`,
+    resolving `/render/…` against rendering/render_urls.py (a source host's paths are set to
+    rendering/host_urls.py by RenderHostMiddleware)."""
+
+    urlconf = "rendering.render_urls"
+
+    def get_response(self, request):
+        request.urlconf = self.urlconf
+        return super().get_response(request)
 
     def load_middleware(self, is_async=False):
         # BaseHandler reads settings.MIDDLEWARE; it is swapped only while this handler is built,

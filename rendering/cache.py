@@ -91,6 +91,28 @@ def render_store(*, key: str, source, path: str, data: bytes, content_type: str,
         return Render.objects.get(key=key)
 
 
+# Renders up to this size are read whole and sent from memory; larger ones are streamed.
+SMALL_RENDER_BYTES = 256 * 1024
+# (storage name, etag) → bytes of small renders, for as long as their lookups are kept: a hit
+# repeated within that time reads neither a file nor S3. Bounded by RENDER_MEMORY_CACHE_BYTES.
+_bodies = ExpiringCache(max_entries=50_000, max_weight=0)
+
+
+def render_read(render: Render) -> bytes:
+    """A small render's stored bytes."""
+    ident = (render.storage_name, render.etag)
+    data = _bodies.get(ident, None)
+    if data is not None:
+        return data
+    with storage_errors(), default_storage.open(render.storage_name, "rb") as fh:
+        data = fh.read()
+    budget = settings.RENDER_MEMORY_CACHE_BYTES
+    if budget > 0:
+        _bodies.max_weight = budget
+        _bodies.set(ident, data, settings.RENDER_LOOKUP_CACHE_SECONDS, weight=len(data))
+    return data
+
+
 def render_open(render: Render):
     """The stored bytes, ready to send. A remote store is read whole first, so an outage is a
     clean 503 rather than a response that breaks off; local files are streamed."""
@@ -105,8 +127,10 @@ def render_open(render: Render):
 def render_forget(render: Render) -> None:
     """Drops a render whose stored object is gone, so the next request makes it again."""
     _renders.pop(render.key)
+    _bodies.pop((render.storage_name, render.etag))
     Render.objects.filter(pk=render.pk).delete()
 
 
 def render_lookup_cache_clear() -> None:
     _renders.clear()
+    _bodies.clear()

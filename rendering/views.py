@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from config.exceptions import NotFoundError, error_body, error_json_response, service_error_for
 
-from .cache import render_forget, render_open
+from .cache import SMALL_RENDER_BYTES, render_forget, render_open, render_read
 from .admission import job_retry_after
 from .models import BgRemoveJob
 from .security import raw_path_candidates
@@ -83,10 +83,6 @@ def _render(request, source, path):
     return response
 
 
-# Renders up to this size are read whole and sent from memory; larger ones are streamed.
-SMALL_RENDER_BYTES = 256 * 1024
-
-
 def _image_response(request, outcome):
     render = outcome.render
     max_age = outcome.source.cache_max_age
@@ -101,9 +97,8 @@ def _image_response(request, outcome):
         response = HttpResponse(content_type=render.content_type)
         headers["Content-Length"] = str(render.size)
     elif render.size <= SMALL_RENDER_BYTES:
-        # Most renders are small: one read, no streaming machinery.
-        with render_open(render) as fh:
-            response = HttpResponse(fh.read(), content_type=render.content_type)
+        # Most renders are small: sent from memory, no streaming machinery.
+        response = HttpResponse(render_read(render), content_type=render.content_type)
     else:
         response = FileResponse(render_open(render), content_type=render.content_type)
         del response["Content-Disposition"]  # It would name the storage object.

@@ -231,11 +231,39 @@ def test_temporary_origin_failures_are_never_cached(client, account, httpserver,
     assert up.status_code == 200 and up["Cache-Control"].startswith("public")
 
 
+def test_small_renders_are_sent_from_memory_while_their_lookup_is_kept(client, source, settings):
+    from django.core.files.storage import default_storage
+
+    from rendering.cache import render_lookup_cache_clear
+    from rendering.purge import render_purge
+
+    settings.RENDER_LOOKUP_CACHE_SECONDS = 60
+    settings.RENDER_MEMORY_CACHE_BYTES = 1024 * 1024
+    render_lookup_cache_clear()
+    small = "/render/acme-photos/astronaut.jpg?w=40&fm=png"
+    first = client.get(small)
+    assert first.status_code == 200
+    client.get(small)  # Kept after this read.
+    default_storage.delete(Render.objects.get().storage_name)
+    # Still sent, the same bytes, with no file behind it.
+    again = client.get(small)
+    assert again.status_code == 200 and again.content == first.content and again["ETag"] == first["ETag"]
+    assert Render.objects.count() == 1
+    settings.RENDER_MEMORY_CACHE_BYTES = 10  # Smaller than any render: nothing new is kept.
+    render_purge(source=source)  # A purge in this process forgets the bytes at once.
+    remade = client.get(small)
+    assert remade.status_code == 200 and Render.objects.filter(path="astronaut.jpg").count() == 1
+    name = Render.objects.get().storage_name
+    default_storage.delete(name)
+    assert client.get(small).status_code == 200 and Render.objects.get().storage_name != name
+
+
 def test_render_lookups_kept_briefly_survive_a_purge_elsewhere(client, source, settings):
     from rendering.cache import render_lookup_cache_clear
     from rendering.purge import render_purge
 
     settings.RENDER_LOOKUP_CACHE_SECONDS = 60
+    settings.RENDER_MEMORY_CACHE_BYTES = 0  # The lookup alone: the bytes are read each time.
     render_lookup_cache_clear()
     url = "/render/acme-photos/astronaut.jpg?w=33"
     first = client.get(url)
