@@ -2,6 +2,7 @@
 
 import http.client
 import os
+import re
 import shutil
 import signal
 import socket
@@ -82,8 +83,40 @@ class Stack:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def wrk_available() -> bool:
+    return shutil.which("wrk") is not None
+
+
 def load(port, paths, seconds, connections, accept="image/webp"):
-    """Keep-alive clients request `paths` round-robin for `seconds`; req/s and latency percentiles."""
+    """Keep-alive clients request one path for `seconds`: req/s and latency percentiles.
+
+    With wrk installed (`apt-get install wrk`), wrk is the client: written in C, it leaves the
+    two cores to the servers being compared. Without it, Python threads (slower, so the client's
+    own cost narrows the gap between servers)."""
+    if wrk_available() and len(paths) == 1:
+        return _wrk(port, paths[0], seconds, connections, accept)
+    return _python_load(port, paths, seconds, connections, accept)
+
+
+def _wrk(port, path, seconds, connections, accept):
+    out = subprocess.run(
+        ["wrk", "--latency", "-t", "2", "-c", str(connections), "-d", f"{seconds:g}s", "-H", f"Accept: {accept}",
+         f"http://127.0.0.1:{port}{path}"], check=True, capture_output=True, text=True).stdout
+
+    def ms(label):
+        match = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        value, unit = float(match.group(1)), match.group(2)
+        return value * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+
+    requests_done = int(re.search(r"(\d+) requests in", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: .*", out)
+    return {"requests": requests_done, "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "p50_ms": ms("50%"), "p99_ms": ms("99%"),
+            "errors": (int(bad.group(1)) if bad else 0) + (1 if errors else 0), "client": "wrk"}
+
+
+def _python_load(port, paths, seconds, connections, accept):
     latencies, errors = [], []
     stop = time.monotonic() + seconds
     counter = iter(range(10**9))
@@ -114,12 +147,13 @@ def load(port, paths, seconds, connections, accept="image/webp"):
         "p50_ms": 1000 * statistics.median(latencies),
         "p99_ms": 1000 * latencies[max(int(len(latencies) * 0.99) - 1, 0)],
         "errors": len(errors),
+        "client": "python",
     }
 
 
 def report(name, result):
     print(f"{name:28s} {result['rps']:8.0f} req/s  p50 {result['p50_ms']:7.2f} ms  p99 {result['p99_ms']:7.2f} ms"
-          f"  errors {result['errors']}")
+          f"  errors {result['errors']}  ({result.get('client', 'python')} client)")
 
 
 def once(port, paths, connections, accept="image/webp"):

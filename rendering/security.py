@@ -27,8 +27,11 @@ def raw_path_candidates(meta: dict) -> list[str]:
     if raw:
         return [raw.split("?", 1)[0]]
     path = meta.get("SCRIPT_NAME", "") + meta.get("PATH_INFO", "")
-    # WSGI hands the path over as latin-1 text of the raw bytes.
-    decoded = path.encode("latin-1").decode("utf-8", "replace")
+    try:
+        # WSGI hands the path over as latin-1 text of the raw bytes (PEP 3333)…
+        decoded = path.encode("latin-1").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        decoded = path  # …but a server or test client that already decoded it gives text.
     return list(dict.fromkeys(quote(decoded, safe=safe) for safe in _SDK_SAFE))
 
 

@@ -1,6 +1,7 @@
 """The rendering endpoint through Django's test client; jobs run in-process on the real model."""
 
 import io
+from urllib.parse import quote
 
 import pytest
 from PIL import Image
@@ -214,6 +215,33 @@ def test_path_tricks_are_400(client, source, path):
     response = client.get(f"/render/acme-photos/{path}")
     assert response.status_code == 400, path
     assert response.json()["error"]["code"] == "bad_path"
+
+
+@pytest.mark.parametrize("path", [
+    "\uff0e\uff0e/secret.jpg", "\uff0e\uff0e\uff0fsecret.jpg", "\u2025/secret.jpg", "a\u2215..\u2215secret.jpg",
+    "\u2024\u2024/secret.jpg", "%C0%AE%C0%AE/secret.jpg",
+])
+def test_lookalike_dots_and_slashes_are_names_not_traversal(client, source, origin_root, path):
+    # Paths are used as sent, never NFKC-folded into "../": these are file names, and missing ones.
+    (origin_root / "secret.jpg").write_bytes((origin_root / "photos" / "astronaut.jpg").read_bytes())
+    response = client.get(f"/render/acme-photos/{path if '%' in path else quote(path)}?w=10")
+    assert response.status_code in (400, 404), path
+    assert "error" in response.json()
+
+
+def test_unicode_spellings_are_distinct_names(client, source, origin_root):
+    """NFC and NFD spellings of a name are different files to a filesystem or S3, so each names its
+    own image and cache entry: nothing is folded onto another file."""
+    nfc, nfd = "caf\u00e9.jpg", "cafe\u0301.jpg"
+    photos = origin_root / "photos"
+    (photos / nfc).write_bytes((photos / "astronaut.jpg").read_bytes())
+    composed = client.get(f"/render/acme-photos/{quote(nfc)}?w=16")
+    assert composed.status_code == 200
+    assert client.get(f"/render/acme-photos/{quote(nfd)}?w=16").status_code == 404
+    Image.open(photos / "chelsea.png").convert("RGB").save(photos / nfd, "JPEG")
+    decomposed = client.get(f"/render/acme-photos/{quote(nfd)}?w=16")
+    assert decomposed.status_code == 200 and decomposed["ETag"] != composed["ETag"]
+    assert sorted(Render.objects.values_list("path", flat=True)) == sorted([nfc, nfd])
 
 
 def test_temporary_origin_failures_are_never_cached(client, account, httpserver, settings):
