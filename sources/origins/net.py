@@ -6,6 +6,7 @@ import time
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
+from botocore.awsrequest import AWSHTTPConnection, AWSHTTPConnectionPool, AWSHTTPSConnection, AWSHTTPSConnectionPool
 from django.conf import settings
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -81,6 +82,34 @@ class _SafeHTTPPool(HTTPConnectionPool):
 
 class _SafeHTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _SafeHTTPSConnection
+
+
+class _SafeAWSHTTPConnection(_SafeConnectMixin, AWSHTTPConnection):
+    pass
+
+
+class _SafeAWSHTTPSConnection(_SafeConnectMixin, AWSHTTPSConnection):
+    pass
+
+
+class _SafeAWSHTTPPool(AWSHTTPConnectionPool):
+    ConnectionCls = _SafeAWSHTTPConnection
+
+
+class _SafeAWSHTTPSPool(AWSHTTPSConnectionPool):
+    ConnectionCls = _SafeAWSHTTPSConnection
+
+
+def botocore_network_safe(client) -> None:
+    """Makes a boto3 client connect like every other fetch: the address it actually connects to
+    is checked (an S3 origin's endpoint URL is the tenant's to choose).
+
+    botocore builds its connection pools from its session's `pool_classes_by_scheme`, proxies
+    included; they are swapped for subclasses with the same check. tests/sources/test_origins.py
+    proves it against a real S3 server on loopback, so a botocore change that defeats it fails."""
+    session = client._endpoint.http_session
+    session._pool_classes_by_scheme = {"http": _SafeAWSHTTPPool, "https": _SafeAWSHTTPSPool}
+    session._manager.pool_classes_by_scheme = session._pool_classes_by_scheme
 
 
 def _pool_for(url: str, timeout: urllib3.Timeout):

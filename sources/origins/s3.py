@@ -7,6 +7,7 @@ from django.conf import settings
 
 from .base import (
     Origin,
+    OriginError,
     OriginForbiddenError,
     OriginNotFoundError,
     OriginObject,
@@ -14,6 +15,7 @@ from .base import (
     OriginUnavailableError,
     read_capped,
 )
+from .net import botocore_network_safe
 
 
 class S3Origin(Origin):
@@ -32,6 +34,7 @@ class S3Origin(Origin):
                 retries={"max_attempts": 2},
             ),
         )
+        botocore_network_safe(self.client)
 
     def key_for(self, path: str) -> str:
         # `path` is already clean (no '..'), so the key cannot leave the prefix.
@@ -55,6 +58,10 @@ class S3Origin(Origin):
             raise OriginUnavailableError(f"The S3 origin answered with an error ({code}).") from None
         except (ConnectTimeoutError, ReadTimeoutError):
             raise OriginTimeoutError() from None
-        except BotoCoreError:
+        except BotoCoreError as exc:
+            # botocore wraps what the connection raised: a refused address stays that error.
+            inner = getattr(exc, "kwargs", {}).get("error")
+            if isinstance(inner, OriginError):
+                raise inner from None
             raise OriginUnavailableError() from None
         return OriginObject(data=data, version=obj.get("ETag", "").strip('"'), content_type=obj.get("ContentType", ""))

@@ -1,6 +1,7 @@
 import ipaddress
 import os
 import time
+from urllib.parse import urlsplit
 
 import pytest
 from werkzeug.wrappers import Response
@@ -155,7 +156,8 @@ class TestWebFolder:
 
 
 class TestS3:
-    def test_reads_below_prefix(self, s3_bucket, moto_server, photo_png):
+    def test_reads_below_prefix(self, s3_bucket, moto_server, photo_png, settings):
+        settings.ORIGIN_ALLOW_LOOPBACK = True  # The S3 server of the tests listens on loopback.
         client, bucket = s3_bucket
         client.put_object(Bucket=bucket, Key="shop/items/cat.png", Body=photo_png)
         origin = S3Origin(bucket=bucket, prefix="shop/", endpoint_url=moto_server,
@@ -166,6 +168,29 @@ class TestS3:
             origin.fetch("cat.png", max_bytes=12 * MB)
         with pytest.raises(OriginTooLargeError):
             origin.fetch("items/cat.png", max_bytes=1000)
+
+
+    def test_endpoint_on_a_forbidden_address_is_refused_on_connecting(self, s3_bucket, moto_server, photo_png,
+                                                                       settings):
+        """The endpoint URL is the tenant's: boto3's own connections get the same address check as
+        every fetch, made on the address connected to. The real S3 server is there and would answer."""
+        from sources.origins import OriginError
+
+        client, bucket = s3_bucket
+        client.put_object(Bucket=bucket, Key="cat.png", Body=photo_png)
+        settings.ORIGIN_ALLOW_LOOPBACK = False
+        port = urlsplit(moto_server).port
+        for endpoint in (moto_server, f"http://localhost:{port}", f"http://[::ffff:127.0.0.1]:{port}",
+                         f"http://2130706433:{port}"):
+            origin = S3Origin(bucket=bucket, endpoint_url=endpoint, access_key_id="testing",
+                              secret_access_key="testing", region="us-east-1")
+            with pytest.raises(OriginError) as err:
+                origin.fetch("cat.png", max_bytes=12 * MB)
+            assert err.value.code == "origin_address_refused", (endpoint, err.value.code)
+        settings.ORIGIN_ALLOW_LOOPBACK = True
+        allowed = S3Origin(bucket=bucket, endpoint_url=moto_server, access_key_id="testing",
+                           secret_access_key="testing", region="us-east-1")
+        assert allowed.fetch("cat.png", max_bytes=12 * MB).data == photo_png
 
 
 def test_source_cache_expires_and_clears_on_save(db, settings):
