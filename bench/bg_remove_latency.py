@@ -121,6 +121,12 @@ def measure_bare_rembg(image: Path, runs: int, model_home: Path, model: str):
     return times
 
 
+def spread(times) -> str:
+    # The machine may be shared: the quartiles and extremes show how far to trust the medians.
+    q1, _, q3 = statistics.quantiles(times, n=4)
+    return f"(min {min(times):.3f}, quartiles {q1:.3f}-{q3:.3f}, max {max(times):.3f})"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
@@ -137,8 +143,8 @@ def main():
     med = statistics.median
     print(f"image: {args.image.name}, model: {args.model}, runs: {args.runs}, cpus: {os.cpu_count()}")
     print(f"first request -> cutout served (median): {med(first):.3f} s  (poll every {args.poll_interval}s)")
-    print(f"job time, worker claim -> stored (median): {med(jobs):.3f} s")
-    print(f"bare rembg.remove, warm session (median):  {med(bare):.3f} s")
+    print(f"job time, worker claim -> stored (median): {med(jobs):.3f} s  {spread(jobs)}")
+    print(f"bare rembg.remove, warm session (median):  {med(bare):.3f} s  {spread(bare)}")
     print(f"ratio job / bare rembg: {med(jobs) / med(bare):.2f}")
     print(f"ratio first-request-to-cutout / bare rembg: {med(first) / med(bare):.2f}")
     print(f"peak RSS, worker pool process: {worker_rss / 1024:.0f} MiB; rembg alone: {bare_rss / 1024:.0f} MiB; "
