@@ -4,6 +4,7 @@ import io
 import logging
 import os
 import socket
+import threading
 import time
 import zlib
 from datetime import timedelta
@@ -174,7 +175,8 @@ def bg_remove_job_process(*, job_id) -> BgRemoveJob | None:
     if job is None:
         return None
     try:
-        return _process(job)
+        with _LeaseKept(job):
+            return _process(job)
     except TransientJobError:
         # Back to the queue, so the retried message can claim it at once.
         BgRemoveJob.objects.filter(pk=job.pk).update(status=Status.QUEUED, lease_expires_at=None)
@@ -184,6 +186,41 @@ def bg_remove_job_process(*, job_id) -> BgRemoveJob | None:
         bg_remove_job_fail(job=job, status=500, code="internal_error",
                            message="Background removal failed because of an internal error.")
         return job
+
+
+class _LeaseKept:
+    """Renews this worker's lease on the job every third of BG_REMOVE_JOB_LEASE while it runs, so
+    a job longer than the lease (a big image, alpha matting, a slow origin) is not taken over by
+    another worker. A worker that dies stops renewing, and the lease runs out as before."""
+
+    def __init__(self, job: BgRemoveJob):
+        self.job_pk, self.holder = job.pk, job.claimed_by
+        self.lease = settings.BG_REMOVE_JOB_LEASE
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{job.pk}", daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self):
+        from django.db import connection
+
+        try:
+            while not self._stop.wait(max(self.lease / 3, 0.5)):
+                renewed = BgRemoveJob.objects.filter(pk=self.job_pk, status=Status.RUNNING,
+                                                     claimed_by=self.holder).update(
+                    lease_expires_at=timezone.now() + timedelta(seconds=self.lease))
+                if not renewed:
+                    return  # Finished, failed or taken over meanwhile: nothing left to keep.
+        except Exception as exc:  # The database is down: the job's own writes will say so.
+            logger.warning("bg-remove job %s: lease not renewed: %s", self.job_pk, exc)
+        finally:
+            connection.close()  # This thread's own connection.
 
 
 def _process(job: BgRemoveJob) -> BgRemoveJob:

@@ -59,3 +59,53 @@ def test_unknown_model_fails_the_job_with_an_internal_reason(source):
     result = jobs.bg_remove_job_process(job_id=job.id)
     assert result.status == "failed" and result.error_status == 500
     assert result.error_message == "Background removal failed because of an internal error."
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_longer_than_its_lease_keeps_it(account, httpserver, settings, photo_jpg):
+    """A slow origin makes the job outlast BG_REMOVE_JOB_LEASE: its worker renews the lease, so
+    another claim is refused throughout, and the job ends once, with one inference."""
+    import threading
+    import time
+
+    settings.ORIGIN_ALLOW_LOOPBACK = True
+    settings.BG_REMOVE_JOB_LEASE = 2
+    release = threading.Event()
+
+    def slow(request):
+        release.wait(10)
+        from werkzeug.wrappers import Response
+
+        return Response(photo_jpg, content_type="image/jpeg")
+
+    httpserver.expect_request("/slow.jpg").respond_with_handler(slow)
+    source = SourceFactory(account=account, kind="web", base_url=httpserver.url_for("/"), local_path="")
+    job = BgRemoveJob.objects.create(source=source, path="slow.jpg", model="u2netp")
+    results = []
+
+    def work():
+        from django.db import connection
+
+        try:
+            results.append(jobs.bg_remove_job_process(job_id=job.id))
+        finally:
+            connection.close()  # The thread's own connection, as a worker process would at exit.
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while BgRemoveJob.objects.get(pk=job.pk).status != "running" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        first_lease = BgRemoveJob.objects.get(pk=job.pk).lease_expires_at
+        time.sleep(3)  # Past the first lease.
+        held = BgRemoveJob.objects.get(pk=job.pk)
+        assert held.status == "running" and held.lease_expires_at > first_lease > timezone.now() - timedelta(seconds=2)
+        with pytest.raises(jobs.JobLeaseHeldError):
+            jobs.bg_remove_job_claim(job_id=job.id)
+    finally:
+        release.set()
+        worker.join(30)
+    done = BgRemoveJob.objects.get(pk=job.pk)
+    assert results and results[0].status == done.status == "done"
+    assert (done.attempts, done.inferences, done.lease_expires_at) == (1, 1, None)
