@@ -2,7 +2,7 @@
 
 Usage: .venv/bin/python bench/bg_remove_latency.py [--runs 15] [--image tests/fixtures/astronaut.jpg]
 
-Starts the embedded stack (gunicorn + one Celery worker, SQLite, filesystem:// broker, local
+Starts the embedded stack (granian + one Celery worker, SQLite, filesystem:// broker, local
 storage) in a temporary folder, requests `?bg-remove=true` for N copies of the image under new
 names (so each is a cold job), and records
   - first request → cutout served (what a user waits, including the client's polling), and

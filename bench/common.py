@@ -45,7 +45,7 @@ def wait_for(port, path, *, status=200, timeout=120):
 
 
 class Stack:
-    """gunicorn + Celery exactly as platform/Procfile runs them, on the embedded defaults."""
+    """The web server and Celery exactly as platform/Procfile runs them, on the embedded defaults."""
 
     def __init__(self, images: list[Path]):
         self.tmp = Path(tempfile.mkdtemp(prefix="cutout-bench-"))

@@ -8,7 +8,7 @@ Installs Thumbor into its own virtual environment (var/bench/thumbor-venv, once)
      at the same size and format (/unsafe/256x0/filters:format(webp)/cutout.png);
   2. uncached resize + WebP renders: N distinct widths of astronaut.jpg, each requested once, on
      both (/render/demo/astronaut.jpg?w=W&fm=webp vs /unsafe/Wx0/filters:format(webp)/astronaut.jpg).
-Both servers get two processes (gunicorn: 2 workers × 4 threads, as platform/Procfile; Thumbor:
+Both servers get two processes (granian: 2 workers × 4 threads, as platform/Procfile; Thumbor:
 --processes 2), file result storage, quality 75. Prints req/s, p50/p99 and the ratios.
 """
 
