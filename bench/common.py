@@ -67,16 +67,30 @@ class Stack:
         self.proc = None
 
     def start(self):
+        """Each platform/Procfile line as its own process writing to the log file, as a process
+        manager in production would run them. Not through honcho (which `make run` uses): its
+        relay of every log line costs a third of the cached-hit throughput on two cores."""
         subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=self.env,
                        check=True)
-        self.proc = subprocess.Popen(["honcho", "-f", "platform/Procfile", "-d", ".", "start", "-p", str(self.port)],
-                                     cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        env = {**self.env, "PORT": str(self.port)}
+        self.procs = []
+        for line in (ROOT / "platform" / "Procfile").read_text().splitlines():
+            name, _, command = line.partition(":")
+            if name.strip() in ("web", "worker"):
+                self.procs.append(subprocess.Popen(["sh", "-c", command.strip()], cwd=ROOT, env=env, stdout=self.log,
+                                                   stderr=subprocess.STDOUT, start_new_session=True))
+        self.proc = self.procs[0]
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGINT)
-            self.proc.wait(timeout=30)
+        for proc in getattr(self, "procs", []):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in getattr(self, "procs", []):
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        self.procs = []
 
     def close(self):
         self.stop()
