@@ -7,9 +7,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from django.conf import settings
-from PIL import ExifTags, Image
+from PIL import Image
 
 from config.exceptions import ServiceError
 
@@ -85,20 +84,15 @@ def cutout(image: Image.Image, *, model: str, refinement: str = "none") -> tuple
     """The image with its background made transparent (RGBA, same size), and a note for the job.
 
     One inference whatever the refinement: the mask is computed once and refined after.
-    The steps are rembg's own `remove(image, session=...)`, called one by one so an image that
-    is already RGB/RGBA and upright is not copied twice first; the pixels are the same.
     """
-    from rembg.bg import alpha_matting_cutout, fix_image_orientation, naive_cutout, post_process
+    from rembg import remove
+    from rembg.bg import alpha_matting_cutout, naive_cutout
 
-    if image.mode not in ("RGB", "RGBA"):
-        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
-    if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:
-        image = fix_image_orientation(image)  # As remove() does; decoded origins arrive upright.
-    [mask] = session_get(model).predict(image)  # u2net models answer one mask.
-    if refinement == "post-process":
-        mask = Image.fromarray(post_process(np.array(mask)))
+    image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    session = session_get(model)
     if refinement != "alpha-matting":
-        return naive_cutout(image, mask), ""
+        return remove(image, session=session, post_process_mask=refinement == "post-process"), ""
+    mask = remove(image, session=session, only_mask=True)
     budget = settings.BG_REMOVE_MATTING_SECONDS
     future = _matting.submit(alpha_matting_cutout, image, mask, 240, 10, 10)
     try:

@@ -69,7 +69,7 @@ def test_the_cutout_is_rembg_remove_pixel_for_pixel(refinement):
 
 
 def test_an_image_not_yet_upright_or_rgb_is_cut_out_as_rembg_would():
-    """cutout() skips rembg's copies only when they would change nothing."""
+    """cutout() converts and orients as rembg.remove does: a sideways or grey photo too."""
     photo = Image.open(FIXTURES / "astronaut.jpg")
     exif = Image.Exif()
     exif[0x0112] = 6  # Stored sideways.
