@@ -1,7 +1,7 @@
 """Prometheus metrics: declared once here, recorded where things happen, exposed at /metrics.
 
 With PROMETHEUS_MULTIPROC_DIR set (as `make run` and the deployment do), every process on a
-machine — gunicorn workers and Celery pool processes — writes to that folder and /metrics adds
+machine — web server workers and Celery pool processes — writes to that folder and /metrics adds
 them up, so worker-side metrics appear beside the web's.
 """
 
