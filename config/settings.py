@@ -141,12 +141,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Redis: cache (and rate-limit counters) and broker ----------------------------------------
 REDIS_URL = env("REDIS_URL")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # Django's RedisCache, with an atomic one-round-trip incr (config/cache.py).
+    CACHES = {"default": {"BACKEND": "config.cache.AtomicIncrRedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # django-ratelimit counts in the default cache. Without Redis that is per process (embedded
-# development only); Django's own RedisCache increments atomically, so its warning is moot.
+# development only); with Redis, config/cache.py increments atomically, so its warning is moot.
 SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"] + ([] if REDIS_URL else ["django_ratelimit.E003"])
 
 # --- Celery -----------------------------------------------------------------------------------
