@@ -176,6 +176,22 @@ def test_missing_origin_is_404_after_the_job(client, source):
     assert client.get(url).status_code == 404
 
 
+def test_origin_gone_between_request_and_processing_fails_the_job_with_a_reason(client, source, origin_root,
+                                                                                photo_png):
+    url = "/render/acme-photos/brief.png?bg-remove=true"
+    write_origin(origin_root, "brief.png", photo_png)
+    first = client.get(url)
+    assert first.status_code == 202
+    (origin_root / "photos" / "brief.png").unlink()  # Deleted before a worker gets to it.
+    job = run_job(first.json()["job"])
+    assert (job.status, job.error_status, job.error_code, job.inferences) == ("failed", 404, "origin_not_found", 0)
+    status = client.get(first.json()["status_url"]).json()
+    assert status["status"] == "failed" and status["error"]["status"] == 404 and status["error"]["message"]
+    later = client.get(url)
+    assert later.status_code == 404 and later.json()["error"]["code"] == "origin_not_found"
+    assert later["Cache-Control"] == "no-store" and not Render.objects.filter(path="brief.png").exists()
+
+
 def test_failed_job_is_retried_once_the_origin_is_fixed(client, source, origin_root, photo_png, settings):
     url = "/render/acme-photos/later.png?bg-remove=true"
     run_job(client.get(url).json()["job"])
