@@ -231,7 +231,7 @@ ORIGIN_MAX_PIXELS = env_int("ORIGIN_MAX_PIXELS", 50_000_000)
 ORIGIN_CONNECT_TIMEOUT = float(env("ORIGIN_CONNECT_TIMEOUT", 5))
 ORIGIN_TOTAL_TIMEOUT = float(env("ORIGIN_TOTAL_TIMEOUT", 30))
 ORIGIN_MAX_REDIRECTS = 5
-# Development only: lets a web-folder source point at 127.0.0.1. Production never sets it.
+# Development only: lets a web-folder source or an S3 endpoint be on 127.0.0.1. Production never sets it.
 ORIGIN_ALLOW_LOOPBACK = env_bool("ORIGIN_ALLOW_LOOPBACK", False)
 
 # --- Rendering --------------------------------------------------------------------------------
