@@ -1,11 +1,11 @@
-"""Rendering URLs on the platform's own host: /render/{source}/{path}."""
+"""Rendering URLs on the platform's own host: the home page, and /render/{source}/{path}."""
 
 from django.urls import path
 
-from .views import JobStatusView, home, render_view
+from . import render_urls
+from .views import home
 
 urlpatterns = [
     path("", home, name="home"),
-    path("render/<str:source>/<path:path>", render_view, name="render"),
-    path("_/jobs/<uuid:job_id>", JobStatusView.as_view(), name="bg-remove-job"),
+    *render_urls.urlpatterns,  # The same patterns the rendering handler resolves alone.
 ]

@@ -68,36 +68,17 @@ class _SafeConnectMixin:
         raise OriginUnavailableError("The origin refused the connection.")
 
 
-class _SafeHTTPConnection(_SafeConnectMixin, HTTPConnection):
-    pass
+def _safe_pool(pool_cls, connection_cls):
+    """`pool_cls` whose connections make the address check of _SafeConnectMixin."""
+    connection = type(f"Safe{connection_cls.__name__}", (_SafeConnectMixin, connection_cls), {})
+    return type(f"Safe{pool_cls.__name__}", (pool_cls,), {"ConnectionCls": connection})
 
 
-class _SafeHTTPSConnection(_SafeConnectMixin, HTTPSConnection):
-    pass
-
-
-class _SafeHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _SafeHTTPConnection
-
-
-class _SafeHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _SafeHTTPSConnection
-
-
-class _SafeAWSHTTPConnection(_SafeConnectMixin, AWSHTTPConnection):
-    pass
-
-
-class _SafeAWSHTTPSConnection(_SafeConnectMixin, AWSHTTPSConnection):
-    pass
-
-
-class _SafeAWSHTTPPool(AWSHTTPConnectionPool):
-    ConnectionCls = _SafeAWSHTTPConnection
-
-
-class _SafeAWSHTTPSPool(AWSHTTPSConnectionPool):
-    ConnectionCls = _SafeAWSHTTPSConnection
+_SafeHTTPPool = _safe_pool(HTTPConnectionPool, HTTPConnection)
+_SafeHTTPSPool = _safe_pool(HTTPSConnectionPool, HTTPSConnection)
+# botocore's own pools and connections (its request and SSL handling), with the same check.
+_SafeAWSHTTPPool = _safe_pool(AWSHTTPConnectionPool, AWSHTTPConnection)
+_SafeAWSHTTPSPool = _safe_pool(AWSHTTPSConnectionPool, AWSHTTPSConnection)
 
 
 def botocore_network_safe(client) -> None:
