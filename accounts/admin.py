@@ -2,14 +2,45 @@
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from simple_history.admin import SimpleHistoryAdmin
+from simple_history.utils import get_history_model_for_model
 
 from .models import Account, ApiKey
 from .services import api_key_create, api_key_revoke
 
 
+class HistoryRevertMixin:
+    """A history "Revert" changes only what this user may change on the object's change page.
+
+    SimpleHistoryAdmin saves the whole historical record: read-only fields (a manager's slug,
+    origin fields) and fields the history does not keep (secrets, which would come back blank).
+    Here the record is laid over the current object for the fields the user's change form
+    edits; every other field keeps, and shows, its current value. A manager reverting an
+    entitlement gets the entitlement back, as the change page would let them set it, and
+    nothing else moves. (Disabling revert for them instead would take away the one use the
+    history page has for them.)"""
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        match = getattr(request, "resolver_match", None)
+        if obj is not None and match is not None and match.url_name.endswith("_simple_history"):
+            current = type(obj)._default_manager.filter(pk=obj.pk).first()
+            if current is None:
+                # Restoring a deleted object is adding one, read-only fields and all.
+                if not self.has_add_permission(request):
+                    raise PermissionDenied
+                return form
+            tracked = {f.name for f in get_history_model_for_model(type(obj))._meta.fields}
+            for field in obj._meta.concrete_fields:
+                if field.primary_key or (field.name in form.base_fields and field.name in tracked):
+                    continue
+                setattr(obj, field.attname, getattr(current, field.attname))
+        return form
+
+
 @admin.register(Account)
-class AccountAdmin(SimpleHistoryAdmin):
+class AccountAdmin(HistoryRevertMixin, SimpleHistoryAdmin):
     list_display = ["name", "slug", "bg_remove_enabled", "created_at"]
     list_filter = ["bg_remove_enabled"]
     search_fields = ["name", "slug", "sources__slug"]
@@ -42,7 +73,7 @@ class ApiKeyAddForm(forms.ModelForm):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(SimpleHistoryAdmin):
+class ApiKeyAdmin(HistoryRevertMixin, SimpleHistoryAdmin):
     """Keys are created through the service (the secret is shown once) and revoked, never edited."""
 
     list_display = ["__str__", "account", "scopes", "created_at", "expires_at", "revoked_at", "last_used_at"]
@@ -74,6 +105,9 @@ class ApiKeyAdmin(SimpleHistoryAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False  # Revoke instead, so the audit trail keeps the key.
+
+    def revert_disabled(self, request, obj=None):
+        return True  # Nothing of a key is edited after creation: a revert could only un-revoke it.
 
     @admin.action(description="Revoke the selected keys", permissions=["change"])
     def revoke(self, request, queryset):

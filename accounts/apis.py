@@ -67,8 +67,6 @@ def api_key_get_for(*, account, key_id) -> ApiKey:
 
 
 class ApiKeyListApi(APIView):
-    read_scope = write_scope = "keys"
-
     @extend_schema(responses=ApiKeyOutputSerializer(many=True))
     def get(self, request):
         return Response(ApiKeyOutputSerializer(ApiKey.objects.filter(account=request.user.account), many=True).data)
@@ -78,7 +76,8 @@ class ApiKeyListApi(APIView):
         serializer = ApiKeyInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            api_key, key = api_key_create(account=request.user.account, **serializer.validated_data)
+            api_key, key = api_key_create(account=request.user.account, granted_by=request.user.scopes,
+                                          **serializer.validated_data)
         except ApiKeyScopeError as exc:
             raise BadRequestError(str(exc)) from None
         api_key.key = key
@@ -86,8 +85,6 @@ class ApiKeyListApi(APIView):
 
 
 class ApiKeyDetailApi(APIView):
-    read_scope = write_scope = "keys"
-
     @extend_schema(responses=ApiKeyOutputSerializer)
     def get(self, request, key_id: int):
         return Response(ApiKeyOutputSerializer(api_key_get_for(account=request.user.account, key_id=key_id)).data)

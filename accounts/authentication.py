@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from rest_framework import authentication, exceptions
 
+from .api_rules import session_scopes
 from .models import Account, ApiKey
 from .services import api_key_authenticate
 
@@ -35,7 +36,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate(self, request):
         header = authentication.get_authorization_header(request).decode("latin-1").split()
-        if not header or header[0] != self.keyword:
+        # The scheme name is case-insensitive (RFC 9110, 11.1): `bearer` and `BEARER` work too.
+        if not header or header[0].lower() != self.keyword.lower():
             return None  # Not ours: another scheme, or none (then 401).
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("The Authorization header must be `Bearer <key>`.")
@@ -50,7 +52,10 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
 
 class StaffSessionAuthentication(authentication.SessionAuthentication):
-    """Staff logged into the admin use the browsable API for the account named by `?account=`."""
+    """Staff logged into the admin use the API for the account named by `?account=` (or `X-Account`).
+
+    A session's scopes are those its Django permissions cover in full (accounts/api_rules.py);
+    HasScope checks the permission of each route, so a staff user without permissions gets 403."""
 
     def authenticate(self, request):
         result = super().authenticate(request)
@@ -63,4 +68,4 @@ class StaffSessionAuthentication(authentication.SessionAuthentication):
         account = Account.objects.filter(slug=slug).first() if slug else None
         if account is None:
             raise exceptions.AuthenticationFailed("Staff sessions name the account: add ?account=<slug>.")
-        return Principal(account=account, scopes=frozenset(ApiKey.Scope.values), user=user), None
+        return Principal(account=account, scopes=session_scopes(user), user=user), None

@@ -8,6 +8,8 @@ from datetime import datetime
 from django.contrib.auth.models import Group, Permission
 from django.utils import timezone
 
+from config.exceptions import ForbiddenError
+
 from .models import Account, ApiKey
 
 ACCOUNT_MANAGERS_GROUP = "Account managers"
@@ -56,17 +58,32 @@ class ApiKeyScopeError(ValueError):
     pass
 
 
+class ApiKeyScopeNotHeldError(ForbiddenError):
+    code = "scope_not_held"
+
+
 def _hash(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 def api_key_create(
-    *, account: Account, scopes: list[str], name: str = "", expires_at: datetime | None = None
+    *, account: Account, scopes: list[str], name: str = "", expires_at: datetime | None = None,
+    granted_by: frozenset | None = None,
 ) -> tuple[ApiKey, str]:
-    """A new key and its secret text, which is never stored and so can be shown only now."""
+    """A new key and its secret text, which is never stored and so can be shown only now.
+
+    `granted_by`: the scopes of the caller minting it (a key's, or a staff session's), which the
+    new key may not exceed; None for an operator (management command, admin)."""
     unknown = set(scopes) - set(ApiKey.Scope.values)
     if unknown or not scopes:
         raise ApiKeyScopeError(f"Scopes must be among {', '.join(ApiKey.Scope.values)}.")
+    missing = [s for s in ApiKey.Scope.values if s in scopes and granted_by is not None and s not in granted_by]
+    if missing:
+        error = ApiKeyScopeNotHeldError(
+            f"A key can only be given scopes its creator holds; this caller lacks: {', '.join(missing)}."
+        )
+        error.fields = {"scopes": [f"Not held by this caller: {', '.join(missing)}."]}
+        raise error
     prefix = KEY_PREFIX + secrets.token_hex(4)
     key = f"{prefix}_{secrets.token_hex(24)}"
     api_key = ApiKey.objects.create(

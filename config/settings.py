@@ -51,7 +51,8 @@ if SECRET_KEY is None:
 # The rendering host: `{source}.{RENDER_DOMAIN}` serves that source's images at the root.
 RENDER_DOMAIN = env("RENDER_DOMAIN")
 
-ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+# No `testserver` (Django's test client): tests/settings.py adds it for the tests only.
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 if RENDER_DOMAIN:
     ALLOWED_HOSTS.append("." + RENDER_DOMAIN)
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")

@@ -3,19 +3,18 @@
 from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
 
+from accounts.admin import HistoryRevertMixin
+
 from .models import Source
 from .selectors import source_bg_remove_enabled
+from .services import ORIGIN_FIELDS
 
-ORIGIN_FIELDS = [
-    "account", "slug", "kind", "base_url", "s3_bucket", "s3_prefix", "s3_region", "s3_endpoint_url",
-    "s3_access_key_id", "s3_secret_access_key", "local_path", "require_signature", "secure_tokens",
-]
 # Secrets: only superusers see them; account managers never do.
 SECRET_FIELDS = {"s3_secret_access_key", "secure_tokens"}
 
 
 @admin.register(Source)
-class SourceAdmin(SimpleHistoryAdmin):
+class SourceAdmin(HistoryRevertMixin, SimpleHistoryAdmin):
     list_display = ["slug", "account", "kind", "bg_remove", "bg_remove_effective"]
     list_filter = ["kind", "bg_remove"]
     search_fields = ["slug", "account__name", "account__slug"]

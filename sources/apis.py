@@ -9,7 +9,7 @@ from config.exceptions import NotFoundError
 
 from .models import Source
 from .selectors import source_bg_remove_enabled
-from .services import source_create, source_delete, source_token_rotate, source_update
+from .services import MANAGER_FIELDS, source_create, source_delete, source_token_rotate, source_update
 
 
 def source_get_for(*, account, slug: str) -> Source:
@@ -18,6 +18,16 @@ def source_get_for(*, account, slug: str) -> Source:
     if source is None:
         raise NotFoundError("No such source.")
     return source
+
+
+def _caller_rights(request) -> dict:
+    """A superuser's session is an operator's; an account manager's changes what the admin lets them."""
+    user = request.user.user
+    if user is None:
+        return {}
+    if user.is_superuser:
+        return {"operator": True}
+    return {"editable": MANAGER_FIELDS}
 
 
 class SourceOutputSerializer(serializers.ModelSerializer):
@@ -60,6 +70,10 @@ class SourceInputSerializer(serializers.Serializer):
 class SourceUpdateSerializer(SourceInputSerializer):
     slug = None
     kind = serializers.ChoiceField(choices=Source.Kind.choices, required=False)
+    bg_remove = serializers.ChoiceField(
+        choices=Source.BgRemove.choices, required=False,
+        help_text="Set by an account manager (a staff session); ignored from an API key.",
+    )
 
 
 class TokenOutputSerializer(serializers.Serializer):
@@ -77,7 +91,8 @@ class SourceListApi(APIView):
     def post(self, request):
         serializer = SourceInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        source = source_create(account=request.user.account, **serializer.validated_data)
+        source = source_create(account=request.user.account, operator=_caller_rights(request).get("operator", False),
+                               **serializer.validated_data)
         return Response(SourceOutputSerializer(source).data, status=status.HTTP_201_CREATED)
 
 
@@ -91,7 +106,7 @@ class SourceDetailApi(APIView):
         source = source_get_for(account=request.user.account, slug=slug)
         serializer = SourceUpdateSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        source = source_update(source=source, **serializer.validated_data)
+        source = source_update(source=source, **_caller_rights(request), **serializer.validated_data)
         return Response(SourceOutputSerializer(source).data)
 
     @extend_schema(responses={204: None})

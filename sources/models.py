@@ -95,6 +95,11 @@ class Source(models.Model):
                 local_root_for(self.local_path)
             except Exception as exc:
                 errors["local_path"] = str(exc)
+        if self.kind == self.Kind.S3 and bool(self.s3_access_key_id) != bool(self.s3_secret_access_key):
+            # Half a key pair would sign with nothing or fall back on someone else's: refused.
+            missing = "s3_secret_access_key" if self.s3_access_key_id else "s3_access_key_id"
+            errors[missing] = ("An S3 key id and its secret go together: give both, or neither "
+                               "for anonymous (unsigned) requests.")
         if self.bg_remove_model and self.bg_remove_model not in settings.BG_REMOVE_MODELS:
             errors["bg_remove_model"] = f"Not provisioned here; choose one of {', '.join(settings.BG_REMOVE_MODELS)}."
         if not isinstance(self.secure_tokens, list) or not all(isinstance(t, str) and t for t in self.secure_tokens):

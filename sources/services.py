@@ -6,17 +6,26 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from accounts.models import Account
-from config.exceptions import BadRequestError, ConflictError
+from config.exceptions import BadRequestError, ConflictError, ForbiddenError
 
 from .models import Source
 
 # Fields an account's own API key may set; background removal itself is switched by an
-# account manager (the reference: "activated through an account manager").
+# account manager (the reference: "activated through an account manager"). `local_path` only
+# matters to operators: a key cannot create a local-folder source or move one (see below).
 CUSTOMER_FIELDS = {
     "slug", "kind", "base_url", "s3_bucket", "s3_prefix", "s3_region", "s3_endpoint_url",
     "s3_access_key_id", "s3_secret_access_key", "local_path", "require_signature",
     "bg_remove_model", "bg_remove_refinement", "cache_max_age",
 }
+# Where images come from and how their URLs are signed: the owner's business (its keys) or a
+# superuser's. An account manager sees these read-only in the admin (sources/admin.py) and may
+# not change them through the API either; MANAGER_FIELDS is what the admin lets them edit.
+ORIGIN_FIELDS = [
+    "account", "slug", "kind", "base_url", "s3_bucket", "s3_prefix", "s3_region", "s3_endpoint_url",
+    "s3_access_key_id", "s3_secret_access_key", "local_path", "require_signature", "secure_tokens",
+]
+MANAGER_FIELDS = {"bg_remove", "bg_remove_model", "bg_remove_refinement", "cache_max_age"}
 TOKENS_KEPT = 2
 
 
@@ -41,16 +50,48 @@ def _save(source: Source) -> Source:
     return source
 
 
-def source_create(*, account: Account, **fields) -> Source:
+class LocalFolderForbiddenError(ForbiddenError):
+    code = "local_folder_forbidden"
+    default_message = (
+        "Local-folder sources are an operator's development feature: an API key cannot create one, "
+        "turn a source into one or change its folder. An operator sets them up in the admin."
+    )
+
+
+class SourceFieldsForbiddenError(ForbiddenError):
+    code = "fields_forbidden"
+
+
+def source_create(*, account: Account, operator: bool = False, **fields) -> Source:
+    """A new source. `operator` (a superuser): may create a local-folder source."""
+    if not operator and (fields.get("kind") == Source.Kind.LOCAL_FOLDER or fields.get("local_path")):
+        raise LocalFolderForbiddenError()
     source = Source(account=account, **{k: v for k, v in fields.items() if k in CUSTOMER_FIELDS})
     if source.require_signature and not source.secure_tokens:
         source.secure_tokens = [secrets.token_hex(16)]
     return _save(source)
 
 
-def source_update(*, source: Source, **fields) -> Source:
+def source_update(*, source: Source, operator: bool = False, editable: set | None = None, **fields) -> Source:
+    """Changes a source. A field given with its current value changes nothing and is always
+    accepted (a client may send back what it read); `editable` bounds the others (an account
+    manager's), and only an `operator` may make a source local or change its folder."""
+    changed = {name for name, value in fields.items() if getattr(source, name) != value}
+    if not operator and ("local_path" in changed or ("kind" in changed and fields["kind"] == Source.Kind.LOCAL_FOLDER)):
+        raise LocalFolderForbiddenError()
+    refused = sorted(changed - editable) if editable is not None else []
+    if refused:
+        error = SourceFieldsForbiddenError(
+            f"You may not change {', '.join(refused)}: the admin shows these read-only to you."
+        )
+        error.fields = {name: ["Read-only for you."] for name in refused}
+        raise error
+    if editable is not None:
+        settable = editable
+    else:
+        settable = CUSTOMER_FIELDS | MANAGER_FIELDS if operator else CUSTOMER_FIELDS
     for name, value in fields.items():
-        if name in CUSTOMER_FIELDS - {"slug"}:
+        if name in settable - {"slug"}:
             setattr(source, name, value)
     if source.require_signature and not source.secure_tokens:
         source.secure_tokens = [secrets.token_hex(16)]

@@ -27,7 +27,10 @@ os.environ.setdefault("CUTOUT_VAR_DIR", tempfile.mkdtemp(prefix="cutout-test-var
 os.environ.setdefault("CELERY_QUEUE", f"cutout-test-{os.getpid()}")
 
 from config.settings import *  # noqa: E402,F401,F403
-from config.settings import BASE_DIR  # noqa: E402
+from config.settings import ALLOWED_HOSTS, BASE_DIR  # noqa: E402
+
+# Django's test client sends `Host: testserver`; the project's default does not allow it.
+ALLOWED_HOSTS = [*ALLOWED_HOSTS, "testserver"]
 
 # Tests use the model provisioned by `make models` rather than fetching their own.
 BG_REMOVE_MODEL_HOME = Path(os.environ.get("BG_REMOVE_MODEL_HOME", BASE_DIR / "var" / "models"))

@@ -1,23 +1,34 @@
-"""Every management API route, tried with another account's key: nothing of account A leaks to B.
+"""Every management API route, tried by every kind of caller: nothing of account A leaks to B,
+and each caller gets exactly what its scopes or Django permissions allow.
 
-The routes are read from the URL conf, so an endpoint added later without a tenancy check makes
-this test fail: it must either answer 404 for A's objects or be taught A's object here.
+The routes are read from the URL conf, so an endpoint added later without a tenancy check or a
+permission rule (accounts/api_rules.py) makes this test fail: it must answer 404 for A's objects
+to B, have its rule, and be taught here what each caller gets.
 """
 
 import re
 
 import pytest
-from django.urls import URLPattern, URLResolver, get_resolver
+from django.contrib.auth import get_user_model
+from django.urls import URLPattern, URLResolver, get_resolver, include, path
+from rest_framework.response import Response
 from rest_framework.test import APIClient
+from rest_framework.views import APIView
 
+from accounts.api_rules import ROUTE_RULES
 from accounts.models import ApiKey
-from accounts.services import api_key_create
+from accounts.services import account_manager_create, api_key_create
 from rendering.models import BgRemoveJob, Webhook
+from sources.models import Source
 from tests.factories import AccountFactory, SourceFactory
 
 pytestmark = pytest.mark.django_db
 
 PUBLIC = {"api:schema", "api:docs"}
+# Secrets of account A that no session may ever read (the admin hides them from managers).
+WEBHOOK_SECRET = "whsec_of_tenant_a_0123456789"
+SIGNING_TOKEN = "signing-token-of-tenant-a-0123"
+S3_SECRET = "s3-secret-of-tenant-a-0123"
 ALL_SCOPES = list(ApiKey.Scope.values)
 METHODS = ["get", "post", "put", "patch", "delete"]
 
@@ -44,7 +55,9 @@ def tenants(origin_root):
     a_key, _ = api_key_create(account=a, scopes=ALL_SCOPES, name="a-key")
     _, b_secret = api_key_create(account=b, scopes=ALL_SCOPES, name="b-key")
     job = BgRemoveJob.objects.create(source=source, path="astronaut.jpg", model="u2netp", status="done")
-    webhook = Webhook.objects.create(account=a, url="https://hooks.a.example/x", secret="s", events=["job.done"])
+    webhook = Webhook.objects.create(account=a, url="https://hooks.a.example/x", secret=WEBHOOK_SECRET,
+                                     events=["job.done"])
+    Source.objects.filter(pk=source.pk).update(secure_tokens=[SIGNING_TOKEN], s3_secret_access_key=S3_SECRET)
     objects = {"slug": source.slug, "key_id": a_key.pk, "job_id": job.pk, "webhook_id": webhook.pk}
     # Strings of A's that must never appear in an answer to B.
     secrets_of_a = [source.slug, str(job.pk), a_key.prefix, "hooks.a.example", "tenant-a"]
@@ -60,7 +73,7 @@ WRITES_NAMING_A = {
 }
 # Collection routes whose writes create B's own objects (checked not to touch A's).
 WRITES_OF_OWN = {
-    "api:sources": {"slug": "b-new", "kind": "local", "local_path": "photos"},
+    "api:sources": {"slug": "b-new", "kind": "web", "base_url": "https://images.b.example/"},
     "api:keys": {"name": "another", "scopes": ["read"]},
     "api:webhooks": {"url": "https://hooks.b.example/y"},
 }
@@ -118,3 +131,198 @@ def test_every_route_needs_a_key(tenants):
             assert response.status_code == 401, f"{method.upper()} {url} answered {response.status_code}"
             assert response["WWW-Authenticate"].startswith("Bearer")
             assert response.json()["error"]["code"] == "not_authenticated"
+
+
+def test_a_key_cannot_create_or_make_a_local_folder_source(tenants):
+    """Local folders are the operator's: B cannot point a source at A's folder, nor turn one into it."""
+    client, _, _, _ = tenants
+    created = client.post("/api/v1/sources", {"slug": "b-local", "kind": "local", "local_path": "photos"},
+                          format="json")
+    assert created.status_code == 403 and created.json()["error"]["code"] == "local_folder_forbidden"
+    assert "operator" in created.json()["error"]["message"]
+    assert not Source.objects.filter(slug="b-local").exists()
+    assert client.post("/api/v1/sources", {"slug": "b-web", "kind": "web", "base_url": "https://b.example/"},
+                       format="json").status_code == 201
+    for slug, change in [("b-web", {"kind": "local"}), ("b-web", {"kind": "local", "local_path": "photos"}),
+                         ("b-photos", {"local_path": "elsewhere"}), ("b-photos", {"local_path": "/"})]:
+        patched = client.patch(f"/api/v1/sources/{slug}", change, format="json")
+        assert patched.status_code == 403 and patched.json()["error"]["code"] == "local_folder_forbidden", change
+    assert Source.objects.get(slug="b-web").kind == "web" and Source.objects.get(slug="b-photos").local_path == "photos"
+    # A field sent back with its current value changes nothing and is accepted.
+    same = client.patch("/api/v1/sources/b-photos", {"kind": "local", "local_path": "photos", "cache_max_age": 5},
+                        format="json")
+    assert same.status_code == 200 and same.json()["cache_max_age"] == 5
+
+
+# What each staff caller may do: (route, method) → expected status; every other pair is 403.
+MANAGER_ALLOWED = {
+    ("api:account", "get"): 200, ("api:keys", "get"): 200, ("api:keys", "post"): 201,
+    ("api:key-detail", "get"): 200, ("api:key-detail", "delete"): 200,
+    ("api:sources", "get"): 200, ("api:source-detail", "get"): 200, ("api:source-detail", "patch"): 200,
+    ("api:jobs", "get"): 200, ("api:job-detail", "get"): 200,
+}
+SUPERUSER_ALLOWED = {
+    **MANAGER_ALLOWED,
+    ("api:sources", "post"): 201, ("api:source-detail", "delete"): 204, ("api:source-tokens", "post"): 201,
+    ("api:purge", "post"): 200, ("api:prewarm", "post"): 202, ("api:usage", "get"): 200,
+    ("api:webhooks", "get"): 200, ("api:webhook-detail", "get"): 200, ("api:webhook-detail", "delete"): 204,
+    ("api:webhook-deliveries", "get"): 200,
+}
+KEYS_ONLY_ALLOWED = {("api:keys", "get"): 200, ("api:keys", "post"): 201, ("api:key-detail", "get"): 200,
+                     ("api:key-detail", "delete"): 200}
+# Bodies for writes made as account A (the walk's caller acts on A).
+BODIES = {
+    ("api:keys", "post"): {"name": "minted", "scopes": ["keys"]},
+    ("api:sources", "post"): {"slug": "a-new", "kind": "web", "base_url": "https://images.a.example/"},
+    ("api:source-detail", "patch"): {"cache_max_age": 60, "bg_remove": "off"},
+    ("api:purge", "post"): {"source": "a-photos"},
+    ("api:prewarm", "post"): {"source": "a-photos", "paths": ["astronaut.jpg"]},
+    ("api:webhooks", "post"): {"url": "https://hooks.a.example/new"},
+}
+
+
+def walk_as_account_a(client, objects, query=""):
+    """Every (route, method) of the API, called for account A; deletions last. → {(name, method): response}"""
+    calls = []
+    for name, route, view_class in api_routes():
+        if name in PUBLIC:
+            continue
+        url = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(objects[m.group(1)]), route) + query
+        calls += [(name, method, url) for method in implemented(view_class)]
+    calls.sort(key=lambda c: (c[1] == "delete", c[0] == "api:source-detail"))
+    return {(name, method): getattr(client, method)(url, BODIES.get((name, method), {}), format="json")
+            for name, method, url in calls}
+
+
+def assert_exactly(responses, allowed):
+    for (name, method), response in responses.items():
+        expected = allowed.get((name, method), 403)
+        assert response.status_code == expected, (name, method, response.status_code, response.content[:300])
+        if expected == 403:
+            assert response.json()["error"]["code"] in ("permission_denied", "api_key_required"), (name, method)
+        body = response.content.decode()
+        leaked = [s for s in (WEBHOOK_SECRET, S3_SECRET) if s in body]
+        assert not leaked, f"{method.upper()} {name} shows {leaked}"
+
+
+@pytest.fixture
+def session(db):
+    def login(user):
+        client = APIClient()
+        client.force_login(user)
+        return client
+    return login
+
+
+def test_staff_without_permissions_gets_403_everywhere(tenants, session):
+    _, objects, _, source = tenants
+    user = get_user_model().objects.create_user("nobody", password="pw", is_staff=True)
+    responses = walk_as_account_a(session(user), objects, "?account=tenant-a")
+    assert_exactly(responses, {})
+    assert all("permission" in r.json()["error"]["message"] for r in responses.values())
+    assert Source.objects.filter(pk=source.pk).exists() and not Source.objects.filter(slug="a-new").exists()
+
+
+def test_a_logged_in_non_staff_user_is_not_authenticated(tenants, session):
+    _, objects, _, _ = tenants
+    user = get_user_model().objects.create_user("customer", password="pw")
+    assert session(user).get("/api/v1/sources?account=tenant-a").status_code == 401
+
+
+def test_account_manager_gets_exactly_what_the_admin_allows(tenants, session):
+    _, objects, _, source = tenants
+    manager = account_manager_create(username="maria", password="pw")
+    responses = walk_as_account_a(session(manager), objects, "?account=tenant-a")
+    assert_exactly(responses, MANAGER_ALLOWED)
+    # The signing token is a secret the admin hides from managers: rotating it by session is refused.
+    assert responses[("api:source-tokens", "post")].json()["error"]["code"] == "api_key_required"
+    assert SIGNING_TOKEN not in str(responses[("api:source-detail", "get")].content)
+    # The fields the admin lets a manager change, and no others.
+    source.refresh_from_db()
+    assert (source.cache_max_age, source.bg_remove, source.secure_tokens) == (60, "off", [SIGNING_TOKEN])
+    client = session(manager)
+    for change in ({"base_url": "https://elsewhere.example/"}, {"require_signature": True},
+                   {"s3_secret_access_key": "x"}, {"kind": "web"}):
+        refused = client.patch("/api/v1/sources/a-photos?account=tenant-a", change, format="json")
+        assert refused.status_code == 403, (change, refused.content)
+        assert refused.json()["error"]["code"] in ("fields_forbidden", "local_folder_forbidden")
+        assert set(change) <= set(refused.json()["error"].get("fields", change)), refused.json()
+    # A manager holds only the `keys` scope (usage and webhooks are not theirs): no read or write key.
+    minted = client.post("/api/v1/keys?account=tenant-a", {"scopes": ["read", "write"]}, format="json")
+    assert minted.status_code == 403 and minted.json()["error"]["code"] == "scope_not_held"
+    assert "read, write" in minted.json()["error"]["message"]
+    assert Source.objects.filter(pk=source.pk).exists() and Webhook.objects.filter(pk=objects["webhook_id"]).exists()
+
+
+def test_superuser_gets_everything_but_secrets_the_admin_never_shows(tenants, session):
+    _, objects, _, source = tenants
+    admin = get_user_model().objects.create_superuser("root", password="pw")
+    responses = walk_as_account_a(session(admin), objects, "?account=tenant-a")
+    assert_exactly(responses, SUPERUSER_ALLOWED)
+    # Webhook secrets are never shown by the admin: creating one takes an API key.
+    assert responses[("api:webhooks", "post")].json()["error"]["code"] == "api_key_required"
+    # The admin shows signing tokens to superusers, so the rotation answers them.
+    assert len(responses[("api:source-tokens", "post")].json()["token"]) == 32
+    assert not Source.objects.filter(pk=source.pk).exists()
+    # An operator may make a local-folder source; a superuser holds every scope.
+    client = session(admin)
+    local = client.post("/api/v1/sources?account=tenant-a", {"slug": "a-local", "kind": "local", "local_path": "photos"},
+                        format="json")
+    assert local.status_code == 201, local.content
+    assert client.post("/api/v1/keys?account=tenant-a", {"scopes": ALL_SCOPES}, format="json").status_code == 201
+
+
+def test_keys_only_key_reaches_keys_and_mints_only_keys(tenants):
+    _, objects, _, source = tenants
+    _, secret = api_key_create(account=source.account, scopes=["keys"])
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    responses = walk_as_account_a(client, objects)
+    for (name, method), response in responses.items():
+        expected = KEYS_ONLY_ALLOWED.get((name, method), 403)
+        assert response.status_code == expected, (name, method, response.content[:300])
+        if expected == 403:
+            assert "lacks the `" in response.json()["error"]["message"]
+    minted = client.post("/api/v1/keys", {"scopes": ["read", "write", "keys"]}, format="json")
+    assert minted.status_code == 403 and minted.json()["error"]["code"] == "scope_not_held"
+    assert "read, write" in minted.json()["error"]["message"] and minted.json()["error"]["fields"]["scopes"]
+    assert ApiKey.objects.filter(account=source.account).count() == 3  # a-key, this one, the `keys` one minted
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER", "bEaReR"])
+def test_bearer_scheme_is_case_insensitive(tenants, scheme):
+    _, _, _, source = tenants
+    _, secret = api_key_create(account=source.account, scopes=["read"])
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"{scheme} {secret}")
+    assert client.get("/api/v1/account").json()["slug"] == "tenant-a"
+    client.credentials(HTTP_AUTHORIZATION=f"{scheme} ck_0000_wrong")
+    assert client.get("/api/v1/account").status_code == 401
+
+
+def test_every_route_and_method_has_a_permission_rule():
+    missing = [(name, method.upper()) for name, _, view_class in api_routes() if name not in PUBLIC
+               for method in implemented(view_class) if method.upper() not in ROUTE_RULES.get(name, {})]
+    assert not missing, f"add these to accounts/api_rules.py: {missing}"
+    names = {name for name, _, _ in api_routes()}
+    assert not set(ROUTE_RULES) - names, "rules for routes that no longer exist"
+
+
+class UnmappedApi(APIView):
+    def get(self, request):
+        return Response({"ok": True})
+
+
+# A URL conf with a route that has no rule (used by the test below through pytest.mark.urls).
+urlpatterns = [path("api/v1/", include(([path("unmapped", UnmappedApi.as_view(), name="unmapped")], "api")))]
+
+
+@pytest.mark.urls(__name__)
+def test_a_route_without_a_rule_is_refused_to_everyone(tenants, session):
+    _, _, _, source = tenants
+    _, secret = api_key_create(account=source.account, scopes=ALL_SCOPES)
+    key = APIClient()
+    key.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    superuser = session(get_user_model().objects.create_superuser("root", password="pw"))
+    for response in (key.get("/api/v1/unmapped"), superuser.get("/api/v1/unmapped?account=tenant-a")):
+        assert response.status_code == 403 and "no permission rule" in response.json()["error"]["message"]

@@ -6,11 +6,12 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from .base import Origin, OriginNotFoundError, OriginObject, read_capped
+from .base import Origin, OriginForbiddenError, OriginNotFoundError, OriginObject, read_capped
 
 
 def local_root_for(local_path: str) -> Path:
-    """The source's folder, resolved; refuses anything outside the configured root."""
+    """The source's folder, resolved; refuses anything outside the configured root: `..`, an
+    absolute path, and a folder that is (or passes through) a symlink out of the root."""
     root = Path(settings.ORIGIN_LOCAL_ROOT).resolve()
     folder = (root / local_path).resolve()
     if folder != root and root not in folder.parents:
@@ -23,7 +24,11 @@ class LocalFolderOrigin(Origin):
         self.local_path = local_path
 
     def fetch(self, path, *, max_bytes):
-        folder = local_root_for(self.local_path)
+        try:
+            # Checked again on every fetch: the folder may have become a symlink since it was saved.
+            folder = local_root_for(self.local_path)
+        except ImproperlyConfigured:
+            raise OriginForbiddenError("The source's folder lies outside the local root.") from None
         file = (folder / path).resolve()
         # Resolved first, so a symlink cannot lead out of the source's folder.
         if folder not in file.parents or not file.is_file():
