@@ -6,9 +6,11 @@ permission rule (accounts/api_rules.py) makes this test fail: it must answer 404
 to B, have its rule, and be taught here what each caller gets.
 """
 
+import io
 import re
 
 import pytest
+from PIL import Image
 from django.contrib.auth import get_user_model
 from django.urls import URLPattern, URLResolver, get_resolver, include, path
 from rest_framework.response import Response
@@ -326,3 +328,54 @@ def test_a_route_without_a_rule_is_refused_to_everyone(tenants, session):
     superuser = session(get_user_model().objects.create_superuser("root", password="pw"))
     for response in (key.get("/api/v1/unmapped"), superuser.get("/api/v1/unmapped?account=tenant-a")):
         assert response.status_code == 403 and "no permission rule" in response.json()["error"]["message"]
+
+
+def test_no_tenant_reads_another_tenants_files_by_any_source_kind(tenants, s3_bucket, monkeypatch, settings,
+                                                                   origin_root, photo_png, client):
+    """B tries A's files through each kind of source it can make, and through one an operator made."""
+    api, _, _, _ = tenants  # B's key, every scope.
+
+    def render(url, status, width=None):
+        response = client.get(url)
+        assert response.status_code == status, (url, response.content[:300])
+        if width:
+            assert Image.open(io.BytesIO(response.content)).width == width
+        return response
+
+    # S3: A's private object in a bucket the platform's keys (in the environment) can read.
+    s3, bucket = s3_bucket
+    s3.put_object(Bucket=bucket, Key="a/private.png", Body=photo_png)
+    s3.put_object(Bucket=bucket, Key="b/public.png", Body=photo_png, ACL="public-read")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    settings.ORIGIN_ALLOW_LOOPBACK = True  # The S3 server listens on loopback.
+    created = api.post("/api/v1/sources", {"slug": "b-s3", "kind": "s3", "s3_bucket": bucket,
+                                           "s3_endpoint_url": s3.meta.endpoint_url}, format="json")
+    assert created.status_code == 201, created.content
+    render("/render/b-s3/b/public.png?w=30", 200, width=30)
+    assert render("/render/b-s3/a/private.png?w=30", 403).json()["error"]["code"] == "origin_forbidden"
+
+    # Web folder: the platform's own addresses and other schemes are not origins.
+    settings.ORIGIN_ALLOW_LOOPBACK = False
+    for n, base_url in enumerate(["http://127.0.0.1:8000/render/a-photos/", "http://169.254.169.254/latest/",
+                                  "http://[::ffff:127.0.0.1]/", "ftp://127.0.0.1/photos/"]):
+        assert api.post("/api/v1/sources", {"slug": f"b-web-{n}", "kind": "web", "base_url": base_url},
+                        format="json").status_code == 201
+        assert render(f"/render/b-web-{n}/astronaut.jpg", 403).json()["error"]["code"] in (
+            "origin_address_refused", "origin_forbidden")
+    assert api.post("/api/v1/sources", {"slug": "b-file", "kind": "web", "base_url": "file:///etc/"},
+                    format="json").status_code == 400
+
+    # Local folder: B cannot make one on A's folder (test above); through a folder an operator gave
+    # B, a symlink into A's folder and a `..` path lead nowhere.
+    folder = origin_root / "b-files"
+    folder.mkdir()
+    (folder / "own.png").write_bytes(photo_png)
+    (folder / "a-link.jpg").symlink_to(origin_root / "photos" / "astronaut.jpg")
+    (folder / "a-dir").symlink_to(origin_root / "photos", target_is_directory=True)
+    SourceFactory(account=AccountFactory(slug="tenant-b"), slug="b-local", kind="local", local_path="b-files")
+    render("/render/b-local/own.png?w=20", 200, width=20)
+    render("/render/b-local/a-link.jpg", 404)
+    render("/render/b-local/a-dir/astronaut.jpg", 404)
+    for escape in ("../photos/astronaut.jpg", "%2E%2E/photos/astronaut.jpg", "a-dir/../../photos/astronaut.jpg"):
+        assert render(f"/render/b-local/{escape}", 400).json()["error"]["code"] == "bad_path"

@@ -57,6 +57,55 @@ class TestLocalFolder:
             LocalFolderOrigin("photos").fetch("big.jpg", max_bytes=MB)
         assert err.value.status_code == 413 and "1 MB" in err.value.message
 
+    def test_symlink_into_a_sibling_folder_is_404(self, origin_root):
+        """Another source's folder below the same root is outside this source's folder."""
+        (origin_root / "other").mkdir()
+        (origin_root / "other" / "theirs.jpg").symlink_to(origin_root / "photos" / "astronaut.jpg")
+        (origin_root / "other" / "dir").symlink_to(origin_root / "photos", target_is_directory=True)
+        for path in ("theirs.jpg", "dir/astronaut.jpg"):
+            with pytest.raises(OriginNotFoundError):
+                LocalFolderOrigin("other").fetch(path, max_bytes=12 * MB)
+        assert LocalFolderOrigin("photos").fetch("astronaut.jpg", max_bytes=12 * MB).data
+
+    @pytest.mark.parametrize("local_path", ["..", "../..", "photos/../..", "/", "OUTSIDE", "link-out",
+                                            "link-out/sub"])
+    def test_folder_outside_the_root_is_refused_on_save_and_on_fetch(self, db, origin_root, tmp_path,
+                                                                     photo_jpg, local_path):
+        """`..`, an absolute path, and a folder that is a symlink out of the root; the file is there."""
+        from django.core.exceptions import ValidationError
+
+        from sources.origins.base import OriginForbiddenError
+        from tests.factories import AccountFactory
+
+        outside = tmp_path / "outside"
+        (outside / "sub").mkdir(parents=True)
+        for folder in (outside, outside / "sub", origin_root.parent):
+            (folder / "astronaut.jpg").write_bytes(photo_jpg)
+        (origin_root / "link-out").symlink_to(outside, target_is_directory=True)
+        local_path = str(outside) if local_path == "OUTSIDE" else local_path
+        source = Source(account=AccountFactory(), slug="x", kind="local", local_path=local_path)
+        with pytest.raises(ValidationError) as err:
+            source.full_clean()
+        assert "local root" in err.value.message_dict["local_path"][0]
+        # Saved anyway (an old row, or a folder swapped for a symlink since): the fetch refuses too.
+        with pytest.raises(OriginForbiddenError) as refused:
+            LocalFolderOrigin(local_path).fetch("astronaut.jpg", max_bytes=12 * MB)
+        assert refused.value.status_code == 403
+
+    def test_folder_replaced_by_a_symlink_after_saving_is_refused(self, db, origin_root, tmp_path, photo_jpg):
+        from sources.origins.base import OriginForbiddenError
+
+        (origin_root / "later").mkdir()
+        (origin_root / "later" / "astronaut.jpg").write_bytes(photo_jpg)
+        assert LocalFolderOrigin("later").fetch("astronaut.jpg", max_bytes=12 * MB).data == photo_jpg
+        (origin_root / "later" / "astronaut.jpg").unlink()
+        (origin_root / "later").rmdir()
+        (tmp_path / "elsewhere").mkdir()
+        (tmp_path / "elsewhere" / "astronaut.jpg").write_bytes(photo_jpg)
+        (origin_root / "later").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+        with pytest.raises(OriginForbiddenError):
+            LocalFolderOrigin("later").fetch("astronaut.jpg", max_bytes=12 * MB)
+
     def test_source_folder_must_lie_below_the_root(self, db, origin_root):
         from django.core.exceptions import ValidationError
 
