@@ -13,10 +13,10 @@ from .services import api_key_create, api_key_revoke
 class HistoryRevertMixin:
     """A history "Revert" changes only what this user may change on the object's change page.
 
-    SimpleHistoryAdmin saves the whole historical record: read-only fields (a manager's slug,
-    origin fields) and fields the history does not keep (secrets, which would come back blank).
-    Here the record is laid over the current object for the fields the user's change form
-    edits; every other field keeps, and shows, its current value. A manager reverting an
+    SimpleHistoryAdmin saves the whole historical record, read-only fields included (a manager's
+    slug, a source's origin). Here the record is laid over the current object only for the fields
+    the user's change form edits and the history keeps; every other field keeps, and shows, its
+    current value (fields the history does not keep, the secrets, stay as they are). A manager reverting an
     entitlement gets the entitlement back, as the change page would let them set it, and
     nothing else moves. (Disabling revert for them instead would take away the one use the
     history page has for them.)"""
@@ -44,7 +44,6 @@ class AccountAdmin(HistoryRevertMixin, SimpleHistoryAdmin):
     list_display = ["name", "slug", "bg_remove_enabled", "created_at"]
     list_filter = ["bg_remove_enabled"]
     search_fields = ["name", "slug", "sources__slug"]
-    prepopulated_fields = {"slug": ["name"]}
     history_list_display = ["bg_remove_enabled", "render_rate_limit", "bg_remove_rate_limit", "bg_remove_max_pending"]
     fieldsets = [
         (None, {"fields": ["name", "slug"]}),
@@ -53,8 +52,9 @@ class AccountAdmin(HistoryRevertMixin, SimpleHistoryAdmin):
     ]
 
     def get_prepopulated_fields(self, request, obj=None):
-        # A read-only slug cannot be prepopulated (the admin would fail to render the form).
-        return {} if "slug" in self.get_readonly_fields(request, obj) else super().get_prepopulated_fields(request, obj)
+        # A read-only slug cannot be prepopulated (the admin would fail to render the form). Not a
+        # `prepopulated_fields` attribute: the history's revert page reads that one directly.
+        return {} if "slug" in self.get_readonly_fields(request, obj) else {"slug": ["name"]}
 
     def get_readonly_fields(self, request, obj=None):
         # The slug names the tenant in URLs; only superusers rename it.

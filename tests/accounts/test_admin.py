@@ -137,3 +137,98 @@ def test_manager_creates_a_key_shown_once_and_revokes_it(client, manager, accoun
     assert api_key_authenticate(key=secret) is None
     history = list(key.history.order_by("history_date"))
     assert history[-1].revoked_at is not None and history[-1].history_user == manager
+
+
+def revert(client, obj, record):
+    """Opens the history record's revert page and submits it as shown, as an admin user would."""
+    from django import forms
+
+    url = f"/admin/{obj._meta.app_label}/{obj._meta.model_name}/{obj.pk}/history/{record.history_id}/"
+    page = client.get(url)
+    assert page.status_code == 200, page.content[:500]
+    data = {}
+    for bound in page.context["adminform"].form:
+        value = bound.value()
+        if isinstance(bound.field, forms.BooleanField):
+            if value:
+                data[bound.name] = "on"
+        else:
+            data[bound.name] = "" if value is None else value
+    return page, client.post(url, data)
+
+
+@pytest.fixture
+def superuser(db):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.create_superuser("root", password="pw-for-tests")
+
+
+@pytest.fixture
+def changed_source(source):
+    """A source whose origin, signing and entitlement changed since its first history record."""
+    first = source.history.earliest("history_date")
+    source.local_path, source.bg_remove, source.cache_max_age = "newer", "on", 120
+    source.require_signature, source.secure_tokens = True, ["current-token"]
+    source.s3_secret_access_key = "current-secret"
+    source.save()
+    return source, first
+
+
+def test_manager_revert_changes_only_what_the_manager_may_edit(client, manager, changed_source, origin_root):
+    source, first = changed_source
+    (origin_root / "newer").mkdir()
+    page, response = revert(client, source, first)
+    assert response.status_code == 302, response.content[:2000]
+    # The read-only fields show their current values on the revert page, not the record's.
+    text = page.content.decode()
+    assert "newer" in text and "current-secret" not in text and "current-token" not in text
+    source.refresh_from_db()
+    assert (source.bg_remove, source.cache_max_age) == ("inherit", None)  # Reverted: the manager's fields.
+    assert (source.local_path, source.require_signature, source.secure_tokens, source.s3_secret_access_key) == (
+        "newer", True, ["current-token"], "current-secret")
+    assert source.history.latest("history_date").history_user == manager
+
+
+def test_manager_revert_keeps_the_account_slug(client, manager, account, superuser):
+    first = account.history.earliest("history_date")
+    account.slug, account.name, account.bg_remove_enabled = "acme-renamed", "Acme Inc", False
+    account.save()
+    _, response = revert(client, account, first)
+    assert response.status_code == 302, response.content[:2000]
+    account.refresh_from_db()
+    assert (account.slug, account.name, account.bg_remove_enabled) == ("acme-renamed", "Acme", True)
+    # A superuser may rename, so their revert brings the slug back too.
+    client.force_login(superuser)
+    account.name = "Acme again"
+    account.save()
+    _, response = revert(client, account, first)
+    assert response.status_code == 302
+    account.refresh_from_db()
+    assert (account.slug, account.name) == ("acme", "Acme")
+
+
+def test_superuser_revert_restores_the_origin_and_keeps_the_secrets(client, superuser, changed_source,
+                                                                      origin_root):
+    """The history does not keep secrets: a revert keeps the current ones instead of emptying them."""
+    source, first = changed_source
+    client.force_login(superuser)
+    page, response = revert(client, source, first)
+    assert response.status_code == 302, response.content[:3000]
+    source.refresh_from_db()
+    assert (source.local_path, source.bg_remove, source.require_signature) == ("photos", "inherit", False)
+    assert (source.s3_secret_access_key, source.secure_tokens) == ("current-secret", ["current-token"])
+
+
+def test_api_key_revert_cannot_unrevoke_or_change_a_key(client, manager, account):
+    from accounts.models import ApiKey
+    from accounts.services import api_key_create, api_key_revoke
+
+    key, _ = api_key_create(account=account, scopes=["read"], name="shop")
+    first = key.history.earliest("history_date")
+    api_key_revoke(api_key=key)
+    stored = ApiKey.objects.get(pk=key.pk)
+    page, response = revert(client, key, first)
+    assert page.context["revert_disabled"] is True
+    after = ApiKey.objects.get(pk=key.pk)
+    assert after.revoked_at == stored.revoked_at and after.key_hash == stored.key_hash and after.scopes == ["read"]
