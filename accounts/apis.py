@@ -89,7 +89,7 @@ class ApiKeyDetailApi(APIView):
     def get(self, request, key_id: int):
         return Response(ApiKeyOutputSerializer(api_key_get_for(account=request.user.account, key_id=key_id)).data)
 
-    @extend_schema(responses=ApiKeyOutputSerializer, description="Revokes the key (idempotent).")
+    @extend_schema(responses={200: ApiKeyOutputSerializer}, description="Revokes the key (idempotent).")
     def delete(self, request, key_id: int):
         api_key = api_key_revoke(api_key=api_key_get_for(account=request.user.account, key_id=key_id))
         return Response(ApiKeyOutputSerializer(api_key).data)
