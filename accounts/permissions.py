@@ -1,4 +1,4 @@
-"""API permissions: accounts/api_rules.py says what each route needs; keys need its scope, staff sessions its permission."""
+"""API permissions: a key needs its route's scope, a staff session its Django permission (api_rules.py)."""
 
 from rest_framework import permissions
 

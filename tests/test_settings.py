@@ -35,6 +35,7 @@ def test_no_variables_but_debug_gives_the_embedded_defaults(tmp_path):
     assert values["broker"] == "filesystem://"
     assert values["storage"] == "django.core.files.storage.FileSystemStorage"
     assert values["cache"].endswith("LocMemCache")
+    assert values["hosts"] == ["localhost", "127.0.0.1", "[::1]"]  # `testserver` only in tests/settings.py.
 
 
 def test_production_variables_select_postgres_redis_and_s3(tmp_path):
