@@ -259,3 +259,24 @@ def test_source_cache_expires_and_clears_on_save(db, settings):
     source.save()  # A save in this process clears the cache at once.
     assert source_get(slug="cached").bg_remove == "inherit"
     assert source_get(slug="nope") is None
+
+
+def test_an_operator_creates_a_local_folder_source_with_the_command(db, origin_root, client, settings):
+    import io
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+    from PIL import Image
+
+    from tests.factories import AccountFactory
+
+    AccountFactory(slug="ops")
+    out = io.StringIO()
+    call_command("create_source", "ops", "ops-dev", "--kind", "local", "--local-path", "photos", stdout=out)
+    assert out.getvalue().strip() == "ops-dev"
+    response = client.get("/render/ops-dev/astronaut.jpg?w=50")
+    assert response.status_code == 200 and Image.open(io.BytesIO(response.content)).width == 50
+    for bad in ("../..", "/etc"):
+        with pytest.raises(CommandError, match="local_path: The folder must lie below the local root"):
+            call_command("create_source", "ops", "ops-bad", "--kind", "local", "--local-path", bad)
+    assert not Source.objects.filter(slug="ops-bad").exists()
