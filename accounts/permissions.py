@@ -1,16 +1,16 @@
 """API permissions: a key needs its route's scope, a staff session its Django permission (api_rules.py)."""
 
-from rest_framework import permissions
-
-from config.exceptions import ForbiddenError
+from rest_framework import exceptions, permissions
 
 from .api_rules import SESSION_NEVER, SESSION_SUPERUSER, route_rule
 from .authentication import Principal
 
 
-class ApiKeyRequiredError(ForbiddenError):
-    code = "api_key_required"
-    default_message = "This answer carries a secret the admin does not show you: use an API key."
+class ApiKeyRequiredError(exceptions.PermissionDenied):
+    # DRF's family, not ServiceError: the browsable API asks permissions to decide which forms
+    # to show and catches only DRF's exceptions (ours would turn the page into a 500).
+    default_code = "api_key_required"
+    default_detail = "This answer carries a secret the admin does not show you: use an API key."
 
 
 class HasScope(permissions.BasePermission):

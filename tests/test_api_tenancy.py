@@ -379,3 +379,14 @@ def test_no_tenant_reads_another_tenants_files_by_any_source_kind(tenants, s3_bu
     render("/render/b-local/a-dir/astronaut.jpg", 404)
     for escape in ("../photos/astronaut.jpg", "%2E%2E/photos/astronaut.jpg", "a-dir/../../photos/astronaut.jpg"):
         assert render(f"/render/b-local/{escape}", 400).json()["error"]["code"] == "bad_path"
+
+
+def test_browsable_api_pages_for_sessions(tenants, session):
+    """The HTML pages ask permissions to decide which forms to show; a refused form is left out."""
+    admin = session(get_user_model().objects.create_superuser("root", password="pw"))
+    manager = session(account_manager_create(username="maria", password="pw"))
+    for client, url, status in [(admin, "/api/v1/webhooks", 200), (admin, "/api/v1/sources/a-photos", 200),
+                                (manager, "/api/v1/sources/a-photos", 200), (manager, "/api/v1/webhooks", 403)]:
+        page = client.get(f"{url}?account=tenant-a", HTTP_ACCEPT="text/html")
+        assert page.status_code == status, (url, page.content[:300])
+        assert WEBHOOK_SECRET not in page.content.decode() and S3_SECRET not in page.content.decode()
