@@ -14,12 +14,12 @@ class HistoryRevertMixin:
     """A history "Revert" changes only what this user may change on the object's change page.
 
     SimpleHistoryAdmin saves the whole historical record, read-only fields included (a manager's
-    slug, a source's origin). Here the record is laid over the current object only for the fields
-    the user's change form edits and the history keeps; every other field keeps, and shows, its
-    current value (fields the history does not keep, the secrets, stay as they are). A manager reverting an
-    entitlement gets the entitlement back, as the change page would let them set it, and
-    nothing else moves. (Disabling revert for them instead would take away the one use the
-    history page has for them.)"""
+    slug, a source's origin). Here the record is laid over the current object only for the
+    fields the user's change form edits and the history keeps; every other field keeps, and
+    shows, its current value (the secrets, which the history does not keep, stay as they are).
+    A manager reverting an entitlement gets the entitlement back, as the change page would let
+    them set it, and nothing else moves. (Disabling revert for them instead would take away the
+    one use the history page has for them.)"""
 
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)

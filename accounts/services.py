@@ -77,7 +77,7 @@ def api_key_create(
     unknown = set(scopes) - set(ApiKey.Scope.values)
     if unknown or not scopes:
         raise ApiKeyScopeError(f"Scopes must be among {', '.join(ApiKey.Scope.values)}.")
-    missing = [s for s in ApiKey.Scope.values if s in scopes and granted_by is not None and s not in granted_by]
+    missing = [] if granted_by is None else [s for s in ApiKey.Scope.values if s in scopes and s not in granted_by]
     if missing:
         error = ApiKeyScopeNotHeldError(
             f"A key can only be given scopes its creator holds; this caller lacks: {', '.join(missing)}."

@@ -232,3 +232,13 @@ def test_api_key_revert_cannot_unrevoke_or_change_a_key(client, manager, account
     assert page.context["revert_disabled"] is True
     after = ApiKey.objects.get(pk=key.pk)
     assert after.revoked_at == stored.revoked_at and after.key_hash == stored.key_hash and after.scopes == ["read"]
+
+
+def test_manager_cannot_restore_a_deleted_source_from_its_history(client, manager, source, superuser):
+    record = source.history.earliest("history_date")
+    pk = source.pk
+    source.delete()
+    url = f"/admin/sources/source/{pk}/history/{record.history_id}/"
+    assert client.get(url).status_code == 403
+    assert client.post(url, {"bg_remove": "on"}).status_code == 403
+    assert not Source.objects.filter(pk=pk).exists()
