@@ -86,11 +86,13 @@ def render_request(req: RenderRequest) -> RenderOutcome:
         signature_check(tokens=source.secure_tokens, paths=list(req.signed_paths), raw_query=req.raw_query)
     params = params_parse(req.raw_query)
     expires_check(params.expires)
-    render_admit(account=source.account)
     path = path_clean(req.path)
-
     if params.bg_remove and not source_bg_remove_enabled(source=source):
         raise BgRemoveNotEnabledError()
+    if params.mark:
+        _mark_target(params.mark)  # A bad mark is refused now, not once a job or an origin fetch is done.
+    # Counted once the request is known to be valid: a refused one uses none of the budget.
+    render_admit(account=source.account)
     return _serve(source=source, path=path, params=params, accept=req.accept)
 
 
@@ -194,15 +196,19 @@ def _metadata(image, *, kind, size) -> dict:
     }
 
 
+def _mark_target(mark: str) -> str | None:
+    """The path of a mark on the same source, or None for an absolute http(s) URL; else 400."""
+    if mark.startswith(("http://", "https://")):
+        return None
+    if "://" in mark:
+        raise MarkError("mark must be an http(s) URL or a path on the same source.")
+    return path_clean(mark.lstrip("/").split("?", 1)[0])
+
+
 def _mark_image(source: Source, mark: str):
     """The watermark, fetched under the origin rules (network safety, size cap) and kept in
     storage under the source, so purging the source (or the mark's own path) removes it."""
-    if mark.startswith(("http://", "https://")):
-        path = None
-    elif "://" in mark:
-        raise MarkError("mark must be an http(s) URL or a path on the same source.")
-    else:
-        path = path_clean(mark.lstrip("/").split("?", 1)[0])
+    path = _mark_target(mark)
     name = mark_name(source_id=source.id, mark=mark if path is None else path)
     with storage_errors():
         cached = default_storage.exists(name)
