@@ -66,3 +66,20 @@ def test_refused_requests_use_none_of_the_request_budget(client, source):
     statuses = [client.get(f"/render/{source.slug}/astronaut.jpg?w=20").status_code for _ in range(3)]
     assert statuses == [200, 200, 429]
     cache.clear()
+
+
+def test_host_check_follows_allowed_hosts(source, settings):
+    """The view's own check (kept per process for valid hosts) still refuses a host once it is
+    no longer allowed, and never lets an unknown one through."""
+    from django.test import RequestFactory
+
+    from rendering.views import render_view
+
+    def status(host):
+        request = RequestFactory().get(f"/render/{source.slug}/astronaut.jpg", {"w": "20"}, HTTP_HOST=host)
+        return render_view(request, source=source.slug, path="astronaut.jpg").status_code
+
+    settings.ALLOWED_HOSTS = ["img.shop.example"]
+    assert [status("img.shop.example"), status("img.shop.example"), status("evil.example")] == [200, 200, 400]
+    settings.ALLOWED_HOSTS = ["other.example"]
+    assert status("img.shop.example") == 400
