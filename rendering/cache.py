@@ -119,6 +119,7 @@ def render_store(*, key: str, source, path: str, data: bytes, content_type: str,
 # renders, so a new render costs a count over the account's rows only when the estimate nears a
 # ceiling or is older than this (other processes' renders are seen then).
 _TOTALS_RECOUNT_SECONDS = 60
+EVICT_BATCH = 100  # Renders evicted by one call at most.
 _totals: dict[int, list] = {}
 
 
@@ -138,32 +139,32 @@ def _ceiling_check(*, account_id: int, size: int) -> None:
 def render_evict(*, account_id: int) -> int:
     """Evicts the account's least recently used renders while it is over a ceiling
     (RENDER_MAX_STORED_PER_ACCOUNT, RENDER_MAX_STORED_BYTES_PER_ACCOUNT), down to 1% below it
-    so the next renders do not each evict one. Objects still used elsewhere (another render, a
-    job's cutout) stay. The number of renders evicted."""
+    so the next renders do not each evict one, at most EVICT_BATCH at a time. Objects still used
+    elsewhere (another render, a job's cutout) stay. The number of renders evicted."""
     max_count, max_bytes = settings.RENDER_MAX_STORED_PER_ACCOUNT, settings.RENDER_MAX_STORED_BYTES_PER_ACCOUNT
     renders = Render.objects.filter(source__account_id=account_id)
     totals = renders.aggregate(count=Count("id"), bytes=Sum("size"))
     count, size = totals["count"], totals["bytes"] or 0
     drop_count = count - (max_count - max_count // 100) if max_count and count > max_count else 0
     drop_bytes = size - (max_bytes - max_bytes // 100) if max_bytes and size > max_bytes else 0
-    evicted = 0
-    while drop_count > 0 or drop_bytes > 0:
-        batch = list(renders.order_by("last_used_at", "id").values_list("pk", "key", "storage_name", "etag", "size")[:500])
-        chosen = []
-        for row in batch:
+    chosen = []
+    if drop_count > 0 or drop_bytes > 0:
+        # At most one batch per call, so no single request pays for a long eviction: an account
+        # still over its ceiling is recounted, and evicts again, on its next new render.
+        for row in renders.order_by("last_used_at", "id").values_list("pk", "key", "storage_name", "etag",
+                                                                      "size")[:EVICT_BATCH]:
             if drop_count <= 0 and drop_bytes <= 0:
                 break
             chosen.append(row)
             drop_count, drop_bytes = drop_count - 1, drop_bytes - row[4]
-        if not chosen:
-            break
+    if chosen:
         Render.objects.filter(pk__in=[row[0] for row in chosen]).delete()
         for _, key, name, etag, _ in chosen:
             _renders.pop(key)
             _bodies.pop((name, etag))
         storage_objects_release({row[2] for row in chosen})
-        evicted += len(chosen)
         count, size = count - len(chosen), size - sum(row[4] for row in chosen)
+    evicted = len(chosen)
     _totals[account_id] = [count, size, time.monotonic()]
     if evicted:
         logger.info("evicted %d renders of account %s (now %d renders, %d bytes)", evicted, account_id, count, size)

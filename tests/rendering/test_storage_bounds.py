@@ -154,6 +154,21 @@ class TestCeiling:
         assert Render.objects.count() == 3 and names[30] not in stored(media_storage)
         assert names[10] in stored(media_storage)
 
+    def test_a_lowered_ceiling_is_reached_a_batch_per_new_render(self, client, source, media_storage, settings,
+                                                                  monkeypatch):
+        monkeypatch.setattr("rendering.cache.EVICT_BATCH", 2)
+        settings.RENDER_MAX_STORED_PER_ACCOUNT = 0
+        for w in range(10, 16):
+            get_ok(client, f"w={w}&fm=png")
+        settings.RENDER_MAX_STORED_PER_ACCOUNT = 2
+        counts = []
+        for w in range(20, 24):
+            get_ok(client, f"w={w}&fm=png")
+            counts.append(Render.objects.count())
+        assert counts == [5, 4, 3, 2]  # 7 → 5 → 4 → 3 → 2: at most two evicted per request.
+        widths = sorted(Image.open(media_storage / name).width for name in stored(media_storage))
+        assert widths == [22, 23]  # The two most recently used.
+
     def test_each_account_has_its_own_ceiling(self, client, source, media_storage, settings):
         settings.RENDER_MAX_STORED_PER_ACCOUNT = 2
         other = SourceFactory(account=AccountFactory(slug="other"), slug="other-photos")
