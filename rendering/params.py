@@ -50,7 +50,11 @@ FORMATS = {"jpg", "pjpg", "png", "png8", "png32", "webp", "avif", "gif", "json"}
 FORMAT_ALIASES = {"jpeg": "jpg"}
 FITS = {"clip", "crop", "fill", "fillmax", "max", "min", "scale", "clamp", "facearea"}
 CROPS = {"top", "bottom", "left", "right", "faces", "entropy", "edges", "focalpoint"}
-ALIGNS = {"top", "middle", "bottom", "left", "center", "right"}
+HORIZONTAL_ALIGNS = {"left", "center", "right"}
+VERTICAL_ALIGNS = {"top", "middle", "bottom"}
+ALIGNS = HORIZONTAL_ALIGNS | VERTICAL_ALIGNS
+SMART_CROPS = ("focalpoint", "entropy", "edges")  # "faces" has no detector: it falls through.
+TRANSPARENT_WHITE = (255, 255, 255, 0)  # imgix's default fill, `0FFF`: white once flattened.
 MARK_FITS = {"clip", "crop", "fill", "max", "scale"}
 FILLS = {"solid", "blur"}
 REFINEMENTS = {"none", "post-process", "alpha-matting"}
@@ -160,12 +164,12 @@ class RenderParams:
             ar=(self.ar[0] / self.ar[1], 1.0) if self.ar and sized and not (self.w and self.h) else None,
             rect=tuple(_zero_offset(d) for d in self.rect[:2]) + self.rect[2:] if self.rect else None,
             fill=fill_style,
-            fill_color=None if fill_color == _TRANSPARENT_WHITE else fill_color,
+            fill_color=None if fill_color == TRANSPARENT_WHITE else fill_color,
             bg=self.bg if self.bg and self.bg[3] > 0 else None,  # Over a transparent colour: unchanged.
         )
         # "" is the origin's own format (unknown here); a cutout's default is PNG.
         final = fmt or ("png" if self.bg_remove and not self.auto_compress else "")
-        values["lossless"] = self.lossless and final in ("webp", "")
+        values["lossless"] = self.lossless and (final == "webp" or (final == "" and not self.auto_compress))
         if final == "" or final in LOSSY_FORMATS or (final == "webp" and not values["lossless"]):
             values["q"] = quality_for(self)  # q, else the default it stands for (75, or 45 with auto=compress).
         if not fmt and self.auto_compress:
@@ -177,8 +181,8 @@ class RenderParams:
 
     def _mark_effective(self) -> dict:
         sized = bool(self.mark_w or self.mark_h)
-        horizontal = next((a for a in self.mark_align if a in _HORIZONTAL), "right")
-        vertical = next((a for a in self.mark_align if a in _VERTICAL), "bottom")
+        horizontal = next((a for a in self.mark_align if a in HORIZONTAL_ALIGNS), "right")
+        vertical = next((a for a in self.mark_align if a in VERTICAL_ALIGNS), "bottom")
         if self.mark_x is not None:
             horizontal = "right"  # An explicit position wins over the alignment.
         if self.mark_y is not None:
@@ -220,16 +224,12 @@ _CANONICAL_FIELDS = sorted(
     if f.name not in ("expires", "bg_remove_fallback", "bg_remove_model", "auto", "fm")
 )
 LOSSY_FORMATS = {"jpg", "pjpg", "avif"}  # And webp unless lossless.
-_TRANSPARENT_WHITE = (255, 255, 255, 0)  # What fit=fill draws without a fill colour.
-_HORIZONTAL = ("left", "center", "right")
-_VERTICAL = ("top", "middle", "bottom")
-_SMART_CROPS = ("focalpoint", "entropy", "edges")  # "faces" has no detector: it falls through.
 
 
 def _crop_effective(crop: tuple) -> tuple:
     """The crop anchor as operations/resize.py reads it: the first smart crop alone, else one
     horizontal and one vertical side (centre, the default, left out)."""
-    smart = next((c for c in crop if c in _SMART_CROPS), None)
+    smart = next((c for c in crop if c in SMART_CROPS), None)
     if smart:
         return (smart,)
     horizontal = "left" if "left" in crop else ("right" if "right" in crop else None)

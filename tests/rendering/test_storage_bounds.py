@@ -86,6 +86,44 @@ SAME_EFFECT = [
 ]
 
 
+@pytest.mark.parametrize("a, b, fmt, same", [
+    ("w=100&q=20", "w=100", "png", True),
+    ("w=100&q=20", "w=100", "", False),  # The origin's format may be JPEG: q counts.
+    ("w=100&q=75", "w=100", "", True),  # The default quality spelled out.
+    ("w=100&q=45", "w=100&auto=compress", "jpg", True),  # auto=compress's default, with the format known.
+    ("w=100&auto=compress", "w=100", "", False),  # It also picks the format.
+    ("w=100&lossless=true", "w=100", "avif", True),
+    ("w=100&lossless=true", "w=100", "webp", False),
+    ("w=100&lossless=true&q=5", "w=100&lossless=true", "webp", True),
+    ("bg-remove=true&q=5&lossless=1", "bg-remove=true", "", True),  # A cutout is PNG by default.
+    ("w=100&rect=0,0,50,50&mark=x.png&fit=crop", "", "json", True),  # JSON describes the source only.
+    ("bg-remove=1&w=100", "bg-remove=1", "json", True),
+    ("bg-remove=1", "", "json", False),
+    ("ar=16:9&fit=crop", "ar=32:18&fit=crop", "png", True),
+    ("ar=16:9&fit=crop&w=10&h=10", "fit=crop&w=10&h=10", "png", True),
+    ("ar=16:9&fit=crop&w=10", "fit=crop&w=10", "png", False),
+    ("rect=0.0,0.0,10,10", "rect=0,0,10,10", "png", True),
+    ("mark=m.png&mark-align=left,top", "mark=m.png&mark-align=top,left", "png", True),
+    ("mark=m.png&mark-align=center,middle&mark-pad=40", "mark=m.png&mark-align=center,middle", "png", True),
+    ("mark=m.png&mark-align=left&mark-pad=40", "mark=m.png&mark-align=left", "png", False),
+    ("mark=m.png&mark-tile=grid&mark-x=3&mark-y=3&mark-pad=40", "mark=m.png&mark-tile=grid&mark-x=3&mark-y=3", "png",
+     False),  # The grid's gap is the pad.
+    ("mark=m.png&mark-w=20&mark-scale=50&mark-fit=crop", "mark=m.png&mark-w=20&mark-fit=crop", "png", True),
+    ("mark=m.png&mark-fit=crop", "mark=m.png", "png", True),  # mark-fit only fits mark-w/mark-h.
+    ("mark=https://x.example/m.png?a=1", "mark=https://x.example/m.png", "png", False),  # A URL is as given.
+    ("w=10&h=10&fit=fill&fill=solid", "w=10&h=10&fit=fill", "png", True),
+    ("w=10&h=10&fit=fill&fill-color=0fff", "w=10&h=10&fit=fill", "png", True),  # The default fill colour.
+    ("w=10&h=10&fit=fill&fill=blur&fill-color=f00", "w=10&h=10&fit=fill&fill=blur", "png", True),
+    ("w=10&h=10&fit=crop&crop=focalpoint&fp-x=0.2", "w=10&h=10&fit=crop&crop=focalpoint", "png", False),
+    ("w=10&h=10&fit=crop&crop=entropy,focalpoint&fp-x=0.2", "w=10&h=10&fit=crop&crop=entropy", "png", True),
+    ("w=10&dpr=2", "w=10", "png", False),
+])
+def test_canonical_form_follows_the_effective_operation(a, b, fmt, same):
+    from rendering.params import params_parse
+
+    assert (params_parse(a).canonical(fmt) == params_parse(b).canonical(fmt)) is same
+
+
 @pytest.mark.parametrize("queries", SAME_EFFECT)
 def test_ineffective_parameters_make_one_render_and_one_object(client, source, media_storage, queries):
     # Each URL rendered on its own (the cache purged in between) gives the very same pixels...
