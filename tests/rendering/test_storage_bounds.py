@@ -370,3 +370,16 @@ class TestSourceDelete:
                 source.delete()
                 raise RuntimeError("rolled back")
         assert objects() == before and Render.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_objects_go_when_the_delete_really_commits(client, source, media_storage):
+    """No test-wrapped transaction: the objects are deleted by the commit itself."""
+    fill_source(client, source)
+    assert {p.relative_to(media_storage).parts[0] for p in media_storage.rglob("*") if p.is_file()} == {
+        "renders", "cutouts", "marks"}
+    _, key = api_key_create(account=source.account, scopes=["write"], name="k")
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert api.delete(f"/api/v1/sources/{source.slug}").status_code == 204
+    assert [p for p in media_storage.rglob("*") if p.is_file()] == []
