@@ -97,7 +97,7 @@ def render_store(*, key: str, source, path: str, data: bytes, content_type: str,
         ext = EXTENSIONS.get(content_type, "bin")
         with storage_errors():
             storage_name = default_storage.save(
-                f"renders/{source.id}/{key[:2]}/{key}-{uuid.uuid4().hex[:8]}.{ext}", ContentFile(data)
+                f"{render_folder(source.id)}/{key[:2]}/{key}-{uuid.uuid4().hex[:8]}.{ext}", ContentFile(data)
             )
     try:
         with transaction.atomic():
@@ -133,7 +133,10 @@ def _ceiling_check(*, account_id: int, size: int) -> None:
         totals[1] += size
         if (not max_count or totals[0] <= max_count) and (not max_bytes or totals[1] <= max_bytes):
             return
-    render_evict(account_id=account_id)
+    try:
+        render_evict(account_id=account_id)
+    except StorageUnavailableError:
+        pass  # The render is stored and served; eviction is tried again with the next one.
 
 
 def render_evict(*, account_id: int) -> int:
@@ -208,8 +211,12 @@ def storage_tree(prefix: str) -> Iterator[str]:
 
 
 def source_storage_prefixes(source_id: int) -> list[str]:
-    """The folders holding a source's objects: renders, cutouts (rendering/jobs.py), marks."""
-    return [f"renders/{source_id}", f"cutouts/{source_id}", mark_folder(source_id)]
+    """The folders holding a source's objects: renders, cutouts (named in rendering/jobs.py), marks."""
+    return [render_folder(source_id), f"cutouts/{source_id}", mark_folder(source_id)]
+
+
+def render_folder(source_id: int) -> str:
+    return f"renders/{source_id}"
 
 
 def mark_folder(source_id: int) -> str:
