@@ -245,6 +245,13 @@ SOURCE_CACHE_SECONDS = float(env("SOURCE_CACHE_SECONDS", 2))
 RENDER_LOOKUP_CACHE_SECONDS = float(env("RENDER_LOOKUP_CACHE_SECONDS", 2))
 # Bytes of small finished renders a web process keeps in memory for as long (0: read every time).
 RENDER_MEMORY_CACHE_BYTES = env_int("RENDER_MEMORY_CACHE_BYTES", 32 * 1024 * 1024)
+# Per account, derived renders kept in object storage: at most this many, and this many bytes
+# (0: no ceiling). Past either, the least recently used are evicted; cutouts never are.
+RENDER_MAX_STORED_PER_ACCOUNT = env_int("RENDER_MAX_STORED_PER_ACCOUNT", 1_000_000)
+RENDER_MAX_STORED_BYTES_PER_ACCOUNT = env_int("RENDER_MAX_STORED_BYTES_PER_ACCOUNT", 50 * 1024**3)
+# A render's "last used" time is written at most once per this many seconds (when a web
+# process looks it up again), so a cached hit costs no database write.
+RENDER_LAST_USED_SECONDS = env_int("RENDER_LAST_USED_SECONDS", 600)
 # Per-account request limit (django-ratelimit syntax); an account may set its own in the admin.
 RENDER_RATE_LIMIT = env("RENDER_RATE_LIMIT", "1200/m")
 

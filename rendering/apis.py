@@ -171,13 +171,17 @@ class PrewarmApi(APIView):
             (data["source"], path_clean(p.lstrip("/"))) for p in data["paths"]
         ]
         account = request.user.account
-        sources, items = {}, []
-        for slug, path in targets:
+        # Every item is checked (its source, the entitlement) before any job is created, so a
+        # pre-warm that answers 4xx has started nothing.
+        sources = {}
+        for slug, _ in targets:
             if slug not in sources:
                 sources[slug] = source_for_account(account=account, slug=slug)
-            items.append(_prewarm_one(request, sources[slug], path))
+                if not source_bg_remove_enabled(source=sources[slug]):
+                    raise BgRemoveNotEnabledError()
+        items = [_prewarm_one(request, sources[slug], path) for slug, path in targets]
         if not any(item["job"] for item in items):
-            # Nothing was started: answer with the first refusal's status (e.g. 429).
+            # Nothing was started (every item refused by admission, e.g. 429): its status.
             raise _refusal(items[0]["error"])
         return Response({"jobs": items}, status=status.HTTP_202_ACCEPTED)
 
@@ -185,8 +189,6 @@ class PrewarmApi(APIView):
 def _prewarm_one(request, source, path) -> dict:
     item = {"source": source.slug, "path": path, "job": None, "status": "refused", "status_url": None, "error": None}
     try:
-        if not source_bg_remove_enabled(source=source):
-            raise BgRemoveNotEnabledError()
         job = jobs.bg_remove_job_ensure(source=source, path=path, model=source_bg_remove_model(source=source),
                                         refinement=source.bg_remove_refinement)
     except ServiceError as exc:

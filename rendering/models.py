@@ -3,6 +3,7 @@
 import uuid
 
 from django.db import models
+from django.utils import timezone
 
 from accounts.models import Account
 from sources.models import Source
@@ -71,19 +72,27 @@ class BgRemoveJob(models.Model):
 
 
 class Render(models.Model):
-    """A finished image in object storage, found by the digest of what the URL means."""
+    """A finished image in object storage, found by the digest of what the URL means.
+
+    Several renders of one image may share one object (identical bytes), and a render may be a
+    job's cutout itself: an object is deleted only once nothing refers to it.
+    """
 
     key = models.CharField(max_length=64, unique=True)
     source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="renders")
     path = models.CharField(max_length=1024)
-    storage_name = models.CharField(max_length=512)
+    # Indexed: "does another render still use this object?" is asked before deleting one.
+    storage_name = models.CharField(max_length=512, db_index=True)
     content_type = models.CharField(max_length=64)
     size = models.PositiveIntegerField()
     etag = models.CharField(max_length=70)
     created_at = models.DateTimeField(auto_now_add=True)
+    # When a request last found it, to within RENDER_LAST_USED_SECONDS (not a write per hit):
+    # the account's stored renders are evicted least recently used first.
+    last_used_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        indexes = [models.Index(fields=["source", "path"])]
+        indexes = [models.Index(fields=["source", "path"]), models.Index(fields=["source", "last_used_at"])]
 
     def __str__(self):
         return self.storage_name

@@ -10,9 +10,12 @@ import functools
 from dataclasses import dataclass, field, fields
 from urllib.parse import unquote_plus
 
+from django.conf import settings
+
 from config.exceptions import BadRequestError
 
 from .colors import color_parse
+from .encode import quality_for
 
 # imgix's aliases (research §0): the left name is read as the right one.
 ALIASES = {
@@ -47,7 +50,11 @@ FORMATS = {"jpg", "pjpg", "png", "png8", "png32", "webp", "avif", "gif", "json"}
 FORMAT_ALIASES = {"jpeg": "jpg"}
 FITS = {"clip", "crop", "fill", "fillmax", "max", "min", "scale", "clamp", "facearea"}
 CROPS = {"top", "bottom", "left", "right", "faces", "entropy", "edges", "focalpoint"}
-ALIGNS = {"top", "middle", "bottom", "left", "center", "right"}
+HORIZONTAL_ALIGNS = {"left", "center", "right"}
+VERTICAL_ALIGNS = {"top", "middle", "bottom"}
+ALIGNS = HORIZONTAL_ALIGNS | VERTICAL_ALIGNS
+SMART_CROPS = ("focalpoint", "entropy", "edges")  # "faces" has no detector: it falls through.
+TRANSPARENT_WHITE = (255, 255, 255, 0)  # imgix's default fill, `0FFF`: white once flattened.
 MARK_FITS = {"clip", "crop", "fill", "max", "scale"}
 FILLS = {"solid", "blur"}
 REFINEMENTS = {"none", "post-process", "alpha-matting"}
@@ -128,22 +135,110 @@ class RenderParams:
         """Whether anything besides encoding changes the pixels."""
         return any([self.w, self.h, self.rect, self.bg, self.mark, self.ar])
 
-    def canonical(self) -> str:
-        """The same string for two URLs that mean the same thing: the render cache key's core."""
-        # Computed once per instance (instances are immutable and shared by `params_parse`).
-        cached = self.__dict__.get("_canonical")
+    def effective(self, fmt: str) -> "RenderParams":
+        """The same operation with every value that cannot change the output reset to its
+        default, for the output format `fmt` (as `format_negotiate` gives it; "" when it is
+        chosen by the image): what the render cache is keyed by, so ineffective parameters
+        (a focal point without crop=focalpoint, mark-* without a mark, dpr without a size, q
+        for PNG, …) and defaults spelled out make no new stored render."""
+        if fmt == "json":
+            return RenderParams(bg_remove=self.bg_remove)  # The source's metadata, nothing else.
+        sized = bool(self.w or self.h or self.ar)  # Otherwise fit and crop have no box to work in.
+        crop = _crop_effective(self.crop) if sized and self.fit == "crop" else ()
+        focal = crop == ("focalpoint",)
+        bounded = self.fit == "crop" and bool(self.w or self.h)  # min/max only bound a w/h box.
+        fill = self.fit in ("fill", "fillmax") and sized
+        fill_style = "blur" if fill and self.fill == "blur" else ""  # solid is what "" draws.
+        fill_color = self.fill_color if fill and fill_style != "blur" else None
+        values = dict(
+            bg_remove=self.bg_remove,
+            w=self.w, h=self.h,
+            dpr=self.dpr if self.w or self.h else 1.0,
+            fit=self.fit if sized else "clip",
+            crop=crop,
+            fp_x=self.fp_x if focal else 0.5, fp_y=self.fp_y if focal else 0.5, fp_z=self.fp_z if focal else 1.0,
+            max_w=self.max_w if bounded else None, max_h=self.max_h if bounded else None,
+            min_w=self.min_w if bounded and (self.min_w or 0) > 1 else None,
+            min_h=self.min_h if bounded and (self.min_h or 0) > 1 else None,
+            # With both w and h the box is given; ar only sets the missing side. As a ratio, so 16:9 is 32:18.
+            ar=(self.ar[0] / self.ar[1], 1.0) if self.ar and sized and not (self.w and self.h) else None,
+            rect=tuple(_zero_offset(d) for d in self.rect[:2]) + self.rect[2:] if self.rect else None,
+            fill=fill_style,
+            fill_color=None if fill_color == TRANSPARENT_WHITE else fill_color,
+            bg=self.bg if self.bg and self.bg[3] > 0 else None,  # Over a transparent colour: unchanged.
+        )
+        # "" is the origin's own format (unknown here); a cutout's default is PNG.
+        final = fmt or ("png" if self.bg_remove and not self.auto_compress else "")
+        values["lossless"] = self.lossless and (final == "webp" or (final == "" and not self.auto_compress))
+        if final == "" or final in LOSSY_FORMATS or (final == "webp" and not values["lossless"]):
+            values["q"] = quality_for(self)  # q, else the default it stands for (75, or 45 with auto=compress).
+        if not fmt and self.auto_compress:
+            # auto=compress picks the format by transparency, PNG8 rather than PNG with auto=format.
+            values["auto"] = frozenset({"compress", "format"} & self.auto)
+        if self.mark:
+            values.update(self._mark_effective())
+        return RenderParams(**values)
+
+    def _mark_effective(self) -> dict:
+        sized = bool(self.mark_w or self.mark_h)
+        horizontal = next((a for a in self.mark_align if a in HORIZONTAL_ALIGNS), "right")
+        vertical = next((a for a in self.mark_align if a in VERTICAL_ALIGNS), "bottom")
+        if self.mark_x is not None:
+            horizontal = "right"  # An explicit position wins over the alignment.
+        if self.mark_y is not None:
+            vertical = "bottom"
+        padded = self.mark_tile == "grid" or (self.mark_x is None and horizontal != "center") or (
+            self.mark_y is None and vertical != "middle")
+        mark = self.mark
+        if "://" not in mark:
+            mark = mark.lstrip("/").split("?", 1)[0]  # A path on the source, as it is fetched.
+        return dict(
+            mark=mark, mark_align=(vertical, horizontal), mark_alpha=self.mark_alpha,
+            mark_pad=self.mark_pad if padded else 5,
+            mark_scale=None if sized else self.mark_scale,
+            mark_w=self.mark_w, mark_h=self.mark_h, mark_x=self.mark_x, mark_y=self.mark_y,
+            mark_fit=self.mark_fit if sized else "clip", mark_tile=self.mark_tile, mark_rot=self.mark_rot,
+        )
+
+    def canonical(self, fmt: str | None = None) -> str:
+        """The same string for two URLs that do the same thing: the render cache key's core.
+        `fmt` is the negotiated output format; without it, the URL's own (no Accept header)."""
+        if fmt is None:
+            fmt = "json" if self.fm == "json" else ("" if self.auto_compress else self.fm)
+        memo_key = (fmt, settings.RENDER_DEFAULT_QUALITY)
+        # Memoised per instance (instances are immutable and shared by `params_parse`).
+        memo = self.__dict__.setdefault("_canonical", {})
+        cached = memo.get(memo_key)
         if cached is None:
-            values = [(name, getattr(self, name)) for name in _CANONICAL_FIELDS]
-            values.append(("auto", sorted(self.auto & {"format", "compress"})))
-            cached = self.__dict__["_canonical"] = "&".join(f"{k}={v!r}" for k, v in values)
+            effective = self.effective(fmt)
+            values = [("fmt", fmt)] + [(name, getattr(effective, name)) for name in _CANONICAL_FIELDS]
+            values.append(("auto", sorted(effective.auto)))
+            cached = memo[memo_key] = "&".join(f"{k}={v!r}" for k, v in values)
         return cached
 
 
 # What the image looks like depends on these; access (expires), the 202-or-fallback choice and
-# the model (keyed separately) do not.
+# the model (keyed separately) do not, and `fm` is the negotiated format, keyed on its own.
 _CANONICAL_FIELDS = sorted(
-    f.name for f in fields(RenderParams) if f.name not in ("expires", "bg_remove_fallback", "bg_remove_model", "auto")
+    f.name for f in fields(RenderParams)
+    if f.name not in ("expires", "bg_remove_fallback", "bg_remove_model", "auto", "fm")
 )
+LOSSY_FORMATS = {"jpg", "pjpg", "avif"}  # And webp unless lossless.
+
+
+def _crop_effective(crop: tuple) -> tuple:
+    """The crop anchor as operations/resize.py reads it: the first smart crop alone, else one
+    horizontal and one vertical side (centre, the default, left out)."""
+    smart = next((c for c in crop if c in SMART_CROPS), None)
+    if smart:
+        return (smart,)
+    horizontal = "left" if "left" in crop else ("right" if "right" in crop else None)
+    vertical = "top" if "top" in crop else ("bottom" if "bottom" in crop else None)
+    return tuple(side for side in (horizontal, vertical) if side)
+
+
+def _zero_offset(value: Dim) -> Dim:
+    return Dim(0) if value.value == 0 else value
 
 
 def _decode64(name: str, value: str) -> str:

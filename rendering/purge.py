@@ -4,13 +4,14 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
-from django.core.files.storage import default_storage
 
 from config.exceptions import BadRequestError, NotFoundError
 from sources.models import Source
 from sources.origins import path_clean
 
-from .cache import render_lookup_cache_clear
+from .cache import (
+    mark_folder, mark_name, render_lookup_cache_clear, storage_objects_delete, storage_objects_release, storage_tree,
+)
 from .models import BgRemoveJob, Render
 
 
@@ -38,7 +39,8 @@ def render_url_parse(*, url: str) -> tuple[str, str]:
 
 
 def render_purge(*, source: Source, path: str | None = None) -> PurgeResult:
-    """Everything cached for one image (all its derived renders and cutouts), or a whole source.
+    """Everything cached for one image (all its derived renders and cutouts, and the stored mark
+    when the image is a watermark of its source), or for a whole source (its marks included).
 
     Idempotent: purging again finds nothing and removes nothing.
     """
@@ -52,11 +54,9 @@ def render_purge(*, source: Source, path: str | None = None) -> PurgeResult:
     render_count, _ = renders.delete()
     render_lookup_cache_clear()
     job_count, _ = jobs.delete()
-    removed = 0
-    for name in names:
-        if default_storage.exists(name):
-            default_storage.delete(name)
-            removed += 1
+    removed = storage_objects_release(names)
+    marks = [mark_name(source_id=source.id, mark=path)] if path is not None else storage_tree(mark_folder(source.id))
+    removed += storage_objects_delete(marks)
     return PurgeResult(renders=render_count, cutouts=job_count, files=removed)
 
 

@@ -1,6 +1,5 @@
 """The rendering pipeline: one request in, a stored render or a job in progress out."""
 
-import hashlib
 import json
 from dataclasses import dataclass, replace
 
@@ -16,7 +15,7 @@ from sources.selectors import source_bg_remove_enabled, source_bg_remove_model, 
 
 from . import jobs
 from .admission import render_admit
-from .cache import render_get, render_key, render_store, storage_errors
+from .cache import mark_name, render_get, render_key, render_store, storage_errors
 from .encode import format_default, format_negotiate, format_resolve, image_encode, image_has_alpha
 from .images import image_decode, image_sniff
 from .metrics import ORIGIN_ERRORS
@@ -87,11 +86,13 @@ def render_request(req: RenderRequest) -> RenderOutcome:
         signature_check(tokens=source.secure_tokens, paths=list(req.signed_paths), raw_query=req.raw_query)
     params = params_parse(req.raw_query)
     expires_check(params.expires)
-    render_admit(account=source.account)
     path = path_clean(req.path)
-
     if params.bg_remove and not source_bg_remove_enabled(source=source):
         raise BgRemoveNotEnabledError()
+    if params.mark:
+        _mark_target(params.mark)  # A bad mark is refused now, not once a job or an origin fetch is done.
+    # Counted once the request is known to be valid: a refused one uses none of the budget.
+    render_admit(account=source.account)
     return _serve(source=source, path=path, params=params, accept=req.accept)
 
 
@@ -102,7 +103,7 @@ def _serve(*, source: Source, path: str, params: RenderParams, accept: str) -> R
         refinement = source.bg_remove_refinement
     requested_fmt = format_negotiate(params, accept)
     key = render_key(source_id=source.id, path=path, model=f"{model}/{refinement}" if model else "",
-                     canonical=params.canonical(), fmt=requested_fmt)
+                     canonical=params.canonical(requested_fmt), fmt=requested_fmt)
     # The hot path: a finished render is one indexed lookup away, with no image work at all.
     render = render_get(key=key)
     if render is not None:
@@ -195,20 +196,28 @@ def _metadata(image, *, kind, size) -> dict:
     }
 
 
+def _mark_target(mark: str) -> str | None:
+    """The path of a mark on the same source, or None for an absolute http(s) URL; else 400."""
+    if mark.startswith(("http://", "https://")):
+        return None
+    if "://" in mark:
+        raise MarkError("mark must be an http(s) URL or a path on the same source.")
+    return path_clean(mark.lstrip("/").split("?", 1)[0])
+
+
 def _mark_image(source: Source, mark: str):
-    """The watermark, fetched under the origin rules (network safety, size cap) and kept in storage."""
-    name = "marks/" + hashlib.sha256(f"{source.id}\x1f{mark}".encode()).hexdigest()
+    """The watermark, fetched under the origin rules (network safety, size cap) and kept in
+    storage under the source, so purging the source (or the mark's own path) removes it."""
+    path = _mark_target(mark)
+    name = mark_name(source_id=source.id, mark=mark if path is None else path)
     with storage_errors():
         cached = default_storage.exists(name)
     if cached:
         return image_decode(_storage_read(name))
-    if mark.startswith(("http://", "https://")):
+    if path is None:
         data = fetch_url(mark, max_bytes=settings.ORIGIN_MAX_BYTES).data
-    elif "://" in mark:
-        raise MarkError("mark must be an http(s) URL or a path on the same source.")
     else:
-        data = origin_for(source).fetch(path_clean(mark.lstrip("/").split("?", 1)[0]),
-                                        max_bytes=settings.ORIGIN_MAX_BYTES).data
+        data = origin_for(source).fetch(path, max_bytes=settings.ORIGIN_MAX_BYTES).data
     image = image_decode(data)
     with storage_errors():
         default_storage.save(name, ContentFile(data))

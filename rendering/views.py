@@ -1,7 +1,7 @@
 """The rendering endpoint: parse, call the pipeline, send the stored bytes or a 202."""
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import DisallowedHost, ImproperlyConfigured
 from django.http import FileResponse, HttpResponse, JsonResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -11,7 +11,7 @@ from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.exceptions import NotFoundError, error_body, error_json_response, service_error_for
+from config.exceptions import BadRequestError, NotFoundError, error_body, error_json_response, service_error_for
 
 from .cache import SMALL_RENDER_BYTES, render_forget, render_open, render_read
 from .admission import job_retry_after
@@ -39,12 +39,40 @@ def render_view(request, source, path):
                                 status=405, headers={"Allow": "GET, HEAD", "Cache-Control": "no-store"})
         return response
     try:
+        _host_check(request)
         return _render(request, source, path)
     except Exception as exc:
         error = service_error_for(exc)
         if error is None:
             raise  # A real 500: Django logs it, config.views.internal_error answers without a traceback.
         return error_json_response(error)
+
+
+class HostNotAllowedError(BadRequestError):
+    code = "host_not_allowed"
+    default_message = "This host name is not served here (ALLOWED_HOSTS)."
+
+
+# Host headers already found valid, with the settings they were judged by: Django's check cost
+# a cached hit 37 µs on the 2-core bench machine, this lookup 6 µs. Only valid ones are kept.
+_valid_hosts: set = set()
+
+
+def _host_check(request) -> None:
+    """The Host header first: a refused host gets 400 before anything is looked up or started
+    (a job's status URL is built from it)."""
+    meta = request.META
+    ident = (meta.get("HTTP_HOST"), meta.get("HTTP_X_FORWARDED_HOST"), meta.get("SERVER_NAME"),
+             meta.get("SERVER_PORT"), id(settings.ALLOWED_HOSTS), settings.USE_X_FORWARDED_HOST)
+    if ident in _valid_hosts:
+        return
+    try:
+        request.get_host()
+    except DisallowedHost:
+        raise HostNotAllowedError() from None
+    if len(_valid_hosts) >= 256:
+        _valid_hosts.clear()
+    _valid_hosts.add(ident)
 
 
 def _render(request, source, path):

@@ -99,6 +99,8 @@ def source_update(*, source: Source, operator: bool = False, editable: set | Non
 
 
 def source_delete(*, source: Source) -> None:
+    """The source and its rows; its stored objects (renders, cutouts, marks) follow once the
+    delete is committed, through the delete signal rendering subscribes to."""
     source.delete()
 
 

@@ -132,6 +132,30 @@ class TestJobsPurgePrewarm:
         refused = api.post("/api/v1/prewarm", {"source": source.slug, "paths": ["astronaut.jpg"]}, format="json")
         assert refused.status_code == 403 and refused.json()["error"]["code"] == "bg_remove_not_enabled"
 
+    def test_a_refused_prewarm_starts_no_job(self, api, source, settings):
+        """Every item is checked before any job exists: a 4xx answer has started nothing."""
+        off = Source.objects.create(account=source.account, slug="acme-off", kind="local", local_path="photos",
+                                    bg_remove="off")
+        ok_url = f"https://cdn.example/render/{source.slug}/astronaut.jpg?bg-remove=true"
+        cases = [
+            ({"urls": [ok_url, f"https://cdn.example/render/{off.slug}/astronaut.jpg"]}, 403, "bg_remove_not_enabled"),
+            ({"urls": [ok_url, "https://cdn.example/render/nobody/astronaut.jpg"]}, 404, "not_found"),
+            ({"urls": [ok_url, "https://cdn.example/elsewhere/astronaut.jpg"]}, 400, "bad_url"),
+            ({"source": source.slug, "paths": ["astronaut.jpg", "../outside.jpg"]}, 400, "bad_path"),
+        ]
+        for body, status, code in cases:
+            response = api.post("/api/v1/prewarm", body, format="json")
+            assert (response.status_code, response.json()["error"]["code"]) == (status, code), body
+        assert BgRemoveJob.objects.count() == 0
+        # Admission refusing every item: its 429, and still no job.
+        settings.BG_REMOVE_MAX_PENDING = 0
+        full = api.post("/api/v1/prewarm", {"source": source.slug, "paths": ["astronaut.jpg", "chelsea.png"]},
+                        format="json")
+        assert full.status_code == 429 and full["Retry-After"] and BgRemoveJob.objects.count() == 0
+        settings.BG_REMOVE_MAX_PENDING = 500
+        assert api.post("/api/v1/prewarm", {"urls": [ok_url]}, format="json").status_code == 202
+        assert BgRemoveJob.objects.count() == 1
+
     def test_jobs_list_filters_and_cursor(self, api, source):
         for i in range(5):
             BgRemoveJob.objects.create(source=source, path=f"{i}.jpg", model="u2netp",

@@ -2,12 +2,10 @@
 
 from PIL import Image
 
-from ..params import MAX_DIMENSION, RenderParams
+from ..params import HORIZONTAL_ALIGNS, MAX_DIMENSION, VERTICAL_ALIGNS, RenderParams
 from .resize import fit_apply
 
 Point = tuple[int, int]
-HORIZONTAL = {"left", "center", "right"}
-VERTICAL = {"top", "middle", "bottom"}
 
 
 def mark_apply(image: Image.Image, mark: Image.Image | None, params: RenderParams) -> Image.Image:
@@ -74,8 +72,8 @@ def _aligned(base: Point, size: Point, params: RenderParams) -> Point:
     """mark-align and mark-pad; an axis the align list does not name keeps its default
     (right, bottom), so `mark-align=top` means top right."""
     pad = params.mark_pad
-    horizontal = next((a for a in params.mark_align if a in HORIZONTAL), "right")
-    vertical = next((a for a in params.mark_align if a in VERTICAL), "bottom")
+    horizontal = next((a for a in params.mark_align if a in HORIZONTAL_ALIGNS), "right")
+    vertical = next((a for a in params.mark_align if a in VERTICAL_ALIGNS), "bottom")
     x = {"left": pad, "center": (base[0] - size[0]) // 2, "right": base[0] - size[0] - pad}
     y = {"top": pad, "middle": (base[1] - size[1]) // 2, "bottom": base[1] - size[1] - pad}
     return (x[horizontal], y[vertical])

@@ -3,20 +3,18 @@
 import numpy as np
 from PIL import Image, ImageFilter
 
-from ..params import MAX_DIMENSION, Dim, RenderParams
+from ..params import MAX_DIMENSION, SMART_CROPS, TRANSPARENT_WHITE, Dim, RenderParams
 
 Box = tuple[int, int]
 Window = tuple[float, float, float, float]
 
 DEFAULTS = RenderParams()
-TRANSPARENT_WHITE = (255, 255, 255, 0)  # imgix's default fill, `0FFF`: white once flattened.
 # Pillow first shrinks by whole-pixel steps while the image is over 3× the target: fast, same look.
 REDUCING_GAP = 3.0
 # entropy/edges are measured on a thumbnail: the choice of window does not need full resolution.
 MEASURE_SIZE = 128
 BLUR_SIZE = 256  # The long side a blurred fill is computed at before it is scaled to the canvas.
 ENTROPY_BINS = 32
-SMART_CROPS = ("focalpoint", "entropy", "edges")  # "faces" has no detector: it falls through.
 
 
 # --- Public stages ----------------------------------------------------------------------------------

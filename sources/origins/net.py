@@ -22,17 +22,78 @@ from .base import (
     read_capped,
 )
 
-# NAT64 (RFC 6052 and RFC 8215) embeds an IPv4 address in the last 32 bits.
-_NAT64 = [ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48")]
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
+# Never a destination, whatever Python's `is_global` says: site-local (deprecated, RFC 3879),
+# discard-only (RFC 6666), documentation (RFC 3849, RFC 9637).
+_REFUSED_V6 = [ipaddress.ip_network(net) for net in ("fec0::/10", "100::/64", "2001:db8::/32", "3fff::/20")]
+# IPv6 forms that carry an IPv4 address; each is judged by the address it carries.
+_V4_COMPATIBLE = ipaddress.ip_network("::/96")  # ::a.b.c.d (RFC 4291 §2.5.5.1, deprecated)
+_V4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # ::ffff:0:a.b.c.d (RFC 2765 SIIT)
+_NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: the IPv4 bits are the last 32.
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215: any RFC 6052 prefix length below it.
+# 6to4 (2002::/16, RFC 3056) and Teredo (2001::/32, RFC 4380: server and obfuscated client) are
+# decoded by the ipaddress module itself (`sixtofour`, `teredo`).
+# RFC 6052 §2.2: where the 32 IPv4 bits sit for each prefix length (byte 8, bits 64–71, is
+# always skipped). A /48 prefix puts them in bytes 6–7 and 9–10, not in the last 32 bits.
+# Only the lengths a prefix inside 64:ff9b:1::/48 can have are listed.
+_RFC6052_V4_BYTES = {48: (6, 7, 9, 10), 56: (7, 9, 10, 11), 64: (9, 10, 11, 12), 96: (12, 13, 14, 15)}
+
+
+def _rfc6052_v4(ip: ipaddress.IPv6Address, prefix_length: int) -> ipaddress.IPv4Address:
+    packed = ip.packed
+    return ipaddress.IPv4Address(bytes(packed[i] for i in _RFC6052_V4_BYTES[prefix_length]))
+
+
+def _nat64_local_v4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """64:ff9b:1::/48 takes any RFC 6052 prefix length from 48 to 96, chosen by its operator:
+    every reading the address is well formed for (octet 8 zero, suffix zero) is judged; the /96
+    reading always is, unless it is 0.0.0.0 behind a shorter well-formed one."""
+    packed = ip.packed
+    lengths = [length for length, suffix in ((48, 11), (56, 12), (64, 13))
+               if packed[8] == 0 and not any(packed[suffix:])]
+    if not lengths or any(packed[12:]):
+        lengths.append(96)
+    return [_rfc6052_v4(ip, length) for length in lengths]
+
+
+def _isatap_v4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address of an ISATAP interface id (RFC 5214: `[02]00:5efe:a.b.c.d`), any prefix."""
+    packed = ip.packed
+    if packed[8] & 0xFC == 0 and packed[9:12] == b"\x00\x5e\xfe":
+        return ipaddress.IPv4Address(packed[12:])
+    return None
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address] | None:
+    """The IPv4 addresses an IPv6 address of a transition prefix stands for (all must be
+    allowed), or None when its prefix is not one of those."""
+    if ip.ipv4_mapped is not None:
+        return [ip.ipv4_mapped]
+    if ip in _V4_TRANSLATED or ip in _NAT64_WELL_KNOWN:
+        return [_rfc6052_v4(ip, 96)]
+    if ip in _NAT64_LOCAL:
+        return _nat64_local_v4(ip)
+    if ip.sixtofour is not None:
+        return [ip.sixtofour]
+    if ip.teredo is not None:
+        return list(ip.teredo)
+    if ip in _V4_COMPATIBLE and int(ip) > 1:  # Not :: (unspecified) nor ::1 (loopback).
+        return [_rfc6052_v4(ip, 96)]
+    return None
 
 
 def address_allowed(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return address_allowed(ip.ipv4_mapped)
-        if any(ip in net for net in _NAT64):
-            return address_allowed(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        embedded = embedded_ipv4(ip)
+        if embedded is not None:
+            # Judged by what it reaches: the transition prefix itself says nothing.
+            return all(address_allowed(v4) for v4 in embedded)
+        if any(ip in net for net in _REFUSED_V6):
+            return False
+        # An ISATAP interface id may sit under any prefix: both must be allowed.
+        isatap = _isatap_v4(ip)
+        if isatap is not None and not address_allowed(isatap):
+            return False
     if ip.is_loopback:
         return bool(settings.ORIGIN_ALLOW_LOOPBACK)
     if isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT:
