@@ -97,25 +97,64 @@ def tiff_huge_header() -> bytes:
 
 
 def tiff_huge_tiles() -> bytes:
-    """A 64×64 tiled TIFF whose tiles say 65536×65536 each: one tile is 4 gigapixels of buffer."""
-    data = _encode(Image.new("L", (64, 64)), "TIFF", tile=(64, 64)) if _tiff_tiles_supported() else None
-    if data is None:
-        raise RuntimeError("Pillow cannot write tiled TIFF")
-    return _tiff_set(data, {322: 65536, 323: 65536})
+    """A 64×64 deflate TIFF whose one tile says 65536×65536: libtiff allocates a 4-gigapixel tile."""
+    body = zlib.compress(bytes(4096))
+    return _tiff({256: 64, 257: 64, 258: 8, 259: 8, 262: 1, 277: 1, 322: 65536, 323: 65536,
+                  324: 8, 325: len(body)}, body)
+
+
+def _tiff(tags: dict[int, int | tuple[int, ...]], body: bytes) -> bytes:
+    """A little-endian TIFF: the body at offset 8, then one IFD of LONG tags (arrays after it)."""
+    ifd = 8 + len(body) + len(body) % 2
+    arrays_at = ifd + 2 + 12 * len(tags) + 4
+    entries, arrays = b"", b""
+    for tag, value in sorted(tags.items()):
+        if isinstance(value, tuple) and len(value) > 1:
+            entries += struct.pack("<HHII", tag, 4, len(value), arrays_at + len(arrays))
+            arrays += struct.pack(f"<{len(value)}I", *value)
+        else:
+            entries += struct.pack("<HHII", tag, 4, 1, value[0] if isinstance(value, tuple) else value)
+    return (b"II*\x00" + struct.pack("<I", ifd) + body + bytes(len(body) % 2)
+            + struct.pack("<H", len(tags)) + entries + bytes(4) + arrays)
+
+
+def tiff_tiled(tile: int = 64) -> bytes:
+    """A valid 64×64 grey deflate TIFF in one tile of `tile`×`tile`."""
+    body = zlib.compress(bytes(range(256)) * (tile * tile // 256))
+    return _tiff({256: 64, 257: 64, 258: 8, 259: 8, 262: 1, 277: 1, 322: tile, 323: tile,
+                  324: 8, 325: len(body)}, body)
+
+
+def tiff_many_strips() -> bytes:
+    """A 16×1000000 TIFF of one-row strips: a million strips, each a decoder call (8 MB of offsets)."""
+    rows = 1_000_000
+    body = bytes(16)
+    return _tiff({256: 16, 257: rows, 258: 8, 259: 1, 262: 1, 277: 1, 278: 1,
+                  273: (8,) * rows, 279: (16,) * rows}, body)
+
+
+def bmp_huge_header() -> bytes:
+    """A BMP whose header says 100000×100000 at 24 bits."""
+    data = _encode(Image.new("RGB", (4, 4)), "BMP")
+    return data[:18] + struct.pack("<ii", 100_000, 100_000) + data[26:]
+
+
+def avif_huge_header() -> bytes:
+    """An AVIF whose image spatial extents (ispe) say 10000×10000 (100 megapixels)."""
+    data = _encode(Image.new("RGB", (16, 16), "red"), "AVIF")
+    at = data.index(b"ispe") + 8
+    return data[:at] + struct.pack(">II", 10_000, 10_000) + data[at + 8:]
+
+
+def heic() -> bytes:
+    """The start of an HEIC file (ftyp heic): an image format we do not decode."""
+    return struct.pack(">I", 24) + b"ftypheic" + bytes(4) + b"mif1heic" + bytes(64)
 
 
 def tiff_many_pages() -> bytes:
     """A TIFF of 100 pages (1000×1000 each); only the first is decoded."""
     pages = [Image.new("L", (1000, 1000), i % 256) for i in range(100)]
     return _encode(pages[0], "TIFF", save_all=True, append_images=pages[1:], compression="tiff_deflate")
-
-
-def _tiff_tiles_supported() -> bool:
-    try:
-        _encode(Image.new("L", (32, 32)), "TIFF", tile=(16, 16))
-    except (TypeError, OSError, ValueError):
-        return False
-    return True
 
 
 def _tiff_set(data: bytes, values: dict[int, int]) -> bytes:
@@ -189,6 +228,45 @@ def jpeg_many_scans(scans: int = 5000, size: int = 2048) -> bytes:
     data = _encode(Image.new("RGB", (size, size), (90, 140, 200)), "JPEG", progressive=True)
     head, last = _jpeg_last_scan(data)
     return head + last * max(1, scans - data.count(b"\xff\xda") + 1) + b"\xff\xd9"
+
+
+def jpeg_many_segments() -> bytes:
+    """A 16×16 JPEG with 2.7 million empty comment segments before its frame (11 MB)."""
+    data = _encode(Image.new("RGB", (16, 16)), "JPEG")
+    return data[:2] + b"\xff\xfe\x00\x02" * 2_750_000 + data[2:]
+
+
+def png_many_chunks() -> bytes:
+    """A 16×16 PNG with 900 000 empty private chunks before its data (11 MB)."""
+    data = _encode(Image.new("RGB", (16, 16)), "PNG")
+    return data[:33] + _png_chunk(b"quUx", b"") * 900_000 + data[33:]
+
+
+def gif_many_blocks() -> bytes:
+    """A 16×16 GIF with 2.2 million one-byte extensions before its first frame (11 MB)."""
+    data = b"GIF89a" + _encode(Image.new("P", (16, 16)), "GIF")[6:]
+    at = data.rindex(b"\x2c\x00\x00\x00\x00")
+    return data[:at] + b"\x21\xf0\x01\x00\x00" * 2_200_000 + data[at:]
+
+
+def jpeg_progressive_at_limits() -> bytes:
+    """The worst JPEG still allowed: 49 megapixels, progressive, ORIGIN_MAX_JPEG_SCANS (32) scans."""
+    return jpeg_many_scans(scans=32, size=7000)
+
+
+def jpeg_cmyk_progressive_at_ceiling() -> bytes:
+    """A progressive 4:4:4 CMYK JPEG of 49 megapixels: libjpeg holds all its coefficients."""
+    return _encode(Image.new("CMYK", (7000, 7000), (10, 20, 30, 40)), "JPEG", progressive=True, subsampling=0)
+
+
+def webp_at_ceiling() -> bytes:
+    """A still WebP of 25 megapixels: the most a WebP may have (it counts twice)."""
+    return _encode(Image.new("RGB", (5000, 5000), "teal"), "WEBP", lossless=True)
+
+
+def webp_over_ceiling() -> bytes:
+    """A still WebP of 36 megapixels: under ORIGIN_MAX_PIXELS, over it once counted twice."""
+    return _encode(Image.new("RGB", (6000, 6000), "teal"), "WEBP", lossless=True)
 
 
 def jpeg_huge_icc() -> bytes:
@@ -295,6 +373,10 @@ HOSTILE: dict[str, Callable[[], bytes]] = {
     "tiff_huge_header": tiff_huge_header,
     "tiff_huge_tiles": tiff_huge_tiles,
     "tiff_many_pages": tiff_many_pages,
+    "tiff_many_strips": tiff_many_strips,
+    "bmp_huge_header": bmp_huge_header,
+    "avif_huge_header": avif_huge_header,
+    "heic": heic,
     "ico_huge_png": ico_huge_png,
     "icns_huge_png": icns_huge_png,
     "psd_huge": psd_huge,
@@ -303,6 +385,13 @@ HOSTILE: dict[str, Callable[[], bytes]] = {
     "svg": svg,
     "pdf": pdf,
     "jpeg_many_scans": jpeg_many_scans,
+    "jpeg_many_segments": jpeg_many_segments,
+    "png_many_chunks": png_many_chunks,
+    "gif_many_blocks": gif_many_blocks,
+    "jpeg_progressive_at_limits": jpeg_progressive_at_limits,
+    "jpeg_cmyk_progressive_at_ceiling": jpeg_cmyk_progressive_at_ceiling,
+    "webp_at_ceiling": webp_at_ceiling,
+    "webp_over_ceiling": webp_over_ceiling,
     "jpeg_huge_icc": jpeg_huge_icc,
     "jpeg_absurd_exif": jpeg_absurd_exif,
     "png_ztxt_bomb": png_ztxt_bomb,
@@ -328,6 +417,10 @@ EXPECTED: dict[str, tuple[int, str | None]] = {
     "tiff_huge_header": (422, "too_many_pixels"),
     "tiff_huge_tiles": (422, "too_many_pixels"),
     "tiff_many_pages": (200, None),
+    "tiff_many_strips": (422, "too_many_segments"),
+    "bmp_huge_header": (422, "too_many_pixels"),
+    "avif_huge_header": (422, "too_many_pixels"),
+    "heic": (415, "unsupported_image_type"),
     "ico_huge_png": (415, "unsupported_image_type"),
     "icns_huge_png": (415, "unsupported_image_type"),
     "psd_huge": (415, "unsupported_image_type"),
@@ -336,6 +429,13 @@ EXPECTED: dict[str, tuple[int, str | None]] = {
     "svg": (415, "unsupported_image_type"),
     "pdf": (422, "not_an_image"),
     "jpeg_many_scans": (422, "too_many_scans"),
+    "jpeg_many_segments": (422, "too_many_segments"),
+    "png_many_chunks": (422, "too_many_segments"),
+    "gif_many_blocks": (422, "too_many_segments"),
+    "jpeg_progressive_at_limits": (200, None),
+    "jpeg_cmyk_progressive_at_ceiling": (200, None),
+    "webp_at_ceiling": (200, None),
+    "webp_over_ceiling": (422, "too_many_pixels"),
     "jpeg_huge_icc": (200, None),
     "jpeg_absurd_exif": (200, None),
     "png_ztxt_bomb": (422, "not_an_image"),
