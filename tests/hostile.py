@@ -275,10 +275,10 @@ def jpeg_huge_icc() -> bytes:
 
 
 def jpeg_absurd_exif() -> bytes:
-    """A JPEG whose EXIF IFD has 5000 entries, each pointing at the whole EXIF block."""
+    """A JPEG whose EXIF IFD has 5000 entries, each claiming half the EXIF block as its value."""
     count = 5000
     size = 8 + 2 + 12 * count + 4
-    entries = b"".join(struct.pack(">HHII", 0x9000 + i, 7, size - 8, 8) for i in range(count))
+    entries = b"".join(struct.pack(">HHII", 0x9000 + i, 7, (size - 8) // 2, 8) for i in range(count))
     exif = b"MM\x00*" + struct.pack(">I", 8) + struct.pack(">H", count) + entries + bytes(4)
     return _encode(Image.new("RGB", (64, 64), "white"), "JPEG", exif=b"Exif\x00\x00" + exif)
 
