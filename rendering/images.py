@@ -12,9 +12,10 @@ from PIL import Image, ImageCms, ImageFile
 from config.exceptions import ServiceError
 
 # The formats the contract decodes, each read by exactly one Pillow plugin: never "whatever Pillow
-# opens". Animated and multi-page files give their first frame or page only.
-DECODERS = {"jpeg": "JPEG", "png": "PNG", "gif": "GIF", "webp": "WEBP", "tiff": "TIFF", "bmp": "BMP",
-            "avif": "AVIF"}
+# opens". Animated and multi-page files give their first frame or page only. Not AVIF: Pillow
+# gives libavif no size limit, and the AV1 frame may be far bigger than the size the container
+# states (a file saying 16×16 decodes a 64-megapixel frame), so no header check can bound it.
+DECODERS = {"jpeg": "JPEG", "png": "PNG", "gif": "GIF", "webp": "WEBP", "tiff": "TIFF", "bmp": "BMP"}
 
 SIGNATURES = [
     (b"\xff\xd8\xff", "jpeg"),
@@ -164,7 +165,7 @@ def image_decode(data: bytes, *, at_least: tuple[int, int] | None = None) -> Ima
         raise NotAnImageError()
     if kind not in DECODERS:
         raise UnsupportedImageTypeError(
-            f"{kind.upper()} origins are not supported; use JPEG, PNG, WebP, GIF, AVIF, TIFF or BMP."
+            f"{kind.upper()} origins are not supported; use JPEG, PNG, WebP, GIF, TIFF or BMP."
         )
     image_check_structure(data, kind)
     limit = settings.ORIGIN_MAX_PIXELS
@@ -216,7 +217,6 @@ def image_check_structure(data: bytes, kind: str) -> None:
     """The header's size against the ceiling, and what pixel counts do not bound (JPEG scans and
     segments, PNG chunks, GIF blocks), read from the bytes before Pillow parses anything.
 
-    AVIF sizes are read by libavif's parser, which allocates no pixels (image_check_pixels).
     """
     if kind == "jpeg":
         _jpeg_check(data)
@@ -242,8 +242,7 @@ def image_check_structure(data: bytes, kind: str) -> None:
 
 
 def image_check_pixels(image: Image.Image) -> None:
-    """The ceiling again on the size Pillow read: the only check for AVIF (its size is in the ispe
-    box), a second one for the rest."""
+    """The ceiling again on the size Pillow read, behind the checks on the bytes."""
     _pixels_check(*image.size)
 
 

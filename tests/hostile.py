@@ -139,11 +139,12 @@ def bmp_huge_header() -> bytes:
     return data[:18] + struct.pack("<ii", 100_000, 100_000) + data[26:]
 
 
-def avif_huge_header() -> bytes:
-    """An AVIF whose image spatial extents (ispe) say 10000×10000 (100 megapixels)."""
-    data = _encode(Image.new("RGB", (16, 16), "red"), "AVIF")
+def avif_frame_bigger_than_header() -> bytes:
+    """An AVIF whose container (ispe) says 16×16 around a 4000×4000 AV1 frame: libavif decodes
+    the whole frame, so no header check bounds an AVIF."""
+    data = _encode(Image.new("RGB", (4000, 4000), "red"), "AVIF", speed=10, subsampling="4:4:4")
     at = data.index(b"ispe") + 8
-    return data[:at] + struct.pack(">II", 10_000, 10_000) + data[at + 8:]
+    return data[:at] + struct.pack(">II", 16, 16) + data[at + 8:]
 
 
 def heic() -> bytes:
@@ -375,7 +376,7 @@ HOSTILE: dict[str, Callable[[], bytes]] = {
     "tiff_many_pages": tiff_many_pages,
     "tiff_many_strips": tiff_many_strips,
     "bmp_huge_header": bmp_huge_header,
-    "avif_huge_header": avif_huge_header,
+    "avif_frame_bigger_than_header": avif_frame_bigger_than_header,
     "heic": heic,
     "ico_huge_png": ico_huge_png,
     "icns_huge_png": icns_huge_png,
@@ -419,7 +420,7 @@ EXPECTED: dict[str, tuple[int, str | None]] = {
     "tiff_many_pages": (200, None),
     "tiff_many_strips": (422, "too_many_segments"),
     "bmp_huge_header": (422, "too_many_pixels"),
-    "avif_huge_header": (422, "too_many_pixels"),
+    "avif_frame_bigger_than_header": (415, "unsupported_image_type"),
     "heic": (415, "unsupported_image_type"),
     "ico_huge_png": (415, "unsupported_image_type"),
     "icns_huge_png": (415, "unsupported_image_type"),
