@@ -1,6 +1,7 @@
 """Decoding origin bytes safely: type by content, pixel ceiling before decode, fidelity to sRGB."""
 
 import io
+import os
 import re
 import struct
 import warnings
@@ -233,6 +234,10 @@ def image_check_structure(data: bytes, kind: str) -> None:
             _pixels_check(*size, weight=2)
     elif kind == "tiff":
         _tiff_check(data)
+        # JPEG-compressed strips and tiles are decoded by libtiff, whose only knob on scans is this
+        # variable (read each time it sets up a JPEG strip; its own default is 100). It refuses the
+        # scan numbered at the limit, hence the + 1.
+        os.environ["LIBTIFF_JPEG_MAX_ALLOWED_SCAN_NUMBER"] = str(settings.ORIGIN_MAX_JPEG_SCANS + 1)
     elif kind == "bmp" and len(data) >= 26:
         if int.from_bytes(data[14:18], "little") == 12:  # OS/2 header: 16-bit sizes.
             _pixels_check(int.from_bytes(data[18:20], "little"), int.from_bytes(data[20:22], "little"))

@@ -270,6 +270,15 @@ def webp_over_ceiling() -> bytes:
     return _encode(Image.new("RGB", (6000, 6000), "teal"), "WEBP", lossless=True)
 
 
+def tiff_jpeg_many_scans(scans: int = 3000, size: int = 2048) -> bytes:
+    """A grey TIFF whose one strip is a progressive JPEG of `scans` scans (libtiff decodes it)."""
+    data = _encode(Image.new("L", (size, size), 90), "JPEG", progressive=True)
+    head, last = _jpeg_last_scan(data)
+    jpeg = head + last * max(1, scans - data.count(b"\xff\xda") + 1) + b"\xff\xd9"
+    return _tiff({256: size, 257: size, 258: 8, 259: 7, 262: 1, 277: 1, 278: size, 273: 8,
+                  279: len(jpeg)}, jpeg)
+
+
 def jpeg_huge_icc() -> bytes:
     """A JPEG carrying an 8 MB ICC profile (in 128 APP2 chunks) of junk."""
     return _encode(Image.new("RGB", (64, 64), (200, 100, 50)), "JPEG", icc_profile=bytes(8_000_000))
@@ -386,6 +395,7 @@ HOSTILE: dict[str, Callable[[], bytes]] = {
     "svg": svg,
     "pdf": pdf,
     "jpeg_many_scans": jpeg_many_scans,
+    "tiff_jpeg_many_scans": tiff_jpeg_many_scans,
     "jpeg_many_segments": jpeg_many_segments,
     "png_many_chunks": png_many_chunks,
     "gif_many_blocks": gif_many_blocks,
@@ -430,6 +440,7 @@ EXPECTED: dict[str, tuple[int, str | None]] = {
     "svg": (415, "unsupported_image_type"),
     "pdf": (422, "not_an_image"),
     "jpeg_many_scans": (422, "too_many_scans"),
+    "tiff_jpeg_many_scans": (422, "not_an_image"),
     "jpeg_many_segments": (422, "too_many_segments"),
     "png_many_chunks": (422, "too_many_segments"),
     "gif_many_blocks": (422, "too_many_segments"),

@@ -166,6 +166,14 @@ def test_jpeg_scan_limit_default_is_exact():
         image_decode(hostile.jpeg_many_scans(scans=33, size=64))
 
 
+def test_jpeg_scan_limit_holds_inside_tiff_strips_too(settings):
+    settings.ORIGIN_MAX_JPEG_SCANS = 12
+    decoded = image_decode(hostile.tiff_jpeg_many_scans(scans=12, size=64))
+    assert decoded.size == (64, 64) and decoded.getpixel((3, 3))[0] in range(85, 96)
+    with pytest.raises(NotAnImageError):
+        image_decode(hostile.tiff_jpeg_many_scans(scans=13, size=64))
+
+
 def test_scans_of_an_embedded_thumbnail_do_not_count(settings):
     settings.ORIGIN_MAX_JPEG_SCANS = 1
     thumbnail = encode(Image.new("RGB", (16, 16)), "JPEG", progressive=True)
