@@ -101,8 +101,8 @@ JPEG_MAX_SEGMENTS = 4096  # Real files: 10–300 (APP2 carries an ICC profile in
 PNG_MAX_CHUNKS = 20_000  # libpng writes 8 kB IDAT chunks: 1 500 for a 12 MB file.
 GIF_MAX_BLOCKS = 10_000  # Extension sub-blocks before the first frame (XMP takes a few hundred).
 TIFF_MAX_TILES = 100_000  # Strips or tiles of the first page: 16×16 tiles of 50 megapixels is 200 000.
-# Pillow decodes everything but JPEG in Pillow's own error types; these are what its parsers raise
-# on a malformed header or body.
+# What Pillow's parsers and decoders raise on a malformed header or body: each is the client's file,
+# never a 5xx.
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, KeyError, TypeError,
                  struct.error, ZeroDivisionError, OverflowError)
 # Markers inside entropy-coded JPEG data: 0xFF then anything but stuffing (00), restarts (D0–D7), fill (FF).
@@ -215,10 +215,9 @@ def image_decode(data: bytes, *, at_least: tuple[int, int] | None = None) -> Ima
 
 
 def image_check_structure(data: bytes, kind: str) -> None:
-    """The header's size against the ceiling, and what pixel counts do not bound (JPEG scans and
-    segments, PNG chunks, GIF blocks), read from the bytes before Pillow parses anything.
-
-    """
+    """The header's size against the ceiling (JPEG, PNG, GIF, WebP, TIFF, BMP), and what pixel
+    counts do not bound (JPEG scans and segments, PNG chunks, GIF blocks, TIFF strips and tiles,
+    RLE bitmaps), read from the bytes before Pillow parses anything."""
     if kind == "jpeg":
         _jpeg_check(data)
     elif kind == "png" and len(data) >= 24:
