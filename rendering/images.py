@@ -235,8 +235,11 @@ def image_check_structure(data: bytes, kind: str) -> None:
         _tiff_check(data)
         # JPEG-compressed strips and tiles are decoded by libtiff, whose only knob on scans is this
         # variable (read each time it sets up a JPEG strip; its own default is 100). It refuses the
-        # scan numbered at the limit, hence the + 1.
-        os.environ["LIBTIFF_JPEG_MAX_ALLOWED_SCAN_NUMBER"] = str(settings.ORIGIN_MAX_JPEG_SCANS + 1)
+        # scan numbered at the limit, hence the + 1. Set only when it changes: setenv is not
+        # thread-safe against the getenv of a decode running in another thread.
+        scans = str(settings.ORIGIN_MAX_JPEG_SCANS + 1)
+        if os.environ.get("LIBTIFF_JPEG_MAX_ALLOWED_SCAN_NUMBER") != scans:
+            os.environ["LIBTIFF_JPEG_MAX_ALLOWED_SCAN_NUMBER"] = scans
     elif kind == "bmp" and len(data) >= 26:
         if int.from_bytes(data[14:18], "little") == 12:  # OS/2 header: 16-bit sizes.
             _pixels_check(int.from_bytes(data[18:20], "little"), int.from_bytes(data[20:22], "little"))
