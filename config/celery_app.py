@@ -23,10 +23,19 @@ def _make_broker_folders(sender, **kwargs):
             Path(folder).mkdir(parents=True, exist_ok=True)
 
 
+def _runs_jobs() -> bool:
+    # The `webhooks` process (-Q <queue>-webhooks,<queue>-usage) never runs the model: it neither
+    # needs the files nor spends a model's memory. `-Q` is applied before these signals fire.
+    return app.conf.task_default_queue in app.amqp.queues.consume_from
+
+
 @worker_init.connect
 def _check_models(**kwargs):
     # Fail fast: a worker without its model files would accept jobs it cannot run.
     from django.conf import settings
+
+    if not _runs_jobs():
+        return
 
     from rendering.operations.bg_remove import models_missing, provision_hint
 
@@ -47,5 +56,7 @@ def _load_models(**kwargs):
 
     from rendering.operations.bg_remove import session_get
 
+    if not _runs_jobs():
+        return
     for name in settings.BG_REMOVE_MODELS:
         session_get(name)

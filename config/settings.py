@@ -176,6 +176,15 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", "cutout")
+# Queues per concern, named after the job queue (so per-run test queues keep apart): a slow or
+# silent webhook receiver, or a usage run, never waits behind cutouts or holds a cutout worker.
+# The `worker` process consumes only the job queue; the `webhooks` process the other two.
+CELERY_WEBHOOK_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-webhooks"
+CELERY_USAGE_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-usage"
+CELERY_TASK_ROUTES = {
+    "rendering.tasks.webhook_deliver": {"queue": CELERY_WEBHOOK_QUEUE},
+    "rendering.tasks.usage_persist_run": {"queue": CELERY_USAGE_QUEUE},
+}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Publishing must fail fast when the broker is down, so the request can answer 503.
 CELERY_BROKER_TRANSPORT_OPTIONS.setdefault("max_retries", 2)
@@ -187,7 +196,8 @@ CELERY_BEAT_SCHEDULE = {
     "usage-persist": {
         "task": "rendering.tasks.usage_persist_run",
         "schedule": float(USAGE_PERSIST_SECONDS),
-        # Behind a long bg-remove job, a late run is dropped: the next one moves the same counts.
+        # Its own queue (CELERY_USAGE_QUEUE) keeps it from waiting behind cutouts; a run still late
+        # (the webhooks process down) is dropped: the next one moves the same counts.
         "options": {"expires": USAGE_PERSIST_SECONDS},
     },
 }

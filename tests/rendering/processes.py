@@ -1,0 +1,59 @@
+"""Processes of platform/Procfile started as honcho would, for tests that need more than one worker."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import ROOT, WorkerProcess, stop_process
+
+PROCFILE = ROOT / "platform" / "Procfile"
+
+
+def procfile_line(name: str) -> str:
+    for raw in PROCFILE.read_text().splitlines():
+        key, _, command = raw.partition(":")
+        if key.strip() == name:
+            return command.strip()
+    raise KeyError(name)
+
+
+def start_procfile_process(name: str, env_overrides: dict, log_path: Path, *, ready_timeout: float = 90,
+                           ready_marker: str = " ready.") -> WorkerProcess:
+    """The Procfile's `name` line run by /bin/sh (it uses ${VAR:-default}), the venv first on PATH."""
+    env = {**os.environ, **env_overrides}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    log = log_path.open("wb")
+    proc = subprocess.Popen(["/bin/sh", "-c", f"exec {procfile_line(name)}"], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    process = WorkerProcess(proc, log_path)
+    deadline = time.monotonic() + ready_timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}:\n{process.log()}")
+        if ready_marker in process.log():
+            return process
+        time.sleep(0.2)
+    stop_process(proc)
+    raise TimeoutError(f"{name} not ready in {ready_timeout}s:\n{process.log()}")
+
+
+def pool_children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def peak_rss_kib(pid: int) -> int:
+    """VmHWM: the process's peak resident set since it started."""
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError(pid)
+
+
+def rss_kib(pid: int) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(pid)
