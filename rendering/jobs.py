@@ -20,7 +20,7 @@ from config.exceptions import ServiceError, ServiceUnavailableError
 from sources.models import Source
 from sources.origins import OriginError, origin_for
 
-from .admission import bg_remove_admit, bg_remove_count
+from .admission import bg_remove_admission_lock, bg_remove_admit, bg_remove_count
 from .images import image_check_bg_removable, image_decode
 from .metrics import INFERENCES, JOB_SECONDS, JOBS, ORIGIN_ERRORS
 from .models import BgRemoveJob
@@ -56,19 +56,24 @@ class JobFailedError(ServiceError):
 def bg_remove_job_ensure(*, source: Source, path: str, model: str, refinement: str = "none") -> BgRemoveJob:
     """The image's job, created and enqueued by the first request only.
 
-    The unique constraint decides between concurrent first requests: one insert wins and
-    enqueues; the others read the winner's row. New work passes admission first (429).
+    New work passes admission (429) and is inserted under the admission lock, so the ceilings
+    hold under parallel first requests; of concurrent first requests for one image, the first
+    inserts and enqueues, the others read its row (the unique constraint stays the last word).
     """
     identity = {"source": source, "path": path, "model": model, "refinement": refinement}
     job = BgRemoveJob.objects.filter(**identity).first()
     if job is None:
-        bg_remove_admit(account=source.account)
         try:
             with transaction.atomic():
+                bg_remove_admission_lock()
+                job = BgRemoveJob.objects.filter(**identity).first()
+                if job is not None:
+                    return job  # Another request's, committed while this one waited for the lock.
+                bg_remove_admit(account=source.account)
                 job = BgRemoveJob.objects.create(**identity, enqueued_at=timezone.now())
+                bg_remove_count(account=source.account)
         except IntegrityError:
             return BgRemoveJob.objects.get(**identity)
-        bg_remove_count(account=source.account)
         _enqueue(job)
         return job
 
@@ -76,8 +81,11 @@ def bg_remove_job_ensure(*, source: Source, path: str, model: str, refinement: s
     if job.status == Status.FAILED:
         # A failed job is tried again after a while, so a fixed origin file recovers unaided.
         if job.finished_at <= now - timedelta(seconds=settings.BG_REMOVE_FAILED_RETRY_AFTER):
-            bg_remove_admit(account=source.account)
-            if _requeue(job, Q(status=Status.FAILED, finished_at=job.finished_at)):
+            with transaction.atomic():
+                bg_remove_admission_lock()
+                bg_remove_admit(account=source.account)
+                requeued = _requeue(job, Q(status=Status.FAILED, finished_at=job.finished_at))
+            if requeued:
                 _enqueue(job)
     elif (job.status == Status.QUEUED and _enqueue_overdue(job, now)) or (
         job.status == Status.RUNNING and job.lease_expires_at and job.lease_expires_at <= now
