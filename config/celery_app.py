@@ -8,6 +8,9 @@ from celery import Celery
 from celery.signals import worker_init, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# Alpha matting (pymatting's numba kernels) runs in a forked child of the worker; numba's own
+# thread pool survives a fork, where GNU OpenMP's aborts the child. Read when numba is imported.
+os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
 
 app = Celery("cutout")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -4,7 +4,6 @@ import ctypes
 import hashlib
 import math
 import os
-import resource
 import select
 import signal
 import time
@@ -129,14 +128,15 @@ _PR_SET_PDEATHSIG = 1
 
 
 def _matting_in_child(image: Image.Image, mask: Image.Image, *, seconds: float, max_bytes: int) -> Image.Image:
-    """rembg's alpha_matting_cutout in a forked child, killed at the time budget and limited to
-    `max_bytes` more address space, so neither its CPU nor its memory outlives the budget (a
+    """rembg's alpha_matting_cutout in a forked child, killed at the time budget or once it holds
+    `max_bytes` of its own memory, so neither its CPU nor its memory outlives the budget (a
     thread could only be abandoned, running on and holding gigabytes after the job ended).
 
     os.fork, not multiprocessing: Celery's prefork pool processes are daemonic and may not have
     multiprocessing children, and a fresh interpreter would spend seconds importing pymatting.
-    The child only computes and writes its result to a pipe; the parent never runs the matting
-    kernels, so no thread pool of theirs is copied mid-flight.
+    The child only computes and writes its result to a pipe. Numba runs its parallel kernels on
+    its own `workqueue` threads (config/celery_app.py), which survive a fork; GNU OpenMP's would
+    abort the child.
     """
     from rembg.bg import alpha_matting_cutout
 
@@ -147,7 +147,6 @@ def _matting_in_child(image: Image.Image, mask: Image.Image, *, seconds: float, 
         try:
             os.close(read_end)
             ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # Dies with its worker.
-            _limit_address_space(max_bytes)
             try:
                 result = alpha_matting_cutout(image, mask, 240, 10, 10)
                 payload = b"K" + f"{result.mode}:{result.width}:{result.height}\n".encode() + result.tobytes()
@@ -166,8 +165,12 @@ def _matting_in_child(image: Image.Image, mask: Image.Image, *, seconds: float, 
         with os.fdopen(read_end, "rb", buffering=0) as pipe:
             while True:
                 left = deadline - time.monotonic()
-                if left <= 0 or not select.select([pipe], [], [], left)[0]:
+                if left <= 0:
                     raise _MattingTimeout()
+                if not select.select([pipe], [], [], min(left, 0.2))[0]:
+                    if _private_bytes(pid) > max_bytes:
+                        raise MemoryError("alpha matting went over its memory budget")
+                    continue
                 chunk = pipe.read(1 << 20)
                 if not chunk:
                     break
@@ -188,8 +191,12 @@ def _matting_in_child(image: Image.Image, mask: Image.Image, *, seconds: float, 
     raise MemoryError("alpha matting ran out of its memory budget")  # "M", or the child died.
 
 
-def _limit_address_space(extra: int) -> None:
-    # The child starts with its parent's mappings (the model, the libraries): it may add `extra`.
-    with open("/proc/self/status") as status:
-        size = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
-    resource.setrlimit(resource.RLIMIT_AS, (size + extra, size + extra))
+def _private_bytes(pid: int) -> int:
+    # What the child holds of its own: pages it wrote (not those still shared with its parent).
+    # Not an address-space rlimit: numba's and the libraries' reservations would exhaust that first.
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            return sum(int(line.split()[1]) * 1024 for line in rollup
+                       if line.startswith(("Private_Dirty:", "Private_Clean:")))
+    except (FileNotFoundError, ProcessLookupError):
+        return 0

@@ -1,7 +1,6 @@
 """Processes of platform/Procfile started as honcho would, for tests that need more than one worker."""
 
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -40,8 +39,19 @@ def start_procfile_process(name: str, env_overrides: dict, log_path: Path, *, re
 
 
 def pool_children(pid: int) -> list[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
+    """Live child processes of `pid`, read from /proc (so no `ps` of ours is among them)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = open(f"/proc/{entry}/stat").read()
+        except OSError:
+            continue
+        fields = stat.rpartition(")")[2].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(entry))
+    return sorted(found)
 
 
 def peak_rss_kib(pid: int) -> int:
