@@ -367,16 +367,16 @@ def _decode_for_inference(data: bytes) -> Image.Image:
     try:
         with Image.open(io.BytesIO(data)) as header:
             width, height = header.size
-            sideways = header.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8)
+            # A JPEG's EXIF is read from its header; other formats' (a PNG's eXIf) only on decode.
+            sideways = header.format == "JPEG" and header.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8)
     except (OSError, ValueError, Image.DecompressionBombError):
         raise NotAnImageError() from None
-    target = inference_size(width, height)
-    if target is None:
-        return image_decode(data)
-    if sideways:
-        target = (target[1], target[0])  # As displayed, which image_decode's at_least means.
-    image = image_decode(data, at_least=target)
-    if image.width * image.height > target[0] * target[1]:
+    hint = inference_size(width, height)
+    if hint is None or width * height > settings.ORIGIN_MAX_PIXELS:
+        return image_decode(data)  # Small enough, or refused by the pixel ceiling before any decode.
+    image = image_decode(data, at_least=hint[::-1] if sideways else hint)  # at_least is as displayed.
+    target = inference_size(image.width, image.height)
+    if target is not None:
         image = image.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
     return image
 

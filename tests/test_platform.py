@@ -738,7 +738,8 @@ def test_the_stacks_own_commands_and_health_checks_serve_a_cutout(tmp_path, sett
 
     from tests.factories import AccountFactory, SourceFactory
 
-    config = stack()
+    # The run's own queue, in the commands too (--queues), as platform/.env would set it for both.
+    config = stack(CELERY_QUEUE=settings.CELERY_TASK_DEFAULT_QUEUE)
     global_args, stages = dockerfile()
     port, var, bucket = free_port(), tmp_path / "var", f"platform-{os.getpid()}"
     origins = tmp_path / "origins"

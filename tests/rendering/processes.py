@@ -1,6 +1,7 @@
 """Processes of platform/Procfile started as honcho would, for tests that need more than one worker."""
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -67,3 +68,15 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError(pid)
+
+
+def purge_queues(*names: str) -> None:
+    """Drops what earlier tests of the run left in these queues: with the fair pick, any job
+    message runs whichever job is due, so a stale one could run this test's job."""
+    from django.conf import settings
+
+    from config.celery_app import app
+
+    with app.connection_for_write() as conn:
+        for name in names or (settings.CELERY_TASK_DEFAULT_QUEUE, settings.CELERY_WEBHOOK_QUEUE):
+            conn.default_channel.queue_purge(name)
