@@ -8,6 +8,9 @@ from celery import Celery
 from celery.signals import worker_init, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# Alpha matting (pymatting's numba kernels) runs in a forked child of the worker; numba's own
+# thread pool survives a fork, where GNU OpenMP's aborts the child. Read when numba is imported.
+os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
 
 app = Celery("cutout")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -23,10 +26,19 @@ def _make_broker_folders(sender, **kwargs):
             Path(folder).mkdir(parents=True, exist_ok=True)
 
 
+def _runs_jobs() -> bool:
+    # The `webhooks` process (-Q <queue>-webhooks,<queue>-usage) never runs the model: it neither
+    # needs the files nor spends a model's memory. `-Q` is applied before these signals fire.
+    return app.conf.task_default_queue in app.amqp.queues.consume_from
+
+
 @worker_init.connect
 def _check_models(**kwargs):
     # Fail fast: a worker without its model files would accept jobs it cannot run.
     from django.conf import settings
+
+    if not _runs_jobs():
+        return
 
     from rendering.operations.bg_remove import models_missing, provision_hint
 
@@ -47,5 +59,7 @@ def _load_models(**kwargs):
 
     from rendering.operations.bg_remove import session_get
 
+    if not _runs_jobs():
+        return
     for name in settings.BG_REMOVE_MODELS:
         session_get(name)

@@ -176,7 +176,19 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A new pool process loads the models before it reports up; Celery's default of 4 s is shorter
+# than that on a busy machine, and the pool would kill and restart its processes without end.
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = 60
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", "cutout")
+# Queues per concern, named after the job queue (so per-run test queues keep apart): a slow or
+# silent webhook receiver, or a usage run, never waits behind cutouts or holds a cutout worker.
+# The `worker` process consumes only the job queue; the `webhooks` process the other two.
+CELERY_WEBHOOK_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-webhooks"
+CELERY_USAGE_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-usage"
+CELERY_TASK_ROUTES = {
+    "rendering.tasks.webhook_deliver": {"queue": CELERY_WEBHOOK_QUEUE},
+    "rendering.tasks.usage_persist_run": {"queue": CELERY_USAGE_QUEUE},
+}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Publishing must fail fast when the broker is down, so the request can answer 503.
 CELERY_BROKER_TRANSPORT_OPTIONS.setdefault("max_retries", 2)
@@ -188,7 +200,8 @@ CELERY_BEAT_SCHEDULE = {
     "usage-persist": {
         "task": "rendering.tasks.usage_persist_run",
         "schedule": float(USAGE_PERSIST_SECONDS),
-        # Behind a long bg-remove job, a late run is dropped: the next one moves the same counts.
+        # Its own queue (CELERY_USAGE_QUEUE) keeps it from waiting behind cutouts; a run still late
+        # (the webhooks process down) is dropped: the next one moves the same counts.
         "options": {"expires": USAGE_PERSIST_SECONDS},
     },
 }
@@ -277,6 +290,9 @@ BG_REMOVE_JOB_LEASE = env_int("BG_REMOVE_JOB_LEASE", 300)
 # so a fixed origin file recovers without a purge.
 BG_REMOVE_FAILED_RETRY_AFTER = env_int("BG_REMOVE_FAILED_RETRY_AFTER", 60)
 BG_REMOVE_MAX_RETRIES = env_int("BG_REMOVE_MAX_RETRIES", 5)
+# A job whose worker died this many times while running it (killed, out of memory) fails with
+# 422 instead of being run again: a poison image must not take workers down forever.
+BG_REMOVE_MAX_ATTEMPTS = env_int("BG_REMOVE_MAX_ATTEMPTS", 3)
 # New background-removal jobs per account (lower than the request limit).
 BG_REMOVE_RATE_LIMIT = env("BG_REMOVE_RATE_LIMIT", "60/m")
 # Admission: unfinished jobs allowed platform-wide and per account before new work gets 429.
@@ -287,6 +303,11 @@ BG_REMOVE_WORKER_SLOTS = env_int("BG_REMOVE_WORKER_SLOTS", 1)
 BG_REMOVE_EXPECTED_JOB_SECONDS = float(env("BG_REMOVE_EXPECTED_JOB_SECONDS", 2))
 # Alpha matting is bounded: past this many seconds the plain mask is used and the job says so.
 BG_REMOVE_MATTING_SECONDS = float(env("BG_REMOVE_MATTING_SECONDS", 20))
+# It runs in a child process killed at that budget, which may allocate this many bytes at most.
+BG_REMOVE_MATTING_MAX_BYTES = env_int("BG_REMOVE_MATTING_MAX_BYTES", 2 * 1024**3)
+# Origins over this many pixels are scaled down (aspect kept) before the model, as imgix caps
+# bg-remove output at 10 MP: the stored cutout is that size, and renders resize from it.
+BG_REMOVE_MAX_PIXELS = env_int("BG_REMOVE_MAX_PIXELS", 10_000_000)
 # Webhook deliveries: attempts in all (backoff 10 s, 20 s, 40 s, …) before one is marked failed.
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 6)
 

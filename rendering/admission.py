@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connection
 from django.utils import timezone
 from django_ratelimit.core import get_usage
 
@@ -17,6 +18,8 @@ from .models import BgRemoveJob
 
 logger = logging.getLogger(__name__)
 UNFINISHED = [BgRemoveJob.Status.QUEUED, BgRemoveJob.Status.RUNNING]
+# pg_advisory_xact_lock's key for admission: any constant no other code of the database uses.
+ADMISSION_LOCK = 0x6375_7430  # "cut0"
 
 
 class RateLimitedError(ServiceError):
@@ -53,11 +56,26 @@ def render_admit(*, account: Account) -> None:
            rate=account.render_rate_limit or settings.RENDER_RATE_LIMIT)
 
 
+def bg_remove_admission_lock() -> None:
+    """Serialises admission until the caller's transaction ends, so "count, then insert" is one
+    step: a ceiling of 3 admits 3 under any number of parallel first requests (per account and
+    platform-wide alike). PostgreSQL: a transaction-level advisory lock, which costs no row and
+    ends with the commit. SQLite: nothing to do, its transactions begin IMMEDIATE (settings), i.e.
+    holding the database's one write lock, which serialises them already.
+    """
+    if not connection.in_atomic_block:
+        raise RuntimeError("bg_remove_admission_lock() needs a transaction around the count and the insert.")
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADMISSION_LOCK])
+
+
 def bg_remove_admit(*, account: Account) -> None:
     """Before a new job: the queue ceilings, then the account's (lower) bg-remove limit.
 
-    The limit is only read here; `bg_remove_count` adds the job once it exists, so the many
-    requests that lose the race for one image's job do not use up the account's limit.
+    Call it under `bg_remove_admission_lock`, in the transaction that then inserts the job. The
+    limit is only read here; `bg_remove_count` adds the job once it exists, so the many requests
+    that lose the race for one image's job do not use up the account's limit.
     """
     pending = BgRemoveJob.objects.filter(status__in=UNFINISHED)
     total = pending.count()

@@ -12,19 +12,20 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from PIL import Image
 
 from config.exceptions import ServiceError, ServiceUnavailableError
 from sources.models import Source
 from sources.origins import OriginError, origin_for
 
-from .admission import bg_remove_admit, bg_remove_count
-from .images import image_check_bg_removable, image_decode
+from .admission import bg_remove_admission_lock, bg_remove_admit, bg_remove_count
+from .images import EXIF_ORIENTATION, NotAnImageError, image_check_bg_removable, image_decode
 from .metrics import INFERENCES, JOB_SECONDS, JOBS, ORIGIN_ERRORS
 from .models import BgRemoveJob
-from .operations.bg_remove import cutout
+from .operations.bg_remove import cutout, inference_size
 from .webhooks import webhook_job_ended
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,12 @@ Status = BgRemoveJob.Status
 
 
 class TransientJobError(Exception):
-    """Worth another try later (origin 5xx, storage hiccup); the task retries with backoff."""
+    """Worth another try later (origin 5xx, storage hiccup); the task retries with backoff.
+
+    Out of bg_remove_job_process it carries `wait`: the job's backoff, when its message is due.
+    """
+
+    wait = 0.0
 
 
 class JobLeaseHeldError(Exception):
@@ -41,6 +47,10 @@ class JobLeaseHeldError(Exception):
     def __init__(self, wait: float):
         super().__init__(f"job is held by another worker for {wait:.0f}s more")
         self.wait = wait
+
+
+# A job whose worker kept dying: not tried again on a request, only after a purge or a manager's retry.
+WORKER_DIED = "bg_remove_worker_died"
 
 
 class JobFailedError(ServiceError):
@@ -56,28 +66,38 @@ class JobFailedError(ServiceError):
 def bg_remove_job_ensure(*, source: Source, path: str, model: str, refinement: str = "none") -> BgRemoveJob:
     """The image's job, created and enqueued by the first request only.
 
-    The unique constraint decides between concurrent first requests: one insert wins and
-    enqueues; the others read the winner's row. New work passes admission first (429).
+    New work passes admission (429) and is inserted under the admission lock, so the ceilings
+    hold under parallel first requests; of concurrent first requests for one image, the first
+    inserts and enqueues, the others read its row (the unique constraint stays the last word).
     """
     identity = {"source": source, "path": path, "model": model, "refinement": refinement}
     job = BgRemoveJob.objects.filter(**identity).first()
     if job is None:
-        bg_remove_admit(account=source.account)
         try:
             with transaction.atomic():
+                bg_remove_admission_lock()
+                job = BgRemoveJob.objects.filter(**identity).first()
+                if job is not None:
+                    return job  # Another request's, committed while this one waited for the lock.
+                bg_remove_admit(account=source.account)
                 job = BgRemoveJob.objects.create(**identity, enqueued_at=timezone.now())
+                bg_remove_count(account=source.account)
         except IntegrityError:
             return BgRemoveJob.objects.get(**identity)
-        bg_remove_count(account=source.account)
         _enqueue(job)
         return job
 
     now = timezone.now()
     if job.status == Status.FAILED:
-        # A failed job is tried again after a while, so a fixed origin file recovers unaided.
-        if job.finished_at <= now - timedelta(seconds=settings.BG_REMOVE_FAILED_RETRY_AFTER):
-            bg_remove_admit(account=source.account)
-            if _requeue(job, Q(status=Status.FAILED, finished_at=job.finished_at)):
+        # A failed job is tried again after a while, so a fixed origin file recovers unaided; not
+        # one that kept killing its worker, or each request could take down workers again.
+        overdue = job.finished_at <= now - timedelta(seconds=settings.BG_REMOVE_FAILED_RETRY_AFTER)
+        if overdue and job.error_code != WORKER_DIED:
+            with transaction.atomic():
+                bg_remove_admission_lock()
+                bg_remove_admit(account=source.account)
+                requeued = _requeue(job, Q(status=Status.FAILED, finished_at=job.finished_at))
+            if requeued:
                 _enqueue(job)
     elif (job.status == Status.QUEUED and _enqueue_overdue(job, now)) or (
         job.status == Status.RUNNING and job.lease_expires_at and job.lease_expires_at <= now
@@ -97,8 +117,8 @@ def _enqueue_overdue(job, now) -> bool:
 def _requeue(job, condition) -> bool:
     return bool(
         BgRemoveJob.objects.filter(condition, pk=job.pk).update(
-            status=Status.QUEUED, error_status=None, error_code="", error_message="",
-            started_at=None, finished_at=None, lease_expires_at=None, enqueued_at=timezone.now(),
+            status=Status.QUEUED, error_status=None, error_code="", error_message="", crashes=0, retries=0,
+            run_after=None, started_at=None, finished_at=None, lease_expires_at=None, enqueued_at=timezone.now(),
         )
     )
 
@@ -125,31 +145,88 @@ def bg_remove_job_raise_failure(job: BgRemoveJob) -> None:
 # --- Worker side -------------------------------------------------------------------------------
 
 def bg_remove_job_claim(*, job_id) -> BgRemoveJob | None:
-    """Marks the job running for this worker, or None when there is nothing left to do."""
+    """Marks a job running for this worker and returns it, or None when there is nothing to do.
+
+    A message means "run one job" (there is one message per job, so the counts match), chosen in
+    this order: the message's own job when its worker died mid-run (taken over, or failed as a
+    poison job after BG_REMOVE_MAX_ATTEMPTS deaths); else the oldest runnable queued job of the
+    account served least recently (round-robin across accounts, so one tenant's backlog never
+    makes the others wait behind it); else nothing, or JobLeaseHeldError when the message's own
+    job is held or backing off (the message then waits for it). Claims are conditional updates:
+    a duplicate or a late message runs no job twice.
+    """
     now = timezone.now()
-    me = _worker_identity()
     claim = {
-        "status": Status.RUNNING, "started_at": now, "attempts": F("attempts") + 1, "claimed_by": me,
+        "status": Status.RUNNING, "started_at": now, "attempts": F("attempts") + 1,
+        "claimed_by": _worker_identity(), "run_after": None,
         "lease_expires_at": now + timedelta(seconds=settings.BG_REMOVE_JOB_LEASE),
     }
-    claimable = Q(status=Status.QUEUED) | Q(status=Status.RUNNING, lease_expires_at__lte=now)
-    claimed = BgRemoveJob.objects.filter(claimable, pk=job_id).update(**claim)
-    try:
-        job = BgRemoveJob.objects.select_related("source__account").get(pk=job_id)
-    except BgRemoveJob.DoesNotExist:
+    named = BgRemoveJob.objects.filter(pk=job_id).first()
+    if named is not None and named.status == Status.RUNNING and _holder_gone(named, now):
+        return _take_over(named, claim)
+    for _ in range(5):  # Another worker may claim the pick first; then pick again.
+        pick = _fair_next(now)
+        if pick is None:
+            break
+        if BgRemoveJob.objects.filter(pk=pick, status=Status.QUEUED).update(**claim):
+            return BgRemoveJob.objects.select_related("source__account").get(pk=pick)
+    if named is None or named.status in (Status.DONE, Status.FAILED):
+        return None  # Done, failed or purged already: a duplicate message.
+    if named.status == Status.QUEUED:
+        # Only its backoff keeps it (or another worker just took it): the message waits for it.
+        wait = (named.run_after - now).total_seconds() if named.run_after else 0
+        raise JobLeaseHeldError(max(wait, 1))
+    raise JobLeaseHeldError((named.lease_expires_at - now).total_seconds())
+
+
+# Least recently served account first, then its oldest job. Served: its latest start in the last
+# hour (older counts as never). One statement, both databases (NULLS FIRST: PostgreSQL, SQLite 3.30+);
+# raw SQL because the ORM would evaluate the per-account maximum once per queued row.
+_FAIR_NEXT_SQL = """
+WITH runnable AS (
+    SELECT j.id, j.created_at, s.account_id FROM {job} j JOIN {source} s ON s.id = j.source_id
+    WHERE j.status = %s AND (j.run_after IS NULL OR j.run_after <= %s)
+), served AS (
+    SELECT s.account_id, MAX(j.started_at) AS last FROM {job} j JOIN {source} s ON s.id = j.source_id
+    WHERE j.started_at >= %s AND s.account_id IN (SELECT account_id FROM runnable)
+    GROUP BY s.account_id
+)
+SELECT r.id FROM runnable r LEFT JOIN served ON served.account_id = r.account_id
+ORDER BY served.last ASC NULLS FIRST, r.created_at ASC LIMIT 1
+"""
+
+
+def _fair_next(now):
+    sql = _FAIR_NEXT_SQL.format(job=BgRemoveJob._meta.db_table, source=Source._meta.db_table)
+    with connection.cursor() as cursor:
+        adapt = connection.ops.adapt_datetimefield_value
+        cursor.execute(sql, [Status.QUEUED.value, adapt(now), adapt(now - timedelta(hours=1))])
+        row = cursor.fetchone()
+    return row and BgRemoveJob._meta.pk.to_python(row[0])
+
+
+def _holder_gone(job: BgRemoveJob, now) -> bool:
+    # Its lease ran out (the worker stopped renewing it), or the holder was a process on this
+    # machine that died mid-job (a killed pool process), whose message came back at once.
+    return bool(job.lease_expires_at and job.lease_expires_at <= now) or _holder_is_dead(job.claimed_by)
+
+
+def _take_over(job: BgRemoveJob, claim: dict) -> BgRemoveJob | None:
+    held = BgRemoveJob.objects.filter(pk=job.pk, status=Status.RUNNING, claimed_by=job.claimed_by,
+                                      lease_expires_at=job.lease_expires_at)
+    deaths = job.crashes + 1
+    if deaths >= settings.BG_REMOVE_MAX_ATTEMPTS:
+        if held.update(crashes=deaths, lease_expires_at=None):
+            logger.warning("bg-remove job %s given up: its worker died %d times", job.pk, deaths)
+            job.crashes = deaths
+            bg_remove_job_fail(job=job, status=422, code=WORKER_DIED, message=(
+                f"Background removal of this image made the worker die {deaths} times (killed, or out "
+                "of memory), so it is not tried again; purge the image to try once more."))
         return None
-    if claimed:
-        return job
-    if job.status != Status.RUNNING:
-        return None  # Done or failed already: a duplicate message.
-    if _holder_is_dead(job.claimed_by):
-        # The holder was a process on this machine that died mid-job (a killed pool process):
-        # its message came back, and the job is taken over at once instead of after the lease.
-        if BgRemoveJob.objects.filter(pk=job_id, status=Status.RUNNING, claimed_by=job.claimed_by).update(**claim):
-            logger.warning("bg-remove job %s taken over from dead worker %s", job_id, job.claimed_by)
-            job.refresh_from_db()
-            return job
-    raise JobLeaseHeldError((job.lease_expires_at - now).total_seconds())
+    if not held.update(**claim, crashes=deaths):
+        return None  # Another message took it over first.
+    logger.warning("bg-remove job %s taken over from dead worker %s", job.pk, job.claimed_by)
+    return BgRemoveJob.objects.select_related("source__account").get(pk=job.pk)
 
 
 def _worker_identity() -> str:
@@ -177,9 +254,16 @@ def bg_remove_job_process(*, job_id) -> BgRemoveJob | None:
     try:
         with _LeaseKept(job):
             return _process(job)
-    except TransientJobError:
-        # Back to the queue, so the retried message can claim it at once.
-        BgRemoveJob.objects.filter(pk=job.pk).update(status=Status.QUEUED, lease_expires_at=None)
+    except TransientJobError as exc:
+        retries = job.retries + 1
+        if retries > settings.BG_REMOVE_MAX_RETRIES:
+            return bg_remove_job_fail_transient(job_id=job.pk, message=str(exc))
+        # Back to the queue after a backoff of 2, 4, 8, … seconds (capped at five minutes); the
+        # message is retried as long, and any message may run the job once it is due.
+        exc.wait = min(2 ** retries, 300)
+        BgRemoveJob.objects.filter(pk=job.pk).update(
+            status=Status.QUEUED, lease_expires_at=None, retries=retries,
+            run_after=timezone.now() + timedelta(seconds=exc.wait))
         raise
     except Exception:
         logger.exception("bg-remove job %s failed unexpectedly", job.id)
@@ -208,8 +292,6 @@ class _LeaseKept:
         self._thread.join()
 
     def _run(self):
-        from django.db import connection
-
         try:
             while not self._stop.wait(max(self.lease / 3, 0.5)):
                 renewed = BgRemoveJob.objects.filter(pk=self.job_pk, status=Status.RUNNING,
@@ -229,7 +311,7 @@ def _process(job: BgRemoveJob) -> BgRemoveJob:
         obj = origin_for(job.source).fetch(job.path, max_bytes=settings.ORIGIN_MAX_BYTES)
         fetched = time.monotonic()
         image_check_bg_removable(obj.data)
-        image = image_decode(obj.data)
+        image = _decode_for_inference(obj.data)
     except OriginError as exc:
         ORIGIN_ERRORS.labels(kind=exc.code).inc()
         if exc.status_code >= 500:
@@ -278,6 +360,27 @@ def _process(job: BgRemoveJob) -> BgRemoveJob:
     return job
 
 
+def _decode_for_inference(data: bytes) -> Image.Image:
+    """The origin decoded at most at BG_REMOVE_MAX_PIXELS: a large JPEG is decoded in draft mode
+    at 1/2, 1/4 or 1/8 of its size (never below the target), so a 49 MP photo never occupies
+    49 MP of memory; what remains above the target is resampled down."""
+    try:
+        with Image.open(io.BytesIO(data)) as header:
+            width, height = header.size
+            # A JPEG's EXIF is read from its header; other formats' (a PNG's eXIf) only on decode.
+            sideways = header.format == "JPEG" and header.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        raise NotAnImageError() from None
+    hint = inference_size(width, height)
+    if hint is None or width * height > settings.ORIGIN_MAX_PIXELS:
+        return image_decode(data)  # Small enough, or refused by the pixel ceiling before any decode.
+    image = image_decode(data, at_least=hint[::-1] if sideways else hint)  # at_least is as displayed.
+    target = inference_size(image.width, image.height)
+    if target is not None:
+        image = image.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return image
+
+
 def bg_remove_job_fail(*, job: BgRemoveJob, status: int, code: str, message: str) -> BgRemoveJob:
     BgRemoveJob.objects.filter(pk=job.pk).update(
         status=Status.FAILED, error_status=status, error_code=code[:64], error_message=message[:500],
@@ -292,12 +395,13 @@ def bg_remove_job_fail(*, job: BgRemoveJob, status: int, code: str, message: str
     return job
 
 
-def bg_remove_job_fail_transient(*, job_id, message: str) -> None:
+def bg_remove_job_fail_transient(*, job_id, message: str) -> BgRemoveJob | None:
     """The last retry of a transient failure: give up with a reason, as an internal failure."""
-    job = BgRemoveJob.objects.filter(pk=job_id).first()
+    job = BgRemoveJob.objects.select_related("source__account").filter(pk=job_id).first()
     if job is not None:
-        bg_remove_job_fail(job=job, status=503, code="bg_remove_unavailable",
-                           message=f"Background removal could not complete after retries: {message}")
+        job = bg_remove_job_fail(job=job, status=503, code="bg_remove_unavailable",
+                                 message=f"Background removal could not complete after retries: {message}")
+    return job
 
 
 def bg_remove_job_retry(*, job: BgRemoveJob) -> bool:

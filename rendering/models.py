@@ -41,6 +41,13 @@ class BgRemoveJob(models.Model):
     # host:pid of the worker process holding the claim.
     claimed_by = models.CharField(max_length=300, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # Runs that ended with their worker gone (the process killed, out of memory, the machine lost):
+    # at BG_REMOVE_MAX_ATTEMPTS the job fails instead of killing workers forever (a poison message).
+    crashes = models.PositiveIntegerField(default=0)
+    # Runs that ended in a transient error (origin 5xx, storage); BG_REMOVE_MAX_RETRIES bounds them.
+    retries = models.PositiveIntegerField(default=0)
+    # A queued job is not run before this (the backoff after a transient error).
+    run_after = models.DateTimeField(null=True, blank=True)
     # How often the model ran for this job: the "one inference per image" invariant, measured.
     inferences = models.PositiveIntegerField(default=0)
 
@@ -58,7 +65,11 @@ class BgRemoveJob(models.Model):
                 fields=["source", "path", "model", "refinement"], name="one_bg_remove_job_per_image"
             ),
         ]
-        indexes = [models.Index(fields=["source", "status", "created_at"])]
+        indexes = [
+            models.Index(fields=["source", "status", "created_at"]),
+            # The fair pick reads each account's latest start (rendering/jobs.py _fair_next).
+            models.Index(fields=["started_at"], name="bg_remove_job_started_at"),
+        ]
         ordering = ["-created_at"]
 
     def __str__(self):

@@ -1,23 +1,18 @@
 """Celery tasks: load by id, call the service, declare retries."""
 
 from celery import shared_task
-from django.conf import settings
 
 from . import jobs, usage, webhooks
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
 def bg_remove_job_run(self, *, job_id: str) -> None:
+    # One message, one job: the worker may run another queued job than the one named (fairness
+    # across accounts, rendering/jobs.py); retries and their bounds are the job's own.
     try:
         jobs.bg_remove_job_process(job_id=job_id)
-    except jobs.JobLeaseHeldError as exc:
+    except (jobs.JobLeaseHeldError, jobs.TransientJobError) as exc:
         raise self.retry(countdown=max(exc.wait, 1), max_retries=None) from None
-    except jobs.TransientJobError as exc:
-        if self.request.retries >= settings.BG_REMOVE_MAX_RETRIES:
-            jobs.bg_remove_job_fail_transient(job_id=job_id, message=str(exc))
-            return
-        # Exponential backoff: 2, 4, 8, … seconds, capped at five minutes.
-        raise self.retry(countdown=min(2 ** (self.request.retries + 1), 300), max_retries=None) from None
 
 
 @shared_task

@@ -69,6 +69,10 @@ def test_make_run_serves_a_cutout_and_stops_on_ctrl_c(make_run):
     assert list((var / "media" / "cutouts").rglob("*.png"))
     log = log_path.read_text(errors="replace")
     assert "Admin login (shown once): admin / " in log
+    # Every Procfile process runs, the webhooks worker (its own queues, no model) among them.
+    for process in ("web", "worker", "webhooks", "beat"):
+        assert f"{process}.1 " in log, process
+    assert "webhooks@" in log and "ready." in log.split("webhooks@", 1)[1]
     login = requests.get(f"{base}/admin/login/", timeout=10)
     assert login.status_code == 200 and "Cutout administration" in login.text
 

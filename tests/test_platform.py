@@ -44,7 +44,7 @@ NOT_PASSED = {
     "ORIGIN_ALLOW_LOOPBACK": "development only",
     "DJANGO_STATIC_ROOT": "the image collects static files into the default folder at build time",
 }
-APP_SERVICES = ("web", "worker", "beat", "migrate", "createbucket")
+APP_SERVICES = ("web", "worker", "webhooks", "beat", "migrate", "createbucket")
 SERVICES = {"postgres": "postgres:", "redis": "redis:", "s3": "chrislusf/seaweedfs:"}
 
 
@@ -477,6 +477,33 @@ def test_worker_runs_the_celery_app_of_config_with_slots_matching_its_concurrenc
     assert "inspect ping" in health and "celery@$HOSTNAME" in health
 
 
+def test_cutouts_and_webhooks_run_in_separate_processes_on_separate_queues():
+    """The cutout worker consumes the job queue only; the webhooks process the webhook and usage
+    queues the tasks are routed to, on a node name of its own (its health check pings that)."""
+    from django.conf import settings
+
+    from rendering.tasks import bg_remove_job_run, usage_persist_run, webhook_deliver
+
+    def queue_of(task):
+        return (task.app.amqp.router.route({}, task.name) or {}).get("queue").name
+
+    for variables, base in (({}, "cutout"), ({"CELERY_QUEUE": "blue"}, "blue")):
+        services = stack(**variables)["services"]
+        worker = parse_command(command(services["worker"]["command"]))
+        webhooks = parse_command(command(services["webhooks"]["command"]))
+        assert worker.options["--queues"] == base
+        assert webhooks.options["--queues"].split(",") == [f"{base}-webhooks", f"{base}-usage"]
+        assert webhooks.options["--hostname"] == "webhooks@%h"
+    procs = procfile()
+    assert procs["worker"].options["--queues"] == "${CELERY_QUEUE:-cutout}"
+    assert procs["webhooks"].options["--queues"] == "${CELERY_QUEUE:-cutout}-webhooks,${CELERY_QUEUE:-cutout}-usage"
+    assert "webhooks@$HOSTNAME" in " ".join(stack()["services"]["webhooks"]["healthcheck"]["test"])
+    base = settings.CELERY_TASK_DEFAULT_QUEUE
+    assert queue_of(bg_remove_job_run) == base
+    assert queue_of(webhook_deliver) == settings.CELERY_WEBHOOK_QUEUE == f"{base}-webhooks"
+    assert queue_of(usage_persist_run) == settings.CELERY_USAGE_QUEUE == f"{base}-usage"
+
+
 def test_beat_is_one_instance_of_the_same_app_writing_where_the_image_allows():
     global_args, stages = dockerfile()
     var_dir = stage_env(global_args, stages[-1])["CUTOUT_VAR_DIR"]
@@ -711,7 +738,8 @@ def test_the_stacks_own_commands_and_health_checks_serve_a_cutout(tmp_path, sett
 
     from tests.factories import AccountFactory, SourceFactory
 
-    config = stack()
+    # The run's own queue, in the commands too (--queues), as platform/.env would set it for both.
+    config = stack(CELERY_QUEUE=settings.CELERY_TASK_DEFAULT_QUEUE)
     global_args, stages = dockerfile()
     port, var, bucket = free_port(), tmp_path / "var", f"platform-{os.getpid()}"
     origins = tmp_path / "origins"
@@ -764,7 +792,7 @@ def test_the_stacks_own_commands_and_health_checks_serve_a_cutout(tmp_path, sett
 
     processes = {}
     try:
-        for service in ("web", "worker", "beat"):
+        for service in ("web", "worker", "webhooks", "beat"):
             log = (tmp_path / f"{service}.log").open("wb")
             processes[service] = subprocess.Popen(run(service), cwd=ROOT, env=env, stdout=log,
                                                   stderr=subprocess.STDOUT, start_new_session=True)
@@ -786,6 +814,7 @@ def test_the_stacks_own_commands_and_health_checks_serve_a_cutout(tmp_path, sett
         assert client.list_objects_v2(Bucket=bucket)["KeyCount"] >= 1  # Stored in the shared bucket.
 
         _wait_for(lambda: check("worker"), "worker health check", every=2)
+        _wait_for(lambda: check("webhooks"), "webhooks health check", every=2)
         _wait_for(lambda: check("beat"), "beat health check", timeout=30)
     finally:
         for process in processes.values():

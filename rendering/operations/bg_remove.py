@@ -1,9 +1,12 @@
 """Background removal with rembg: model files, one session per model per process, the cutout."""
 
+import ctypes
 import hashlib
+import math
 import os
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+import select
+import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,8 +79,20 @@ def session_get(name: str):
 
 
 REFINEMENTS = ("none", "post-process", "alpha-matting")
-# Alpha matting runs beside the worker's main thread so it can be abandoned at its time budget.
-_matting = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alpha-matting")
+
+
+def inference_size(width: int, height: int) -> tuple[int, int] | None:
+    """The size an origin is scaled to before the model, or None when it is small enough.
+
+    imgix caps background-removal output at 10 MP ("8000x5000 → 4000x2500"): the aspect ratio is
+    kept and the pixel count brought under BG_REMOVE_MAX_PIXELS, so a 49 MP photo costs what a
+    10 MP one does.
+    """
+    limit = settings.BG_REMOVE_MAX_PIXELS
+    if width * height <= limit:
+        return None
+    scale = math.sqrt(limit / (width * height))
+    return max(1, math.floor(width * scale)), max(1, math.floor(height * scale))
 
 
 def cutout(image: Image.Image, *, model: str, refinement: str = "none") -> tuple[Image.Image, str]:
@@ -86,19 +101,102 @@ def cutout(image: Image.Image, *, model: str, refinement: str = "none") -> tuple
     One inference whatever the refinement: the mask is computed once and refined after.
     """
     from rembg import remove
-    from rembg.bg import alpha_matting_cutout, naive_cutout
+    from rembg.bg import naive_cutout
 
     image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
     session = session_get(model)
     if refinement != "alpha-matting":
         return remove(image, session=session, post_process_mask=refinement == "post-process"), ""
     mask = remove(image, session=session, only_mask=True)
-    budget = settings.BG_REMOVE_MATTING_SECONDS
-    future = _matting.submit(alpha_matting_cutout, image, mask, 240, 10, 10)
+    budget, memory = settings.BG_REMOVE_MATTING_SECONDS, settings.BG_REMOVE_MATTING_MAX_BYTES
     try:
-        return future.result(timeout=budget), ""
-    except FutureTimeout:
+        return _matting_in_child(image, mask, seconds=budget, max_bytes=memory), ""
+    except _MattingTimeout:
         note = f"Alpha matting took longer than its budget of {budget:g} s; the plain mask was used."
+    except MemoryError:
+        note = f"Alpha matting needed more than its memory budget of {memory // 2**20} MiB; the plain mask was used."
     except ValueError:
         note = "Alpha matting could not refine this image; the plain mask was used."
     return naive_cutout(image.convert("RGBA"), mask), note
+
+
+class _MattingTimeout(Exception):
+    pass
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _matting_in_child(image: Image.Image, mask: Image.Image, *, seconds: float, max_bytes: int) -> Image.Image:
+    """rembg's alpha_matting_cutout in a forked child, killed at the time budget or once it holds
+    `max_bytes` of its own memory, so neither its CPU nor its memory outlives the budget (a
+    thread could only be abandoned, running on and holding gigabytes after the job ended).
+
+    os.fork, not multiprocessing: Celery's prefork pool processes are daemonic and may not have
+    multiprocessing children, and a fresh interpreter would spend seconds importing pymatting.
+    The child only computes and writes its result to a pipe. Numba runs its parallel kernels on
+    its own `workqueue` threads (config/celery_app.py), which survive a fork; GNU OpenMP's would
+    abort the child.
+    """
+    from rembg.bg import alpha_matting_cutout
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # The child: never returns.
+        status = 1
+        try:
+            os.close(read_end)
+            ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # Dies with its worker.
+            try:
+                result = alpha_matting_cutout(image, mask, 240, 10, 10)
+                payload = b"K" + f"{result.mode}:{result.width}:{result.height}\n".encode() + result.tobytes()
+            except ValueError:
+                payload = b"V"
+            except MemoryError:
+                payload = b"M"
+            with os.fdopen(write_end, "wb") as out:
+                out.write(payload)
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    chunks, deadline = [], time.monotonic() + seconds
+    try:
+        with os.fdopen(read_end, "rb", buffering=0) as pipe:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise _MattingTimeout()
+                if not select.select([pipe], [], [], min(left, 0.2))[0]:
+                    if _private_bytes(pid) > max_bytes:
+                        raise MemoryError("alpha matting went over its memory budget")
+                    continue
+                chunk = pipe.read(1 << 20)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)  # At the budget, or an already finished child: gone either way.
+        except ProcessLookupError:
+            pass
+        os.waitpid(pid, 0)
+    data = b"".join(chunks)
+    if data[:1] == b"K":
+        header, _, pixels = data[1:].partition(b"\n")
+        mode, width, height = header.decode().split(":")
+        return Image.frombytes(mode, (int(width), int(height)), pixels)
+    if data[:1] == b"V":
+        raise ValueError("alpha matting could not refine the image")
+    raise MemoryError("alpha matting ran out of its memory budget")  # "M", or the child died.
+
+
+def _private_bytes(pid: int) -> int:
+    # What the child holds of its own: pages it wrote (not those still shared with its parent).
+    # Not an address-space rlimit: numba's and the libraries' reservations would exhaust that first.
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            return sum(int(line.split()[1]) * 1024 for line in rollup
+                       if line.startswith(("Private_Dirty:", "Private_Clean:")))
+    except (FileNotFoundError, ProcessLookupError):
+        return 0

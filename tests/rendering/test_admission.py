@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import threading
 
 import pytest
 import requests
@@ -108,3 +109,69 @@ def test_limit_is_shared_by_two_web_processes(source, worker_env, settings):
         for proc in procs:
             stop_process(proc)
     assert statuses.count(200) == 6 and statuses.count(429) == 4
+
+
+PARALLEL = 24
+
+
+def parallel_first_requests(urls: list[str]) -> list[int]:
+    """Every URL requested at the same moment, each from its own thread and connection."""
+    barrier = threading.Barrier(len(urls))
+    statuses = [None] * len(urls)
+
+    def request(i):
+        with requests.Session() as http:
+            barrier.wait()
+            statuses[i] = http.get(urls[i], timeout=60).status_code
+
+    threads = [threading.Thread(target=request, args=(i,)) for i in range(len(urls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return statuses
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_account_ceiling_admits_exactly_its_number_under_parallel_first_requests(live_server, source,
+                                                                                    origin_root):
+    """24 first requests for 24 different images, all at once, against a ceiling of 3: the count
+    and the insert are one step, so 3 jobs exist and 21 requests get 429 (without: 7 or more)."""
+    set_limits(source.account, bg_remove_max_pending=3, bg_remove_rate_limit="1000/m")
+    names = [f"p{i:02d}.jpg" for i in range(PARALLEL)]
+    for name in names:
+        (origin_root / "photos" / name).write_bytes((origin_root / "photos" / "astronaut.jpg").read_bytes())
+    statuses = parallel_first_requests(
+        [f"{live_server.url}/render/{source.slug}/{name}?bg-remove=true" for name in names])
+    assert (statuses.count(202), statuses.count(429)) == (3, PARALLEL - 3), statuses
+    assert BgRemoveJob.objects.filter(source__account=source.account).count() == 3
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_platform_ceiling_is_atomic_across_accounts(live_server, source, origin_root, settings):
+    from tests.factories import AccountFactory, SourceFactory
+
+    settings.BG_REMOVE_MAX_PENDING = 3
+    other = SourceFactory(account=AccountFactory(slug="other", bg_remove_enabled=True), slug="other-photos",
+                          kind="local", local_path="photos")
+    for acct in (source.account, other.account):
+        set_limits(acct, bg_remove_rate_limit="1000/m")
+    names = [f"q{i:02d}.jpg" for i in range(PARALLEL // 2)]
+    for name in names:
+        (origin_root / "photos" / name).write_bytes((origin_root / "photos" / "astronaut.jpg").read_bytes())
+    urls = [f"{live_server.url}/render/{s.slug}/{name}?bg-remove=true" for name in names for s in (source, other)]
+    statuses = parallel_first_requests(urls)
+    assert (statuses.count(202), statuses.count(429)) == (3, PARALLEL - 3), statuses
+    assert BgRemoveJob.objects.count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_first_requests_for_one_image_make_one_job_and_no_429(live_server, source):
+    """The lock also decides the race for one image: everyone gets the one job, and it counts once."""
+    set_limits(source.account, bg_remove_max_pending=1, bg_remove_rate_limit="1/m")
+    statuses = parallel_first_requests([f"{live_server.url}/render/{source.slug}/astronaut.jpg?bg-remove=true"]
+                                       * PARALLEL)
+    assert statuses == [202] * PARALLEL
+    assert BgRemoveJob.objects.count() == 1

@@ -104,10 +104,11 @@ def test_a_job_stores_rembgs_cutout_losslessly_as_run_length_png(source):
 
 
 @pytest.mark.django_db
-def test_a_job_costs_four_statements_and_returns_what_the_row_holds(source, django_assert_num_queries):
-    """Claim (UPDATE, SELECT), the inference count before the model runs, the end: no read-back."""
+def test_a_job_costs_six_statements_and_returns_what_the_row_holds(source, django_assert_num_queries):
+    """The message's job (crash recovery), the fair pick, the claim (UPDATE, SELECT), the inference
+    count before the model runs, the end: no read-back. (Four before the fair pick of issue 11.)"""
     job = BgRemoveJob.objects.create(source=source, path="astronaut.jpg", model="u2netp")
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(6):
         done = jobs.bg_remove_job_process(job_id=job.id)
     row = BgRemoveJob.objects.get(pk=job.pk)
     fields = [f.attname for f in BgRemoveJob._meta.concrete_fields]

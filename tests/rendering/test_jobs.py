@@ -109,3 +109,95 @@ def test_a_job_longer_than_its_lease_keeps_it(account, httpserver, settings, pho
     done = BgRemoveJob.objects.get(pk=job.pk)
     assert results and results[0].status == done.status == "done"
     assert (done.attempts, done.inferences, done.lease_expires_at) == (1, 1, None)
+
+
+# --- Fairness and poison jobs (issue 11) ----------------------------------------------------------
+
+def test_each_message_runs_the_oldest_job_of_the_least_recently_served_account(account, origin_root):
+    """A message names a job, but the worker runs the fairest one: round-robin across accounts,
+    oldest first within one. Whichever message comes, each job runs once."""
+    from tests.factories import AccountFactory
+
+    b_source = SourceFactory(account=AccountFactory(slug="b"), kind="local", local_path="photos")
+    c_source = SourceFactory(account=AccountFactory(slug="c"), kind="local", local_path="photos")
+    a_source = SourceFactory(account=account, kind="local", local_path="photos")
+    made = {}
+    for name, src in (("a1", a_source), ("a2", a_source), ("a3", a_source), ("b1", b_source), ("c1", c_source)):
+        made[name] = BgRemoveJob.objects.create(source=src, path=f"{name}.jpg", model="u2netp")
+    order = []
+    for _ in made:
+        # Always the message of a3, the newest job of the busiest account.
+        claimed = jobs.bg_remove_job_claim(job_id=made["a3"].id)
+        order.append(claimed.path.removesuffix(".jpg"))
+        BgRemoveJob.objects.filter(pk=claimed.pk).update(status="done", finished_at=timezone.now())
+    assert order == ["a1", "b1", "c1", "a2", "a3"]
+    assert jobs.bg_remove_job_claim(job_id=made["a3"].id) is None  # A duplicate message: nothing left.
+
+
+def test_a_job_backing_off_is_not_run_early_by_another_message(source):
+    backing_off = BgRemoveJob.objects.create(source=source, path="astronaut.jpg", model="u2netp",
+                                             run_after=timezone.now() + timedelta(seconds=30))
+    with pytest.raises(jobs.JobLeaseHeldError) as err:
+        jobs.bg_remove_job_claim(job_id=backing_off.id)
+    assert 25 < err.value.wait <= 30
+    BgRemoveJob.objects.filter(pk=backing_off.pk).update(run_after=timezone.now() - timedelta(seconds=1))
+    assert jobs.bg_remove_job_claim(job_id=backing_off.id).pk == backing_off.pk
+
+
+def test_a_job_whose_worker_keeps_dying_fails_with_a_reason_after_max_attempts(source, settings, client):
+    """Each takeover from a dead holder counts a crash; at BG_REMOVE_MAX_ATTEMPTS the job fails
+    (422, not retried on later requests) instead of being handed to the next worker."""
+    settings.BG_REMOVE_MAX_ATTEMPTS = 3
+    settings.BG_REMOVE_FAILED_RETRY_AFTER = 0
+    job = BgRemoveJob.objects.create(source=source, path="astronaut.jpg", model="u2netp")
+
+    def die():
+        # What a killed pool process leaves: the job running, held by a process that is gone.
+        BgRemoveJob.objects.filter(pk=job.pk).update(claimed_by="vanished-host:1",
+                                                     lease_expires_at=timezone.now() - timedelta(seconds=1))
+
+    assert jobs.bg_remove_job_claim(job_id=job.id).attempts == 1
+    for crashes in (1, 2):
+        die()
+        again = jobs.bg_remove_job_claim(job_id=job.id)
+        assert (again.status, again.attempts, again.crashes) == ("running", crashes + 1, crashes)
+    die()
+    assert jobs.bg_remove_job_claim(job_id=job.id) is None
+    job.refresh_from_db()
+    assert (job.status, job.error_status, job.error_code, job.crashes, job.attempts) == (
+        "failed", 422, "bg_remove_worker_died", 3, 3)
+    assert "made the worker die 3 times" in job.error_message
+    response = client.get(f"/render/{source.slug}/astronaut.jpg?bg-remove=true")
+    assert response.status_code == 422 and response.json()["error"]["code"] == "bg_remove_worker_died"
+    job.refresh_from_db()
+    assert job.status == "failed"  # Not queued again by the request.
+    # A manager's retry starts afresh.
+    assert jobs.bg_remove_job_retry(job=job)
+    job.refresh_from_db()
+    assert (job.status, job.crashes, job.retries) == ("queued", 0, 0)
+
+
+def test_a_large_jpeg_is_decoded_in_draft_mode_and_scaled_to_the_inference_ceiling(settings, monkeypatch):
+    """7000×7000 → JPEG draft at 1/2 (3500×3500, never below the target) → 3162×3162 ≤ 10 MP."""
+    import io
+
+    from PIL import Image, JpegImagePlugin
+
+    from rendering.operations.bg_remove import inference_size
+
+    settings.BG_REMOVE_MAX_PIXELS = 10_000_000
+    buf = io.BytesIO()
+    Image.new("RGB", (7000, 7000), (200, 120, 40)).save(buf, "JPEG", quality=70)
+    drafts = []
+    original = JpegImagePlugin.JpegImageFile.draft
+
+    def recording_draft(self, mode, size):
+        result = original(self, mode, size)
+        drafts.append((size, self.size))
+        return result
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", recording_draft)
+    image = jobs._decode_for_inference(buf.getvalue())
+    assert drafts == [((3162, 3162), (3500, 3500))]
+    assert image.size == (3162, 3162) == inference_size(7000, 7000)
+    assert inference_size(3000, 3000) is None and inference_size(8000, 5000) == (4000, 2500)

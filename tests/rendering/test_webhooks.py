@@ -14,8 +14,9 @@ from accounts.services import api_key_create
 from rendering import jobs, webhooks
 from rendering.models import BgRemoveJob, Webhook, WebhookDelivery
 from rendering.tasks import webhook_deliver
-from tests.conftest import free_port, start_worker, stop_process
+from tests.conftest import FIXTURES, free_port, start_worker, stop_process
 from tests.factories import AccountFactory
+from tests.rendering.processes import purge_queues, start_procfile_process
 
 pytestmark = pytest.mark.django_db
 
@@ -386,12 +387,23 @@ def test_a_finished_job_notifies_its_webhook_through_a_real_worker(account, sour
     webhook = hook_for(account, httpserver)
     job = BgRemoveJob.objects.create(source=source, path="astronaut.jpg", model="u2netp")
 
+    purge_queues()  # A stale job message would run this job in the worker (any message runs the fairest job).
     worker = start_worker({**worker_env, "ORIGIN_ALLOW_LOOPBACK": "true"}, tmp_path / "worker.log")
     try:
         assert jobs.bg_remove_job_process(job_id=job.id).status == "done"
-        delivery = wait_until(lambda: WebhookDelivery.objects.filter(status="delivered").first())
+        # The cutout worker does not consume the webhook queue: nothing is sent until the
+        # webhooks process runs.
+        time.sleep(3)
+        assert list(WebhookDelivery.objects.values_list("status", "attempts")) == [("pending", 0)]
+        hooks = start_procfile_process("webhooks", {**worker_env, "ORIGIN_ALLOW_LOOPBACK": "true"},
+                                       tmp_path / "webhooks.log")
+        try:
+            delivery = wait_until(lambda: WebhookDelivery.objects.filter(status="delivered").first())
+        finally:
+            stop_process(hooks.proc)
     finally:
         stop_process(worker.proc)
+    assert "webhook_deliver[" not in worker.log()
 
     (request, _), = httpserver.log
     body = request.get_data()
@@ -403,3 +415,106 @@ def test_a_finished_job_notifies_its_webhook_through_a_real_worker(account, sour
     assert (delivery.event, delivery.job_id, delivery.attempts, delivery.response_status) == (
         "job.done", job.id, 1, 200
     )
+
+
+class SilentReceiver:
+    """Accepts every connection and never answers (nor closes): the worst webhook endpoint."""
+
+    def __init__(self):
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted.append(conn)
+
+    def close(self):
+        self.sock.close()
+        for conn in self.accepted:
+            conn.close()
+
+
+class SlowReceiver:
+    """Answers 200, after `delay` seconds (below the delivery timeout)."""
+
+    def __init__(self, delay=3.0):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers["Content-Length"]))
+                time.sleep(delay)
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_silent_and_slow_receivers_never_delay_a_cutout(account, source, origin_root, loopback, worker_env,
+                                                        tmp_path):
+    """Both processes of the Procfile's layout run: every finished job sends one delivery to a
+    receiver that never answers and one to a slow one. The cutouts follow each other without a
+    gap a delivery could explain (each silent attempt waits 10 s), while the silent deliveries
+    time out and are retried and the slow ones are delivered."""
+    silent, slow = SilentReceiver(), SlowReceiver(delay=3)
+    silent_hook = webhooks.webhook_create(account=account, url=f"http://127.0.0.1:{silent.port}/hook")
+    slow_hook = webhooks.webhook_create(account=account, url=f"http://127.0.0.1:{slow.port}/hook")
+    names = ["astronaut.jpg", "chelsea.png"]
+    for i in range(4):
+        name = f"copy-{i}.jpg"
+        (origin_root / "photos" / name).write_bytes((FIXTURES / "astronaut.jpg").read_bytes())
+        names.append(name)
+    env = {**worker_env, "ORIGIN_ALLOW_LOOPBACK": "true"}
+    purge_queues()
+    hooks = start_procfile_process("webhooks", {**env, "WEBHOOK_CONCURRENCY": "2"}, tmp_path / "webhooks.log")
+    worker = start_worker(env, tmp_path / "worker.log")
+    try:
+        for name in names:
+            jobs.bg_remove_job_ensure(source=source, path=name, model="u2netp")
+        done = wait_until(lambda: (rows := list(BgRemoveJob.objects.filter(status="done").order_by("started_at")))
+                          and len(rows) == len(names) and rows, timeout=120)
+        retried = wait_until(lambda: WebhookDelivery.objects.filter(webhook=silent_hook, attempts__gte=2).first(),
+                             timeout=90)
+        delivered = wait_until(lambda: WebhookDelivery.objects.filter(webhook=slow_hook, status="delivered")
+                               .count() == len(names), timeout=60)
+    finally:
+        stop_process(worker.proc)
+        stop_process(hooks.proc)
+        silent.close()
+        slow.close()
+
+    gaps = [(b.started_at - a.finished_at).total_seconds() for a, b in zip(done, done[1:])]
+    assert max(gaps) < 2, gaps
+    total = (done[-1].finished_at - done[0].started_at).total_seconds()
+    assert total < 10 * len(names) / 2, total  # Far below what even one silent delivery per job would add.
+    assert delivered
+    retried.refresh_from_db()
+    first_attempt = WebhookDelivery.objects.filter(webhook=silent_hook).exclude(last_error="").first()
+    assert first_attempt.last_error == "The webhook endpoint did not answer within 10 seconds."
+    assert retried.status == "pending" and retried.delivered_at is None
+    assert "webhook_deliver[" not in worker.log() and "bg_remove_job_run[" not in hooks.log()
+    assert "retry: Retry in 10s" in hooks.log()
