@@ -16,6 +16,7 @@ from sources.selectors import source_bg_remove_enabled, source_bg_remove_model, 
 
 from . import jobs
 from .admission import render_admit
+from .budget import render_budget_check, render_slot
 from .cache import render_get, render_key, render_store, storage_errors
 from .encode import format_default, format_negotiate, format_resolve, image_encode, image_has_alpha
 from .images import image_decode, image_sniff
@@ -109,9 +110,10 @@ def _serve(*, source: Source, path: str, params: RenderParams, accept: str) -> R
         return RenderOutcome(source=source, params=params, render=render, hit=True)
 
     if not params.bg_remove:
-        image, kind, size = _origin_image(source, path, at_least=_decode_size(params, requested_fmt))
-        render = _render(image, kind=kind, size=size, source=source, path=path, params=params,
-                         accept=accept, key=key, cutout=False)
+        with render_slot():  # Cached hits above never wait for a slot.
+            image, kind, size = _origin_image(source, path, at_least=_decode_size(params, requested_fmt))
+            render = _render(image, kind=kind, size=size, source=source, path=path, params=params,
+                             accept=accept, key=key, cutout=False)
         return RenderOutcome(source=source, params=params, render=render)
 
     job = jobs.bg_remove_job_ensure(source=source, path=path, model=model, refinement=refinement)
@@ -132,8 +134,9 @@ def _serve(*, source: Source, path: str, params: RenderParams, accept: str) -> R
         render = render_store(key=key, source=source, path=path, data=data, content_type="image/png",
                               storage_name=job.cutout_name)
     else:
-        render = _render(image_decode(data), kind="png", size=len(data), source=source, path=path,
-                         params=params, accept=accept, key=key, cutout=True)
+        with render_slot():
+            render = _render(image_decode(data), kind="png", size=len(data), source=source, path=path,
+                             params=params, accept=accept, key=key, cutout=True)
     return RenderOutcome(source=source, params=params, render=render)
 
 
@@ -157,11 +160,22 @@ def _render(image, *, kind, size, source, path, params, accept, key, cutout) -> 
         data = json.dumps(_metadata(image, kind=kind, size=size)).encode()
         return render_store(key=key, source=source, path=path, data=data, content_type="application/json")
     mark = _mark_image(source, params.mark) if params.mark else None
+    default = format_default(kind, cutout=cutout)
+    requested = render_budget_check(size=image.size, params=params, requested=requested, default=default,
+                                    accept=accept, has_alpha=_may_have_alpha(image, params),
+                                    mark_size=mark.size if mark is not None else None)
     image = render_pipeline(image, params, mark=mark)
-    fmt = format_resolve(requested, params=params, has_alpha=image_has_alpha(image),
-                         default=format_default(kind, cutout=cutout))
+    fmt = format_resolve(requested, params=params, has_alpha=image_has_alpha(image), default=default)
     data, content_type = image_encode(image, fmt, params)
     return render_store(key=key, source=source, path=path, data=data, content_type=content_type)
+
+
+def _may_have_alpha(image, params: RenderParams) -> bool:
+    """Whether the render may come out with transparency (for auto=compress's choice of encoder
+    before the work): an opaque bg removes it, a transparent fill adds it."""
+    if params.bg and params.bg[3] == 255:
+        return False
+    return image_has_alpha(image) or params.fit in ("fill", "fillmax")
 
 
 def _decode_size(params: RenderParams, fmt: str) -> tuple[int, int] | None:
