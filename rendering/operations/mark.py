@@ -43,10 +43,15 @@ def mark_drawn_size(mark: Point, base: Point, params: RenderParams) -> Point:
     width, height = fit_size(mark, *sizing) if sizing else mark
     if not params.mark_rot:
         return (width, height)
-    # Pillow's expand=True canvas: the rotated rectangle's bounding box.
-    angle = math.radians(params.mark_rot)
-    cos, sin = abs(math.cos(angle)), abs(math.sin(angle))
-    return (math.ceil(width * cos + height * sin), math.ceil(width * sin + height * cos))
+    # The canvas Image.rotate(expand=True) makes, computed as it does (about the centre, same rounding).
+    angle = -math.radians(params.mark_rot % 360)
+    cos, sin = round(math.cos(angle), 15), round(math.sin(angle), 15)
+    cx, cy = width / 2, height / 2
+    dx, dy = cos * -cx + sin * -cy + cx, -sin * -cx + cos * -cy + cy
+    corners = [(0, 0), (width, 0), (width, height), (0, height)]
+    xs = [cos * x + sin * y + dx for x, y in corners]
+    ys = [-sin * x + cos * y + dy for x, y in corners]
+    return (math.ceil(max(xs)) - math.floor(min(xs)), math.ceil(max(ys)) - math.floor(min(ys)))
 
 
 def mark_tile_count(base: Point, size: Point, params: RenderParams) -> int:
