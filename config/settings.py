@@ -254,7 +254,7 @@ RENDER_MAX_OUTPUT_PIXELS = env_int("RENDER_MAX_OUTPUT_PIXELS", 24_000_000)
 # Per-encoder ceilings on output pixels: PNG/PNG32, palette (PNG8, GIF), lossy WebP, lossless WebP, AVIF.
 RENDER_MAX_PNG_PIXELS = env_int("RENDER_MAX_PNG_PIXELS", 6_000_000)
 RENDER_MAX_PALETTE_PIXELS = env_int("RENDER_MAX_PALETTE_PIXELS", 1_000_000)
-RENDER_MAX_WEBP_PIXELS = env_int("RENDER_MAX_WEBP_PIXELS", 16_000_000)
+RENDER_MAX_WEBP_PIXELS = env_int("RENDER_MAX_WEBP_PIXELS", 8_300_000)
 RENDER_MAX_LOSSLESS_PIXELS = env_int("RENDER_MAX_LOSSLESS_PIXELS", 2_000_000)
 RENDER_MAX_AVIF_PIXELS = env_int("RENDER_MAX_AVIF_PIXELS", 2_100_000)
 # The watermark as drawn (after mark-w/mark-h/mark-scale and mark-rot), and its tile count.

@@ -114,7 +114,7 @@ ENCODERS = [
     ("png32", (2449, 2449), (2450, 2450), "RENDER_MAX_PNG_PIXELS", "6,000,000", "image/png"),
     ("png8", (1000, 1000), (1001, 1000), "RENDER_MAX_PALETTE_PIXELS", "1,000,000", "image/png"),
     ("gif", (1000, 1000), (1001, 1000), "RENDER_MAX_PALETTE_PIXELS", "1,000,000", "image/gif"),
-    ("webp", (4000, 4000), (4001, 4000), "RENDER_MAX_WEBP_PIXELS", "16,000,000", "image/webp"),
+    ("webp", (3840, 2160), (3841, 2160), "RENDER_MAX_WEBP_PIXELS", "8,300,000", "image/webp"),
     ("webp&lossless=true", (1000, 2000), (1001, 2000), "RENDER_MAX_LOSSLESS_PIXELS", "2,000,000", "image/webp"),
     ("avif", (1500, 1400), (1501, 1400), "RENDER_MAX_AVIF_PIXELS", "2,100,000", "image/avif"),
 ]
