@@ -228,6 +228,8 @@ STATIC_ROOT = Path(env("DJANGO_STATIC_ROOT", BASE_DIR / "staticfiles"))
 ORIGIN_LOCAL_ROOT = Path(env("ORIGIN_LOCAL_ROOT", BASE_DIR / "demo"))
 ORIGIN_MAX_BYTES = env_int("ORIGIN_MAX_BYTES", 12 * 1024 * 1024)
 ORIGIN_MAX_PIXELS = env_int("ORIGIN_MAX_PIXELS", 50_000_000)
+# Scans in a progressive JPEG (decode cost is pixels × scans); libjpeg and mozjpeg write about 10.
+ORIGIN_MAX_JPEG_SCANS = env_int("ORIGIN_MAX_JPEG_SCANS", 32)
 ORIGIN_CONNECT_TIMEOUT = float(env("ORIGIN_CONNECT_TIMEOUT", 5))
 ORIGIN_TOTAL_TIMEOUT = float(env("ORIGIN_TOTAL_TIMEOUT", 30))
 ORIGIN_MAX_REDIRECTS = 5

@@ -1,6 +1,9 @@
 """Decoding origin bytes safely: type by content, pixel ceiling before decode, fidelity to sRGB."""
 
 import io
+import os
+import re
+import struct
 import warnings
 
 import numpy as np
@@ -9,8 +12,11 @@ from PIL import Image, ImageCms, ImageFile
 
 from config.exceptions import ServiceError
 
-# Our own ceiling is checked from the header; Pillow's warning-based one is turned off.
-Image.MAX_IMAGE_PIXELS = None
+# The formats the contract decodes, each read by exactly one Pillow plugin: never "whatever Pillow
+# opens". Animated and multi-page files give their first frame or page only. Not AVIF: Pillow
+# gives libavif no size limit, and the AV1 frame may be far bigger than the size the container
+# states (a file saying 16×16 decodes a 64-megapixel frame), so no header check can bound it.
+DECODERS = {"jpeg": "JPEG", "png": "PNG", "gif": "GIF", "webp": "WEBP", "tiff": "TIFF", "bmp": "BMP"}
 
 SIGNATURES = [
     (b"\xff\xd8\xff", "jpeg"),
@@ -20,7 +26,32 @@ SIGNATURES = [
     (b"II*\x00", "tiff"),
     (b"MM\x00*", "tiff"),
     (b"BM", "bmp"),
+    # Images we recognise but do not serve: 415 before any decoder sees them (icons and the like
+    # decode their entries on open).
+    (b"\x00\x00\x01\x00", "ico"),
+    (b"\x00\x00\x02\x00", "cur"),
+    (b"icns", "icns"),
+    (b"8BPS", "psd"),
+    (b"DDS ", "dds"),
+    (b"\x00\x00\x00\x0cjP  \r\n\x87\n", "jpeg 2000"),
+    (b"\xff\x4f\xff\x51", "jpeg 2000"),
+    (b"\x00\x00\x00\x0cJXL \r\n\x87\n", "jpeg xl"),
+    (b"\xff\x0a", "jpeg xl"),
+    (b"%!PS", "eps"),
+    (b"\xc5\xd0\xd3\xc6", "eps"),
+    (b"SIMPLE  =", "fits"),
+    (b"qoif", "qoi"),
+    (b"BLP1", "blp"),
+    (b"BLP2", "blp"),
+    (b"\x01\xda", "sgi"),
+    (b"\x59\xa6\x6a\x95", "sun raster"),
+    (b"\xb1\x68\xde\x3a", "dcx"),
+    (b"/* XPM */", "xpm"),
+    (b"#define", "xbm"),
+    (b"\xd7\xcd\xc6\x9a", "wmf"),
+    (b"gimp xcf", "xcf"),
 ]
+_NETPBM = re.compile(rb"P[1-7]\s")
 BG_REMOVE_TYPES = {"jpeg", "png"}
 SIXTEEN_BIT_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
@@ -53,15 +84,58 @@ class TooManyPixelsError(ServiceError):
     code = "too_many_pixels"
 
 
+class TooManyScansError(ServiceError):
+    status_code = 422
+    code = "too_many_scans"
+
+
+class TooManySegmentsError(ServiceError):
+    status_code = 422
+    code = "too_many_segments"
+
+
+# Structure no real file comes near, each far below what costs a second to walk: Pillow reads
+# every JPEG segment, PNG chunk and GIF block before the first frame in Python (~3–7 µs each,
+# so 12 MB of empty ones is 6 CPU-seconds), and every TIFF strip or tile is one decoder call.
+JPEG_MAX_SEGMENTS = 4096  # Real files: 10–300 (APP2 carries an ICC profile in up to 255 chunks).
+PNG_MAX_CHUNKS = 20_000  # libpng writes 8 kB IDAT chunks: 1 500 for a 12 MB file.
+GIF_MAX_BLOCKS = 10_000  # Extension sub-blocks before the first frame (XMP takes a few hundred).
+TIFF_MAX_TILES = 100_000  # Strips or tiles of the first page: 16×16 tiles of 50 megapixels is 200 000.
+# Pillow decodes everything but JPEG in Pillow's own error types; these are what its parsers raise
+# on a malformed header or body.
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, KeyError, TypeError,
+                 struct.error, ZeroDivisionError, OverflowError)
+# Markers inside entropy-coded JPEG data: 0xFF then anything but stuffing (00), restarts (D0–D7), fill (FF).
+_JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+_JPEG_STANDALONE = {0x01, *range(0xD0, 0xD8)}
+_JPEG_SOS, _JPEG_EOI = 0xDA, 0xD9
+_JPEG_FRAMES = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # SOF0–SOF15: the frame header with the size.
+# Rows of a 16-bit or float image converted at a time: a few MB of temporaries, never a whole copy.
+_CHUNK_PIXELS = 1 << 20
+
+
 def image_sniff(data: bytes) -> str | None:
-    """The image type named by the file's first bytes; extensions and headers are not trusted."""
+    """The image type named by the file's first bytes; extensions and headers are not trusted.
+
+    Types not in DECODERS are images we recognise but do not serve.
+    """
     for magic, kind in SIGNATURES:
         if data.startswith(magic):
             return kind
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "webp"
-    if data[4:8] == b"ftyp" and data[8:12] in (b"avif", b"avis", b"heic", b"heix", b"mif1"):
-        return "avif" if data[8:12] in (b"avif", b"avis") else "heif"
+    if data[4:8] == b"ftyp":
+        box = data[8:min(len(data), max(16, int.from_bytes(data[:4], "big")))]
+        brands = {box[i:i + 4] for i in range(0, len(box) - 3, 4)}
+        if brands & {b"avif", b"avis"}:
+            return "avif"
+        if brands & {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}:
+            return "heif"
+    if _NETPBM.match(data[:3]):
+        return "netpbm"
+    head = data[:1024].lstrip().lower()
+    if head.startswith(b"<") and b"<svg" in head:
+        return "svg"
     return None
 
 
@@ -80,21 +154,41 @@ def image_decode(data: bytes, *, at_least: tuple[int, int] | None = None) -> Ima
     """Opens, checks the pixel ceiling from the header, decodes, orients (EXIF) and normalises to sRGB
     RGB or RGBA with no metadata, so later stages can rely on both.
 
+    Security checks in order, all before any pixel is allocated: the type by content (only
+    DECODERS), the file's structure (image_check_structure), the header's size against
+    ORIGIN_MAX_PIXELS; Pillow's own bomb guard stays on behind them.
+
     `at_least` (width, height as displayed) lets a JPEG decode at 1/2, 1/4 or 1/8 of its size
     while still at least that big: far less work for a thumbnail of a large photo.
     """
-    try:
-        image = Image.open(io.BytesIO(data))
-    except (OSError, ValueError, Image.DecompressionBombError):
-        raise NotAnImageError() from None
-    width, height = image.size
-    # Checked before decode so a decompression bomb never allocates.
-    if width * height > settings.ORIGIN_MAX_PIXELS:
-        raise TooManyPixelsError(
-            f"The origin image has {width}×{height} pixels, over the limit of "
-            f"{settings.ORIGIN_MAX_PIXELS // 1_000_000} megapixels."
+    kind = image_sniff(data)
+    if kind is None:
+        raise NotAnImageError()
+    if kind not in DECODERS:
+        raise UnsupportedImageTypeError(
+            f"{kind.upper()} origins are not supported; use JPEG, PNG, WebP, GIF, TIFF or BMP."
         )
-    if at_least and image.format == "JPEG":
+    image_check_structure(data, kind)
+    limit = settings.ORIGIN_MAX_PIXELS
+    # The second line: Pillow warns over the limit and refuses over twice it, also for sizes only
+    # known while it opens (a GIF frame bigger than its screen).
+    Image.MAX_IMAGE_PIXELS = limit
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=[DECODERS[kind]])
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise TooManyPixelsError(
+            f"The origin image has more pixels than the limit of {limit / 1_000_000:g} megapixels."
+        ) from None
+    except ValueError:
+        # Pillow's limits on metadata: PNG text and profile chunks (1 MB each, 64 MB in all).
+        raise NotAnImageError("The origin image is corrupt, or its metadata is over the decoder's limits.") from None
+    except DECODE_ERRORS:
+        raise NotAnImageError() from None
+    image_check_pixels(image)
+    if at_least and image.format in ("JPEG", "MPO"):
         wanted = at_least
         if image.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8):
             wanted = (at_least[1], at_least[0])  # Stored sideways: the draft is asked before turning.
@@ -104,9 +198,13 @@ def image_decode(data: bytes, *, at_least: tuple[int, int] | None = None) -> Ima
             warnings.simplefilter("ignore")
             image.load()
             image = image_orient(image)
-    except (OSError, ValueError, SyntaxError):
+    except DECODE_ERRORS:
         raise NotAnImageError("The origin image is truncated or corrupt.") from None
-    image = image_mode_normalise(image_to_srgb(image))
+    try:
+        image = image_mode_normalise(image_to_srgb(image))
+    except ValueError:
+        # A mode Pillow decodes but cannot turn into RGB (LAB TIFF, say).
+        raise UnsupportedImageTypeError(f"Origin images in the {image.mode} colour mode are not supported.") from None
     if isinstance(image, ImageFile.ImageFile):
         # A plain image on the same decoded pixels (no copy): the file's cached EXIF and its
         # buffer do not travel on to later stages.
@@ -114,6 +212,169 @@ def image_decode(data: bytes, *, at_least: tuple[int, int] | None = None) -> Ima
     # Nothing of the origin's metadata (EXIF, XMP, ICC, comments) may leak into an output.
     image.info = {}
     return image
+
+
+def image_check_structure(data: bytes, kind: str) -> None:
+    """The header's size against the ceiling, and what pixel counts do not bound (JPEG scans and
+    segments, PNG chunks, GIF blocks), read from the bytes before Pillow parses anything.
+
+    """
+    if kind == "jpeg":
+        _jpeg_check(data)
+    elif kind == "png" and len(data) >= 24:
+        _pixels_check(int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big"))
+        _png_check(data)
+    elif kind == "gif":
+        _gif_check(data)
+    elif kind == "webp":
+        size = _webp_canvas(data)
+        if size is not None:
+            # libwebp allocates two RGBA canvases when the file is opened (the frame and the one
+            # before it, even for a still image): a WebP counts twice against the ceiling.
+            _pixels_check(*size, weight=2)
+    elif kind == "tiff":
+        _tiff_check(data)
+        # JPEG-compressed strips and tiles are decoded by libtiff, whose only knob on scans is this
+        # variable (read each time it sets up a JPEG strip; its own default is 100). It refuses the
+        # scan numbered at the limit, hence the + 1.
+        os.environ["LIBTIFF_JPEG_MAX_ALLOWED_SCAN_NUMBER"] = str(settings.ORIGIN_MAX_JPEG_SCANS + 1)
+    elif kind == "bmp" and len(data) >= 26:
+        if int.from_bytes(data[14:18], "little") == 12:  # OS/2 header: 16-bit sizes.
+            _pixels_check(int.from_bytes(data[18:20], "little"), int.from_bytes(data[20:22], "little"))
+        else:
+            width, height = struct.unpack("<ii", data[18:26])
+            _pixels_check(abs(width), abs(height))
+
+
+def image_check_pixels(image: Image.Image) -> None:
+    """The ceiling again on the size Pillow read, behind the checks on the bytes."""
+    _pixels_check(*image.size)
+
+
+def _pixels_check(width: int, height: int, *, what: str = "image", weight: int = 1) -> None:
+    limit = settings.ORIGIN_MAX_PIXELS // weight
+    # Checked before decode so a decompression bomb never allocates.
+    if width * height > limit:
+        raise TooManyPixelsError(
+            f"The origin {what} has {width}×{height} pixels, over the limit of "
+            f"{limit / 1_000_000:g} megapixels{' for this format' if weight > 1 else ''}."
+        )
+
+
+def _jpeg_check(data: bytes) -> None:
+    """Counts the scans and segments of the first image (up to EOI), walking the marker stream.
+
+    A progressive JPEG's decode cost is pixels × scans: 5 000 empty refinement scans of a
+    4-megapixel image take libjpeg 20 CPU-seconds in a 100 kB file.
+    """
+    max_scans = settings.ORIGIN_MAX_JPEG_SCANS
+    pos, end, scans, segments = 2, len(data), 0, 0
+    while pos + 4 <= end:
+        if data[pos] != 0xFF:
+            return  # Not a marker: corrupt, and the decoder will say so.
+        marker = data[pos + 1]
+        if marker == 0xFF:
+            pos += 1  # Fill byte.
+            continue
+        if marker == _JPEG_EOI:
+            return
+        segments += 1
+        if segments > JPEG_MAX_SEGMENTS:
+            raise TooManySegmentsError(f"The origin JPEG has over {JPEG_MAX_SEGMENTS} marker segments.")
+        if marker in _JPEG_STANDALONE:
+            pos += 2
+            continue
+        if marker in _JPEG_FRAMES and pos + 9 <= end:
+            _pixels_check(int.from_bytes(data[pos + 7:pos + 9], "big"), int.from_bytes(data[pos + 5:pos + 7], "big"))
+        pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+        if marker == _JPEG_SOS:
+            scans += 1
+            if scans > max_scans:
+                raise TooManyScansError(
+                    f"The origin JPEG has over {max_scans} progressive scans; real encoders write at most a few dozen."
+                )
+            found = _JPEG_MARKER.search(data, pos)
+            if found is None:
+                return
+            pos = found.start()
+
+
+def _png_check(data: bytes) -> None:
+    pos, end, chunks = 8, len(data), 0
+    while pos + 8 <= end:
+        chunks += 1
+        if chunks > PNG_MAX_CHUNKS:
+            raise TooManySegmentsError(f"The origin PNG has over {PNG_MAX_CHUNKS} chunks.")
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        if data[pos + 4:pos + 8] == b"IEND":
+            return
+        pos += 12 + length
+
+
+def _gif_check(data: bytes) -> None:
+    """Counts the extension sub-blocks before the first frame, the ones Pillow reads one by one on open."""
+    if len(data) < 13:
+        return
+    pos, blocks = 13, 0
+    if data[10] & 0x80:
+        pos += 3 << ((data[10] & 7) + 1)  # Global colour table.
+    end = len(data)
+    while pos < end and data[pos] == 0x21:  # Extension introducer; 0x2C (the first frame) ends the walk.
+        pos += 2
+        while pos < end and data[pos]:
+            blocks += 1
+            if blocks > GIF_MAX_BLOCKS:
+                raise TooManySegmentsError(
+                    f"The origin GIF has over {GIF_MAX_BLOCKS} extension blocks before its first frame."
+                )
+            pos += 1 + data[pos]
+        pos += 1
+    if pos + 9 <= end and data[pos] == 0x2C:
+        # Pillow grows the image to hold a first frame that lies outside the logical screen.
+        x, y, width, height = struct.unpack("<HHHH", data[pos + 1:pos + 9])
+        screen_width, screen_height = struct.unpack("<HH", data[6:10])
+        _pixels_check(max(screen_width, x + width), max(screen_height, y + height))
+
+
+def _tiff_check(data: bytes) -> None:
+    """The first page's size, tile size and strip or tile count, from its IFD: Pillow builds one
+    Python object per strip while it opens the file (a million strips: 14 CPU-seconds)."""
+    order = "<" if data[:2] == b"II" else ">"
+    if len(data) < 8:
+        return
+    (ifd,) = struct.unpack(order + "I", data[4:8])
+    if ifd + 2 > len(data):
+        return
+    (count,) = struct.unpack(order + "H", data[ifd:ifd + 2])
+    entries = data[ifd + 2:ifd + 2 + 12 * count]
+    values, counts = {}, {}
+    for tag, kind, n, raw in struct.iter_unpack(order + "HHI4s", entries[:len(entries) // 12 * 12]):
+        counts[tag] = n
+        if n == 1 and kind == 3:
+            values[tag] = struct.unpack(order + "H", raw[:2])[0]
+        elif n == 1 and kind == 4:
+            values[tag] = struct.unpack(order + "I", raw)[0]
+    if 256 in values and 257 in values:
+        _pixels_check(values[256], values[257])
+    if 322 in values and 323 in values:
+        # libtiff allocates a whole tile whatever the image size: a 64×64 image can claim 4-gigapixel tiles.
+        _pixels_check(values[322], values[323], what="tile")
+    pieces = max(counts.get(273, 0), counts.get(324, 0))  # StripOffsets, TileOffsets.
+    if pieces > TIFF_MAX_TILES:
+        raise TooManySegmentsError(f"The origin TIFF has {pieces} strips or tiles, over the limit of {TIFF_MAX_TILES}.")
+
+
+def _webp_canvas(data: bytes) -> tuple[int, int] | None:
+    """The canvas size from the first chunk (VP8X, VP8 or VP8L), as libwebp reads it."""
+    chunk = data[12:16]
+    if chunk == b"VP8X" and len(data) >= 30:
+        return int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
+    if chunk == b"VP8 " and len(data) >= 30 and data[23:26] == b"\x9d\x01\x2a":
+        return (int.from_bytes(data[26:28], "little") & 0x3FFF, int.from_bytes(data[28:30], "little") & 0x3FFF)
+    if chunk == b"VP8L" and len(data) >= 25 and data[20] == 0x2F:
+        bits = int.from_bytes(data[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    return None
 
 
 def image_orient(image: Image.Image) -> Image.Image:
@@ -150,16 +411,32 @@ def image_mode_normalise(image: Image.Image) -> Image.Image:
     Greyscale (L) becomes RGB too: one rule for every stage costs a little memory, not quality.
     """
     if image.mode in SIXTEEN_BIT_MODES:
-        return _sixteen_to_eight(image).convert("RGB")
+        return _to_eight_bits(image, _sixteen_to_eight).convert("RGB")
     if image.mode == "F":
-        return Image.fromarray(np.clip(np.asarray(image), 0, 255).astype(np.uint8)).convert("RGB")
+        return _to_eight_bits(image, _float_to_eight).convert("RGB")
     if image.has_transparency_data:
         # Palette and colour-key transparency (tRNS) become a real alpha channel.
         return image if image.mode == "RGBA" else image.convert("RGBA")
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def _sixteen_to_eight(image: Image.Image) -> Image.Image:
-    # Pillow's own I;16 → L conversion clips at 255, which turns every mid-grey white.
-    values = np.asarray(image).astype(np.float64)
-    return Image.fromarray(np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8), "L")
+def _to_eight_bits(image: Image.Image, convert) -> Image.Image:
+    """An L image converted band of rows by band of rows: no copy of the whole image in a wider type
+    (a float64 copy of 50 megapixels alone is 400 MB)."""
+    width, height = image.size
+    out = np.empty((height, width), np.uint8)
+    rows = max(1, _CHUNK_PIXELS // max(1, width))
+    for top in range(0, height, rows):
+        bottom = min(height, top + rows)
+        out[top:bottom] = convert(np.asarray(image.crop((0, top, width, bottom))))
+    return Image.fromarray(out, "L")
+
+
+def _sixteen_to_eight(values: np.ndarray) -> np.ndarray:
+    # Pillow's own I;16 → L conversion clips at 255, which turns every mid-grey white. This is
+    # round(v / 257) in integers: 257 is odd, so there are no ties to round.
+    return ((np.clip(values, 0, 65535).astype(np.uint32) + 128) // 257).astype(np.uint8)
+
+
+def _float_to_eight(values: np.ndarray) -> np.ndarray:
+    return np.clip(values, 0, 255).astype(np.uint8)

@@ -165,3 +165,53 @@ def test_jpeg_draft_decodes_smaller_but_never_below_the_request():
     assert small.size == (500, 250)  # 1/4 scale: the smallest DCT scale still ≥ 300×100.
     assert image_decode(buf.getvalue()).size == (2000, 1000)
     assert image_decode(buf.getvalue(), at_least=(1500, 10)).size == (2000, 1000)
+
+
+def float_formula_16(values):
+    """How 16-bit grey became 8-bit before the banded integer conversion: the fidelity it must keep."""
+    return np.clip(np.rint(values.astype(np.float64) / 257.0), 0, 255).astype(np.uint8)
+
+
+def test_every_sixteen_bit_value_maps_as_before():
+    values = np.arange(65536, dtype=np.uint16).reshape(256, 256)
+    decoded = image_decode(encode(Image.fromarray(values), "PNG"))
+    assert np.array_equal(np.asarray(decoded)[..., 0], float_formula_16(values))
+
+
+def test_sixteen_bit_bands_join_without_a_seam():
+    # 1500 columns: a band is 699 rows, so 2000 rows cross two band boundaries.
+    values = np.random.default_rng(7).integers(0, 65536, (2000, 1500), dtype=np.uint16)
+    decoded = np.asarray(image_decode(encode(Image.fromarray(values), "PNG")))
+    assert np.array_equal(decoded[..., 0], float_formula_16(values))
+    assert np.array_equal(decoded[..., 0], decoded[..., 2])
+
+
+def test_thirty_two_bit_integer_tiff_clips_as_before():
+    values = np.array([[-70000, -1, 0, 128, 129, 65407, 65535, 65536, 2**31 - 1]], dtype=np.int32)
+    image = Image.fromarray(values, "I")
+    decoded = image_decode(encode(image, "TIFF"))
+    assert np.asarray(decoded)[0, :, 0].tolist() == float_formula_16(values)[0].tolist()
+
+
+def test_float_tiff_clips_and_truncates_as_before():
+    values = np.array([[-5.5, -0.4, 0.0, 0.6, 127.9, 254.99, 255.0, 300.0, 1e30]], dtype=np.float32)
+    decoded = image_decode(encode(Image.fromarray(values, "F"), "TIFF"))
+    expected = np.clip(values, 0, 255).astype(np.uint8)
+    assert np.asarray(decoded)[0, :, 0].tolist() == expected[0].tolist() == [0, 0, 0, 0, 127, 254, 255, 255, 255]
+
+
+def test_sixteen_bit_conversion_makes_no_wide_copy_of_the_image():
+    import tracemalloc
+
+    from rendering.images import image_mode_normalise
+
+    image = Image.fromarray(np.full((3000, 4000), 40000, dtype=np.uint16))  # 12 megapixels.
+    tracemalloc.start()
+    try:
+        out = image_mode_normalise(image)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert out.getpixel((0, 0)) == (156, 156, 156)
+    # The 8-bit result (12 MB) and one band of temporaries; a float64 copy alone would be 96 MB.
+    assert peak < 30 * 2**20, peak
