@@ -36,7 +36,7 @@ def tiny(source, origin_root):
     photos = origin_root / "photos"
     (photos / "tiny.png").write_bytes(png((2, 2), (200, 30, 30)))
     (photos / "tiny-alpha.png").write_bytes(png((2, 2), (200, 30, 30, 128), "RGBA"))
-    (photos / "wide.png").write_bytes(png((4, 1), (200, 30, 30)))
+    (photos / "wide.png").write_bytes(png((8, 1), (200, 30, 30)))
     (photos / "mark.png").write_bytes(png((10, 10), BLUE))
     (photos / "dot.png").write_bytes(png((2, 2), BLUE))
     return source
@@ -78,17 +78,17 @@ def test_output_pixels_are_clamped_to_the_ceiling_not_refused(client, tiny):
     response, body, _ = get(client, "w=8192&h=8192&fit=scale&fm=jpg")
     assert response.status_code == 200
     image = image_of(body)
-    assert image.size == (4898, 4898)  # √(24 MP / 8192²) of each side, rounded down.
-    assert image.width * image.height <= 24_000_000 < 4899 * 4899
+    assert image.size == (4000, 4000)  # Each side × √(16 MP / 8192²), rounded down.
+    assert image.width * image.height <= 16_000_000 < 4001 * 4000
     # dpr=5 on a modest box is clamped the same way.
     response, body, _ = get(client, "w=1000&h=1000&fit=crop&dpr=5&fm=jpg")
-    assert response.status_code == 200 and image_of(body).size == (4898, 4898)
+    assert response.status_code == 200 and image_of(body).size == (4000, 4000)
 
 
 def test_clip_is_capped_on_the_size_it_makes_not_on_the_box(client, tiny):
-    # A 4:1 origin in an 8192×8192 clip box is 8192×2048 (16.8 MP): under the ceiling, untouched.
+    # An 8:1 origin in an 8192×8192 clip box (67 MP) is 8192×1024 (8.4 MP): under the ceiling, untouched.
     response, body, _ = get(client, "w=8192&h=8192&fm=jpg", path="wide.png")
-    assert response.status_code == 200 and image_of(body).size == (8192, 2048)
+    assert response.status_code == 200 and image_of(body).size == (8192, 1024)
 
 
 def test_output_size_is_what_resize_makes(settings):
@@ -114,7 +114,7 @@ ENCODERS = [
     ("png32", (2449, 2449), (2450, 2450), "RENDER_MAX_PNG_PIXELS", "6,000,000", "image/png"),
     ("png8", (1000, 1000), (1001, 1000), "RENDER_MAX_PALETTE_PIXELS", "1,000,000", "image/png"),
     ("gif", (1000, 1000), (1001, 1000), "RENDER_MAX_PALETTE_PIXELS", "1,000,000", "image/gif"),
-    ("webp", (3840, 2160), (3841, 2160), "RENDER_MAX_WEBP_PIXELS", "8,300,000", "image/webp"),
+    ("webp", (3840, 2160), (3841, 2161), "RENDER_MAX_WEBP_PIXELS", "8,300,000", "image/webp"),
     ("webp&lossless=true", (1000, 2000), (1001, 2000), "RENDER_MAX_LOSSLESS_PIXELS", "2,000,000", "image/webp"),
     ("avif", (1500, 1400), (1501, 1400), "RENDER_MAX_AVIF_PIXELS", "2,100,000", "image/avif"),
 ]
@@ -217,7 +217,7 @@ def test_too_many_tiles_refused_and_the_largest_grid_allowed_drawn(client, tiny)
 def test_two_pixel_tiles_on_a_huge_canvas_cost_nothing(client, tiny):
     # Before the budget: ~6 million composites, tens of CPU-seconds.
     response, body, cpu = get(client, "w=8192&h=8192&fit=scale&fm=jpg&mark=dot.png&mark-tile=grid&mark-pad=0")
-    assert_refused(response, body, cpu, "too_many_mark_tiles", "4898×4898 image")
+    assert_refused(response, body, cpu, "too_many_mark_tiles", "4000×4000 image")
 
 
 # --- Uncached-render slots ---------------------------------------------------------------------------
@@ -265,7 +265,7 @@ def test_cached_hits_flow_while_worst_case_renders_run_on_granian(tiny, worker_e
     def render_client(n):
         with requests.Session() as http:
             for i in range(3):
-                # 24 MP JPEG from a 2×2 origin: the output ceiling's worst case, ~1 CPU-s each.
+                # 16 MP JPEG from a 2×2 origin: the output ceiling's worst case, ~0.5 CPU-s each.
                 response = http.get(f"{base}?w=8192&h=8192&fit=scale&fm=jpg&q={n * 10 + i}", timeout=120)
                 renders.append((response.status_code, response.headers.get("Retry-After"),
                                 response.json()["error"]["code"] if response.status_code != 200 else None))
