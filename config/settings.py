@@ -252,7 +252,7 @@ RENDER_RATE_LIMIT = env("RENDER_RATE_LIMIT", "1200/m")
 # Each default keeps one render of a tiny origin or a hostile file under 3 CPU-s and 600 MB on a
 # 2-core machine (bench/hostile.py). Output pixels are clamped (scaled down, as imgix does at
 # 8192×8192); the rest answer 422.
-RENDER_MAX_OUTPUT_PIXELS = env_int("RENDER_MAX_OUTPUT_PIXELS", 16_000_000)
+RENDER_MAX_OUTPUT_PIXELS = env_int("RENDER_MAX_OUTPUT_PIXELS", 12_000_000)
 # Per-encoder ceilings on output pixels: PNG/PNG32, palette (PNG8, GIF), lossy WebP, lossless WebP, AVIF.
 RENDER_MAX_PNG_PIXELS = env_int("RENDER_MAX_PNG_PIXELS", 6_000_000)
 RENDER_MAX_PALETTE_PIXELS = env_int("RENDER_MAX_PALETTE_PIXELS", 1_000_000)

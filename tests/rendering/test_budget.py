@@ -78,11 +78,11 @@ def test_output_pixels_are_clamped_to_the_ceiling_not_refused(client, tiny):
     response, body, _ = get(client, "w=8192&h=8192&fit=scale&fm=jpg")
     assert response.status_code == 200
     image = image_of(body)
-    assert image.size == (4000, 4000)  # Each side × √(16 MP / 8192²), rounded down.
-    assert image.width * image.height <= 16_000_000 < 4001 * 4000
+    assert image.size == (3464, 3464)  # Each side × √(12 MP / 8192²), rounded down.
+    assert image.width * image.height <= 12_000_000 < 3465 * 3464
     # dpr=5 on a modest box is clamped the same way.
     response, body, _ = get(client, "w=1000&h=1000&fit=crop&dpr=5&fm=jpg")
-    assert response.status_code == 200 and image_of(body).size == (4000, 4000)
+    assert response.status_code == 200 and image_of(body).size == (3464, 3464)
 
 
 def test_clip_is_capped_on_the_size_it_makes_not_on_the_box(client, tiny):
@@ -185,8 +185,8 @@ def test_tile_count_is_the_number_drawn():
 
 
 def test_huge_mark_is_refused_before_it_is_sized(client, tiny):
-    response, body, cpu = get(client, "w=600&h=600&fit=scale&fm=jpg&mark=mark.png&mark-w=4000&mark-h=4000")
-    assert_refused(response, body, cpu, "mark_too_large", "4000×4000", "RENDER_MAX_MARK_PIXELS", "8,000,000")
+    response, body, cpu = get(client, "w=600&h=600&fit=scale&fm=jpg&mark=mark.png&mark-w=4000&mark-h=4000&mark-fit=scale")
+    assert_refused(response, body, cpu, "mark_too_large", "4000×4000", "16,000,000 pixels", "RENDER_MAX_MARK_PIXELS", "8,000,000")
 
 
 def test_rotated_mark_is_refused_on_its_rotated_size_and_its_neighbour_drawn(client, tiny):
@@ -217,7 +217,7 @@ def test_too_many_tiles_refused_and_the_largest_grid_allowed_drawn(client, tiny)
 def test_two_pixel_tiles_on_a_huge_canvas_cost_nothing(client, tiny):
     # Before the budget: ~6 million composites, tens of CPU-seconds.
     response, body, cpu = get(client, "w=8192&h=8192&fit=scale&fm=jpg&mark=dot.png&mark-tile=grid&mark-pad=0")
-    assert_refused(response, body, cpu, "too_many_mark_tiles", "4000×4000 image")
+    assert_refused(response, body, cpu, "too_many_mark_tiles", "3464×3464 image")
 
 
 # --- Uncached-render slots ---------------------------------------------------------------------------
@@ -265,7 +265,7 @@ def test_cached_hits_flow_while_worst_case_renders_run_on_granian(tiny, worker_e
     def render_client(n):
         with requests.Session() as http:
             for i in range(3):
-                # 16 MP JPEG from a 2×2 origin: the output ceiling's worst case, ~0.5 CPU-s each.
+                # 12 MP JPEG from a 2×2 origin: the output ceiling's worst case.
                 response = http.get(f"{base}?w=8192&h=8192&fit=scale&fm=jpg&q={n * 10 + i}", timeout=120)
                 renders.append((response.status_code, response.headers.get("Retry-After"),
                                 response.json()["error"]["code"] if response.status_code != 200 else None))
