@@ -91,6 +91,16 @@ def test_clip_is_capped_on_the_size_it_makes_not_on_the_box(client, tiny):
     assert response.status_code == 200 and image_of(body).size == (8192, 1024)
 
 
+def test_a_large_jpeg_without_parameters_is_clamped_to_the_same_size_from_a_smaller_decode(
+        client, tiny, origin_root, settings):
+    settings.RENDER_MAX_OUTPUT_PIXELS = 1_000_000
+    Image.new("RGB", (4000, 3000), (10, 120, 200)).save(origin_root / "photos" / "big.jpg", quality=90)
+    # Clamped from 4000×3000: 1154×866 (JPEG draft may decode at 1/2, 2000×1500, first).
+    response, body, _ = get(client, "", path="big.jpg")
+    assert response.status_code == 200 and image_of(body).size == (1154, 866)
+    assert image_of(body).convert("RGB").getpixel((500, 400)) == pytest.approx((10, 120, 200), abs=4)
+
+
 def test_output_size_is_what_resize_makes(settings):
     settings.RENDER_MAX_OUTPUT_PIXELS = 5000
     queries = ["", "w=300", "w=300&h=40", "w=90&h=90&fit=crop", "w=90&h=90&fit=scale", "w=500&fit=max",
