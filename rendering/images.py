@@ -101,8 +101,8 @@ JPEG_MAX_SEGMENTS = 4096  # Real files: 10–300 (APP2 carries an ICC profile in
 PNG_MAX_CHUNKS = 20_000  # libpng writes 8 kB IDAT chunks: 1 500 for a 12 MB file.
 GIF_MAX_BLOCKS = 10_000  # Extension sub-blocks before the first frame (XMP takes a few hundred).
 TIFF_MAX_TILES = 100_000  # Strips or tiles of the first page: 16×16 tiles of 50 megapixels is 200 000.
-# Pillow decodes everything but JPEG in Pillow's own error types; these are what its parsers raise
-# on a malformed header or body.
+# What Pillow's parsers and decoders raise on a malformed header or body: each is the client's file,
+# never a 5xx.
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, KeyError, TypeError,
                  struct.error, ZeroDivisionError, OverflowError)
 # Markers inside entropy-coded JPEG data: 0xFF then anything but stuffing (00), restarts (D0–D7), fill (FF).
@@ -215,10 +215,9 @@ def image_decode(data: bytes, *, at_least: tuple[int, int] | None = None) -> Ima
 
 
 def image_check_structure(data: bytes, kind: str) -> None:
-    """The header's size against the ceiling, and what pixel counts do not bound (JPEG scans and
-    segments, PNG chunks, GIF blocks), read from the bytes before Pillow parses anything.
-
-    """
+    """The header's size against the ceiling (JPEG, PNG, GIF, WebP, TIFF, BMP), and what pixel
+    counts do not bound (JPEG scans and segments, PNG chunks, GIF blocks, TIFF strips and tiles,
+    RLE bitmaps), read from the bytes before Pillow parses anything."""
     if kind == "jpeg":
         _jpeg_check(data)
     elif kind == "png" and len(data) >= 24:
@@ -236,19 +235,33 @@ def image_check_structure(data: bytes, kind: str) -> None:
         _tiff_check(data)
         # JPEG-compressed strips and tiles are decoded by libtiff, whose only knob on scans is this
         # variable (read each time it sets up a JPEG strip; its own default is 100). It refuses the
-        # scan numbered at the limit, hence the + 1.
-        os.environ["LIBTIFF_JPEG_MAX_ALLOWED_SCAN_NUMBER"] = str(settings.ORIGIN_MAX_JPEG_SCANS + 1)
+        # scan numbered at the limit, hence the + 1. Set only when it changes: setenv is not
+        # thread-safe against the getenv of a decode running in another thread.
+        scans = str(settings.ORIGIN_MAX_JPEG_SCANS + 1)
+        if os.environ.get("LIBTIFF_JPEG_MAX_ALLOWED_SCAN_NUMBER") != scans:
+            os.environ["LIBTIFF_JPEG_MAX_ALLOWED_SCAN_NUMBER"] = scans
     elif kind == "bmp" and len(data) >= 26:
         if int.from_bytes(data[14:18], "little") == 12:  # OS/2 header: 16-bit sizes.
             _pixels_check(int.from_bytes(data[18:20], "little"), int.from_bytes(data[20:22], "little"))
         else:
             width, height = struct.unpack("<ii", data[18:26])
             _pixels_check(abs(width), abs(height))
+            if data[30:34] in (b"\x01\x00\x00\x00", b"\x02\x00\x00\x00"):
+                raise _bmp_rle_error()
 
 
 def image_check_pixels(image: Image.Image) -> None:
     """The ceiling again on the size Pillow read, behind the checks on the bytes."""
     _pixels_check(*image.size)
+    if any(tile.codec_name == "bmp_rle" for tile in image.tile):
+        raise _bmp_rle_error()
+
+
+def _bmp_rle_error() -> UnsupportedImageTypeError:
+    # Pillow decodes RLE bitmaps in Python, run by run: 11 MB of one-pixel runs is 8 CPU-seconds.
+    return UnsupportedImageTypeError(
+        "Run-length-encoded BMP origins are not supported; use an uncompressed BMP, PNG or JPEG."
+    )
 
 
 def _pixels_check(width: int, height: int, *, what: str = "image", weight: int = 1) -> None:

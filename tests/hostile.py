@@ -139,6 +139,14 @@ def bmp_huge_header() -> bytes:
     return data[:18] + struct.pack("<ii", 100_000, 100_000) + data[26:]
 
 
+def bmp_rle_runs() -> bytes:
+    """A 4000×4000 RLE8 BMP of 5.5 million one-pixel runs (11 MB): Pillow decodes RLE in Python."""
+    runs = b"\x01\x05" * 5_500_000 + b"\x00\x01"
+    info = struct.pack("<IiiHHIIiiII", 40, 4000, 4000, 1, 8, 1, len(runs), 2835, 2835, 256, 0)
+    start = 14 + 40 + 1024
+    return b"BM" + struct.pack("<IHHI", start + len(runs), 0, 0, start) + info + bytes(1024) + runs
+
+
 def avif_frame_bigger_than_header() -> bytes:
     """An AVIF whose container (ispe) says 16×16 around a 4000×4000 AV1 frame: libavif decodes
     the whole frame, so no header check bounds an AVIF."""
@@ -385,6 +393,7 @@ HOSTILE: dict[str, Callable[[], bytes]] = {
     "tiff_many_pages": tiff_many_pages,
     "tiff_many_strips": tiff_many_strips,
     "bmp_huge_header": bmp_huge_header,
+    "bmp_rle_runs": bmp_rle_runs,
     "avif_frame_bigger_than_header": avif_frame_bigger_than_header,
     "heic": heic,
     "ico_huge_png": ico_huge_png,
@@ -430,6 +439,7 @@ EXPECTED: dict[str, tuple[int, str | None]] = {
     "tiff_many_pages": (200, None),
     "tiff_many_strips": (422, "too_many_segments"),
     "bmp_huge_header": (422, "too_many_pixels"),
+    "bmp_rle_runs": (415, "unsupported_image_type"),
     "avif_frame_bigger_than_header": (415, "unsupported_image_type"),
     "heic": (415, "unsupported_image_type"),
     "ico_huge_png": (415, "unsupported_image_type"),

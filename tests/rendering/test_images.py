@@ -192,3 +192,16 @@ def test_png_split_into_many_small_idat_chunks_still_decodes():
     split = data[:at] + chunks + data[at + 12 + length:]
     assert split.count(b"IDAT") > 1000
     assert image_decode(split).tobytes() == image.tobytes()
+
+
+def test_rle_bmp_is_refused_and_plain_bmp_decodes(monkeypatch):
+    image = Image.new("P", (32, 16), 1)
+    image.putpalette([0, 0, 0, 250, 20, 20])
+    assert image_decode(encode(image, "BMP")).getpixel((3, 3)) == (250, 20, 20)
+    with pytest.raises(UnsupportedImageTypeError) as err:
+        image_decode(hostile.bmp_rle_runs())
+    assert "Run-length-encoded BMP" in err.value.message
+    # Pillow's parser sees the same: the second line refuses it too.
+    monkeypatch.setattr(images, "image_check_structure", lambda data, kind: None)
+    with pytest.raises(UnsupportedImageTypeError):
+        image_decode(hostile.bmp_rle_runs())
