@@ -269,6 +269,23 @@ RENDER_MAX_STORED_BYTES_PER_ACCOUNT = env_int("RENDER_MAX_STORED_BYTES_PER_ACCOU
 RENDER_LAST_USED_SECONDS = env_int("RENDER_LAST_USED_SECONDS", 600)
 # Per-account request limit (django-ratelimit syntax); an account may set its own in the admin.
 RENDER_RATE_LIMIT = env("RENDER_RATE_LIMIT", "1200/m")
+# The output budget (rendering/budget.py, docs/rendering.md "Limits"), checked before the work starts.
+# Each default keeps one render of a tiny origin or a hostile file under 3 CPU-s and 600 MB on a
+# 2-core machine (bench/hostile.py). Output pixels are clamped (scaled down, as imgix does at
+# 8192×8192); the rest answer 422.
+RENDER_MAX_OUTPUT_PIXELS = env_int("RENDER_MAX_OUTPUT_PIXELS", 12_000_000)
+# Per-encoder ceilings on output pixels: PNG/PNG32, palette (PNG8, GIF), lossy WebP, lossless WebP, AVIF.
+RENDER_MAX_PNG_PIXELS = env_int("RENDER_MAX_PNG_PIXELS", 6_000_000)
+RENDER_MAX_PALETTE_PIXELS = env_int("RENDER_MAX_PALETTE_PIXELS", 1_000_000)
+RENDER_MAX_WEBP_PIXELS = env_int("RENDER_MAX_WEBP_PIXELS", 8_300_000)
+RENDER_MAX_LOSSLESS_PIXELS = env_int("RENDER_MAX_LOSSLESS_PIXELS", 2_000_000)
+RENDER_MAX_AVIF_PIXELS = env_int("RENDER_MAX_AVIF_PIXELS", 2_100_000)
+# The watermark as drawn (after mark-w/mark-h/mark-scale and mark-rot), and its tile count.
+RENDER_MAX_MARK_PIXELS = env_int("RENDER_MAX_MARK_PIXELS", 8_000_000)
+RENDER_MAX_MARK_TILES = env_int("RENDER_MAX_MARK_TILES", 10_000)
+# Uncached renders (origin fetch, decode, render, encode) at once per web process; beyond: 503.
+# 2 of the Procfile's 4 threads per process, so cached hits always find a free thread.
+RENDER_MAX_CONCURRENT = env_int("RENDER_MAX_CONCURRENT", 2)
 
 # --- Usage metering ---------------------------------------------------------------------------
 # Counts in Redis not persisted within this many seconds (beat stopped) expire rather than pile up.

@@ -1,6 +1,7 @@
 """The rendering pipeline: one request in, a stored render or a job in progress out."""
 
 import json
+import math
 from dataclasses import dataclass, replace
 
 from django.conf import settings
@@ -15,6 +16,7 @@ from sources.selectors import source_bg_remove_enabled, source_bg_remove_model, 
 
 from . import jobs
 from .admission import render_admit
+from .budget import render_budget_check, render_slot
 from .cache import mark_name, render_get, render_key, render_store, storage_errors
 from .encode import format_default, format_negotiate, format_resolve, image_encode, image_has_alpha
 from .images import image_decode, image_sniff
@@ -110,9 +112,10 @@ def _serve(*, source: Source, path: str, params: RenderParams, accept: str) -> R
         return RenderOutcome(source=source, params=params, render=render, hit=True)
 
     if not params.bg_remove:
-        image, kind, size = _origin_image(source, path, at_least=_decode_size(params, requested_fmt))
-        render = _render(image, kind=kind, size=size, source=source, path=path, params=params,
-                         accept=accept, key=key, cutout=False)
+        with render_slot():  # Cached hits above never wait for a slot.
+            image, kind, size = _origin_image(source, path, at_least=_decode_size(params, requested_fmt))
+            render = _render(image, kind=kind, size=size, source=source, path=path, params=params,
+                             accept=accept, key=key, cutout=False)
         return RenderOutcome(source=source, params=params, render=render)
 
     job = jobs.bg_remove_job_ensure(source=source, path=path, model=model, refinement=refinement)
@@ -133,8 +136,9 @@ def _serve(*, source: Source, path: str, params: RenderParams, accept: str) -> R
         render = render_store(key=key, source=source, path=path, data=data, content_type="image/png",
                               storage_name=job.cutout_name)
     else:
-        render = _render(image_decode(data), kind="png", size=len(data), source=source, path=path,
-                         params=params, accept=accept, key=key, cutout=True)
+        with render_slot():
+            render = _render(image_decode(data), kind="png", size=len(data), source=source, path=path,
+                             params=params, accept=accept, key=key, cutout=True)
     return RenderOutcome(source=source, params=params, render=render)
 
 
@@ -158,17 +162,36 @@ def _render(image, *, kind, size, source, path, params, accept, key, cutout) -> 
         data = json.dumps(_metadata(image, kind=kind, size=size)).encode()
         return render_store(key=key, source=source, path=path, data=data, content_type="application/json")
     mark = _mark_image(source, params.mark) if params.mark else None
+    default = format_default(kind, cutout=cutout)
+    requested = render_budget_check(size=image.size, params=params, requested=requested, default=default,
+                                    accept=accept, has_alpha=_may_have_alpha(image, params),
+                                    mark_size=mark.size if mark is not None else None)
     image = render_pipeline(image, params, mark=mark)
-    fmt = format_resolve(requested, params=params, has_alpha=image_has_alpha(image),
-                         default=format_default(kind, cutout=cutout))
+    fmt = format_resolve(requested, params=params, has_alpha=image_has_alpha(image), default=default)
     data, content_type = image_encode(image, fmt, params)
     return render_store(key=key, source=source, path=path, data=data, content_type=content_type)
 
 
+def _may_have_alpha(image, params: RenderParams) -> bool:
+    """Whether the render may come out with transparency (for auto=compress's choice of encoder
+    before the work): an opaque bg removes it, a transparent fill adds it."""
+    if params.bg and params.bg[3] == 255:
+        return False
+    return image_has_alpha(image) or params.fit in ("fill", "fillmax")
+
+
 def _decode_size(params: RenderParams, fmt: str) -> tuple[int, int] | None:
     """The smallest decoded size the render needs, when it is known before decoding."""
-    if fmt == "json" or params.rect or params.mark or not (params.w or params.h):
+    if fmt == "json" or params.rect or params.mark:
         return None
+    if not (params.w or params.h):
+        if params.ar:
+            return None  # The output's size follows the decoded one.
+        # No size asked: the output is the image clamped to RENDER_MAX_OUTPUT_PIXELS. A decode
+        # whose shorter side is at least √ceiling still has more pixels than that, so it clamps
+        # to the same size; a 50-megapixel JPEG then decodes at 1/2, for a second less CPU.
+        side = math.isqrt(settings.RENDER_MAX_OUTPUT_PIXELS - 1) + 1
+        return (side, side)
     if (params.w and params.w.ratio) or (params.h and params.h.ratio):
         return None
     scale = params.dpr if params.dpr > 0 else 1

@@ -6,7 +6,6 @@ SOAK_SECONDS (default 300).
 
 import os
 import subprocess
-import sys
 import threading
 import time
 

@@ -1,9 +1,11 @@
 """Watermark: size, opacity, rotation and placement of an already-decoded mark (research §5)."""
 
+import math
+
 from PIL import Image
 
 from ..params import HORIZONTAL_ALIGNS, MAX_DIMENSION, VERTICAL_ALIGNS, RenderParams
-from .resize import fit_apply
+from .resize import fit_apply, fit_size
 
 Point = tuple[int, int]
 
@@ -32,40 +34,82 @@ def mark_prepare(mark: Image.Image, base: Point, params: RenderParams) -> Image.
     return mark
 
 
-def _mark_size(mark: Image.Image, base: Point, params: RenderParams) -> Image.Image:
-    """mark-w/mark-h (pixels, or ratios of the MARK's own size) with mark-fit win over mark-scale.
+def mark_drawn_size(mark: Point, base: Point, params: RenderParams) -> Point:
+    """The size of the mark as drawn (sized, then rotated), without any pixels: the output
+    budget is checked on it before the work starts."""
+    sizing = _mark_box(mark, base, params)
+    width, height = fit_size(mark, *sizing) if sizing else mark
+    if not params.mark_rot:
+        return (width, height)
+    # The canvas Image.rotate(expand=True) makes, computed as it does (about the centre, same rounding).
+    angle = -math.radians(params.mark_rot % 360)
+    cos, sin = round(math.cos(angle), 15), round(math.sin(angle), 15)
+    cx, cy = width / 2, height / 2
+    dx, dy = cos * -cx + sin * -cy + cx, -sin * -cx + cos * -cy + cy
+    corners = [(0, 0), (width, 0), (width, height), (0, height)]
+    xs = [cos * x + sin * y + dx for x, y in corners]
+    ys = [-sin * x + cos * y + dy for x, y in corners]
+    return (math.ceil(max(xs)) - math.floor(min(xs)), math.ceil(max(ys)) - math.floor(min(ys)))
 
+
+def mark_tile_count(base: Point, size: Point, params: RenderParams) -> int:
+    """How many times the mark is drawn (counted, not listed)."""
+    if params.mark_tile != "grid":
+        return 1
+    xs, ys = _grid(base, size, params)
+    return len(xs) * len(ys)
+
+
+def _mark_size(mark: Image.Image, base: Point, params: RenderParams) -> Image.Image:
+    sizing = _mark_box(mark.size, base, params)
+    return fit_apply(mark, *sizing) if sizing else mark
+
+
+def _mark_box(mark: Point, base: Point, params: RenderParams) -> tuple[Point, str] | None:
+    """The box and fit mode the mark is sized with, or None to keep its own size.
+
+    mark-w/mark-h (pixels, or ratios of the MARK's own size) with mark-fit win over mark-scale.
     mark-scale is our decision where imgix's text is silent: a percentage of the base image's
     width, the mark's height following its aspect ratio.
     """
-    width, height = mark.size
+    width, height = mark
     if params.mark_w or params.mark_h:
         w = params.mark_w.pixels(width) if params.mark_w else None
         h = params.mark_h.pixels(height) if params.mark_h else None
         w = w or max(1, round(h * width / height))
         h = h or max(1, round(w * height / width))
-        return fit_apply(mark, (min(w, MAX_DIMENSION), min(h, MAX_DIMENSION)), params.mark_fit)
+        return (min(w, MAX_DIMENSION), min(h, MAX_DIMENSION)), params.mark_fit
     if params.mark_scale is not None:
         w = max(1, round(base[0] * params.mark_scale / 100))
         h = max(1, round(w * height / width))
-        return fit_apply(mark, (min(w, MAX_DIMENSION), min(h, MAX_DIMENSION)), "scale")
-    return mark
+        return (min(w, MAX_DIMENSION), min(h, MAX_DIMENSION)), "scale"
+    return None
 
 
 def mark_positions(base: Point, size: Point, params: RenderParams) -> list[Point]:
     """Top-left corners to draw the mark at: one, or a grid through it with mark-tile=grid."""
+    x, y = _placed(base, size, params)
+    if params.mark_tile != "grid":
+        return [(x, y)]
+    xs, ys = _grid(base, size, params)
+    return [(tx, ty) for ty in ys for tx in xs]
+
+
+def _grid(base: Point, size: Point, params: RenderParams) -> tuple[range, range]:
+    x, y = _placed(base, size, params)
+    # We decide the grid's gap: mark-pad, so tiles never overlap and the gap follows the pad.
+    step_x, step_y = size[0] + params.mark_pad, size[1] + params.mark_pad
+    return range(x % step_x - step_x, base[0], step_x), range(y % step_y - step_y, base[1], step_y)
+
+
+def _placed(base: Point, size: Point, params: RenderParams) -> Point:
+    """The single mark's corner: mark-x/mark-y, else the alignment."""
     x, y = _aligned(base, size, params)
     if params.mark_x is not None:
         x = params.mark_x
     if params.mark_y is not None:
         y = params.mark_y
-    if params.mark_tile != "grid":
-        return [(x, y)]
-    # We decide the grid's gap: mark-pad, so tiles never overlap and the gap follows the pad.
-    step_x, step_y = size[0] + params.mark_pad, size[1] + params.mark_pad
-    xs = range(x % step_x - step_x, base[0], step_x)
-    ys = range(y % step_y - step_y, base[1], step_y)
-    return [(tx, ty) for ty in ys for tx in xs]
+    return (x, y)
 
 
 def _aligned(base: Point, size: Point, params: RenderParams) -> Point:

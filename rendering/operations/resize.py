@@ -1,6 +1,9 @@
 """Size: rect, then w/h/dpr/ar/min/max with every imgix fit mode and crop anchor (research §4)."""
 
+import math
+
 import numpy as np
+from django.conf import settings
 from PIL import Image, ImageFilter
 
 from ..params import MAX_DIMENSION, SMART_CROPS, TRANSPARENT_WHITE, Dim, RenderParams
@@ -21,23 +24,58 @@ ENTROPY_BINS = 32
 
 def rect_apply(image: Image.Image, rect: tuple[Dim, Dim, Dim, Dim]) -> Image.Image:
     """Crops to x, y, w, h (pixels, or ratios of the image), clamped so at least 1×1 remains."""
-    width, height = image.size
+    left, top, right, bottom = _rect_edges(image.size, rect)
+    if (left, top, right, bottom) == (0, 0, image.width, image.height):
+        return image
+    return image.crop((left, top, right, bottom))
+
+
+def rect_size(size: Box, rect: tuple[Dim, Dim, Dim, Dim] | None) -> Box:
+    """The size `rect_apply` leaves, without any pixels."""
+    if not rect:
+        return size
+    left, top, right, bottom = _rect_edges(size, rect)
+    return (right - left, bottom - top)
+
+
+def _rect_edges(size: Box, rect: tuple[Dim, Dim, Dim, Dim]) -> tuple[int, int, int, int]:
+    width, height = size
     x, y, w, h = rect
     left = min(_offset(x, width), width - 1)
     top = min(_offset(y, height), height - 1)
     right = left + min(max(w.pixels(width), 1), width - left)
     bottom = top + min(max(h.pixels(height), 1), height - top)
-    if (left, top, right, bottom) == (0, 0, width, height):
-        return image
-    return image.crop((left, top, right, bottom))
+    return left, top, right, bottom
 
 
 def resize_apply(image: Image.Image, params: RenderParams) -> Image.Image:
-    """w, h, dpr, ar, min/max and fit; never larger than 8192×8192 (scaled down, not refused)."""
+    """w, h, dpr, ar, min/max and fit; never larger than 8192×8192 nor RENDER_MAX_OUTPUT_PIXELS
+    (scaled down, not refused)."""
     box = target_box(image.size, params)
     if box is None:
         return _cap_only(image)
     return fit_apply(image, box, params.fit, params)
+
+
+def output_size(size: Box, params: RenderParams) -> Box:
+    """The size `resize_apply` gives an image of `size`, without any pixels: the output budget
+    is checked on it before the work starts."""
+    box = target_box(size, params)
+    if box is None:
+        return _pixel_cap(_box_cap(size))
+    return fit_size(size, box, params.fit)
+
+
+def fit_size(size: Box, box: Box, fit: str) -> Box:
+    """The size one fit mode makes of an image of `size` in `box` (as `fit_apply` does)."""
+    if fit == "max":
+        inside = _inside(size, box)
+        return _pixel_cap(size if inside[0] >= size[0] else inside)
+    if fit == "min":
+        return _min_box(size, box)
+    if fit in FITS and fit != "clip":
+        return box  # crop, scale, fill, fillmax and clamp fill the box exactly.
+    return _pixel_cap(_inside(size, box))
 
 
 def target_box(size: Box, params: RenderParams) -> Box | None:
@@ -48,7 +86,7 @@ def target_box(size: Box, params: RenderParams) -> Box | None:
     ar = params.ar if params.fit in ("crop", "fill", "fillmax") else None
     if w is None and h is None:
         # ar alone reframes at native resolution: cropped for crop, padded for fill (imgix ar doc).
-        return _box_cap(_ar_frame(size, ar, inside=params.fit == "crop")) if ar else None
+        return _fit_cap(_ar_frame(size, ar, inside=params.fit == "crop"), params.fit) if ar else None
     aspect = ar[0] / ar[1] if ar else width / height
     if w is None:
         w = max(1, round(h * aspect))
@@ -58,7 +96,7 @@ def target_box(size: Box, params: RenderParams) -> Box | None:
         w, h = _bounded(w, params.min_w, params.max_w), _bounded(h, params.min_h, params.max_h)
     # dpr multiplies the CSS-pixel box, bounds included, so dpr=2 is the same picture, denser.
     w, h = max(1, round(w * params.dpr)), max(1, round(h * params.dpr))
-    return _box_cap((w, h))
+    return _fit_cap((w, h), params.fit)
 
 
 def fit_apply(image: Image.Image, box: Box, fit: str, params: RenderParams = DEFAULTS) -> Image.Image:
@@ -69,12 +107,11 @@ def fit_apply(image: Image.Image, box: Box, fit: str, params: RenderParams = DEF
 # --- Fit modes --------------------------------------------------------------------------------------
 
 def _clip(image: Image.Image, box: Box, params: RenderParams) -> Image.Image:
-    return _resample(image, _inside(image.size, box))
+    return _resample(image, fit_size(image.size, box, "clip"))
 
 
 def _max(image: Image.Image, box: Box, params: RenderParams) -> Image.Image:
-    size = _inside(image.size, box)
-    return image if size[0] >= image.width else _resample(image, size)
+    return _resample(image, fit_size(image.size, box, "max"))
 
 
 def _scale(image: Image.Image, box: Box, params: RenderParams) -> Image.Image:
@@ -89,9 +126,13 @@ def _crop(image: Image.Image, box: Box, params: RenderParams) -> Image.Image:
 
 
 def _min(image: Image.Image, box: Box, params: RenderParams) -> Image.Image:
+    return _crop(image, _min_box(image.size, box), params)
+
+
+def _min_box(size: Box, box: Box) -> Box:
     # The requested aspect ratio, shrunk until it fits the original: never upscaled.
-    shrink = min(1.0, image.width / box[0], image.height / box[1])
-    return _crop(image, (max(1, round(box[0] * shrink)), max(1, round(box[1] * shrink))), params)
+    shrink = min(1.0, size[0] / box[0], size[1] / box[1])
+    return (max(1, round(box[0] * shrink)), max(1, round(box[1] * shrink)))
 
 
 def _fill(image: Image.Image, box: Box, params: RenderParams) -> Image.Image:
@@ -247,6 +288,23 @@ def _box_cap(box: Box) -> Box:
     return _box_cap_to(box, MAX_DIMENSION)
 
 
+def _fit_cap(box: Box, fit: str) -> Box:
+    """The box within 8192×8192; for modes that fill it exactly, within the output pixels too.
+    clip and max fit inside the box, so they are capped on the size they make (`fit_size`): a
+    square box around a wide image must not shrink it for pixels it will never have."""
+    box = _box_cap(box)
+    return box if fit in ("clip", "max") or fit not in FITS else _pixel_cap(box)
+
+
+def _pixel_cap(size: Box) -> Box:
+    """`size` scaled down proportionally until it has at most RENDER_MAX_OUTPUT_PIXELS pixels."""
+    limit = settings.RENDER_MAX_OUTPUT_PIXELS
+    if size[0] * size[1] <= limit:
+        return size
+    shrink = math.sqrt(limit / (size[0] * size[1]))
+    return (max(1, math.floor(size[0] * shrink)), max(1, math.floor(size[1] * shrink)))
+
+
 def _box_cap_to(box: Box, limit: int) -> Box:
     """`box` scaled down proportionally until neither side exceeds `limit`."""
     shrink = min(1.0, limit / box[0], limit / box[1])
@@ -256,7 +314,7 @@ def _box_cap_to(box: Box, limit: int) -> Box:
 
 
 def _cap_only(image: Image.Image) -> Image.Image:
-    return _resample(image, _box_cap(image.size))
+    return _resample(image, _pixel_cap(_box_cap(image.size)))
 
 
 def _inside(size: Box, box: Box) -> Box:

@@ -1,7 +1,6 @@
 """Rate limits (django-ratelimit on real Redis, shared by several web processes) and queue admission."""
 
 import subprocess
-import sys
 import threading
 
 import pytest

@@ -183,7 +183,8 @@ def test_dpr_multiplies_the_box(rgb_bands):
     assert resize(rgb_bands, "w=0.5&dpr=2").size == (300, 200)
 
 
-def test_output_never_exceeds_8192():
+def test_output_never_exceeds_8192(settings):
+    settings.RENDER_MAX_OUTPUT_PIXELS = 8192 * 8192  # The side cap alone; the pixel ceiling: test_budget.py.
     thin = Image.new("RGB", (200, 2), "red")
     assert resize(thin, "w=8000&dpr=2").size == (8192, 82)  # Scaled down, aspect kept.
     assert target_box((300, 200), params_parse("w=8192&h=4000&fit=crop&dpr=2")) == (8192, 4000)

@@ -1,0 +1,124 @@
+"""The output budget and the uncached-render slots: what one render may cost, checked before it starts."""
+
+import threading
+from contextlib import contextmanager
+
+from django.conf import settings
+
+from config.exceptions import ServiceError, ServiceUnavailableError
+
+from .encode import format_resolve
+from .operations.mark import mark_drawn_size, mark_tile_count
+from .operations.resize import output_size, rect_size
+from .params import RenderParams
+
+# The setting that bounds each encoder's output pixels; JPEG has none beyond RENDER_MAX_OUTPUT_PIXELS.
+ENCODER_LIMITS = {
+    "png": "RENDER_MAX_PNG_PIXELS",
+    "png32": "RENDER_MAX_PNG_PIXELS",
+    "png8": "RENDER_MAX_PALETTE_PIXELS",
+    "gif": "RENDER_MAX_PALETTE_PIXELS",
+    "webp": "RENDER_MAX_WEBP_PIXELS",
+    "avif": "RENDER_MAX_AVIF_PIXELS",
+}
+FORMAT_NAMES = {"png": "PNG", "png32": "PNG32", "png8": "PNG8", "gif": "GIF", "webp": "WebP", "avif": "AVIF"}
+BUSY_RETRY_AFTER = 2  # Seconds: an uncached render here takes well under that.
+
+
+class OutputTooLargeError(ServiceError):
+    status_code = 422
+    code = "output_too_large"
+    default_message = "The render asked for is over this platform's output budget."
+
+
+class MarkTooLargeError(OutputTooLargeError):
+    code = "mark_too_large"
+
+
+class TooManyMarkTilesError(OutputTooLargeError):
+    code = "too_many_mark_tiles"
+
+
+class RenderBusyError(ServiceUnavailableError):
+    code = "render_busy"
+    default_message = "This server is busy with other new renders; try again shortly."
+    retry_after = BUSY_RETRY_AFTER
+
+
+def render_budget_check(*, size: tuple[int, int], params: RenderParams, requested: str, default: str,
+                        accept: str, has_alpha: bool, mark_size: tuple[int, int] | None = None) -> str:
+    """Refuses a render whose work is over budget, from the decoded size and the parameters alone.
+
+    Returns the output format to ask `format_resolve` for: `requested`, except that auto=format
+    chooses WebP over AVIF when the client accepts both and AVIF is over its budget (content
+    negotiation picks the best format the client accepts within budget). `has_alpha` says whether
+    the output may have transparency (true when unsure: it only chooses the stricter budget).
+    """
+    out = output_size(rect_size(size, params.rect), params)
+    if mark_size is not None:
+        _mark_check(mark_size, out, params)
+    fmt = format_resolve(requested, params=params, has_alpha=has_alpha, default=default)
+    pixels = out[0] * out[1]
+    if pixels <= _limit(fmt, params)[1]:
+        return requested
+    if (fmt == "avif" and params.auto_format and "image/webp" in (accept or "").lower()
+            and pixels <= _limit("webp", params)[1]):
+        return "webp"
+    setting, limit = _limit(fmt, params)
+    kind = "lossless WebP" if setting == "RENDER_MAX_LOSSLESS_PIXELS" else FORMAT_NAMES[fmt]
+    raise OutputTooLargeError(
+        f"{kind} output of {out[0]}×{out[1]} ({_mp(pixels)}) is over the limit of {_mp(limit)} "
+        f"for {kind} ({setting}); ask for a smaller size or another format."
+    )
+
+
+def _limit(fmt: str, params: RenderParams) -> tuple[str, int]:
+    if fmt == "webp" and params.lossless:
+        setting = "RENDER_MAX_LOSSLESS_PIXELS"
+    else:
+        setting = ENCODER_LIMITS.get(fmt, "RENDER_MAX_OUTPUT_PIXELS")
+    return setting, getattr(settings, setting)
+
+
+def _mark_check(mark_size: tuple[int, int], base: tuple[int, int], params: RenderParams) -> None:
+    drawn = mark_drawn_size(mark_size, base, params)
+    limit = settings.RENDER_MAX_MARK_PIXELS
+    if drawn[0] * drawn[1] > limit:
+        raise MarkTooLargeError(
+            f"The watermark would be {drawn[0]}×{drawn[1]} as drawn (sized and rotated), "
+            f"{_mp(drawn[0] * drawn[1])}, over the limit of {_mp(limit)} (RENDER_MAX_MARK_PIXELS)."
+        )
+    tiles = mark_tile_count(base, drawn, params)
+    if tiles > settings.RENDER_MAX_MARK_TILES:
+        raise TooManyMarkTilesError(
+            f"mark-tile=grid would draw the {drawn[0]}×{drawn[1]} watermark {tiles} times on a "
+            f"{base[0]}×{base[1]} image, over the limit of {settings.RENDER_MAX_MARK_TILES} tiles "
+            f"(RENDER_MAX_MARK_TILES); use a larger mark or mark-pad."
+        )
+
+
+def _mp(pixels: int) -> str:
+    return f"{pixels:,} pixels"
+
+
+# --- Uncached-render slots ------------------------------------------------------------------------
+
+_slots_lock = threading.Lock()
+_slots_taken = 0
+
+
+@contextmanager
+def render_slot():
+    """Holds one of the process's RENDER_MAX_CONCURRENT uncached-render slots, or answers 503 at
+    once: waiting would pile requests up behind the expensive ones, and hold threads that cached
+    hits need."""
+    global _slots_taken
+    with _slots_lock:
+        if _slots_taken >= settings.RENDER_MAX_CONCURRENT:
+            raise RenderBusyError()
+        _slots_taken += 1
+    try:
+        yield
+    finally:
+        with _slots_lock:
+            _slots_taken -= 1

@@ -1,0 +1,317 @@
+"""The output budget (each lever refused or clamped before the work, its neighbour rendered) and the
+per-process limit on uncached renders, in-process and on a real granian server."""
+
+import io
+import math
+import statistics
+import subprocess
+import threading
+import time
+
+import pytest
+import requests
+from PIL import Image
+
+from rendering.budget import RenderBusyError, render_slot
+from rendering.models import Render
+from rendering.operations.mark import mark_drawn_size, mark_positions, mark_prepare, mark_tile_count
+from rendering.operations.resize import output_size, resize_apply
+from rendering.params import params_parse
+from tests.conftest import ROOT, free_port, stop_process, wait_for_port, web_command
+
+pytestmark = pytest.mark.django_db
+
+BLUE = (0, 0, 255)
+
+
+def png(size, color, mode="RGB") -> bytes:
+    out = io.BytesIO()
+    Image.new(mode, size, color).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.fixture
+def tiny(source, origin_root):
+    """2×2 origins: the cheapest file that can ask for the most work."""
+    photos = origin_root / "photos"
+    (photos / "tiny.png").write_bytes(png((2, 2), (200, 30, 30)))
+    (photos / "tiny-alpha.png").write_bytes(png((2, 2), (200, 30, 30, 128), "RGBA"))
+    (photos / "wide.png").write_bytes(png((8, 1), (200, 30, 30)))
+    (photos / "mark.png").write_bytes(png((10, 10), BLUE))
+    (photos / "dot.png").write_bytes(png((2, 2), BLUE))
+    return source
+
+
+def body_of(response) -> bytes:
+    return b"".join(response.streaming_content) if response.streaming else response.content
+
+
+def get(client, query, path="tiny.png", **headers):
+    """The response, and the CPU-seconds this process spent answering it."""
+    stored = Render.objects.count()
+    started = time.process_time()
+    response = client.get(f"/render/acme-photos/{path}?{query}", **headers)
+    body = body_of(response)
+    cpu = time.process_time() - started
+    response.renders_stored = Render.objects.count() - stored
+    return response, body, cpu
+
+
+def image_of(body) -> Image.Image:
+    return Image.open(io.BytesIO(body))
+
+
+def assert_refused(response, body, cpu, code, *phrases):
+    assert response.status_code == 422, body[:300]
+    assert response["Cache-Control"] == "no-store"
+    error = response.json()["error"]
+    assert error["code"] == code
+    for phrase in phrases:
+        assert phrase in error["message"], error["message"]
+    assert cpu < 0.5, f"refused after {cpu:.2f} CPU-s: the work was done before the check"
+    assert response.renders_stored == 0
+
+
+# --- Output pixels: clamped, as imgix clamps at 8192×8192 -------------------------------------------
+
+def test_output_pixels_are_clamped_to_the_ceiling_not_refused(client, tiny):
+    response, body, _ = get(client, "w=8192&h=8192&fit=scale&fm=jpg")
+    assert response.status_code == 200
+    image = image_of(body)
+    assert image.size == (3464, 3464)  # Each side × √(12 MP / 8192²), rounded down.
+    assert image.width * image.height <= 12_000_000 < 3465 * 3464
+    # dpr=5 on a modest box is clamped the same way.
+    response, body, _ = get(client, "w=1000&h=1000&fit=crop&dpr=5&fm=jpg")
+    assert response.status_code == 200 and image_of(body).size == (3464, 3464)
+
+
+def test_clip_is_capped_on_the_size_it_makes_not_on_the_box(client, tiny):
+    # An 8:1 origin in an 8192×8192 clip box (67 MP) is 8192×1024 (8.4 MP): under the ceiling, untouched.
+    response, body, _ = get(client, "w=8192&h=8192&fm=jpg", path="wide.png")
+    assert response.status_code == 200 and image_of(body).size == (8192, 1024)
+
+
+def test_a_large_jpeg_without_parameters_is_clamped_to_the_same_size_from_a_smaller_decode(
+        client, tiny, origin_root, settings):
+    settings.RENDER_MAX_OUTPUT_PIXELS = 1_000_000
+    Image.new("RGB", (4000, 3000), (10, 120, 200)).save(origin_root / "photos" / "big.jpg", quality=90)
+    # Clamped from 4000×3000: 1154×866 (JPEG draft may decode at 1/2, 2000×1500, first).
+    response, body, _ = get(client, "", path="big.jpg")
+    assert response.status_code == 200 and image_of(body).size == (1154, 866)
+    assert image_of(body).convert("RGB").getpixel((500, 400)) == pytest.approx((10, 120, 200), abs=4)
+
+
+def test_output_size_is_what_resize_makes(settings):
+    settings.RENDER_MAX_OUTPUT_PIXELS = 5000
+    queries = ["", "w=300", "w=300&h=40", "w=90&h=90&fit=crop", "w=90&h=90&fit=scale", "w=500&fit=max",
+               "w=10&fit=max", "w=200&h=100&fit=min", "w=90&h=60&fit=fill", "w=90&h=60&fit=fillmax",
+               "w=90&h=60&fit=clamp", "ar=9:1&fit=fill", "ar=1:3&fit=crop", "w=60&h=60&fit=crop&dpr=3",
+               "w=0.5&h=0.5&fit=scale", "w=80&fit=bogus"]
+    for size in [(120, 80), (30, 200), (2, 2)]:
+        image = Image.new("RGB", size, "red")
+        for query in queries:
+            params = params_parse(query)
+            made = resize_apply(image, params).size
+            assert output_size(size, params) == made, (size, query)
+            assert made[0] * made[1] <= 5000 or made == size == (2, 2), (size, query, made)
+
+
+# --- Per-encoder ceilings: 422 just over, rendered just under -----------------------------------------
+
+ENCODERS = [
+    # (fm, largest allowed box, smallest refused box, setting, limit, content type)
+    ("png", (2449, 2449), (2450, 2450), "RENDER_MAX_PNG_PIXELS", "6,000,000", "image/png"),
+    ("png32", (2449, 2449), (2450, 2450), "RENDER_MAX_PNG_PIXELS", "6,000,000", "image/png"),
+    ("png8", (1000, 1000), (1001, 1000), "RENDER_MAX_PALETTE_PIXELS", "1,000,000", "image/png"),
+    ("gif", (1000, 1000), (1001, 1000), "RENDER_MAX_PALETTE_PIXELS", "1,000,000", "image/gif"),
+    ("webp", (3840, 2160), (3841, 2161), "RENDER_MAX_WEBP_PIXELS", "8,300,000", "image/webp"),
+    ("webp&lossless=true", (1000, 2000), (1001, 2000), "RENDER_MAX_LOSSLESS_PIXELS", "2,000,000", "image/webp"),
+    ("avif", (1500, 1400), (1501, 1400), "RENDER_MAX_AVIF_PIXELS", "2,100,000", "image/avif"),
+]
+
+
+@pytest.mark.parametrize("fm, allowed, refused, setting, limit, content_type", ENCODERS,
+                         ids=[e[0].replace("&lossless=true", "-lossless") for e in ENCODERS])
+def test_encoder_ceiling(client, tiny, fm, allowed, refused, setting, limit, content_type):
+    response, body, cpu = get(client, f"w={refused[0]}&h={refused[1]}&fit=scale&fm={fm}")
+    assert_refused(response, body, cpu, "output_too_large", f"{refused[0]}×{refused[1]}", setting, limit)
+    response, body, _ = get(client, f"w={allowed[0]}&h={allowed[1]}&fit=scale&fm={fm}")
+    assert response.status_code == 200, body[:300]
+    assert response["Content-Type"] == content_type and image_of(body).size == allowed
+
+
+def test_operator_sets_a_ceiling(client, tiny, settings):
+    settings.RENDER_MAX_PNG_PIXELS = 200 * 200
+    response, body, cpu = get(client, "w=201&h=200&fit=scale&fm=png")
+    assert_refused(response, body, cpu, "output_too_large", "201×200 (40,200 pixels)", "40,000 pixels")
+    response, body, _ = get(client, "w=200&h=200&fit=scale&fm=png")
+    assert response.status_code == 200 and image_of(body).size == (200, 200)
+
+
+def test_auto_format_chooses_webp_when_avif_is_over_budget(client, tiny):
+    both = {"HTTP_ACCEPT": "image/avif,image/webp,*/*"}
+    response, body, _ = get(client, "w=1501&h=1400&fit=scale&auto=format", **both)
+    assert response.status_code == 200 and response["Content-Type"] == "image/webp"
+    assert image_of(body).size == (1501, 1400) and response["Vary"] == "Accept"
+    response, body, _ = get(client, "w=1500&h=1400&fit=scale&auto=format", **both)
+    assert response["Content-Type"] == "image/avif" and image_of(body).size == (1500, 1400)
+    # A client that takes AVIF only is not sent WebP: it is told the limit.
+    response, body, cpu = get(client, "w=1502&h=1400&fit=scale&auto=format", HTTP_ACCEPT="image/avif")
+    assert_refused(response, body, cpu, "output_too_large", "RENDER_MAX_AVIF_PIXELS")
+
+
+def test_auto_compress_budgets_by_the_encoder_transparency_chooses(client, tiny):
+    # Transparent: auto=compress writes PNG, so PNG's ceiling applies before the work.
+    response, body, cpu = get(client, "w=2450&h=2450&fit=scale&auto=compress", path="tiny-alpha.png")
+    assert_refused(response, body, cpu, "output_too_large", "PNG output", "RENDER_MAX_PNG_PIXELS")
+    # Opaque, or made opaque by bg: JPEG, which only the output ceiling bounds.
+    for path, extra in [("tiny.png", ""), ("tiny-alpha.png", "&bg=white")]:
+        response, body, _ = get(client, f"w=2450&h=2450&fit=scale&auto=compress{extra}", path=path)
+        assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
+        assert image_of(body).size == (2450, 2450)
+
+
+def test_default_format_of_a_png_origin_is_budgeted_as_png(client, tiny):
+    response, body, cpu = get(client, "w=2450&h=2450&fit=scale")
+    assert_refused(response, body, cpu, "output_too_large", "PNG output of 2450×2450")
+
+
+# --- Watermarks: the drawn size (rotation included) and the tile count -------------------------------
+
+def test_rotated_mark_size_is_what_pillow_draws():
+    mark = Image.new("RGBA", (37, 11), BLUE)
+    for query in ["", "mark-rot=45", "mark-rot=30&mark-w=50", "mark-rot=90", "mark-rot=359&mark-h=0.5",
+                  "mark-scale=20&mark-rot=10", "mark-w=20&mark-h=20&mark-fit=crop&mark-rot=77", "mark-rot=180",
+                  "mark-rot=270&mark-w=3", "mark-rot=12.5&mark-w=0.7"]:
+        params = params_parse(query)
+        assert mark_drawn_size(mark.size, (400, 300), params) == mark_prepare(mark, (400, 300), params).size, query
+
+
+def test_tile_count_is_the_number_drawn():
+    for query in ["mark-tile=grid", "mark-tile=grid&mark-pad=0", "mark-tile=grid&mark-x=-3&mark-y=7", ""]:
+        params = params_parse(query)
+        for base, size in [((100, 60), (10, 10)), ((990, 990), (10, 10)), ((7, 7), (9, 2))]:
+            assert mark_tile_count(base, size, params) == len(mark_positions(base, size, params))
+
+
+def test_huge_mark_is_refused_before_it_is_sized(client, tiny):
+    response, body, cpu = get(client, "w=600&h=600&fit=scale&fm=jpg&mark=mark.png&mark-w=4000&mark-h=4000&mark-fit=scale")
+    assert_refused(response, body, cpu, "mark_too_large", "4000×4000", "16,000,000 pixels", "RENDER_MAX_MARK_PIXELS", "8,000,000")
+
+
+def test_rotated_mark_is_refused_on_its_rotated_size_and_its_neighbour_drawn(client, tiny):
+    # 1999² fits the mark ceiling, but turned 45° Pillow's canvas is 2829² (8.0 MP): over it.
+    response, body, cpu = get(client, "w=600&h=600&fit=scale&fm=jpg&mark=mark.png&mark-w=1999&mark-h=1999&mark-rot=45")
+    assert_refused(response, body, cpu, "mark_too_large", "2829×2829", "8,003,241 pixels")
+    response, body, _ = get(client, "w=600&h=600&fit=scale&fm=jpg&mark=mark.png&mark-w=1998&mark-h=1998&mark-rot=45"
+                      "&mark-align=middle,center")
+    assert response.status_code == 200
+    image = image_of(body).convert("RGB")
+    assert image.size == (600, 600)
+    r, g, b = image.getpixel((300, 300))
+    assert b > 200 and r < 60, "the rotated mark covers the middle of the image"
+
+
+def test_too_many_tiles_refused_and_the_largest_grid_allowed_drawn(client, tiny):
+    # A 10 px mark every 10 px: 100×100 = 10,000 tiles on 990², 101×101 on 1000².
+    base = "fit=scale&fm=png&mark=mark.png&mark-tile=grid&mark-pad=0"
+    response, body, cpu = get(client, f"w=1000&h=1000&{base}")
+    assert_refused(response, body, cpu, "too_many_mark_tiles", "10201 times", "RENDER_MAX_MARK_TILES")
+    response, body, _ = get(client, f"w=990&h=990&{base}")
+    assert response.status_code == 200
+    image = image_of(body).convert("RGB")
+    assert image.size == (990, 990)
+    assert all(image.getpixel(p) == BLUE for p in [(0, 0), (5, 5), (500, 500), (989, 989)])
+
+
+def test_two_pixel_tiles_on_a_huge_canvas_cost_nothing(client, tiny):
+    # Before the budget: ~6 million composites, tens of CPU-seconds.
+    response, body, cpu = get(client, "w=8192&h=8192&fit=scale&fm=jpg&mark=dot.png&mark-tile=grid&mark-pad=0")
+    assert_refused(response, body, cpu, "too_many_mark_tiles", "3464×3464 image")
+
+
+# --- Uncached-render slots ---------------------------------------------------------------------------
+
+def test_slots_are_taken_and_given_back(settings):
+    settings.RENDER_MAX_CONCURRENT = 1
+    with render_slot():
+        with pytest.raises(RenderBusyError) as busy:
+            with render_slot():
+                pass
+    assert busy.value.status_code == 503 and busy.value.retry_after == 2
+    with pytest.raises(ValueError):
+        with render_slot():
+            raise ValueError  # A failed render gives its slot back.
+    with render_slot():
+        pass
+
+
+def test_uncached_render_without_a_slot_is_503_and_cached_hits_need_none(client, tiny, settings):
+    cached = "w=40&fm=webp"
+    assert get(client, cached)[0].status_code == 200
+    settings.RENDER_MAX_CONCURRENT = 0
+    response, body, _ = get(client, "w=41&fm=webp")
+    assert response.status_code == 503 and response["Retry-After"] == "2"
+    assert response["Cache-Control"] == "no-store" and response.json()["error"]["code"] == "render_busy"
+    response, body, _ = get(client, cached)
+    assert response.status_code == 200 and image_of(body).size == (40, 40)
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_cached_hits_flow_while_worst_case_renders_run_on_granian(tiny, worker_env, settings):
+    """One granian process × 4 threads, default slots (2): a batch of the most expensive allowed
+    uncached renders gets 200 or 503 + Retry-After, never anything else; cached hits stay fast."""
+    env = {**worker_env, "REDIS_URL": settings.REDIS_URL, "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+           "RENDER_RATE_LIMIT": "1000000/m"}
+    port = free_port()
+    web = subprocess.Popen(web_command(port, workers=1, threads=4), cwd=ROOT, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    base = f"http://127.0.0.1:{port}/render/acme-photos/tiny.png"
+    hit_url = f"{base}?w=64&fm=webp"
+    renders, hits, stop = [], [], threading.Event()
+
+    def render_client(n):
+        with requests.Session() as http:
+            for i in range(3):
+                # 12 MP JPEG from a 2×2 origin: the output ceiling's worst case.
+                response = http.get(f"{base}?w=8192&h=8192&fit=scale&fm=jpg&q={n * 10 + i}", timeout=120)
+                renders.append((response.status_code, response.headers.get("Retry-After"),
+                                response.json()["error"]["code"] if response.status_code != 200 else None))
+                if response.status_code == 503:
+                    time.sleep(float(response.headers["Retry-After"]) / 4)
+
+    def hit_client():
+        with requests.Session() as http:
+            while not stop.is_set():
+                started = time.perf_counter()
+                response = http.get(hit_url, timeout=30)
+                hits.append((response.status_code, time.perf_counter() - started))
+                time.sleep(0.02)
+
+    try:
+        wait_for_port(port, proc=web)
+        assert requests.get(hit_url, timeout=30).status_code == 200
+        assert requests.get(hit_url, timeout=30).status_code == 200
+        clients = [threading.Thread(target=render_client, args=(n,)) for n in range(6)]
+        watcher = threading.Thread(target=hit_client)
+        watcher.start()
+        for t in clients:
+            t.start()
+        for t in clients:
+            t.join()
+        stop.set()
+        watcher.join()
+    finally:
+        stop_process(web)
+    statuses = [status for status, _, _ in renders]
+    assert set(statuses) <= {200, 503}, renders
+    assert statuses.count(200) >= 2 and statuses.count(503) >= 1, renders
+    assert all(retry == "2" and code == "render_busy" for status, retry, code in renders if status == 503)
+    latencies = sorted(seconds for _, seconds in hits)
+    assert hits and all(status == 200 for status, _ in hits), hits
+    p90 = latencies[math.ceil(len(latencies) * 0.9) - 1]
+    print(f"\n{len(renders)} renders: {statuses.count(200)} × 200, {statuses.count(503)} × 503; "
+          f"{len(hits)} cached hits, p50 {statistics.median(latencies) * 1000:.0f} ms, p90 {p90 * 1000:.0f} ms")
+    assert p90 < 1.0, latencies
