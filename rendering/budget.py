@@ -2,6 +2,7 @@
 
 import threading
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from django.conf import settings
 
@@ -9,7 +10,7 @@ from config.exceptions import ServiceError, ServiceUnavailableError
 
 from .encode import format_resolve
 from .operations.mark import mark_drawn_size, mark_tile_count
-from .operations.resize import output_size, rect_size
+from .operations.resize import output_size, rect_size, target_box
 from .params import RenderParams
 
 # The setting that bounds each encoder's output pixels; JPEG has none beyond RENDER_MAX_OUTPUT_PIXELS.
@@ -45,26 +46,40 @@ class RenderBusyError(ServiceUnavailableError):
     retry_after = BUSY_RETRY_AFTER
 
 
+@dataclass(frozen=True)
+class Budget:
+    """What a render within budget may do: the format to ask `format_resolve` for, and a lower
+    pixel ceiling for an image served at its own size (None: RENDER_MAX_OUTPUT_PIXELS alone)."""
+
+    fmt: str
+    max_pixels: int | None = None
+
+
 def render_budget_check(*, size: tuple[int, int], params: RenderParams, requested: str, default: str,
-                        accept: str, has_alpha: bool, mark_size: tuple[int, int] | None = None) -> str:
+                        accept: str, has_alpha: bool, mark_size: tuple[int, int] | None = None) -> Budget:
     """Refuses a render whose work is over budget, from the decoded size and the parameters alone.
 
-    Returns the output format to ask `format_resolve` for: `requested`, except that auto=format
-    chooses WebP over AVIF when the client accepts both and AVIF is over its budget (content
-    negotiation picks the best format the client accepts within budget). `has_alpha` says whether
-    the output may have transparency (true when unsure: it only chooses the stricter budget).
+    The format is `requested`, except that auto=format chooses WebP over AVIF when the client
+    accepts both and AVIF is over its budget (content negotiation picks the best format the client
+    accepts within budget). An image asked for at its own size (no w, h or ar) over its encoder's
+    budget is scaled down to it, as the output ceiling scales it: nothing in the URL asked for
+    those pixels. A size asked for explicitly is refused with the limit named. `has_alpha` says
+    whether the output may have transparency (true when unsure: it only chooses the stricter budget).
     """
-    out = output_size(rect_size(size, params.rect), params)
+    own_size = rect_size(size, params.rect)
+    out = output_size(own_size, params)
     if mark_size is not None:
         _mark_check(mark_size, out, params)
     fmt = format_resolve(requested, params=params, has_alpha=has_alpha, default=default)
     pixels = out[0] * out[1]
     if pixels <= _limit(fmt, params)[1]:
-        return requested
+        return Budget(requested)
     if (fmt == "avif" and params.auto_format and "image/webp" in (accept or "").lower()
             and pixels <= _limit("webp", params)[1]):
-        return "webp"
+        return Budget("webp")
     setting, limit = _limit(fmt, params)
+    if target_box(own_size, params) is None:
+        return Budget(requested, max_pixels=limit)
     kind = "lossless WebP" if setting == "RENDER_MAX_LOSSLESS_PIXELS" else FORMAT_NAMES[fmt]
     raise OutputTooLargeError(
         f"{kind} output of {out[0]}×{out[1]} ({_mp(pixels)}) is over the limit of {_mp(limit)} "

@@ -22,7 +22,15 @@ from sources.models import Source
 from sources.origins import OriginError, origin_for
 
 from .admission import bg_remove_admission_lock, bg_remove_admit, bg_remove_count
-from .images import EXIF_ORIENTATION, NotAnImageError, image_check_bg_removable, image_decode
+from .images import (
+    DECODERS,
+    EXIF_ORIENTATION,
+    NotAnImageError,
+    image_check_bg_removable,
+    image_check_structure,
+    image_decode,
+    image_sniff,
+)
 from .metrics import INFERENCES, JOB_SECONDS, JOBS, ORIGIN_ERRORS
 from .models import BgRemoveJob
 from .operations.bg_remove import cutout, inference_size
@@ -364,8 +372,12 @@ def _decode_for_inference(data: bytes) -> Image.Image:
     """The origin decoded at most at BG_REMOVE_MAX_PIXELS: a large JPEG is decoded in draft mode
     at 1/2, 1/4 or 1/8 of its size (never below the target), so a 49 MP photo never occupies
     49 MP of memory; what remains above the target is resampled down."""
+    kind = image_sniff(data)  # JPEG or PNG: image_check_bg_removable passed.
+    # Before Pillow reads the header: a JPEG's segments are parsed on open (millions of them in
+    # a hostile file cost seconds), so the structure is bounded first, as in image_decode.
+    image_check_structure(data, kind)
     try:
-        with Image.open(io.BytesIO(data)) as header:
+        with Image.open(io.BytesIO(data), formats=[DECODERS[kind]]) as header:
             width, height = header.size
             # A JPEG's EXIF is read from its header; other formats' (a PNG's eXIf) only on decode.
             sideways = header.format == "JPEG" and header.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8)

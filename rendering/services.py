@@ -142,13 +142,14 @@ def _serve(*, source: Source, path: str, params: RenderParams, accept: str) -> R
     return RenderOutcome(source=source, params=params, render=render)
 
 
-def render_pipeline(image, params: RenderParams, *, mark=None):
+def render_pipeline(image, params: RenderParams, *, mark=None, max_pixels=None):
     """The order of operations after decode and background removal, in one place (SPEC):
     rect → fit/crop/resize (w, h, dpr, ar, min/max) → fill → bg → mark. Encoding follows.
+    `max_pixels`: the encoder's budget for an image served at its own size (budget.py).
     """
     if params.rect:
         image = rect_apply(image, params.rect)
-    image = resize_apply(image, params)  # fit=fill/fillmax also lays the fill around the image.
+    image = resize_apply(image, params, max_pixels=max_pixels)  # fit=fill/fillmax also lays the fill around the image.
     if params.bg:
         image = bg_apply(image, params.bg)
     if mark is not None:
@@ -163,11 +164,11 @@ def _render(image, *, kind, size, source, path, params, accept, key, cutout) -> 
         return render_store(key=key, source=source, path=path, data=data, content_type="application/json")
     mark = _mark_image(source, params.mark) if params.mark else None
     default = format_default(kind, cutout=cutout)
-    requested = render_budget_check(size=image.size, params=params, requested=requested, default=default,
-                                    accept=accept, has_alpha=_may_have_alpha(image, params),
-                                    mark_size=mark.size if mark is not None else None)
-    image = render_pipeline(image, params, mark=mark)
-    fmt = format_resolve(requested, params=params, has_alpha=image_has_alpha(image), default=default)
+    budget = render_budget_check(size=image.size, params=params, requested=requested, default=default,
+                                 accept=accept, has_alpha=_may_have_alpha(image, params),
+                                 mark_size=mark.size if mark is not None else None)
+    image = render_pipeline(image, params, mark=mark, max_pixels=budget.max_pixels)
+    fmt = format_resolve(budget.fmt, params=params, has_alpha=image_has_alpha(image), default=default)
     data, content_type = image_encode(image, fmt, params)
     return render_store(key=key, source=source, path=path, data=data, content_type=content_type)
 

@@ -48,21 +48,22 @@ def _rect_edges(size: Box, rect: tuple[Dim, Dim, Dim, Dim]) -> tuple[int, int, i
     return left, top, right, bottom
 
 
-def resize_apply(image: Image.Image, params: RenderParams) -> Image.Image:
+def resize_apply(image: Image.Image, params: RenderParams, *, max_pixels: int | None = None) -> Image.Image:
     """w, h, dpr, ar, min/max and fit; never larger than 8192×8192 nor RENDER_MAX_OUTPUT_PIXELS
-    (scaled down, not refused)."""
+    (scaled down, not refused). `max_pixels` lowers the pixel ceiling of an image served at its
+    own size (no w, h or ar): the output encoder's budget (rendering/budget.py)."""
     box = target_box(image.size, params)
     if box is None:
-        return _cap_only(image)
+        return _cap_only(image, max_pixels)
     return fit_apply(image, box, params.fit, params)
 
 
-def output_size(size: Box, params: RenderParams) -> Box:
+def output_size(size: Box, params: RenderParams, *, max_pixels: int | None = None) -> Box:
     """The size `resize_apply` gives an image of `size`, without any pixels: the output budget
     is checked on it before the work starts."""
     box = target_box(size, params)
     if box is None:
-        return _pixel_cap(_box_cap(size))
+        return _pixel_cap(_box_cap(size), max_pixels)
     return fit_size(size, box, params.fit)
 
 
@@ -296,9 +297,10 @@ def _fit_cap(box: Box, fit: str) -> Box:
     return box if fit in ("clip", "max") or fit not in FITS else _pixel_cap(box)
 
 
-def _pixel_cap(size: Box) -> Box:
-    """`size` scaled down proportionally until it has at most RENDER_MAX_OUTPUT_PIXELS pixels."""
-    limit = settings.RENDER_MAX_OUTPUT_PIXELS
+def _pixel_cap(size: Box, max_pixels: int | None = None) -> Box:
+    """`size` scaled down proportionally until it has at most RENDER_MAX_OUTPUT_PIXELS pixels
+    (or `max_pixels`, when lower)."""
+    limit = min(settings.RENDER_MAX_OUTPUT_PIXELS, max_pixels or settings.RENDER_MAX_OUTPUT_PIXELS)
     if size[0] * size[1] <= limit:
         return size
     shrink = math.sqrt(limit / (size[0] * size[1]))
@@ -313,8 +315,8 @@ def _box_cap_to(box: Box, limit: int) -> Box:
     return (min(limit, max(1, round(box[0] * shrink))), min(limit, max(1, round(box[1] * shrink))))
 
 
-def _cap_only(image: Image.Image) -> Image.Image:
-    return _resample(image, _pixel_cap(_box_cap(image.size)))
+def _cap_only(image: Image.Image, max_pixels: int | None = None) -> Image.Image:
+    return _resample(image, _pixel_cap(_box_cap(image.size), max_pixels))
 
 
 def _inside(size: Box, box: Box) -> Box:

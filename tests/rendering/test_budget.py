@@ -176,6 +176,25 @@ def test_default_format_of_a_png_origin_is_budgeted_as_png(client, tiny):
     assert_refused(response, body, cpu, "output_too_large", "PNG output of 2450×2450")
 
 
+def test_an_image_at_its_own_size_is_scaled_to_its_encoders_budget_not_refused(client, tiny, origin_root, settings):
+    # Nothing in the URL asks for those pixels (no w, h or ar): the output is scaled down to the
+    # encoder's ceiling, as it is to RENDER_MAX_OUTPUT_PIXELS; an explicit size is still refused.
+    settings.RENDER_MAX_PNG_PIXELS = 10_000
+    settings.RENDER_MAX_PALETTE_PIXELS = 2_500
+    (origin_root / "photos" / "big.png").write_bytes(png((200, 150), (200, 30, 30, 128), "RGBA"))
+    for query, content_type, size in [
+        ("", "image/png", (115, 86)),  # √(10 000 / 30 000) of each side, rounded down.
+        ("bg=fff", "image/png", (115, 86)),
+        ("rect=0,0,200,100", "image/png", (141, 70)),
+        ("fm=gif", "image/gif", (57, 43)),
+    ]:
+        response, body, _ = get(client, query, path="big.png")
+        assert response.status_code == 200, (query, body[:300])
+        assert response["Content-Type"] == content_type and image_of(body).size == size, query
+    response, body, cpu = get(client, "w=200", path="big.png")
+    assert_refused(response, body, cpu, "output_too_large", "PNG output of 200×150", "RENDER_MAX_PNG_PIXELS")
+
+
 # --- Watermarks: the drawn size (rotation included) and the tile count -------------------------------
 
 def test_rotated_mark_size_is_what_pillow_draws():

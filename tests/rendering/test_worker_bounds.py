@@ -264,3 +264,18 @@ def test_alpha_matting_over_its_memory_budget_is_stopped_and_the_plain_mask_used
     alpha = np.asarray(refined.getchannel("A"))
     assert ((alpha > 0) & (alpha < 255)).mean() > 0.01  # Matting's soft edges, not the plain mask's.
     assert pool_children(os.getpid()) == children_before  # Every matting child is gone.
+
+
+def test_the_workers_decode_bounds_a_hostile_structure_before_pillow_opens_it():
+    # Pillow parses a JPEG's segments when it opens the file: the worker's own header read (for
+    # the downscale before inference) must come after the structure check, as image_decode's does.
+    from rendering.images import TooManySegmentsError
+    from tests.hostile import jpeg_many_segments
+
+    data = jpeg_many_segments()
+    started = time.process_time()
+    with pytest.raises(TooManySegmentsError):
+        jobs._decode_for_inference(data)
+    assert time.process_time() - started < 0.5
+    photo = (FIXTURES / "astronaut.jpg").read_bytes()
+    assert jobs._decode_for_inference(photo).size == Image.open(io.BytesIO(photo)).size
