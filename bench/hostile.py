@@ -61,7 +61,7 @@ CASES = [
     ("mark-w=8192 mark-rot=45", "tiny.png?w=2000&h=2000&fit=scale&fm=jpg&mark=dot.png&mark-w=8192&mark-h=8192&mark-rot=45", ""),
     ("mark-w=1998 mark-rot=45 (allowed)", "tiny.png?w=2000&h=2000&fit=scale&fm=jpg&mark=dot.png&mark-w=1998&mark-h=1998&mark-rot=45", ""),
     ("mark-scale=100 on 8192²", f"tiny.png?{BIG}&fm=jpg&mark=dot.png&mark-scale=100", ""),
-    ("noise 2000² → avif (over budget)", "noise.png?fm=avif", ""),
+    ("noise 2000² → avif at its own size (scaled to the AVIF ceiling)", "noise.png?fm=avif", ""),
     ("noise → 1449² avif (allowed)", "noise.png?w=1449&h=1449&fit=scale&fm=avif", ""),
     ("noise → 1000² gif (allowed)", "noise.png?w=1000&h=1000&fit=scale&fm=gif", ""),
     ("noise → 1000² png8 (allowed)", "noise.png?w=1000&h=1000&fit=scale&fm=png8", ""),
