@@ -1,4 +1,4 @@
-# `make run`: set everything up and start web + worker. `make test`: the whole suite.
+# `make run`: set everything up and start web and the workers. `make test`: the whole suite.
 PYTHON ?= python3
 VENV ?= .venv
 PORT ?= 8000
@@ -33,7 +33,7 @@ demo: migrate
 	$(MANAGE) bootstrap_demo
 
 run: models demo
-	@echo "Serving on http://127.0.0.1:$(PORT)/  (Ctrl-C stops web and worker)"
+	@echo "Serving on http://127.0.0.1:$(PORT)/  (Ctrl-C stops every process)"
 	@# Web and worker processes share one metrics folder, so /metrics shows the workers' too.
 	rm -rf "$${CUTOUT_VAR_DIR:-var}/prometheus" && mkdir -p "$${CUTOUT_VAR_DIR:-var}/prometheus"
 	PROMETHEUS_MULTIPROC_DIR="$$(cd "$${CUTOUT_VAR_DIR:-var}/prometheus" && pwd)" \
