@@ -6,7 +6,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.exceptions import BadRequestError, NotFoundError
+from core.errors import BadRequestError, NotFoundError
 
 from .models import ApiKey
 from .services import ApiKeyScopeError, api_key_create, api_key_revoke

@@ -8,7 +8,7 @@ from datetime import datetime
 from django.contrib.auth.models import Group, Permission
 from django.utils import timezone
 
-from config.exceptions import ForbiddenError
+from core.errors import ForbiddenError
 
 from .models import Account, ApiKey
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django_ratelimit.core import get_usage
 
 from accounts.models import Account
-from config.exceptions import ServiceError
+from core.errors import ServiceError
 
 from .models import BgRemoveJob
 

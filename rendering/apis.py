@@ -9,7 +9,7 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.exceptions import BadRequestError, NotFoundError, ServiceError
+from core.errors import BadRequestError, NotFoundError, ServiceError
 from sources.origins import path_clean
 from sources.selectors import source_bg_remove_enabled, source_bg_remove_model
 

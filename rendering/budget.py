@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from config.exceptions import ServiceError, ServiceUnavailableError
+from core.errors import ServiceError, ServiceUnavailableError
 
 from .encode import format_resolve
 from .operations.mark import mark_drawn_size, mark_tile_count

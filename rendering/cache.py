@@ -16,8 +16,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 
-from config.exceptions import ServiceUnavailableError
-from config.local_cache import ExpiringCache
+from core.errors import ServiceUnavailableError
+from core.local_cache import ExpiringCache
 
 from .models import BgRemoveJob, Render
 

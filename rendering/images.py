@@ -10,7 +10,7 @@ import numpy as np
 from django.conf import settings
 from PIL import Image, ImageCms, ImageFile
 
-from config.exceptions import ServiceError
+from core.errors import ServiceError
 
 # The formats the contract decodes, each read by exactly one Pillow plugin: never "whatever Pillow
 # opens". Animated and multi-page files give their first frame or page only. Not AVIF: Pillow

@@ -17,7 +17,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from PIL import Image
 
-from config.exceptions import ServiceError, ServiceUnavailableError
+from core.errors import ServiceError, ServiceUnavailableError
 from sources.models import Source
 from sources.origins import OriginError, origin_for
 

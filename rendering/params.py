@@ -12,7 +12,7 @@ from urllib.parse import unquote_plus
 
 from django.conf import settings
 
-from config.exceptions import BadRequestError
+from core.errors import BadRequestError
 
 from .colors import color_parse
 from .encode import quality_for

@@ -5,7 +5,7 @@ from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 
-from config.exceptions import BadRequestError, NotFoundError
+from core.errors import BadRequestError, NotFoundError
 from sources.models import Source
 from sources.origins import path_clean
 

@@ -5,7 +5,7 @@ import hmac
 import time
 from urllib.parse import quote
 
-from config.exceptions import ForbiddenError, NotFoundError
+from core.errors import ForbiddenError, NotFoundError
 
 # The path as the client sent it is what was signed. gunicorn puts it in RAW_URI; other servers
 # (granian, which platform/Procfile runs) only give the decoded path, so we try how the imgix SDKs

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
-from config.exceptions import BadRequestError, ForbiddenError, NotFoundError, ServiceError, ServiceUnavailableError
+from core.errors import BadRequestError, ForbiddenError, NotFoundError, ServiceError, ServiceUnavailableError
 from sources.models import Source
 from sources.origins import OriginError, origin_for, path_clean
 from sources.origins.net import fetch_url

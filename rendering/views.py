@@ -11,7 +11,8 @@ from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.exceptions import BadRequestError, NotFoundError, error_body, error_json_response, service_error_for
+from core.errors import BadRequestError, NotFoundError
+from core.handlers import error_body, error_json_response, service_error_for
 
 from .cache import SMALL_RENDER_BYTES, render_forget, render_open, render_read
 from .admission import job_retry_after

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Account
-from config.exceptions import BadRequestError, ConflictError, NotFoundError
+from core.errors import BadRequestError, ConflictError, NotFoundError
 from sources.origins.base import OriginError
 from sources.origins.net import address_allowed, post_url
 from sources.selectors import source_bg_remove_model

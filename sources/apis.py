@@ -5,7 +5,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.exceptions import NotFoundError
+from core.errors import NotFoundError
 
 from .models import Source
 from .selectors import source_bg_remove_enabled

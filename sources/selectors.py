@@ -2,7 +2,7 @@
 
 from django.conf import settings
 
-from config.local_cache import MISSING, ExpiringCache
+from core.local_cache import MISSING, ExpiringCache
 
 from .models import Source
 

@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from accounts.models import Account
-from config.exceptions import BadRequestError, ConflictError, ForbiddenError
+from core.errors import BadRequestError, ConflictError, ForbiddenError
 
 from .models import Source
 

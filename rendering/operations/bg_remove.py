@@ -13,7 +13,7 @@ from pathlib import Path
 from django.conf import settings
 from PIL import Image
 
-from config.exceptions import ServiceError
+from core.errors import ServiceError
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from posixpath import normpath
 
-from config.exceptions import BadRequestError, ServiceError
+from core.errors import BadRequestError, ServiceError
 
 
 class OriginError(ServiceError):

@@ -13,7 +13,7 @@ import pytest
 import requests
 from PIL import Image
 
-from config.exceptions import ServiceError
+from core.errors import ServiceError
 from rendering.images import image_decode
 from rendering.operations.resize import resize_apply
 from rendering.params import params_parse

@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.selectors import account_get
-from config.exceptions import ServiceError
+from core.errors import ServiceError
 from sources.models import Source
 from sources.services import source_create
 

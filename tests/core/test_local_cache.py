@@ -1,8 +1,8 @@
-"""config/local_cache.py: entries expire, and the cache is dropped whole when full."""
+"""core/local_cache.py: entries expire, and the cache is dropped whole when full."""
 
 import time
 
-from config.local_cache import MISSING, ExpiringCache
+from core.local_cache import MISSING, ExpiringCache
 
 
 def test_entries_expire_and_ttl_zero_keeps_nothing():

@@ -1,4 +1,4 @@
-"""The one error base class, and the handler that turns it into an HTTP response."""
+"""Turning errors into HTTP responses: one JSON shape for the API (DRF) and the rendering path."""
 
 import logging
 
@@ -7,50 +7,9 @@ from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 
+from .errors import NotFoundError, ServiceError, ServiceUnavailableError
+
 logger = logging.getLogger(__name__)
-
-
-class ServiceError(Exception):
-    """A failure with a public message; `status_code` and `code` say how it reaches a client."""
-
-    status_code = 500
-    code = "internal_error"
-    default_message = "Internal error."
-    # Seconds for a Retry-After header, for errors a client should retry later.
-    retry_after = None
-
-    def __init__(self, message=None, *, code=None, retry_after=None):
-        self.message = message or self.default_message
-        if code is not None:
-            self.code = code
-        if retry_after is not None:
-            self.retry_after = retry_after
-        super().__init__(self.message)
-
-
-class BadRequestError(ServiceError):
-    status_code = 400
-    code = "bad_request"
-    default_message = "The request is malformed."
-
-
-class ForbiddenError(ServiceError):
-    status_code = 403
-    code = "forbidden"
-    default_message = "Not allowed."
-
-
-class NotFoundError(ServiceError):
-    status_code = 404
-    code = "not_found"
-    default_message = "Not found."
-
-
-class ServiceUnavailableError(ServiceError):
-    status_code = 503
-    code = "service_unavailable"
-    default_message = "A backing service is unavailable; try again shortly."
-    retry_after = 5
 
 
 def error_body(code, message):
@@ -114,9 +73,3 @@ def exception_handler(exc, context):
         return response
     # Anything else stays a 500: Django logs the traceback, the client never sees it.
     return None
-
-
-class ConflictError(ServiceError):
-    status_code = 409
-    code = "conflict"
-    default_message = "This conflicts with the current state."
