@@ -3,7 +3,7 @@
 from django.http import JsonResponse
 from django.views.defaults import page_not_found, server_error
 
-from .exceptions import error_body
+from core.handlers import error_body
 
 JSON_PREFIXES = ("/api/", "/render/", "/_/")
 
