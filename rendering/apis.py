@@ -120,8 +120,6 @@ class PurgeOutputSerializer(serializers.Serializer):
 
 
 class PurgeApi(APIView):
-    write_scope = "purge"
-
     @extend_schema(request=PurgeInputSerializer, responses=PurgeOutputSerializer)
     def post(self, request):
         serializer = PurgeInputSerializer(data=request.data)
