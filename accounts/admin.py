@@ -6,8 +6,8 @@ from django.core.exceptions import PermissionDenied
 from simple_history.admin import SimpleHistoryAdmin
 from simple_history.utils import get_history_model_for_model
 
-from .models import Account, ApiKey
-from .services import api_key_create, api_key_revoke
+from accounts.models import Account, ApiKey
+from accounts.services import api_key_create, api_key_revoke
 
 
 class HistoryRevertMixin:

@@ -16,7 +16,7 @@ class Rule:
 
 
 # Every route of the API, by URL name and method. A route or method missing here is refused to
-# every caller (fail closed); tests/test_api_tenancy.py walks the URL conf to prove that each one
+# every caller (fail closed); tests/api/test_tenancy.py walks the URL conf to prove that each one
 # has its rule. A session's permissions are those the admin checks for the same act (revoking a
 # key is "change" there, the purge action needs the renders' "delete" here). Permissions are
 # named by string so this app does not import the apps above it.
@@ -40,20 +40,20 @@ ROUTE_RULES: dict[str, dict[str, Rule]] = {
         "DELETE": Rule("write", "sources.delete_source"),
     },
     "api:source-tokens": {"POST": Rule("write", "sources.change_source", session=SESSION_SUPERUSER)},
-    "api:jobs": {"GET": Rule("read", "rendering.view_bgremovejob")},
-    "api:job-detail": {"GET": Rule("read", "rendering.view_bgremovejob")},
+    "api:jobs": {"GET": Rule("read", "cutouts.view_bgremovejob")},
+    "api:job-detail": {"GET": Rule("read", "cutouts.view_bgremovejob")},
     "api:purge": {"POST": Rule("purge", "rendering.delete_render")},
-    "api:prewarm": {"POST": Rule("write", "rendering.add_bgremovejob")},
-    "api:usage": {"GET": Rule("read", "rendering.view_usagedaily")},
+    "api:prewarm": {"POST": Rule("write", "cutouts.add_bgremovejob")},
+    "api:usage": {"GET": Rule("read", "usage.view_usagedaily")},
     "api:webhooks": {
-        "GET": Rule("read", "rendering.view_webhook"),
-        "POST": Rule("write", "rendering.add_webhook", session=SESSION_NEVER),
+        "GET": Rule("read", "webhooks.view_webhook"),
+        "POST": Rule("write", "webhooks.add_webhook", session=SESSION_NEVER),
     },
     "api:webhook-detail": {
-        "GET": Rule("read", "rendering.view_webhook"),
-        "DELETE": Rule("write", "rendering.delete_webhook"),
+        "GET": Rule("read", "webhooks.view_webhook"),
+        "DELETE": Rule("write", "webhooks.delete_webhook"),
     },
-    "api:webhook-deliveries": {"GET": Rule("read", "rendering.view_webhookdelivery")},
+    "api:webhook-deliveries": {"GET": Rule("read", "webhooks.view_webhookdelivery")},
 }
 
 

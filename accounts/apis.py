@@ -1,15 +1,14 @@
 """Management API for the account itself and its API keys."""
 
-from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.limits import account_limits
+from accounts.models import ApiKey
+from accounts.services import ApiKeyScopeError, api_key_create, api_key_revoke
 from core.errors import BadRequestError, NotFoundError
-
-from .models import ApiKey
-from .services import ApiKeyScopeError, api_key_create, api_key_revoke
 
 
 class AccountOutputSerializer(serializers.Serializer):
@@ -25,13 +24,14 @@ class AccountApi(APIView):
     @extend_schema(responses=AccountOutputSerializer)
     def get(self, request):
         account = request.user.account
+        limits = account_limits(account)
         return Response(AccountOutputSerializer({
             "name": account.name,
             "slug": account.slug,
             "bg_remove_enabled": account.bg_remove_enabled,
-            "render_rate_limit": account.render_rate_limit or settings.RENDER_RATE_LIMIT,
-            "bg_remove_rate_limit": account.bg_remove_rate_limit or settings.BG_REMOVE_RATE_LIMIT,
-            "bg_remove_max_pending": account.bg_remove_max_pending or settings.BG_REMOVE_MAX_PENDING_PER_ACCOUNT,
+            "render_rate_limit": limits.render_rate,
+            "bg_remove_rate_limit": limits.bg_remove_rate,
+            "bg_remove_max_pending": limits.bg_remove_max_pending,
         }).data)
 
 

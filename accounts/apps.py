@@ -9,8 +9,8 @@ class AccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from . import schema  # noqa: F401  Registers the OpenAPI authentication extensions.
-        from .services import account_managers_group_sync
+        from accounts import schema  # noqa: F401  Registers the OpenAPI authentication extensions.
+        from accounts.services import account_managers_group_sync
 
         # Permissions exist only after migrate has run, so the group is synced then.
         post_migrate.connect(lambda **kwargs: account_managers_group_sync(), weak=False,

@@ -4,9 +4,9 @@ from dataclasses import dataclass
 
 from rest_framework import authentication, exceptions
 
-from .api_rules import session_scopes
-from .models import Account, ApiKey
-from .services import api_key_authenticate
+from accounts.api_rules import session_scopes
+from accounts.models import Account, ApiKey
+from accounts.services import api_key_authenticate
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from simple_history.models import HistoricalRecords
 
-from .history import history_user
+from accounts.history import history_user
 
 # django-ratelimit's rate syntax: a count per unit, e.g. 600/m, 10/s, 5000/h.
 rate_validator = RegexValidator(r"^\d+/\d*[smhd]$", "A count per period, such as 600/m, 10/s or 5000/h.")

@@ -2,8 +2,8 @@
 
 from rest_framework import exceptions, permissions
 
-from .api_rules import SESSION_NEVER, SESSION_SUPERUSER, route_rule
-from .authentication import Principal
+from accounts.api_rules import SESSION_NEVER, SESSION_SUPERUSER, route_rule
+from accounts.authentication import Principal
 
 
 class ApiKeyRequiredError(exceptions.PermissionDenied):

@@ -1,6 +1,6 @@
 """Reads for accounts."""
 
-from .models import Account
+from accounts.models import Account
 
 
 def account_get(*, slug: str) -> Account | None:

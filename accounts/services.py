@@ -8,9 +8,8 @@ from datetime import datetime
 from django.contrib.auth.models import Group, Permission
 from django.utils import timezone
 
+from accounts.models import Account, ApiKey
 from core.errors import ForbiddenError
-
-from .models import Account, ApiKey
 
 ACCOUNT_MANAGERS_GROUP = "Account managers"
 
@@ -28,7 +27,7 @@ ACCOUNT_MANAGER_PERMISSIONS = [
     ("sources", "view_source"),
     ("sources", "change_source"),
     ("sources", "view_historicalsource"),
-    ("rendering", "view_bgremovejob"),
+    ("cutouts", "view_bgremovejob"),
 ]
 KEY_PREFIX = "ck_"
 

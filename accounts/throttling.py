@@ -2,7 +2,7 @@
 
 from rest_framework.throttling import SimpleRateThrottle
 
-from .authentication import Principal
+from accounts.authentication import Principal
 
 
 class AccountRateThrottle(SimpleRateThrottle):

@@ -23,9 +23,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from common import ROOT, Stack, wait_for
+from PIL import Image
 
 sys.path.insert(0, str(ROOT))
 
@@ -102,7 +101,7 @@ def hostile_origins(folder: Path) -> list[tuple[str, str, str]]:
         filename = f"hostile-{name}"
         (folder / filename).write_bytes(build())
         expected = EXPECTED.get(name, (None, None))
-        # As tests/rendering/test_hostile_decode.py asks (w=256), and with no parameters at all.
+        # As tests/imaging/test_decode_hostile.py asks (w=256), and with no parameters at all.
         cases.append((f"{name} w=256", f"{filename}?w=256", "", expected))
         cases.append((f"{name} (no parameters)", f"{filename}", "", (None, None)))
     return cases

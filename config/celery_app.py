@@ -40,7 +40,7 @@ def _check_models(**kwargs):
     if not _runs_jobs():
         return
 
-    from rendering.operations.bg_remove import models_missing, provision_hint
+    from cutouts.remover import models_missing, provision_hint
 
     missing = models_missing(settings.BG_REMOVE_MODELS)
     if missing:
@@ -57,7 +57,7 @@ def _load_models(**kwargs):
     # Each pool process loads every model once, before its first job, and keeps it.
     from django.conf import settings
 
-    from rendering.operations.bg_remove import session_get
+    from cutouts.remover import session_get
 
     if not _runs_jobs():
         return

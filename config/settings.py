@@ -72,17 +72,22 @@ INSTALLED_APPS = [
     "simple_history",
     "django_ratelimit",
     "drf_spectacular",
+    # The project's apps, in their dependency order (each imports only those below it; api/ and
+    # imaging/ are packages without models; tests/test_import_graph.py keeps it so).
     "accounts",
     "sources",
+    "cutouts",
+    "usage",
+    "webhooks",
     "rendering",
 ]
 
 MIDDLEWARE = [
-    "config.middleware.HealthCheckMiddleware",
-    "config.middleware.RequestObservabilityMiddleware",
+    "core.middleware.HealthCheckMiddleware",
+    "core.middleware.RequestObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "rendering.middleware.RenderHostMiddleware",
+    "rendering.hosts.RenderHostMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -94,9 +99,9 @@ MIDDLEWARE = [
 
 # Rendering requests skip what they do not use (sessions, CSRF, auth, messages): config/wsgi.py.
 RENDER_MIDDLEWARE = [
-    "config.middleware.RequestObservabilityMiddleware",
+    "core.middleware.RequestObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "rendering.middleware.RenderHostMiddleware",
+    "rendering.hosts.RenderHostMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -142,13 +147,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Redis: cache (and rate-limit counters) and broker ----------------------------------------
 REDIS_URL = env("REDIS_URL")
 if REDIS_URL:
-    # Django's RedisCache, with an atomic one-round-trip incr (config/cache.py).
-    CACHES = {"default": {"BACKEND": "config.cache.AtomicIncrRedisCache", "LOCATION": REDIS_URL}}
+    # Django's RedisCache, with an atomic one-round-trip incr (core/redis_cache.py).
+    CACHES = {"default": {"BACKEND": "core.redis_cache.AtomicIncrRedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # django-ratelimit counts in the default cache. Without Redis that is per process (embedded
-# development only); with Redis, config/cache.py increments atomically, so its warning is moot.
+# development only); with Redis, core/redis_cache.py increments atomically, so its warning is moot.
 SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"] + ([] if REDIS_URL else ["django_ratelimit.E003"])
 
 # --- Celery -----------------------------------------------------------------------------------
@@ -185,6 +190,7 @@ CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", "cutout")
 # The `worker` process consumes only the job queue; the `webhooks` process the other two.
 CELERY_WEBHOOK_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-webhooks"
 CELERY_USAGE_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-usage"
+# By the tasks' wire names (webhooks/tasks.py, usage/tasks.py), kept from before the app split.
 CELERY_TASK_ROUTES = {
     "rendering.tasks.webhook_deliver": {"queue": CELERY_WEBHOOK_QUEUE},
     "rendering.tasks.usage_persist_run": {"queue": CELERY_USAGE_QUEUE},
@@ -355,7 +361,7 @@ SPECTACULAR_SETTINGS = {
     "SECURITY": [{"bearer": []}],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "config.schema.add_error_responses",
+        "api.schema.add_error_responses",
     ],
 }
 
@@ -376,7 +382,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "json": {"()": "config.logging.JsonFormatter"},
+        "json": {"()": "core.logging.JsonFormatter"},
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json" if LOG_FORMAT == "json" else "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},

@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from . import health
+from core import health
 
 admin.site.site_header = "Cutout administration"
 admin.site.site_title = "Cutout"
@@ -13,9 +13,9 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("metrics", health.metrics, name="metrics"),
     path("admin/", admin.site.urls),
-    path("api/v1/", include(("config.api_urls", "api"), namespace="api")),
+    path("api/v1/", include(("api.urls", "api"), namespace="api")),
     path("", include("rendering.urls")),
 ]
 
-handler404 = "config.views.not_found"
-handler500 = "config.views.internal_error"
+handler404 = "core.views.not_found"
+handler500 = "core.views.internal_error"

@@ -22,10 +22,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 class RenderHandler(WSGIHandler):
     """A WSGIHandler built from `settings.RENDER_MIDDLEWARE` instead of `settings.MIDDLEWARE`,
-    resolving `/render/…` against rendering/render_urls.py (a source host's paths are set to
-    rendering/host_urls.py by RenderHostMiddleware)."""
-
-    urlconf = "rendering.render_urls"
+    resolving `/render/…` against rendering.urls.RenderPathUrls (a source host's paths are set to
+    rendering.urls.SourceHostUrls by RenderHostMiddleware)."""
 
     def get_response(self, request):
         request.urlconf = self.urlconf
@@ -54,11 +52,13 @@ class Application:
         # Process variables a server may have copied into each request's environ (an HTTP_PROXY
         # among them would pose as a request header: httpoxy).
         self._process_keys = tuple(k for k in os.environ if k not in _REQUEST_KEYS)
-        from rendering.middleware import render_host_source
+        from rendering.urls import RenderPathUrls
+        from sources.addresses import source_slug_for_host  # After setup: apps are ready.
 
+        RenderHandler.urlconf = RenderPathUrls
         self.full = WSGIHandler()
         self.render = RenderHandler()
-        self._render_host_source = render_host_source
+        self._source_slug_for_host = source_slug_for_host
 
     def handler_for(self, environ) -> WSGIHandler:
         path = environ.get("PATH_INFO", "")
@@ -69,7 +69,7 @@ class Application:
         if settings.RENDER_DOMAIN:
             host = environ.get("HTTP_X_FORWARDED_HOST") if settings.USE_X_FORWARDED_HOST else None
             host = host or environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
-            if self._render_host_source(host) is not None:
+            if self._source_slug_for_host(host) is not None:
                 return self.render
         return self.full
 

@@ -7,7 +7,7 @@ from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 
-from .errors import NotFoundError, ServiceError, ServiceUnavailableError
+from core.errors import NotFoundError, ServiceError, ServiceUnavailableError
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,8 @@
-"""Admin for account managers: jobs (retry), and rendering activity on account and source pages.
+"""The account and source pages, with what only the apps above them know: usage, recent jobs,
+a preview, and purge.
 
-The account and source admins are extended here, not in their own apps, so dependencies keep
-pointing one way (rendering → sources → accounts).
+They are extended here, the highest app, not in accounts/ or sources/, so dependencies keep
+pointing one way (rendering → usage, cutouts → sources → accounts).
 """
 
 from datetime import timedelta
@@ -14,37 +15,15 @@ from django.utils.html import format_html, format_html_join
 
 from accounts.admin import AccountAdmin
 from accounts.models import Account
+from cutouts.models import BgRemoveJob
+from rendering.signing import signature_for
+from rendering.store import render_purge
 from sources.admin import SourceAdmin
 from sources.models import Source
-
-from .jobs import bg_remove_job_retry
-from .models import BgRemoveJob, UsageDaily, Webhook
-from .purge import render_purge
-from .security import signature_for
+from usage.models import UsageDaily
 
 RECENT_JOBS = 15
 USAGE_DAYS = 30
-
-
-@admin.register(BgRemoveJob)
-class BgRemoveJobAdmin(admin.ModelAdmin):
-    list_display = ["path", "source", "model", "status", "created_at", "duration_seconds", "error_code"]
-    list_filter = ["status", "model"]
-    search_fields = ["path", "source__slug", "source__account__name"]
-    list_select_related = ["source"]
-    readonly_fields = [f.name for f in BgRemoveJob._meta.fields] + ["duration_seconds"]
-    actions = ["retry"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    @admin.action(description="Retry the selected failed jobs", permissions=["view"])
-    def retry(self, request, queryset):
-        retried = sum(bg_remove_job_retry(job=job) for job in queryset.filter(status=BgRemoveJob.Status.FAILED))
-        messages.success(request, f"{retried} job(s) queued again.")
 
 
 def _jobs_table(jobs) -> str:
@@ -150,18 +129,6 @@ def _signed(source: Source, url: str) -> str:
         return url
     path, _, query = url.partition("?")
     return f"{url}&s={signature_for(source.secure_tokens[0], path, query)}"
-
-
-@admin.register(Webhook)
-class WebhookAdmin(admin.ModelAdmin):
-    list_display = ["url", "account", "active", "created_at"]
-    list_filter = ["active"]
-    search_fields = ["url", "account__name", "account__slug"]
-    exclude = ["secret"]
-    readonly_fields = ["account", "url", "events", "created_at"]
-
-    def has_add_permission(self, request):
-        return False
 
 
 admin.site.unregister(Account)

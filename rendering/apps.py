@@ -8,4 +8,4 @@ class RenderingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from . import receivers  # noqa: F401  Connects the signal receivers.
+        from rendering import receivers  # noqa: F401  Connects the signal receivers.

@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from core.errors import ServiceError, ServiceUnavailableError
-
-from .encode import format_resolve
-from .operations.mark import mark_drawn_size, mark_tile_count
-from .operations.resize import output_size, rect_size, target_box
-from .params import RenderParams
+from rendering.encode import format_resolve
+from rendering.operations.mark import mark_drawn_size, mark_tile_count
+from rendering.operations.resize import output_size, rect_size, target_box
+from rendering.params import RenderParams
 
 # The setting that bounds each encoder's output pixels; JPEG has none beyond RENDER_MAX_OUTPUT_PIXELS.
 ENCODER_LIMITS = {

@@ -13,9 +13,8 @@ from urllib.parse import unquote_plus
 from django.conf import settings
 
 from core.errors import BadRequestError
-
-from .colors import color_parse
-from .encode import quality_for
+from rendering.colors import color_parse
+from rendering.encode import quality_for
 
 # imgix's aliases (research §0): the left name is read as the right one.
 ALIASES = {

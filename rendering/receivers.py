@@ -6,10 +6,10 @@ from django.db import transaction
 from django.db.models.signals import pre_delete
 from django.dispatch import receiver
 
+from cutouts.models import BgRemoveJob
+from rendering.models import Render
+from rendering.store import render_lookup_cache_clear, source_storage_prefixes, storage_objects_delete, storage_tree
 from sources.models import Source
-
-from .cache import render_lookup_cache_clear, source_storage_prefixes, storage_objects_delete, storage_tree
-from .models import BgRemoveJob, Render
 
 logger = logging.getLogger(__name__)
 

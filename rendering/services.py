@@ -8,37 +8,30 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
-from core.errors import BadRequestError, ForbiddenError, NotFoundError, ServiceError, ServiceUnavailableError
+from accounts.limits import render_admit
+from core.errors import BadRequestError, NotFoundError, ServiceError, ServiceUnavailableError
+from core.metrics import ORIGIN_ERRORS
+from cutouts.models import BgRemoveJob
+from cutouts.services import BgRemoveNotEnabledError, bg_remove_job_ensure, bg_remove_job_raise_failure
+from imaging.decode import image_decode, image_sniff
+from rendering.budget import render_budget_check, render_slot
+from rendering.encode import format_default, format_negotiate, format_resolve, image_encode, image_has_alpha
+from rendering.models import Render
+from rendering.operations.fill import bg_apply
+from rendering.operations.mark import mark_apply
+from rendering.operations.resize import rect_apply, resize_apply
+from rendering.params import MAX_DIMENSION, RenderParams, params_parse
+from rendering.signing import expires_check, signature_check
+from rendering.store import mark_name, render_get, render_key, render_store, storage_errors
 from sources.models import Source
 from sources.origins import OriginError, origin_for, path_clean
 from sources.origins.net import fetch_url
 from sources.selectors import source_bg_remove_enabled, source_bg_remove_model, source_get
 
-from . import jobs
-from .admission import render_admit
-from .budget import render_budget_check, render_slot
-from .cache import mark_name, render_get, render_key, render_store, storage_errors
-from .encode import format_default, format_negotiate, format_resolve, image_encode, image_has_alpha
-from .images import image_decode, image_sniff
-from .metrics import ORIGIN_ERRORS
-from .models import BgRemoveJob, Render
-from .operations.fill import bg_apply
-from .operations.mark import mark_apply
-from .operations.resize import rect_apply, resize_apply
-from .params import MAX_DIMENSION, RenderParams, params_parse
-from .security import expires_check, signature_check
-
 
 class SourceNotFoundError(NotFoundError):
     code = "source_not_found"
     default_message = "No such source."
-
-
-class BgRemoveNotEnabledError(ForbiddenError):
-    code = "bg_remove_not_enabled"
-    default_message = (
-        "Background removal is not enabled for this source; ask your account manager to enable it."
-    )
 
 
 class UriTooLongError(ServiceError):
@@ -75,6 +68,8 @@ class RenderOutcome:
     fallback: bool = False
     # Served from the render cache, without any image work.
     hit: bool = False
+    # The job needs its message published: the caller (an entry point) does it (cutouts/queueing.py).
+    queue_job: bool = False
 
 
 def render_request(req: RenderRequest) -> RenderOutcome:
@@ -99,47 +94,63 @@ def render_request(req: RenderRequest) -> RenderOutcome:
 
 
 def _serve(*, source: Source, path: str, params: RenderParams, accept: str) -> RenderOutcome:
-    model, refinement = "", ""
-    if params.bg_remove:
-        model = source_bg_remove_model(source=source, requested=params.bg_remove_model)
-        refinement = source.bg_remove_refinement
-    requested_fmt = format_negotiate(params, accept)
-    key = render_key(source_id=source.id, path=path, model=f"{model}/{refinement}" if model else "",
-                     canonical=params.canonical(requested_fmt), fmt=requested_fmt)
-    # The hot path: a finished render is one indexed lookup away, with no image work at all.
+    """The order of a render, on one screen: lookup → source image (the cutout, or the origin) →
+    decode → stages (render_pipeline) → encode → store. Each step either answers or hands on."""
+    fmt = format_negotiate(params, accept)
+    # 1. The hot path: a finished render is one indexed lookup away, with no image work at all.
+    key = _render_key(source, path, params, fmt)
     render = render_get(key=key)
     if render is not None:
         return RenderOutcome(source=source, params=params, render=render, hit=True)
 
-    if not params.bg_remove:
-        with render_slot():  # Cached hits above never wait for a slot.
-            image, kind, size = _origin_image(source, path, at_least=_decode_size(params, requested_fmt))
-            render = _render(image, kind=kind, size=size, source=source, path=path, params=params,
-                             accept=accept, key=key, cutout=False)
-        return RenderOutcome(source=source, params=params, render=render)
+    # 2. The source image. With bg-remove: the cutout once its job is done; until then a 202, or
+    # (imgix's bg-remove-fallback) the image without removal, under that render's own key.
+    job, queue, stage_params = None, False, params
+    if params.bg_remove:
+        job, queue = bg_remove_job_ensure(source=source, path=path, model=_model(source, params),
+                                          refinement=source.bg_remove_refinement)
+        if job.status == BgRemoveJob.Status.FAILED:
+            bg_remove_job_raise_failure(job)
+        if job.status != BgRemoveJob.Status.DONE:
+            if not params.bg_remove_fallback:
+                return RenderOutcome(source=source, params=params, job=job, queue_job=queue)
+            stage_params = replace(params, bg_remove=False)
+            key = _render_key(source, path, stage_params, fmt)
+            render = render_get(key=key)
+            if render is not None:
+                return RenderOutcome(source=source, params=params, render=render, job=job, queue_job=queue,
+                                     fallback=True, hit=True)
+    outcome = {"source": source, "params": params, "job": job, "queue_job": queue,
+               "fallback": stage_params is not params}
 
-    job = jobs.bg_remove_job_ensure(source=source, path=path, model=model, refinement=refinement)
-    if job.status == BgRemoveJob.Status.FAILED:
-        jobs.bg_remove_job_raise_failure(job)
-    if job.status != BgRemoveJob.Status.DONE:
-        if params.bg_remove_fallback:
-            # imgix's bg-remove-fallback: the image without removal now, the cutout later.
-            plain = _serve(source=source, path=path, params=replace(params, bg_remove=False), accept=accept)
-            return replace(plain, params=params, job=job, fallback=True)
-        return RenderOutcome(source=source, params=params, job=job)
+    if stage_params.bg_remove:
+        data = _storage_read(job.cutout_name)
+        small_enough = max(job.width or 0, job.height or 0) <= MAX_DIMENSION
+        if (format_resolve(fmt, params=params, has_alpha=True, default="png") == "png"
+                and not params.has_operations and params.q is None and small_enough):
+            # The stored cutout is already the answer: the render points at it, no copy.
+            render = render_store(key=key, source=source, path=path, data=data, content_type="image/png",
+                                  storage_name=job.cutout_name)
+            return RenderOutcome(render=render, **outcome)
 
-    data = _storage_read(job.cutout_name)
-    fmt = format_resolve(requested_fmt, params=params, has_alpha=True, default="png")
-    small_enough = max(job.width or 0, job.height or 0) <= MAX_DIMENSION
-    if fmt == "png" and not params.has_operations and params.q is None and small_enough:
-        # The stored cutout is already the answer: the render points at it, no copy.
-        render = render_store(key=key, source=source, path=path, data=data, content_type="image/png",
-                              storage_name=job.cutout_name)
-    else:
-        with render_slot():
-            render = _render(image_decode(data), kind="png", size=len(data), source=source, path=path,
-                             params=params, accept=accept, key=key, cutout=True)
-    return RenderOutcome(source=source, params=params, render=render)
+    # 3–6. Decode, the stages, encode and store: in a render slot (cached hits never wait for one).
+    with render_slot():
+        if stage_params.bg_remove:
+            image, kind, size = image_decode(data), "png", len(data)
+        else:
+            image, kind, size = _origin_image(source, path, at_least=_decode_size(stage_params, fmt))
+        render = _render(image, kind=kind, size=size, source=source, path=path, params=stage_params,
+                         accept=accept, key=key, cutout=stage_params.bg_remove)
+    return RenderOutcome(render=render, **outcome)
+
+
+def _model(source: Source, params: RenderParams) -> str:
+    return source_bg_remove_model(source=source, requested=params.bg_remove_model)
+
+
+def _render_key(source: Source, path: str, params: RenderParams, fmt: str) -> str:
+    model = f"{_model(source, params)}/{source.bg_remove_refinement}" if params.bg_remove else ""
+    return render_key(source_id=source.id, path=path, model=model, canonical=params.canonical(fmt), fmt=fmt)
 
 
 def render_pipeline(image, params: RenderParams, *, mark=None, max_pixels=None):

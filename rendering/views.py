@@ -3,33 +3,22 @@
 from django.conf import settings
 from django.core.exceptions import DisallowedHost, ImproperlyConfigured
 from django.http import FileResponse, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
-from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from core.errors import BadRequestError, NotFoundError
+from core.errors import BadRequestError
 from core.handlers import error_body, error_json_response, service_error_for
-
-from .cache import SMALL_RENDER_BYTES, render_forget, render_open, render_read
-from .admission import job_retry_after
-from .models import BgRemoveJob
-from .security import raw_path_candidates
-from .services import RenderRequest, render_request
-from .usage import usage_record
-
-
-class JSONOnlyNegotiation(BaseContentNegotiation):
-    """`Accept` chooses the image format here, so it must not make DRF answer 406."""
-
-    def select_parser(self, request, parsers):
-        return parsers[0] if parsers else None
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        return renderers[0], renderers[0].media_type
+from cutouts.admission import job_retry_after
+from cutouts.queueing import bg_remove_job_enqueue
+from rendering.services import RenderRequest, render_request
+from rendering.signing import raw_path_candidates
+from rendering.store import SMALL_RENDER_BYTES, render_forget, render_open, render_read
+from sources.origins.local import local_root_for
+from sources.selectors import source_get
+from usage.services import usage_record
 
 
 @csrf_exempt  # GET and HEAD only; anything else is a 405.
@@ -45,7 +34,7 @@ def render_view(request, source, path):
     except Exception as exc:
         error = service_error_for(exc)
         if error is None:
-            raise  # A real 500: Django logs it, config.views.internal_error answers without a traceback.
+            raise  # A real 500: Django logs it, core.views.internal_error answers without a traceback.
         return error_json_response(error)
 
 
@@ -84,7 +73,7 @@ def _render(request, source, path):
         accept=request.META.get("HTTP_ACCEPT", ""),
         signed_paths=tuple(raw_path_candidates(request.META)),
     )
-    outcome = render_request(render_req)
+    outcome = _render_and_queue(render_req)
     request.render_cache = "processing" if outcome.render is None else ("hit" if outcome.hit else "miss")
     request.log_account = outcome.source.account.slug
     if outcome.render is None:
@@ -96,7 +85,7 @@ def _render(request, source, path):
             # The stored object vanished (a purge racing this request, or a lost file):
             # forget it and render again rather than fail.
             render_forget(outcome.render)
-            outcome = render_request(render_req)
+            outcome = _render_and_queue(render_req)
             if outcome.render is None:
                 return _processing_response(request, outcome.job)
             response = _image_response(request, outcome)
@@ -110,6 +99,13 @@ def _render(request, source, path):
     if outcome.params.auto_format:
         response["Vary"] = "Accept"
     return response
+
+
+def _render_and_queue(render_req: RenderRequest):
+    outcome = render_request(render_req)
+    if outcome.queue_job:
+        bg_remove_job_enqueue(outcome.job)  # 503 when the broker cannot take it.
+    return outcome
 
 
 def _image_response(request, outcome):
@@ -155,44 +151,8 @@ def _processing_response(request, job):
     return response
 
 
-class JobStatusView(APIView):
-    """A job's state by its unguessable id, as named in a 202's `status_url`."""
-
-    authentication_classes = []
-    permission_classes = []
-    throttle_classes = []
-    schema = None
-    content_negotiation_class = JSONOnlyNegotiation
-
-    def get(self, request, job_id):
-        job = BgRemoveJob.objects.filter(pk=job_id).first()
-        if job is None:
-            raise NotFoundError("No such job.")
-        body = {
-            "job": str(job.id),
-            "status": job.status,
-            "path": job.path,
-            "model": job.model,
-            "created_at": job.created_at,
-            "started_at": job.started_at,
-            "finished_at": job.finished_at,
-            "duration_seconds": job.duration_seconds,
-            "inference_seconds": job.inference_seconds,
-        }
-        if job.status == BgRemoveJob.Status.FAILED:
-            body["error"] = {"status": job.error_status, "code": job.error_code, "message": job.error_message}
-        response = Response(body)
-        response["Cache-Control"] = "no-store"
-        return response
-
-
 def home(request):
     """A landing page; in development it shows the demo source's files before and after."""
-    from django.shortcuts import render
-
-    from sources.origins.local import local_root_for
-    from sources.selectors import source_get
-
     context = {"demo_slug": "demo", "demo_files": []}
     demo = source_get(slug="demo")
     if demo is not None and demo.kind == demo.Kind.LOCAL_FOLDER:

@@ -4,10 +4,9 @@ from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
 
 from accounts.admin import HistoryRevertMixin
-
-from .models import Source
-from .selectors import source_bg_remove_enabled
-from .services import ORIGIN_FIELDS
+from sources.models import Source
+from sources.selectors import source_bg_remove_enabled
+from sources.services import ORIGIN_FIELDS
 
 # Secrets: only superusers see them; account managers never do.
 SECRET_FIELDS = {"s3_secret_access_key", "secure_tokens"}

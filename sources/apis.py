@@ -6,10 +6,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.errors import NotFoundError
-
-from .models import Source
-from .selectors import source_bg_remove_enabled
-from .services import MANAGER_FIELDS, source_create, source_delete, source_token_rotate, source_update
+from sources.models import Source
+from sources.selectors import source_bg_remove_enabled
+from sources.services import MANAGER_FIELDS, source_create, source_delete, source_token_rotate, source_update
 
 
 def source_get_for(*, account, slug: str) -> Source:

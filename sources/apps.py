@@ -11,9 +11,8 @@ class SourcesConfig(AppConfig):
         from django.db.models.signals import post_delete, post_save
 
         from accounts.models import Account
-
-        from .models import Source
-        from .selectors import source_cache_clear
+        from sources.models import Source
+        from sources.selectors import source_cache_clear
 
         for model in (Source, Account):
             post_save.connect(source_cache_clear, sender=model, dispatch_uid=f"source_cache_{model.__name__}_save")

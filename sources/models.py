@@ -7,8 +7,9 @@ from django.db import models
 from simple_history.models import HistoricalRecords
 
 from accounts.history import history_user
-
 from accounts.models import Account
+from sources.origins.base import OriginKind
+from sources.origins.local import local_root_for
 
 # A DNS label, so a source can be served at `{slug}.{RENDER_DOMAIN}`.
 slug_validator = RegexValidator(
@@ -18,10 +19,7 @@ slug_validator = RegexValidator(
 
 
 class Source(models.Model):
-    class Kind(models.TextChoices):
-        WEB_FOLDER = "web", "Web folder"
-        S3 = "s3", "Amazon S3 (or compatible)"
-        LOCAL_FOLDER = "local", "Local folder (development)"
+    Kind = OriginKind
 
     class BgRemove(models.TextChoices):
         INHERIT = "inherit", "Inherit from account"
@@ -89,8 +87,6 @@ class Source(models.Model):
         }.get(self.kind, [])
         errors = {name: "Required for this kind of source." for name in required if not getattr(self, name)}
         if self.kind == self.Kind.LOCAL_FOLDER and self.local_path:
-            from .origins.local import local_root_for
-
             try:
                 local_root_for(self.local_path)
             except Exception as exc:

@@ -2,9 +2,9 @@
 
 from django.conf import settings
 
+from core.errors import NotFoundError
 from core.local_cache import MISSING, ExpiringCache
-
-from .models import Source
+from sources.models import Source
 
 # slug → source (or None). Every rendering request looks its source up; keeping it a
 # moment saves a query per request. A save or delete in this process clears it at once (see
@@ -21,6 +21,14 @@ def source_get(*, slug: str) -> Source | None:
     found = list(Source.objects.select_related("account").filter(slug=slug)[:1])
     source = found[0] if found else None
     _cache.set(slug, source, ttl)
+    return source
+
+
+def source_get_for(*, account, slug: str) -> Source:
+    """The account's source of that slug; 404, not 403, so one account cannot probe another's."""
+    source = Source.objects.select_related("account").filter(account=account, slug=slug).first()
+    if source is None:
+        raise NotFoundError("No such source.")
     return source
 
 

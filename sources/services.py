@@ -7,8 +7,7 @@ from django.db import IntegrityError, transaction
 
 from accounts.models import Account
 from core.errors import BadRequestError, ConflictError, ForbiddenError
-
-from .models import Source
+from sources.models import Source
 
 # Fields an account's own API key may set; background removal itself is switched by an
 # account manager (the reference: "activated through an account manager"). `local_path` only

@@ -14,8 +14,8 @@ import requests
 from PIL import Image, ImageOps
 
 from accounts.models import Account
-from rendering import jobs
-from rendering.models import BgRemoveJob
+from cutouts.models import BgRemoveJob
+from cutouts.queueing import bg_remove_job_request
 from tests.conftest import FIXTURES, ROOT, free_port, start_worker, stop_process, wait_for_port, web_command
 
 pytestmark = [pytest.mark.load, pytest.mark.postgres, pytest.mark.redis]
@@ -58,7 +58,7 @@ def test_sustained_jobs_through_one_worker_memory_levels_off(source, origin_root
     settings.BG_REMOVE_MAX_PENDING = 100_000
     names = distinct_photos(origin_root / "photos", LOAD_JOBS)
     for name in names:
-        jobs.bg_remove_job_ensure(source=source, path=name, model="u2netp")
+        bg_remove_job_request(source=source, path=name, model="u2netp")
     worker = start_worker(worker_env, tmp_path / "worker.log")
     samples = []
     try:

@@ -482,7 +482,9 @@ def test_cutouts_and_webhooks_run_in_separate_processes_on_separate_queues():
     queues the tasks are routed to, on a node name of its own (its health check pings that)."""
     from django.conf import settings
 
-    from rendering.tasks import bg_remove_job_run, usage_persist_run, webhook_deliver
+    from cutouts.tasks import bg_remove_job_run
+    from usage.tasks import usage_persist_run
+    from webhooks.tasks import webhook_deliver
 
     def queue_of(task):
         return (task.app.amqp.router.route({}, task.name) or {}).get("queue").name
@@ -565,7 +567,7 @@ def test_dockerfile_is_multi_stage_and_runs_as_a_non_root_user():
 
 
 def test_dockerfile_provisions_the_models_with_their_checksums_at_build_time():
-    from rendering.operations.bg_remove import MODELS
+    from cutouts.remover import MODELS
 
     global_args, stages = dockerfile()
     builders = stages[:-1]
@@ -599,7 +601,7 @@ def test_dockerfile_serves_config_wsgi_on_the_port_it_exposes_and_checks_healthz
 
 
 def test_each_app_container_records_metrics_in_a_folder_fresh_at_each_start():
-    # rendering/metrics.py sums the processes' files there; stale files would carry old counts over.
+    # core/metrics.py sums the processes' files there; stale files would carry old counts over.
     global_args, stages = dockerfile()
     folder = stage_env(global_args, stages[-1])["PROMETHEUS_MULTIPROC_DIR"]
     services = stack()["services"]

@@ -4,8 +4,8 @@ import math
 
 from PIL import Image
 
-from ..params import HORIZONTAL_ALIGNS, MAX_DIMENSION, VERTICAL_ALIGNS, RenderParams
-from .resize import fit_apply, fit_size
+from rendering.operations.resize import fit_apply, fit_size
+from rendering.params import HORIZONTAL_ALIGNS, MAX_DIMENSION, VERTICAL_ALIGNS, RenderParams
 
 Point = tuple[int, int]
 

@@ -6,7 +6,7 @@ import numpy as np
 from django.conf import settings
 from PIL import Image, ImageFilter
 
-from ..params import MAX_DIMENSION, SMART_CROPS, TRANSPARENT_WHITE, Dim, RenderParams
+from rendering.params import MAX_DIMENSION, SMART_CROPS, TRANSPARENT_WHITE, Dim, RenderParams
 
 Box = tuple[int, int]
 Window = tuple[float, float, float, float]

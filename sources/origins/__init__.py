@@ -1,17 +1,16 @@
 """Origins: where a source's image bytes come from."""
 
-from .base import Origin, OriginError, OriginObject, path_clean  # noqa: F401
+from sources.origins.base import Origin, OriginError, OriginKind, OriginObject, path_clean  # noqa: F401
+from sources.origins.local import LocalFolderOrigin
+from sources.origins.s3 import S3Origin
+from sources.origins.web import WebFolderOrigin
 
 
 def origin_for(source) -> Origin:
-    from ..models import Source
-    from .local import LocalFolderOrigin
-    from .s3 import S3Origin
-    from .web import WebFolderOrigin
-
-    if source.kind == Source.Kind.WEB_FOLDER:
+    """The origin a source (sources.models.Source) names."""
+    if source.kind == OriginKind.WEB_FOLDER:
         return WebFolderOrigin(source.base_url)
-    if source.kind == Source.Kind.S3:
+    if source.kind == OriginKind.S3:
         return S3Origin(
             bucket=source.s3_bucket,
             prefix=source.s3_prefix,

@@ -3,7 +3,17 @@
 from dataclasses import dataclass
 from posixpath import normpath
 
+from django.db import models
+
 from core.errors import BadRequestError, ServiceError
+
+
+class OriginKind(models.TextChoices):
+    """Where a source's images come from (Source.Kind)."""
+
+    WEB_FOLDER = "web", "Web folder"
+    S3 = "s3", "Amazon S3 (or compatible)"
+    LOCAL_FOLDER = "local", "Local folder (development)"
 
 
 class OriginError(ServiceError):

@@ -6,7 +6,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from .base import Origin, OriginForbiddenError, OriginNotFoundError, OriginObject, read_capped
+from sources.origins.base import Origin, OriginForbiddenError, OriginNotFoundError, OriginObject, read_capped
 
 
 def local_root_for(local_path: str) -> Path:

@@ -11,7 +11,7 @@ from django.conf import settings
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from .base import (
+from sources.origins.base import (
     OriginAddressError,
     OriginError,
     OriginForbiddenError,

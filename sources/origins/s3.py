@@ -18,7 +18,7 @@ from botocore.credentials import CredentialResolver
 from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, ReadTimeoutError
 from django.conf import settings
 
-from .base import (
+from sources.origins.base import (
     Origin,
     OriginError,
     OriginForbiddenError,
@@ -28,7 +28,7 @@ from .base import (
     OriginUnavailableError,
     read_capped,
 )
-from .net import botocore_network_safe
+from sources.origins.net import botocore_network_safe
 
 # Never a file: the platform's ~/.aws files are not the tenant's.
 _NO_FILE = "/nonexistent/cutout-tenant-s3"

@@ -2,8 +2,8 @@
 
 from urllib.parse import quote
 
-from .base import Origin
-from .net import fetch_url
+from sources.origins.base import Origin
+from sources.origins.net import fetch_url
 
 
 class WebFolderOrigin(Origin):

@@ -4,13 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from rendering.encode import (
-    format_negotiate,
-    format_resolve,
-    image_encode,
-    image_has_alpha,
-    quality_for,
-)
+from rendering.encode import format_negotiate, format_resolve, image_encode, image_has_alpha, quality_for
 from rendering.params import params_parse
 
 WEBP_AVIF = "image/avif,image/webp,*/*"

@@ -7,7 +7,8 @@ import pytest
 import requests
 
 from accounts.models import Account
-from rendering.models import BgRemoveJob, Render
+from cutouts.models import BgRemoveJob
+from rendering.models import Render
 from sources.models import Source
 from tests.conftest import ROOT, free_port, stop_process, wait_for_port, web_command
 

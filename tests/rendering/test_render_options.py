@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rendering.jobs import bg_remove_job_process
-from rendering.models import BgRemoveJob
+from cutouts.models import BgRemoveJob
+from cutouts.services import bg_remove_job_process
 from sources.models import Source
 
 pytestmark = pytest.mark.django_db

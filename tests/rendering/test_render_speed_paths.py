@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from rendering.images import image_decode
+from imaging.decode import image_decode
 from rendering.operations.resize import resize_apply
 from rendering.params import params_parse
 

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 import pytest
 from imgix import UrlBuilder
 
-from rendering.security import raw_path_candidates, signature_for, split_signature
+from rendering.signing import raw_path_candidates, signature_for, split_signature
 from sources.models import Source
 
 TOKEN = "FOO123bar"

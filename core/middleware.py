@@ -1,0 +1,49 @@
+"""Health probes before host checks; per-request metrics and one log line per request."""
+
+import logging
+import time
+
+from core import health
+from core.metrics import RENDER_SECONDS, REQUESTS
+
+logger = logging.getLogger("cutout.requests")
+
+
+class RequestObservabilityMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        started = time.monotonic()
+        response = self.get_response(request)
+        seconds = time.monotonic() - started
+        match = getattr(request, "resolver_match", None)
+        # The route pattern, not the path, so label values stay few.
+        route = match.route if match is not None else "unmatched"
+        REQUESTS.labels(route=route, method=request.method, status=str(response.status_code)).inc()
+        cache = getattr(request, "render_cache", None)
+        if cache is not None:
+            RENDER_SECONDS.labels(cache=cache).observe(seconds)
+        if route not in ("healthz", "readyz", "metrics"):
+            logger.info(
+                "%s %s %s %.1fms", request.method, request.path, response.status_code, seconds * 1000,
+                extra={"method": request.method, "path": request.path, "status": response.status_code,
+                       "duration_ms": round(seconds * 1000, 1), "route": route,
+                       "account": getattr(request, "log_account", None), "cache": cache},
+            )
+        return response
+
+
+class HealthCheckMiddleware:
+    """Answers /healthz and /readyz before anything reads the Host header, so a load balancer
+    probing by IP address is not refused by ALLOWED_HOSTS."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path == "/healthz":
+            return health.healthz(request)
+        if request.path == "/readyz":
+            return health.readyz(request)
+        return self.get_response(request)

@@ -1,0 +1,42 @@
+"""Publishing jobs' messages, for the entry points (views, APIs, admin) that ask for jobs."""
+
+import logging
+
+from core.errors import ServiceUnavailableError
+from cutouts import services
+from cutouts.models import BgRemoveJob
+from cutouts.tasks import bg_remove_job_run
+
+logger = logging.getLogger(__name__)
+
+
+class QueueUnavailableError(ServiceUnavailableError):
+    code = "queue_unavailable"
+    default_message = "The job queue is unavailable; try again shortly."
+
+
+def bg_remove_job_enqueue(job: BgRemoveJob) -> None:
+    """Publishes the job's message now, so a broker outage is this request's 503 (the row is
+    committed already, by bg_remove_job_ensure's own transaction)."""
+    try:
+        bg_remove_job_run.apply_async(kwargs={"job_id": str(job.id)}, retry=True)
+    except Exception as exc:  # kombu/redis raise many types; all mean "not queued".
+        logger.warning("could not enqueue bg-remove job %s: %s", job.id, exc)
+        services.bg_remove_job_unqueued(job=job)
+        raise QueueUnavailableError() from None
+
+
+def bg_remove_job_request(*, source, path: str, model: str, refinement: str = "none") -> BgRemoveJob:
+    """The image's job, created and queued by the first request only (see bg_remove_job_ensure)."""
+    job, queue = services.bg_remove_job_ensure(source=source, path=path, model=model, refinement=refinement)
+    if queue:
+        bg_remove_job_enqueue(job)
+    return job
+
+
+def bg_remove_job_retry(*, job: BgRemoveJob) -> bool:
+    """An account manager's retry of a failed job: queued again at once. False if not failed."""
+    if not services.bg_remove_job_retry(job=job):
+        return False
+    bg_remove_job_enqueue(job)
+    return True

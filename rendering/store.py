@@ -1,0 +1,310 @@
+"""The render store: finished images in object storage, indexed by what their URL means, with
+eviction and purge."""
+
+import hashlib
+import io
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import FileSystemStorage, default_storage
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Sum
+from django.utils import timezone
+
+from core.errors import ServiceUnavailableError
+from core.local_cache import ExpiringCache
+from cutouts.models import BgRemoveJob
+from rendering.models import Render
+from sources.models import Source
+
+logger = logging.getLogger(__name__)
+
+
+class StorageUnavailableError(ServiceUnavailableError):
+    code = "storage_unavailable"
+    default_message = "Object storage is unavailable; try again shortly."
+
+
+@contextmanager
+def storage_errors():
+    """Storage backends raise their own types; all but a missing file mean "try again later"."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except Exception as exc:
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code") if hasattr(exc, "response") else None
+        if code in ("NoSuchKey", "404", "NotFound"):
+            raise FileNotFoundError(str(exc)) from exc  # S3's way of saying the object is gone.
+        logger.warning("object storage failed: %s: %s", type(exc).__name__, exc)
+        raise StorageUnavailableError() from exc
+
+EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/avif": "avif",
+              "image/gif": "gif", "application/json": "json"}
+
+
+def render_key(*, source_id: int, path: str, model: str, canonical: str, fmt: str) -> str:
+    raw = "\x1f".join([str(source_id), path, model, canonical, fmt])
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+# key → render: a web process answers repeated hits without a query. A purge in
+# another process shows within RENDER_LOOKUP_CACHE_SECONDS; until then a purged object's absence
+# is noticed when it is opened, and the image is rendered again (views.py).
+_renders = ExpiringCache(max_entries=50_000)
+
+
+def render_get(*, key: str) -> Render | None:
+    ttl = settings.RENDER_LOOKUP_CACHE_SECONDS
+    render = _renders.get(key, None) if ttl > 0 else None
+    if render is not None:
+        return render
+    found = list(Render.objects.filter(key=key)[:1])  # No ORDER BY, unlike first().
+    render = found[0] if found else None
+    if render is not None:  # Misses are not kept: the render is usually made right after.
+        _render_touch(render)
+        _renders.set(key, render, ttl)
+    return render
+
+
+def _render_touch(render: Render) -> None:
+    """Marks the render used now, at most once per RENDER_LAST_USED_SECONDS: a hit answered from
+    the lookup cache writes nothing, and a refill writes only when the mark has grown old."""
+    now = timezone.now()
+    if render.last_used_at <= now - timedelta(seconds=settings.RENDER_LAST_USED_SECONDS):
+        Render.objects.filter(pk=render.pk).update(last_used_at=now)
+        render.last_used_at = now
+
+
+def render_store(*, key: str, source, path: str, data: bytes, content_type: str, storage_name: str = "") -> Render:
+    """Writes the bytes (unless already stored under `storage_name`) and records the render.
+
+    Bytes equal to another render's of the same image are not written again: the new render
+    points at that object. Concurrent writers of one key each write their own file; the loser
+    of the row insert removes its file, so a reader never sees a file being overwritten.
+    """
+    etag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
+    if not storage_name:
+        storage_name = Render.objects.filter(
+            source=source, path=path, etag=etag, content_type=content_type
+        ).values_list("storage_name", flat=True).first() or ""
+    own_file = not storage_name
+    if own_file:
+        ext = EXTENSIONS.get(content_type, "bin")
+        with storage_errors():
+            storage_name = default_storage.save(
+                f"{render_folder(source.id)}/{key[:2]}/{key}-{uuid.uuid4().hex[:8]}.{ext}", ContentFile(data)
+            )
+    try:
+        with transaction.atomic():
+            render = Render.objects.create(
+                key=key, source=source, path=path, storage_name=storage_name,
+                content_type=content_type, size=len(data), etag=etag,
+            )
+    except IntegrityError:
+        if own_file:
+            default_storage.delete(storage_name)
+        return Render.objects.get(key=key)
+    _ceiling_check(account_id=source.account_id, size=len(data))
+    return render
+
+
+# --- The per-account ceiling ---------------------------------------------------------------------
+
+# account id → [renders, bytes, when counted]: this process's estimate of an account's stored
+# renders, so a new render costs a count over the account's rows only when the estimate nears a
+# ceiling or is older than this (other processes' renders are seen then).
+_TOTALS_RECOUNT_SECONDS = 60
+EVICT_BATCH = 100  # Renders evicted by one call at most.
+_totals: dict[int, list] = {}
+
+
+def _ceiling_check(*, account_id: int, size: int) -> None:
+    max_count, max_bytes = settings.RENDER_MAX_STORED_PER_ACCOUNT, settings.RENDER_MAX_STORED_BYTES_PER_ACCOUNT
+    if not max_count and not max_bytes:
+        return
+    totals = _totals.get(account_id)
+    if totals is not None and time.monotonic() - totals[2] < _TOTALS_RECOUNT_SECONDS:
+        totals[0] += 1
+        totals[1] += size
+        if (not max_count or totals[0] <= max_count) and (not max_bytes or totals[1] <= max_bytes):
+            return
+    try:
+        render_evict(account_id=account_id)
+    except StorageUnavailableError:
+        pass  # The render is stored and served; eviction is tried again with the next one.
+
+
+def render_evict(*, account_id: int) -> int:
+    """Evicts the account's least recently used renders while it is over a ceiling
+    (RENDER_MAX_STORED_PER_ACCOUNT, RENDER_MAX_STORED_BYTES_PER_ACCOUNT), down to 1% below it
+    so the next renders do not each evict one, at most EVICT_BATCH at a time. Objects still used
+    elsewhere (another render, a job's cutout) stay. The number of renders evicted."""
+    max_count, max_bytes = settings.RENDER_MAX_STORED_PER_ACCOUNT, settings.RENDER_MAX_STORED_BYTES_PER_ACCOUNT
+    renders = Render.objects.filter(source__account_id=account_id)
+    totals = renders.aggregate(count=Count("id"), bytes=Sum("size"))
+    count, size = totals["count"], totals["bytes"] or 0
+    drop_count = count - (max_count - max_count // 100) if max_count and count > max_count else 0
+    drop_bytes = size - (max_bytes - max_bytes // 100) if max_bytes and size > max_bytes else 0
+    chosen = []
+    if drop_count > 0 or drop_bytes > 0:
+        # At most one batch per call, so no single request pays for a long eviction: an account
+        # still over its ceiling is recounted, and evicts again, on its next new render.
+        for row in renders.order_by("last_used_at", "id").values_list("pk", "key", "storage_name", "etag",
+                                                                      "size")[:EVICT_BATCH]:
+            if drop_count <= 0 and drop_bytes <= 0:
+                break
+            chosen.append(row)
+            drop_count, drop_bytes = drop_count - 1, drop_bytes - row[4]
+    if chosen:
+        Render.objects.filter(pk__in=[row[0] for row in chosen]).delete()
+        for _, key, name, etag, _ in chosen:
+            _renders.pop(key)
+            _bodies.pop((name, etag))
+        storage_objects_release({row[2] for row in chosen})
+        count, size = count - len(chosen), size - sum(row[4] for row in chosen)
+    evicted = len(chosen)
+    _totals[account_id] = [count, size, time.monotonic()]
+    if evicted:
+        logger.info("evicted %d renders of account %s (now %d renders, %d bytes)", evicted, account_id, count, size)
+    return evicted
+
+
+# --- Deleting objects ----------------------------------------------------------------------------
+
+def storage_objects_release(names: Iterable[str]) -> int:
+    """Deletes those of `names` that no render and no job refers to any more (rows already gone).
+    The number of objects deleted."""
+    names = set(names)
+    if not names:
+        return 0
+    used = set(Render.objects.filter(storage_name__in=names).values_list("storage_name", flat=True))
+    used |= set(BgRemoveJob.objects.filter(cutout_name__in=names).values_list("cutout_name", flat=True))
+    return storage_objects_delete(names - used)
+
+
+def storage_objects_delete(names: Iterable[str]) -> int:
+    removed = 0
+    for name in names:
+        with storage_errors():
+            if default_storage.exists(name):
+                default_storage.delete(name)
+                removed += 1
+    return removed
+
+
+def storage_tree(prefix: str) -> Iterator[str]:
+    """Every object name below `prefix` (a folder, no trailing slash), on any storage backend."""
+    try:
+        with storage_errors():
+            folders, files = default_storage.listdir(prefix)
+    except FileNotFoundError:
+        return
+    for name in files:
+        yield f"{prefix}/{name}"
+    for folder in folders:
+        yield from storage_tree(f"{prefix}/{folder}")
+
+
+def source_storage_prefixes(source_id: int) -> list[str]:
+    """The folders holding a source's objects: renders, cutouts (named in cutouts/services.py), marks."""
+    return [render_folder(source_id), f"cutouts/{source_id}", mark_folder(source_id)]
+
+
+def render_folder(source_id: int) -> str:
+    return f"renders/{source_id}"
+
+
+def mark_folder(source_id: int) -> str:
+    return f"marks/{source_id}"
+
+
+def mark_name(*, source_id: int, mark: str) -> str:
+    """Where a source's watermark is kept: a path on the source (as fetched, e.g. `logo.png`) or
+    an absolute URL; under the source, so purging or deleting the source removes it."""
+    kind = "url" if "://" in mark else "path"
+    return f"{mark_folder(source_id)}/{kind}-" + hashlib.sha256(mark.encode()).hexdigest()
+
+
+# Renders up to this size are read whole and sent from memory; larger ones are streamed.
+SMALL_RENDER_BYTES = 256 * 1024
+# (storage name, etag) → bytes of small renders, for as long as their lookups are kept: a hit
+# repeated within that time reads neither a file nor S3. Bounded by RENDER_MEMORY_CACHE_BYTES.
+_bodies = ExpiringCache(max_entries=50_000, max_weight=0)
+
+
+def render_read(render: Render) -> bytes:
+    """A small render's stored bytes."""
+    ident = (render.storage_name, render.etag)
+    data = _bodies.get(ident, None)
+    if data is not None:
+        return data
+    with storage_errors(), default_storage.open(render.storage_name, "rb") as fh:
+        data = fh.read()
+    budget = settings.RENDER_MEMORY_CACHE_BYTES
+    if budget > 0:
+        _bodies.max_weight = budget
+        _bodies.set(ident, data, settings.RENDER_LOOKUP_CACHE_SECONDS, weight=len(data))
+    return data
+
+
+def render_open(render: Render):
+    """The stored bytes, ready to send. A remote store is read whole first, so an outage is a
+    clean 503 rather than a response that breaks off; local files are streamed."""
+    with storage_errors():
+        fh = default_storage.open(render.storage_name, "rb")
+        if isinstance(default_storage, FileSystemStorage):
+            return fh
+        with fh:
+            return io.BytesIO(fh.read())
+
+
+def render_forget(render: Render) -> None:
+    """Drops a render whose stored object is gone, so the next request makes it again."""
+    _renders.pop(render.key)
+    _bodies.pop((render.storage_name, render.etag))
+    Render.objects.filter(pk=render.pk).delete()
+
+
+def render_lookup_cache_clear() -> None:
+    _renders.clear()
+    _bodies.clear()
+    _totals.clear()
+
+
+# --- Purge ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PurgeResult:
+    renders: int
+    cutouts: int
+    files: int
+
+
+def render_purge(*, source: Source, path: str | None = None) -> PurgeResult:
+    """Everything cached for one image (all its derived renders and cutouts, and the stored mark
+    when the image is a watermark of its source), or for a whole source (its marks included).
+
+    Idempotent: purging again finds nothing and removes nothing.
+    """
+    renders = Render.objects.filter(source=source)
+    jobs = BgRemoveJob.objects.filter(source=source)
+    if path is not None:
+        renders, jobs = renders.filter(path=path), jobs.filter(path=path)
+    names = set(renders.values_list("storage_name", flat=True)) | {
+        name for name in jobs.values_list("cutout_name", flat=True) if name
+    }
+    render_count, _ = renders.delete()
+    render_lookup_cache_clear()
+    job_count, _ = jobs.delete()
+    removed = storage_objects_release(names)
+    marks = [mark_name(source_id=source.id, mark=path)] if path is not None else storage_tree(mark_folder(source.id))
+    removed += storage_objects_delete(marks)
+    return PurgeResult(renders=render_count, cutouts=job_count, files=removed)

@@ -1,0 +1,55 @@
+"""Settings smoke test: the settings module under minimal and production-like environments."""
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+PROBE = """
+import json, config.settings as s
+print(json.dumps({
+    "db": s.DATABASES["default"]["ENGINE"], "db_name": str(s.DATABASES["default"]["NAME"]),
+    "broker": s.CELERY_BROKER_URL, "cache": s.CACHES["default"]["BACKEND"],
+    "storage": s.STORAGES["default"]["BACKEND"], "hosts": s.ALLOWED_HOSTS,
+}))
+"""
+VARIABLES = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "AWS_STORAGE_BUCKET_NAME", "DJANGO_DEBUG",
+             "DJANGO_SECRET_KEY", "RENDER_DOMAIN", "DJANGO_SETTINGS_MODULE")
+
+
+def load(tmp_path, **variables):
+    env = {k: v for k, v in os.environ.items() if k not in VARIABLES}
+    env.update(CUTOUT_VAR_DIR=str(tmp_path), **variables)
+    result = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True)
+    return result
+
+
+def test_no_variables_but_debug_gives_the_embedded_defaults(tmp_path):
+    result = load(tmp_path, DJANGO_DEBUG="true")
+    assert result.returncode == 0, result.stderr
+    values = json.loads(result.stdout)
+    assert values["db"] == "django.db.backends.sqlite3" and values["db_name"] == str(tmp_path / "db.sqlite3")
+    assert values["broker"] == "filesystem://"
+    assert values["storage"] == "django.core.files.storage.FileSystemStorage"
+    assert values["cache"].endswith("LocMemCache")
+    assert values["hosts"] == ["localhost", "127.0.0.1", "[::1]"]  # `testserver` only in tests/settings.py.
+
+
+def test_production_variables_select_postgres_redis_and_s3(tmp_path):
+    result = load(tmp_path, DJANGO_SECRET_KEY="s3cret", DATABASE_URL="postgres://u@db:5432/cutout",
+                  REDIS_URL="redis://cache:6379/0", AWS_STORAGE_BUCKET_NAME="renders",
+                  RENDER_DOMAIN="img.example.com")
+    assert result.returncode == 0, result.stderr
+    values = json.loads(result.stdout)
+    assert values["db"] == "django.db.backends.postgresql"
+    assert values["broker"] == "redis://cache:6379/0" and values["cache"].endswith("RedisCache")
+    assert values["storage"] == "storages.backends.s3.S3Storage"
+    assert ".img.example.com" in values["hosts"]
+
+
+def test_production_without_a_secret_key_refuses_to_start(tmp_path):
+    result = load(tmp_path, DATABASE_URL="postgres://u@db:5432/cutout")
+    assert result.returncode != 0
+    assert "Set DJANGO_SECRET_KEY" in result.stderr

@@ -1,0 +1,65 @@
+"""The models of usage/, moved from rendering/ with their tables: state only, no SQL."""
+
+import django.db.models.deletion
+from django.db import migrations, models
+
+APP = "usage"
+MODELS = ["usagedaily"]
+
+
+def _content_types_move(apps, schema_editor):
+    # Permissions granted on these models (the account managers' group, users) and admin log
+    # entries point at their content type: it moves with the model rather than being recreated.
+    ContentType = apps.get_model("contenttypes", "ContentType")
+    for model in MODELS:
+        if not ContentType.objects.filter(app_label=APP, model=model).exists():
+            ContentType.objects.filter(app_label="rendering", model=model).update(app_label=APP)
+
+
+class Migration(migrations.Migration):
+    initial = True
+
+    dependencies = [
+        ("contenttypes", "0002_remove_content_type_name"),
+        ("rendering", "0004_bgremovejob_crashes_retries_run_after"),
+        ("sources", "0001_initial"),
+    ]
+
+    operations = [
+        migrations.SeparateDatabaseAndState(
+            state_operations=[
+                migrations.CreateModel(
+                    name="UsageDaily",
+                    fields=[
+                        (
+                            "id",
+                            models.BigAutoField(
+                                auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                            ),
+                        ),
+                        ("day", models.DateField()),
+                        ("renders", models.PositiveBigIntegerField(default=0)),
+                        ("bytes_served", models.PositiveBigIntegerField(default=0)),
+                        ("cache_hits", models.PositiveBigIntegerField(default=0)),
+                        (
+                            "source",
+                            models.ForeignKey(
+                                on_delete=django.db.models.deletion.CASCADE,
+                                related_name="usage_days",
+                                to="sources.source",
+                            ),
+                        ),
+                    ],
+                    options={
+                        "db_table": "rendering_usagedaily",
+                        "ordering": ["-day"],
+                        "constraints": [
+                            models.UniqueConstraint(fields=("source", "day"), name="one_usage_row_per_source_day")
+                        ],
+                    },
+                ),
+            ],
+            database_operations=[],
+        ),
+        migrations.RunPython(_content_types_move, migrations.RunPython.noop),
+    ]
