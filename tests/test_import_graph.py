@@ -6,6 +6,8 @@ inside functions included: an import moved into a function to dodge a cycle is s
 """
 
 import ast
+import re
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -150,8 +152,16 @@ def test_services_never_import_tasks():
     offenders = sorted(
         f"{module} imports {target}"
         for module, targets in graph().items()
-        if module.endswith(".services") or module.endswith(".selectors")
+        if module.endswith((".services", ".selectors"))
         for target in targets
-        if target.endswith(".tasks") or target.endswith(".queueing") or target.endswith(".receivers")
+        if target.endswith((".tasks", ".queueing", ".receivers"))
     )
     assert not offenders, offenders
+
+
+def test_every_package_is_installed_and_compiled_into_the_image():
+
+    include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    assert {pattern.rstrip("*") for pattern in include} == set(PACKAGES)
+    compiled = re.search(r"compileall -q ([\w ]+)", (ROOT / "platform" / "Dockerfile").read_text()).group(1).split()
+    assert set(compiled) == set(PACKAGES)
