@@ -1,44 +1,56 @@
 """A small per-process cache whose entries expire: for lookups every request repeats."""
 
-import time
+import threading
 
-_MISSING = object()
+from cachetools import TTLCache
+
+MISSING = object()
 
 
 class ExpiringCache:
-    """Entries live `ttl` seconds (0 turns the cache off); the whole cache is dropped when full:
-    past `max_entries` entries, or past `max_weight` when entries are given a weight (bytes)."""
+    """Entries live `ttl` seconds (0 keeps nothing); when full, the least recently used go first:
+    past `max_entries` entries, or past `max_weight` when entries are given a weight (bytes).
+    An entry heavier than `max_weight` is not kept. A new `max_weight` applies from the next set()."""
 
     def __init__(self, max_entries: int, max_weight: int | None = None):
         self.max_entries = max_entries
         self.max_weight = max_weight
-        self._weight = 0
-        self._entries: dict = {}
+        # granian's threads share it, and TTLCache is not thread-safe: even a get reorders it.
+        self._lock = threading.Lock()
+        self._entries = self._new(ttl=0)
 
-    def get(self, key, default=_MISSING):
-        entry = self._entries.get(key)
-        if entry is not None and entry[0] > time.monotonic():
-            return entry[1]
-        return default
+    def _new(self, ttl: float) -> TTLCache:
+        if self.max_weight is None:
+            return TTLCache(self.max_entries, ttl)
+        return TTLCache(self.max_weight, ttl, getsizeof=lambda entry: entry[1])
+
+    def get(self, key, default=MISSING):
+        with self._lock:
+            try:
+                return self._entries[key][0]
+            except KeyError:
+                return default
 
     def set(self, key, value, ttl: float, weight: int = 0) -> None:
-        if ttl <= 0:
+        if ttl <= 0 or (self.max_weight is not None and weight > self.max_weight):
             return
-        if self.max_weight is not None and weight > self.max_weight:
-            return
-        if len(self._entries) >= self.max_entries or (
-                self.max_weight is not None and self._weight + weight > self.max_weight):
-            self.clear()
-        # Weights are only added (a replaced or popped entry still counts until the next clear).
-        self._weight += weight
-        self._entries[key] = (time.monotonic() + ttl, value)
+        with self._lock:
+            entries = self._entries
+            # TTLCache has one ttl, and callers read theirs from settings at each call: it only
+            # changes with the settings (tests), so a new ttl or budget starts a new cache. Simpler
+            # than TLRUCache's per-item ttu, and a new budget needs a new cache anyway (maxsize is
+            # fixed at creation).
+            if entries.ttl != ttl or entries.maxsize != (
+                    self.max_entries if self.max_weight is None else self.max_weight):
+                entries = self._entries = self._new(ttl)
+            entries[key] = (value, weight)
+            while len(entries) > self.max_entries:  # Weighted: maxsize bounds bytes, not entries.
+                entries.popitem()
 
     def pop(self, key) -> None:
-        self._entries.pop(key, None)
+        with self._lock:
+            self._entries.pop(key, None)
 
     def clear(self) -> None:
-        self._entries.clear()
-        self._weight = 0
-
-
-MISSING = _MISSING
+        with self._lock:
+            self._entries.clear()
