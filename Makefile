@@ -16,7 +16,7 @@ ENV_FILE := $(or $(CUTOUT_ENV_FILE),.env)
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,run]'
 	@echo "Compiling rembg's numba kernels once (about a minute on a new environment)…"
 	$(BIN)/python -c "import rembg"
 	touch $@
