@@ -6,26 +6,33 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
 export PATH := $(abspath $(BIN)):$(PATH)
-# Management commands run in development mode unless the environment says otherwise.
-MANAGE := DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(BIN)/python manage.py
+MANAGE := $(BIN)/python manage.py
+# The settings file config/settings.py reads (CUTOUT_ENV_FILE names another); the environment wins
+# over it. Written once with a new secret key and development mode, never overwritten.
+ENV_FILE := $(or $(CUTOUT_ENV_FILE),.env)
 
 .PHONY: run test test-load install models migrate demo clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,run]'
 	@echo "Compiling rembg's numba kernels once (about a minute on a new environment)…"
 	$(BIN)/python -c "import rembg"
 	touch $@
 
 install: $(INSTALLED)
 
+$(ENV_FILE):
+	umask 077 && $(PYTHON) -c "import secrets; print(f'DJANGO_SECRET_KEY={secrets.token_urlsafe(50)}\nDJANGO_DEBUG=true')" > $@.tmp
+	mv $@.tmp $@
+	@echo "Wrote $@: a new DJANGO_SECRET_KEY and DJANGO_DEBUG=true (development)."
+
 # Idempotent: a present file with the right checksum is kept.
-models: $(INSTALLED)
+models: $(INSTALLED) $(ENV_FILE)
 	$(MANAGE) provision_models
 
-migrate: $(INSTALLED)
+migrate: $(INSTALLED) $(ENV_FILE)
 	$(MANAGE) migrate --noinput -v0
 	$(MANAGE) collectstatic --noinput -v0
 
@@ -36,8 +43,10 @@ run: models demo
 	@echo "Serving on http://127.0.0.1:$(PORT)/  (Ctrl-C stops every process)"
 	@# Web and worker processes share one metrics folder, so /metrics shows the workers' too.
 	rm -rf "$${CUTOUT_VAR_DIR:-var}/prometheus" && mkdir -p "$${CUTOUT_VAR_DIR:-var}/prometheus"
+	@# `-e /dev/null`: the settings read $(ENV_FILE) themselves; honcho's reading would let it win
+	@# over the environment.
 	PROMETHEUS_MULTIPROC_DIR="$$(cd "$${CUTOUT_VAR_DIR:-var}/prometheus" && pwd)" \
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(BIN)/honcho -f platform/Procfile -d . start -p $(PORT)
+	$(BIN)/honcho -f platform/Procfile -d . -e /dev/null start -p $(PORT)
 
 test: models
 	$(MANAGE) provision_models u2net

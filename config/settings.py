@@ -1,63 +1,85 @@
 """Settings, read from the environment in one place; every default runs on a laptop."""
 
 import os
+from collections.abc import MutableMapping
 from pathlib import Path
 
-import dj_database_url
+import environ
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-def env(name, default=None):
-    value = os.environ.get(name, "")
-    return value if value != "" else default
+class _Environ(MutableMapping):
+    """os.environ as these settings read it: an empty variable is unset, and every value is literal."""
+
+    def __getitem__(self, name):
+        value = os.environ[name]
+        if value == "":
+            # Compose passes a variable it has no value for as empty: the default applies.
+            raise KeyError(name)
+        # django-environ reads a leading `$NAME` as another variable's value; escaped here and
+        # unescaped by escape_proxy, `$` stays literal (a Django-made secret key may start with it).
+        return value.replace("$", r"\$")
+
+    def __setitem__(self, name, value):
+        os.environ[name] = value
+
+    def __delitem__(self, name):
+        del os.environ[name]
+
+    def __iter__(self):
+        return (name for name, value in os.environ.items() if value != "")
+
+    def __len__(self):
+        return sum(1 for _ in self)
 
 
-def env_bool(name, default=False):
-    value = env(name)
-    if value is None:
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+class Env(environ.Env):
+    ENVIRON = _Environ()
 
 
-def env_int(name, default):
-    value = env(name)
-    return int(value) if value is not None else default
+# https://django-environ.readthedocs.io/ — every setting is read once below, with its type and default.
+env = Env()
+# Undoes _Environ's escaping. It would call a Path default's own `replace`: paths are read as str.
+env.escape_proxy = True
 
-
-def env_list(name, default=()):
-    value = env(name)
-    if value is None:
-        return list(default)
-    return [item.strip() for item in value.split(",") if item.strip()]
-
+# The file of KEY=value lines read into the environment: BASE_DIR/.env when it exists (`make run`
+# writes one for development), or the file CUTOUT_ENV_FILE names (/dev/null: none, as in the tests).
+# A variable the environment sets (not empty) wins over the file.
+ENV_FILE = Path(env.str("CUTOUT_ENV_FILE", default=str(BASE_DIR / ".env")))
+if "CUTOUT_ENV_FILE" in env and not ENV_FILE.exists():
+    raise ImproperlyConfigured(f"CUTOUT_ENV_FILE names no file: {ENV_FILE}")
+if ENV_FILE.exists():
+    Env.read_env(ENV_FILE)
 
 # Where local state lives when no service is configured: SQLite, files, the broker folder.
-VAR_DIR = Path(env("CUTOUT_VAR_DIR", BASE_DIR / "var"))
+VAR_DIR = Path(env.str("CUTOUT_VAR_DIR", default=str(BASE_DIR / "var")))
 
 # --- Core -------------------------------------------------------------------------------------
-# https://docs.djangoproject.com/en/5.2/ref/settings/#debug
-DEBUG = env_bool("DJANGO_DEBUG", False)
+# https://docs.djangoproject.com/en/5.2/ref/settings/#debug — development mode; never in production.
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
 # https://docs.djangoproject.com/en/5.2/ref/settings/#secret-key
 # A production secret has no default: without DEBUG, a missing key stops start-up.
-SECRET_KEY = env("DJANGO_SECRET_KEY")
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=None)
 if SECRET_KEY is None:
     if not DEBUG:
-        raise ImproperlyConfigured("Set DJANGO_SECRET_KEY (or DJANGO_DEBUG=true for development).")
+        raise ImproperlyConfigured("Set DJANGO_SECRET_KEY (or DJANGO_DEBUG=true for development: "
+                                   "`make run` writes both into a new .env).")
     SECRET_KEY = "insecure-development-key-never-use-in-production"
 
 # The rendering host: `{source}.{RENDER_DOMAIN}` serves that source's images at the root.
-RENDER_DOMAIN = env("RENDER_DOMAIN")
+RENDER_DOMAIN = env.str("RENDER_DOMAIN", default=None)
 
-# No `testserver` (Django's test client): tests/settings.py adds it for the tests only.
-ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+# Host names served. No `testserver` (Django's test client): tests/settings.py adds it for the tests only.
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", cast=str.strip, default=["localhost", "127.0.0.1", "[::1]"])
 if RENDER_DOMAIN:
     ALLOWED_HOSTS.append("." + RENDER_DOMAIN)
-CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+# Origins trusted for the admin's forms (https://cutout.example.com), needed behind an HTTPS proxy.
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", cast=str.strip, default=[])
 # Behind a proxy that terminates HTTPS and sets X-Forwarded-Proto (status URLs then say https).
-if env_bool("DJANGO_BEHIND_HTTPS_PROXY", False):
+if env.bool("DJANGO_BEHIND_HTTPS_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
 
@@ -123,14 +145,12 @@ TEMPLATES = [
 ]
 
 # --- Database ---------------------------------------------------------------------------------
-# https://github.com/jazzband/dj-database-url — postgres://… selects psycopg 3.
-DATABASES = {
-    "default": dj_database_url.parse(
-        env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
-        conn_health_checks=True,
-    )
-}
+# https://django-environ.readthedocs.io/en/latest/types.html#environ-env-db-url — the database;
+# postgres://… selects psycopg 3.
+DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+# Seconds a connection is reused (checked before reuse); 0 closes it after each request.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web and worker share the file: wait for the other's write lock instead of failing.
     # WAL lets readers and the one writer proceed together, and with synchronous=NORMAL a commit
@@ -145,7 +165,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache (and rate-limit counters) and broker ----------------------------------------
-REDIS_URL = env("REDIS_URL")
+# Redis for the cache (rate-limit counters), the usage counters and, by default, the broker.
+REDIS_URL = env.str("REDIS_URL", default=None)
 if REDIS_URL:
     # Django's RedisCache, with an atomic one-round-trip incr (core/redis_cache.py).
     CACHES = {"default": {"BACKEND": "core.redis_cache.AtomicIncrRedisCache", "LOCATION": REDIS_URL}}
@@ -159,7 +180,8 @@ SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"] + ([] if REDIS_URL else ["dja
 # --- Celery -----------------------------------------------------------------------------------
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html
 BROKER_DIR = VAR_DIR / "broker"
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
+# The job queue; filesystem:// works on one machine only.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -173,7 +195,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
 elif CELERY_BROKER_URL.startswith("redis"):
     # A message whose worker died is delivered again after this many seconds.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 600)}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=600)}
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True
@@ -184,7 +206,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # A new pool process loads the models before it reports up; Celery's default of 4 s is shorter
 # than that on a busy machine, and the pool would kill and restart its processes without end.
 CELERY_WORKER_PROC_ALIVE_TIMEOUT = 60
-CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", "cutout")
+# The queue web publishes jobs to and workers consume: the same on every machine.
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="cutout")
 # Queues per concern, named after the job queue (so per-run test queues keep apart): a slow or
 # silent webhook receiver, or a usage run, never waits behind cutouts or holds a cutout worker.
 # The `worker` process consumes only the job queue; the `webhooks` process the other two.
@@ -201,7 +224,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS.setdefault("max_retries", 2)
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2}
 # https://docs.celeryq.dev/en/stable/userguide/periodic-tasks.html — run by `celery beat`.
 # Usage counted in Redis is moved into the database this often.
-USAGE_PERSIST_SECONDS = env_int("USAGE_PERSIST_SECONDS", 60)
+USAGE_PERSIST_SECONDS = env.int("USAGE_PERSIST_SECONDS", default=60)
 CELERY_BEAT_SCHEDULE = {
     "usage-persist": {
         "task": "rendering.tasks.usage_persist_run",
@@ -214,18 +237,23 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- Storage ----------------------------------------------------------------------------------
 # https://django-storages.readthedocs.io/en/latest/backends/amazon-S3.html
-MEDIA_ROOT = Path(env("CUTOUT_MEDIA_ROOT", VAR_DIR / "media"))
-AWS_STORAGE_BUCKET_NAME = env("AWS_STORAGE_BUCKET_NAME")
+# Where renders are stored when no bucket is set.
+MEDIA_ROOT = Path(env.str("CUTOUT_MEDIA_ROOT", default=str(VAR_DIR / "media")))
+# The bucket for cutouts and renders; set, it selects S3 storage.
+AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default=None)
 if AWS_STORAGE_BUCKET_NAME:
     RENDER_STORAGE = {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
             "bucket_name": AWS_STORAGE_BUCKET_NAME,
-            "endpoint_url": env("AWS_S3_ENDPOINT_URL"),
-            "region_name": env("AWS_S3_REGION_NAME", "us-east-1"),
-            "access_key": env("AWS_ACCESS_KEY_ID"),
-            "secret_key": env("AWS_SECRET_ACCESS_KEY"),
-            "location": env("AWS_LOCATION", ""),
+            # An S3-compatible store's endpoint (none: AWS), and the bucket's region.
+            "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default=None),
+            "region_name": env.str("AWS_S3_REGION_NAME", default="us-east-1"),
+            # The bucket's credentials (none: boto3's own chain); never used for tenants' S3 origins.
+            "access_key": env.str("AWS_ACCESS_KEY_ID", default=None),
+            "secret_key": env.str("AWS_SECRET_ACCESS_KEY", default=None),
+            # A key prefix inside the bucket, so deployments can share one.
+            "location": env.str("AWS_LOCATION", default=""),
             "default_acl": None,
             "file_overwrite": True,
             "querystring_auth": False,
@@ -241,98 +269,105 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 STATIC_URL = "/static/"
-STATIC_ROOT = Path(env("DJANGO_STATIC_ROOT", BASE_DIR / "staticfiles"))
+# Where collectstatic puts the admin's files.
+STATIC_ROOT = Path(env.str("DJANGO_STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 
 # --- Origins ----------------------------------------------------------------------------------
 # Local-folder sources must lie below this root (like imgproxy's IMGPROXY_LOCAL_FILESYSTEM_ROOT).
-ORIGIN_LOCAL_ROOT = Path(env("ORIGIN_LOCAL_ROOT", BASE_DIR / "demo"))
-ORIGIN_MAX_BYTES = env_int("ORIGIN_MAX_BYTES", 12 * 1024 * 1024)
-ORIGIN_MAX_PIXELS = env_int("ORIGIN_MAX_PIXELS", 50_000_000)
+ORIGIN_LOCAL_ROOT = Path(env.str("ORIGIN_LOCAL_ROOT", default=str(BASE_DIR / "demo")))
+# Largest origin file, counted while streaming (413), and image, read from its header (422).
+ORIGIN_MAX_BYTES = env.int("ORIGIN_MAX_BYTES", default=12 * 1024 * 1024)
+ORIGIN_MAX_PIXELS = env.int("ORIGIN_MAX_PIXELS", default=50_000_000)
 # Scans in a progressive JPEG (decode cost is pixels × scans); libjpeg and mozjpeg write about 10.
-ORIGIN_MAX_JPEG_SCANS = env_int("ORIGIN_MAX_JPEG_SCANS", 32)
-ORIGIN_CONNECT_TIMEOUT = float(env("ORIGIN_CONNECT_TIMEOUT", 5))
-ORIGIN_TOTAL_TIMEOUT = float(env("ORIGIN_TOTAL_TIMEOUT", 30))
+ORIGIN_MAX_JPEG_SCANS = env.int("ORIGIN_MAX_JPEG_SCANS", default=32)
+# Seconds to connect to an origin, and for a whole fetch, redirects included.
+ORIGIN_CONNECT_TIMEOUT = env.float("ORIGIN_CONNECT_TIMEOUT", default=5)
+ORIGIN_TOTAL_TIMEOUT = env.float("ORIGIN_TOTAL_TIMEOUT", default=30)
 ORIGIN_MAX_REDIRECTS = 5
 # Development only: lets a web-folder source or an S3 endpoint be on 127.0.0.1. Production never sets it.
-ORIGIN_ALLOW_LOOPBACK = env_bool("ORIGIN_ALLOW_LOOPBACK", False)
+ORIGIN_ALLOW_LOOPBACK = env.bool("ORIGIN_ALLOW_LOOPBACK", default=False)
 
 # --- Rendering --------------------------------------------------------------------------------
-RENDER_CACHE_MAX_AGE = env_int("RENDER_CACHE_MAX_AGE", 31536000)
+# `Cache-Control: max-age` of a rendered image, in seconds.
+RENDER_CACHE_MAX_AGE = env.int("RENDER_CACHE_MAX_AGE", default=31536000)
 RENDER_DEFAULT_QUALITY = 75
 RENDER_MAX_URL_LENGTH = 8000
 # Seconds a web process keeps a source (and its account's entitlement) after reading it.
-SOURCE_CACHE_SECONDS = float(env("SOURCE_CACHE_SECONDS", 2))
+SOURCE_CACHE_SECONDS = env.float("SOURCE_CACHE_SECONDS", default=2)
 # Seconds a web process remembers where a finished render is stored (a purge elsewhere shows within it).
-RENDER_LOOKUP_CACHE_SECONDS = float(env("RENDER_LOOKUP_CACHE_SECONDS", 2))
+RENDER_LOOKUP_CACHE_SECONDS = env.float("RENDER_LOOKUP_CACHE_SECONDS", default=2)
 # Bytes of small finished renders a web process keeps in memory for as long (0: read every time).
-RENDER_MEMORY_CACHE_BYTES = env_int("RENDER_MEMORY_CACHE_BYTES", 32 * 1024 * 1024)
+RENDER_MEMORY_CACHE_BYTES = env.int("RENDER_MEMORY_CACHE_BYTES", default=32 * 1024 * 1024)
 # Per account, derived renders kept in object storage: at most this many, and this many bytes
 # (0: no ceiling). Past either, the least recently used are evicted; cutouts never are.
-RENDER_MAX_STORED_PER_ACCOUNT = env_int("RENDER_MAX_STORED_PER_ACCOUNT", 1_000_000)
-RENDER_MAX_STORED_BYTES_PER_ACCOUNT = env_int("RENDER_MAX_STORED_BYTES_PER_ACCOUNT", 50 * 1024**3)
+RENDER_MAX_STORED_PER_ACCOUNT = env.int("RENDER_MAX_STORED_PER_ACCOUNT", default=1_000_000)
+RENDER_MAX_STORED_BYTES_PER_ACCOUNT = env.int("RENDER_MAX_STORED_BYTES_PER_ACCOUNT", default=50 * 1024**3)
 # A render's "last used" time is written at most once per this many seconds (when a web
 # process looks it up again), so a cached hit costs no database write.
-RENDER_LAST_USED_SECONDS = env_int("RENDER_LAST_USED_SECONDS", 600)
+RENDER_LAST_USED_SECONDS = env.int("RENDER_LAST_USED_SECONDS", default=600)
 # Per-account request limit (django-ratelimit syntax); an account may set its own in the admin.
-RENDER_RATE_LIMIT = env("RENDER_RATE_LIMIT", "1200/m")
+RENDER_RATE_LIMIT = env.str("RENDER_RATE_LIMIT", default="1200/m")
 # The output budget (rendering/budget.py, docs/rendering.md "Limits"), checked before the work starts.
 # Each default keeps one render of a tiny origin or a hostile file under 3 CPU-s and 600 MB on a
 # 2-core machine (bench/hostile.py). Output pixels are clamped (scaled down, as imgix does at
 # 8192×8192); the rest answer 422.
-RENDER_MAX_OUTPUT_PIXELS = env_int("RENDER_MAX_OUTPUT_PIXELS", 12_000_000)
+RENDER_MAX_OUTPUT_PIXELS = env.int("RENDER_MAX_OUTPUT_PIXELS", default=12_000_000)
 # Per-encoder ceilings on output pixels: PNG/PNG32, palette (PNG8, GIF), lossy WebP, lossless WebP, AVIF.
-RENDER_MAX_PNG_PIXELS = env_int("RENDER_MAX_PNG_PIXELS", 6_000_000)
-RENDER_MAX_PALETTE_PIXELS = env_int("RENDER_MAX_PALETTE_PIXELS", 1_000_000)
-RENDER_MAX_WEBP_PIXELS = env_int("RENDER_MAX_WEBP_PIXELS", 8_300_000)
-RENDER_MAX_LOSSLESS_PIXELS = env_int("RENDER_MAX_LOSSLESS_PIXELS", 2_000_000)
-RENDER_MAX_AVIF_PIXELS = env_int("RENDER_MAX_AVIF_PIXELS", 2_100_000)
+RENDER_MAX_PNG_PIXELS = env.int("RENDER_MAX_PNG_PIXELS", default=6_000_000)
+RENDER_MAX_PALETTE_PIXELS = env.int("RENDER_MAX_PALETTE_PIXELS", default=1_000_000)
+RENDER_MAX_WEBP_PIXELS = env.int("RENDER_MAX_WEBP_PIXELS", default=8_300_000)
+RENDER_MAX_LOSSLESS_PIXELS = env.int("RENDER_MAX_LOSSLESS_PIXELS", default=2_000_000)
+RENDER_MAX_AVIF_PIXELS = env.int("RENDER_MAX_AVIF_PIXELS", default=2_100_000)
 # The watermark as drawn (after mark-w/mark-h/mark-scale and mark-rot), and its tile count.
-RENDER_MAX_MARK_PIXELS = env_int("RENDER_MAX_MARK_PIXELS", 8_000_000)
-RENDER_MAX_MARK_TILES = env_int("RENDER_MAX_MARK_TILES", 10_000)
+RENDER_MAX_MARK_PIXELS = env.int("RENDER_MAX_MARK_PIXELS", default=8_000_000)
+RENDER_MAX_MARK_TILES = env.int("RENDER_MAX_MARK_TILES", default=10_000)
 # Uncached renders (origin fetch, decode, render, encode) at once per web process; beyond: 503.
 # 2 of the Procfile's 4 threads per process, so cached hits always find a free thread.
-RENDER_MAX_CONCURRENT = env_int("RENDER_MAX_CONCURRENT", 2)
+RENDER_MAX_CONCURRENT = env.int("RENDER_MAX_CONCURRENT", default=2)
 
 # --- Usage metering ---------------------------------------------------------------------------
 # Counts in Redis not persisted within this many seconds (beat stopped) expire rather than pile up.
-USAGE_REDIS_TTL = env_int("USAGE_REDIS_TTL", 3 * 86400)
+USAGE_REDIS_TTL = env.int("USAGE_REDIS_TTL", default=3 * 86400)
 # Without Redis, each process buffers counts and writes them after this many seconds or records.
-USAGE_BUFFER_SECONDS = float(env("USAGE_BUFFER_SECONDS", 5))
-USAGE_BUFFER_MAX_RECORDS = env_int("USAGE_BUFFER_MAX_RECORDS", 500)
+USAGE_BUFFER_SECONDS = env.float("USAGE_BUFFER_SECONDS", default=5)
+USAGE_BUFFER_MAX_RECORDS = env.int("USAGE_BUFFER_MAX_RECORDS", default=500)
 
 # --- Background removal -----------------------------------------------------------------------
-BG_REMOVE_MODEL_HOME = Path(env("BG_REMOVE_MODEL_HOME", VAR_DIR / "models"))
-BG_REMOVE_DEFAULT_MODEL = env("BG_REMOVE_DEFAULT_MODEL", "u2netp")
+# Where provision_models puts the model files and workers load them.
+BG_REMOVE_MODEL_HOME = Path(env.str("BG_REMOVE_MODEL_HOME", default=str(VAR_DIR / "models")))
+# The model used when a request names none.
+BG_REMOVE_DEFAULT_MODEL = env.str("BG_REMOVE_DEFAULT_MODEL", default="u2netp")
 # The models this deployment provisions and serves; a worker refuses to start without them.
-BG_REMOVE_MODELS = env_list("BG_REMOVE_MODELS", [BG_REMOVE_DEFAULT_MODEL])
+BG_REMOVE_MODELS = env.list("BG_REMOVE_MODELS", cast=str.strip, default=[BG_REMOVE_DEFAULT_MODEL])
 if BG_REMOVE_DEFAULT_MODEL not in BG_REMOVE_MODELS:
     raise ImproperlyConfigured("BG_REMOVE_DEFAULT_MODEL must be one of BG_REMOVE_MODELS.")
 # A job claimed by a worker that then vanished may be claimed again after this many seconds.
-BG_REMOVE_JOB_LEASE = env_int("BG_REMOVE_JOB_LEASE", 300)
+BG_REMOVE_JOB_LEASE = env.int("BG_REMOVE_JOB_LEASE", default=300)
 # A job that failed because of its origin is tried again on a request after this many seconds,
 # so a fixed origin file recovers without a purge.
-BG_REMOVE_FAILED_RETRY_AFTER = env_int("BG_REMOVE_FAILED_RETRY_AFTER", 60)
-BG_REMOVE_MAX_RETRIES = env_int("BG_REMOVE_MAX_RETRIES", 5)
+BG_REMOVE_FAILED_RETRY_AFTER = env.int("BG_REMOVE_FAILED_RETRY_AFTER", default=60)
+# Worker retries of a job after a transient error (backoff 2, 4, 8 … s) before it fails.
+BG_REMOVE_MAX_RETRIES = env.int("BG_REMOVE_MAX_RETRIES", default=5)
 # A job whose worker died this many times while running it (killed, out of memory) fails with
 # 422 instead of being run again: a poison image must not take workers down forever.
-BG_REMOVE_MAX_ATTEMPTS = env_int("BG_REMOVE_MAX_ATTEMPTS", 3)
+BG_REMOVE_MAX_ATTEMPTS = env.int("BG_REMOVE_MAX_ATTEMPTS", default=3)
 # New background-removal jobs per account (lower than the request limit).
-BG_REMOVE_RATE_LIMIT = env("BG_REMOVE_RATE_LIMIT", "60/m")
+BG_REMOVE_RATE_LIMIT = env.str("BG_REMOVE_RATE_LIMIT", default="60/m")
 # Admission: unfinished jobs allowed platform-wide and per account before new work gets 429.
-BG_REMOVE_MAX_PENDING = env_int("BG_REMOVE_MAX_PENDING", 500)
-BG_REMOVE_MAX_PENDING_PER_ACCOUNT = env_int("BG_REMOVE_MAX_PENDING_PER_ACCOUNT", 100)
+BG_REMOVE_MAX_PENDING = env.int("BG_REMOVE_MAX_PENDING", default=500)
+BG_REMOVE_MAX_PENDING_PER_ACCOUNT = env.int("BG_REMOVE_MAX_PENDING_PER_ACCOUNT", default=100)
 # For Retry-After estimates: worker processes running jobs, and a job's time before any is measured.
-BG_REMOVE_WORKER_SLOTS = env_int("BG_REMOVE_WORKER_SLOTS", 1)
-BG_REMOVE_EXPECTED_JOB_SECONDS = float(env("BG_REMOVE_EXPECTED_JOB_SECONDS", 2))
+BG_REMOVE_WORKER_SLOTS = env.int("BG_REMOVE_WORKER_SLOTS", default=1)
+BG_REMOVE_EXPECTED_JOB_SECONDS = env.float("BG_REMOVE_EXPECTED_JOB_SECONDS", default=2)
 # Alpha matting is bounded: past this many seconds the plain mask is used and the job says so.
-BG_REMOVE_MATTING_SECONDS = float(env("BG_REMOVE_MATTING_SECONDS", 20))
+BG_REMOVE_MATTING_SECONDS = env.float("BG_REMOVE_MATTING_SECONDS", default=20)
 # It runs in a child process killed at that budget, which may allocate this many bytes at most.
-BG_REMOVE_MATTING_MAX_BYTES = env_int("BG_REMOVE_MATTING_MAX_BYTES", 2 * 1024**3)
+BG_REMOVE_MATTING_MAX_BYTES = env.int("BG_REMOVE_MATTING_MAX_BYTES", default=2 * 1024**3)
 # Origins over this many pixels are scaled down (aspect kept) before the model, as imgix caps
 # bg-remove output at 10 MP: the stored cutout is that size, and renders resize from it.
-BG_REMOVE_MAX_PIXELS = env_int("BG_REMOVE_MAX_PIXELS", 10_000_000)
+BG_REMOVE_MAX_PIXELS = env.int("BG_REMOVE_MAX_PIXELS", default=10_000_000)
 # Webhook deliveries: attempts in all (backoff 10 s, 20 s, 40 s, …) before one is marked failed.
-WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 6)
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=6)
 
 # --- REST framework ---------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -343,7 +378,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.HasScope"],
     "DEFAULT_THROTTLE_CLASSES": ["accounts.throttling.AccountRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"account": env("API_RATE_LIMIT", "600/m")},
+    # Management API requests per account.
+    "DEFAULT_THROTTLE_RATES": {"account": env.str("API_RATE_LIMIT", default="600/m")},
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
@@ -366,7 +402,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # /readyz checks these; a web-only machine without model files may drop "models".
-READYZ_CHECKS = env_list("READYZ_CHECKS", ["database", "broker", "storage", "models"])
+READYZ_CHECKS = env.list("READYZ_CHECKS", cast=str.strip, default=["database", "broker", "storage", "models"])
 
 # --- Misc -------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -376,7 +412,7 @@ USE_TZ = True
 
 # `plain` (readable, the default) or `json`: one JSON object per line, with the request's or the
 # job's fields (job id, account, status, durations).
-LOG_FORMAT = env("LOG_FORMAT", "plain")
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -385,7 +421,8 @@ LOGGING = {
         "json": {"()": "core.logging.JsonFormatter"},
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json" if LOG_FORMAT == "json" else "plain"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    # The root logger's level (to standard error).
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         # One line per request (plain or JSON): the web server's own access log stays off.

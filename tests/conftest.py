@@ -231,6 +231,7 @@ def worker_env(settings, tmp_path):
     env = {
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "DJANGO_SECRET_KEY": "tests-only-secret",
+        "CUTOUT_ENV_FILE": os.devnull,  # Not a developer's .env (tests/settings.py).
         "CUTOUT_VAR_DIR": str(tmp_path / "worker-var"),
         "BG_REMOVE_MODEL_HOME": str(settings.BG_REMOVE_MODEL_HOME),
         "ORIGIN_LOCAL_ROOT": str(settings.ORIGIN_LOCAL_ROOT),

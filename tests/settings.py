@@ -22,6 +22,9 @@ if "DATABASE_URL" not in os.environ and _reachable("127.0.0.1", 5432):
 if "REDIS_URL" not in os.environ and _reachable("127.0.0.1", 6379):
     # Database 15: the suite flushes it, so it must not be one a developer uses.
     os.environ["REDIS_URL"] = "redis://127.0.0.1:6379/15"
+# A developer's .env (`make run` writes DJANGO_DEBUG=true there) is not the tests': neither this
+# process nor the processes it starts read it. Tests of the file name their own.
+os.environ["CUTOUT_ENV_FILE"] = os.devnull
 os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-secret")
 os.environ.setdefault("CUTOUT_VAR_DIR", tempfile.mkdtemp(prefix="cutout-test-var-"))
 os.environ.setdefault("CELERY_QUEUE", f"cutout-test-{os.getpid()}")

@@ -14,7 +14,8 @@ from PIL import Image
 from tests.conftest import FIXTURES, ROOT, free_port, stop_process, wait_for_port
 
 SERVICE_VARIABLES = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "AWS_STORAGE_BUCKET_NAME",
-                     "DJANGO_SETTINGS_MODULE", "DJANGO_SECRET_KEY", "CUTOUT_MEDIA_ROOT", "CELERY_QUEUE")
+                     "DJANGO_SETTINGS_MODULE", "DJANGO_SECRET_KEY", "CUTOUT_MEDIA_ROOT", "CELERY_QUEUE",
+                     "DJANGO_DEBUG")
 
 
 @pytest.fixture
@@ -26,7 +27,9 @@ def make_run(tmp_path, settings):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
     env.update(PORT=str(port), CUTOUT_VAR_DIR=str(tmp_path / "var"), ORIGIN_LOCAL_ROOT=str(demo),
-               BG_REMOVE_MODEL_HOME=str(settings.BG_REMOVE_MODEL_HOME))
+               BG_REMOVE_MODEL_HOME=str(settings.BG_REMOVE_MODEL_HOME),
+               # The .env make run writes (the secret key, development mode), here and not in the checkout.
+               CUTOUT_ENV_FILE=str(tmp_path / ".env"))
     log_path = tmp_path / "make-run.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(["make", "--no-print-directory", "run"], cwd=ROOT, env=env, stdout=log,
@@ -64,6 +67,8 @@ def test_make_run_serves_a_cutout_and_stops_on_ctrl_c(make_run):
     assert webp.headers["Content-Type"] == "image/webp" and webp.headers["Vary"] == "Accept"
     assert Image.open(io.BytesIO(webp.content)).mode == "RGBA"
 
+    # Development settings come from the .env it wrote, none from the shell.
+    assert (var.parent / ".env").read_text().splitlines()[1:] == ["DJANGO_DEBUG=true"]
     # Embedded defaults: SQLite, the filesystem broker and local storage, all under the var dir.
     assert (var / "db.sqlite3").is_file() and (var / "broker").is_dir()
     assert list((var / "media" / "cutouts").rglob("*.png"))

@@ -43,6 +43,7 @@ NOT_PASSED = {
     "ORIGIN_LOCAL_ROOT": "local folders are per machine",
     "ORIGIN_ALLOW_LOOPBACK": "development only",
     "DJANGO_STATIC_ROOT": "the image collects static files into the default folder at build time",
+    "CUTOUT_ENV_FILE": "the image has no .env (Dockerfile.dockerignore): the stack passes every setting",
 }
 APP_SERVICES = ("web", "worker", "webhooks", "beat", "migrate", "createbucket")
 SERVICES = {"postgres": "postgres:", "redis": "redis:", "s3": "chrislusf/seaweedfs:"}
@@ -50,7 +51,8 @@ SERVICES = {"postgres": "postgres:", "redis": "redis:", "s3": "chrislusf/seaweed
 
 # --- What config/settings.py reads ----------------------------------------------------------------
 
-READERS = {"env", "env_bool", "env_int", "env_list", "os.environ.get", "os.getenv"}
+READERS = {"env", "env_bool", "env_int", "env_list", "os.environ.get", "os.getenv",
+           "env.str", "env.bool", "env.int", "env.float", "env.list", "env.db_url"}
 LITERAL_NODES = (ast.Constant, ast.BinOp, ast.UnaryOp, ast.operator, ast.unaryop, ast.List, ast.Tuple, ast.Load)
 
 
@@ -64,6 +66,8 @@ class Read:
         """The default as an operator would write it; None when there is none or it is computed."""
         if self.default is None:
             return "" if self.reader == "env_list" else None
+        if isinstance(self.default, ast.Constant) and self.default.value is None:
+            return None  # django-environ's `default=None`: optional, with no default.
         if not all(isinstance(node, LITERAL_NODES) for node in ast.walk(self.default)):
             return None
         value = eval(compile(ast.Expression(self.default), str(SETTINGS), "eval"), {"__builtins__": {}})
@@ -658,6 +662,7 @@ def test_settings_under_the_stack_environment_select_postgres_redis_and_s3(tmp_p
     image_env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path)
     compose_env = service_env(stack(), "web")
     env = {"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "config.settings", **image_env, **compose_env}
+    env["CUTOUT_ENV_FILE"] = os.devnull  # As in the image: a checkout's development .env is not copied.
     result = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     values = json.loads(result.stdout)
@@ -761,6 +766,7 @@ def test_the_stacks_own_commands_and_health_checks_serve_a_cutout(tmp_path, sett
                         f":{db['PORT'] or 5432}/{db['NAME']}",
         "REDIS_URL": settings.REDIS_URL, "CELERY_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE,
         "AWS_S3_ENDPOINT_URL": moto_server, "AWS_STORAGE_BUCKET_NAME": bucket, **S3_CREDENTIALS,
+        "CUTOUT_ENV_FILE": os.devnull,  # The image has no development .env.
     }
     image_var = stage_env(global_args, stages[-1])["CUTOUT_VAR_DIR"]
 

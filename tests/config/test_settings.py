@@ -19,10 +19,10 @@ VARIABLES = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "AWS_STORAGE_BUCK
              "DJANGO_SECRET_KEY", "RENDER_DOMAIN", "DJANGO_SETTINGS_MODULE")
 
 
-def load(tmp_path, **variables):
+def load(tmp_path, probe=PROBE, **variables):
     env = {k: v for k, v in os.environ.items() if k not in VARIABLES}
     env.update(CUTOUT_VAR_DIR=str(tmp_path), **variables)
-    result = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True)
     return result
 
 
@@ -53,3 +53,39 @@ def test_production_without_a_secret_key_refuses_to_start(tmp_path):
     result = load(tmp_path, DATABASE_URL="postgres://u@db:5432/cutout")
     assert result.returncode != 0
     assert "Set DJANGO_SECRET_KEY" in result.stderr
+
+
+ENV_FILE_PROBE = """
+import json, config.settings as s
+print(json.dumps({"env_file": str(s.ENV_FILE), "debug": s.DEBUG, "key": s.SECRET_KEY,
+                  "queue": s.CELERY_TASK_DEFAULT_QUEUE, "hosts": s.ALLOWED_HOSTS, "max_age": s.RENDER_CACHE_MAX_AGE}))
+"""
+
+
+def test_the_env_file_fills_in_what_the_environment_leaves_unset_or_empty(tmp_path):
+    env_file = tmp_path / "dev.env"
+    env_file.write_text("DJANGO_SECRET_KEY=$from-the-file\nDJANGO_DEBUG=true\nCELERY_QUEUE=file-queue\n"
+                        "DJANGO_ALLOWED_HOSTS=a.example, b.example\nRENDER_CACHE_MAX_AGE=\n")
+    result = load(tmp_path, ENV_FILE_PROBE, CUTOUT_ENV_FILE=str(env_file), CELERY_QUEUE="env-queue",
+                  DJANGO_ALLOWED_HOSTS="")
+    assert result.returncode == 0, result.stderr
+    values = json.loads(result.stdout)
+    assert values["debug"] is True
+    assert values["key"] == "$from-the-file"  # Literal: not django-environ's reference to a variable.
+    assert values["queue"] == "env-queue"  # The environment wins.
+    assert values["hosts"] == ["a.example", "b.example"]  # Empty in the environment: unset.
+    assert values["max_age"] == 31536000  # Empty in the file: the default.
+
+
+def test_without_cutout_env_file_the_file_read_is_dot_env_at_the_project_root(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in VARIABLES and k != "CUTOUT_ENV_FILE"}
+    env.update(CUTOUT_VAR_DIR=str(tmp_path), DJANGO_SECRET_KEY="s3cret")
+    result = subprocess.run([sys.executable, "-c", ENV_FILE_PROBE], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["env_file"] == str(ROOT / ".env")
+
+
+def test_an_env_file_that_is_not_there_stops_start_up(tmp_path):
+    result = load(tmp_path, CUTOUT_ENV_FILE=str(tmp_path / "missing.env"), DJANGO_DEBUG="true")
+    assert result.returncode != 0
+    assert "CUTOUT_ENV_FILE names no file" in result.stderr
