@@ -38,6 +38,19 @@ class _Environ(MutableMapping):
 class Env(environ.Env):
     ENVIRON = _Environ()
 
+    @classmethod
+    def parse_value(cls, value, cast):
+        # django-environ drops every character of a float it does not expect ("1e3" would read
+        # as 13) and keeps blank list items: a setting is what it says, or start-up stops.
+        if cast is float:
+            try:
+                return float(value)
+            except ValueError:
+                raise ImproperlyConfigured(f"Not a number: {value!r}") from None
+        if cast is list:
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return super().parse_value(value, cast)
+
 
 # https://django-environ.readthedocs.io/ — every setting is read once below, with its type and default.
 env = Env()
@@ -73,11 +86,11 @@ if SECRET_KEY is None:
 RENDER_DOMAIN = env.str("RENDER_DOMAIN", default=None)
 
 # Host names served. No `testserver` (Django's test client): tests/settings.py adds it for the tests only.
-ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", cast=str.strip, default=["localhost", "127.0.0.1", "[::1]"])
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 if RENDER_DOMAIN:
     ALLOWED_HOSTS.append("." + RENDER_DOMAIN)
 # Origins trusted for the admin's forms (https://cutout.example.com), needed behind an HTTPS proxy.
-CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", cast=str.strip, default=[])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 # Behind a proxy that terminates HTTPS and sets X-Forwarded-Proto (status URLs then say https).
 if env.bool("DJANGO_BEHIND_HTTPS_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -338,7 +351,7 @@ BG_REMOVE_MODEL_HOME = Path(env.str("BG_REMOVE_MODEL_HOME", default=str(VAR_DIR 
 # The model used when a request names none.
 BG_REMOVE_DEFAULT_MODEL = env.str("BG_REMOVE_DEFAULT_MODEL", default="u2netp")
 # The models this deployment provisions and serves; a worker refuses to start without them.
-BG_REMOVE_MODELS = env.list("BG_REMOVE_MODELS", cast=str.strip, default=[BG_REMOVE_DEFAULT_MODEL])
+BG_REMOVE_MODELS = env.list("BG_REMOVE_MODELS", default=[BG_REMOVE_DEFAULT_MODEL])
 if BG_REMOVE_DEFAULT_MODEL not in BG_REMOVE_MODELS:
     raise ImproperlyConfigured("BG_REMOVE_DEFAULT_MODEL must be one of BG_REMOVE_MODELS.")
 # A job claimed by a worker that then vanished may be claimed again after this many seconds.
@@ -402,7 +415,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # /readyz checks these; a web-only machine without model files may drop "models".
-READYZ_CHECKS = env.list("READYZ_CHECKS", cast=str.strip, default=["database", "broker", "storage", "models"])
+READYZ_CHECKS = env.list("READYZ_CHECKS", default=["database", "broker", "storage", "models"])
 
 # --- Misc -------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -89,3 +89,24 @@ def test_an_env_file_that_is_not_there_stops_start_up(tmp_path):
     result = load(tmp_path, CUTOUT_ENV_FILE=str(tmp_path / "missing.env"), DJANGO_DEBUG="true")
     assert result.returncode != 0
     assert "CUTOUT_ENV_FILE names no file" in result.stderr
+
+
+NUMBER_PROBE = """
+import json, config.settings as s
+print(json.dumps({"seconds": s.BG_REMOVE_JOB_LEASE, "hosts": s.ALLOWED_HOSTS, "float": s.ORIGIN_TOTAL_TIMEOUT}))
+"""
+
+
+def test_numbers_and_lists_read_as_written(tmp_path):
+    result = load(tmp_path, probe=NUMBER_PROBE, DJANGO_DEBUG="true", ORIGIN_TOTAL_TIMEOUT="1e1",
+                  DJANGO_ALLOWED_HOSTS="a.example.com, ,b.example.com,")
+    assert result.returncode == 0, result.stderr
+    values = json.loads(result.stdout)
+    assert values["float"] == 10.0
+    assert values["hosts"] == ["a.example.com", "b.example.com"]
+
+
+def test_a_malformed_number_stops_start_up(tmp_path):
+    result = load(tmp_path, probe=NUMBER_PROBE, DJANGO_DEBUG="true", ORIGIN_TOTAL_TIMEOUT="2,5s")
+    assert result.returncode != 0
+    assert "Not a number: '2,5s'" in result.stderr
