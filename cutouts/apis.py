@@ -1,6 +1,5 @@
 """Management API for background removal: jobs, and pre-warming cutouts."""
 
-from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -12,6 +11,7 @@ from core.pagination import NewestFirstPagination
 from cutouts.models import BgRemoveJob
 from cutouts.queueing import bg_remove_job_request
 from cutouts.services import BgRemoveNotEnabledError
+from cutouts.views import job_status_url
 from sources.addresses import render_url_parse
 from sources.origins import path_clean
 from sources.selectors import source_bg_remove_enabled, source_bg_remove_model, source_get_for
@@ -33,9 +33,7 @@ class JobOutputSerializer(serializers.ModelSerializer):
         ]
 
     def get_error(self, obj) -> dict | None:
-        if obj.status != BgRemoveJob.Status.FAILED:
-            return None
-        return {"status": obj.error_status, "code": obj.error_code, "message": obj.error_message}
+        return obj.error
 
 
 class JobFilterSerializer(serializers.Serializer):
@@ -142,7 +140,7 @@ def _prewarm_one(request, source, path) -> dict:
                          "retry_after": exc.retry_after}
         return item
     item.update(job=job.id, status=job.status,
-                status_url=request.build_absolute_uri(reverse("bg-remove-job", kwargs={"job_id": job.id})))
+                status_url=job_status_url(request, job))
     return item
 
 

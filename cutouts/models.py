@@ -75,6 +75,13 @@ class BgRemoveJob(models.Model):
         return f"{self.source_id}:{self.path} ({self.model}, {self.status})"
 
     @property
+    def error(self) -> dict | None:
+        """What a failed job tells its users (status page, API, webhooks): None unless failed."""
+        if self.status != self.Status.FAILED:
+            return None
+        return {"status": self.error_status, "code": self.error_code, "message": self.error_message}
+
+    @property
     def duration_seconds(self):
         if self.started_at and self.finished_at:
             return (self.finished_at - self.started_at).total_seconds()

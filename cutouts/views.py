@@ -1,5 +1,6 @@
 """A job's status page, named in a 202's `status_url`."""
 
+from django.urls import reverse
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -42,8 +43,13 @@ class JobStatusView(APIView):
             "duration_seconds": job.duration_seconds,
             "inference_seconds": job.inference_seconds,
         }
-        if job.status == BgRemoveJob.Status.FAILED:
-            body["error"] = {"status": job.error_status, "code": job.error_code, "message": job.error_message}
+        if job.error is not None:
+            body["error"] = job.error
         response = Response(body)
         response["Cache-Control"] = "no-store"
         return response
+
+
+def job_status_url(request, job: BgRemoveJob) -> str:
+    """The job's status page, on the host the request came to (a 202's and a pre-warm's `status_url`)."""
+    return request.build_absolute_uri(reverse("bg-remove-job", kwargs={"job_id": job.id}))

@@ -4,7 +4,6 @@ from django.conf import settings
 from django.core.exceptions import DisallowedHost, ImproperlyConfigured
 from django.http import FileResponse, HttpResponse, JsonResponse
 from django.shortcuts import render
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
@@ -13,6 +12,7 @@ from core.errors import BadRequestError
 from core.handlers import error_body, error_json_response, service_error_for
 from cutouts.admission import job_retry_after
 from cutouts.queueing import bg_remove_job_enqueue
+from cutouts.views import job_status_url
 from rendering.services import RenderRequest, render_request
 from rendering.signing import raw_path_candidates
 from rendering.store import SMALL_RENDER_BYTES, render_forget, render_open, render_read
@@ -142,7 +142,7 @@ def _processing_response(request, job):
         {
             "status": job.status,
             "job": str(job.id),
-            "status_url": request.build_absolute_uri(reverse("bg-remove-job", kwargs={"job_id": job.id})),
+            "status_url": job_status_url(request, job),
         },
         status=202,
     )

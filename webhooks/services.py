@@ -155,9 +155,7 @@ def webhook_delivery_unqueued(*, delivery_id: uuid.UUID) -> None:
 
 
 def _event_payload(*, delivery_id, event: str, job: BgRemoveJob, created_at) -> dict:
-    error = None
-    if job.status == BgRemoveJob.Status.FAILED:
-        error = {"status": job.error_status, "code": job.error_code, "message": job.error_message}
+    error = job.error
     duration = job.duration_seconds
     return {
         "id": str(delivery_id),

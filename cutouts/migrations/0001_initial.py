@@ -1,28 +1,16 @@
-"""The models of cutouts/, moved from rendering/ with their tables: state only, no SQL."""
+"""The models of cutouts/, moved from rendering/ with their tables: state only, no SQL (rendering 0005 moves
+their content types)."""
 
 import uuid
 
 import django.db.models.deletion
 from django.db import migrations, models
 
-APP = "cutouts"
-MODELS = ["bgremovejob"]
-
-
-def _content_types_move(apps, schema_editor):
-    # Permissions granted on these models (the account managers' group, users) and admin log
-    # entries point at their content type: it moves with the model rather than being recreated.
-    ContentType = apps.get_model("contenttypes", "ContentType")
-    for model in MODELS:
-        if not ContentType.objects.filter(app_label=APP, model=model).exists():
-            ContentType.objects.filter(app_label="rendering", model=model).update(app_label=APP)
-
 
 class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ("contenttypes", "0002_remove_content_type_name"),
         ("rendering", "0004_bgremovejob_crashes_retries_run_after"),
         ("sources", "0001_initial"),
     ]
@@ -100,5 +88,4 @@ class Migration(migrations.Migration):
             ],
             database_operations=[],
         ),
-        migrations.RunPython(_content_types_move, migrations.RunPython.noop),
     ]

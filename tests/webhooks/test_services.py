@@ -14,12 +14,12 @@ from accounts.services import api_key_create
 from cutouts import services as jobs
 from cutouts.models import BgRemoveJob
 from cutouts.queueing import bg_remove_job_request
-from webhooks.tasks import webhook_deliver
 from tests.conftest import FIXTURES, free_port, start_worker, stop_process
 from tests.factories import AccountFactory
 from tests.processes import purge_queues, start_procfile_process
 from webhooks import services as webhooks
 from webhooks.models import Webhook, WebhookDelivery
+from webhooks.tasks import webhook_deliver
 
 pytestmark = pytest.mark.django_db
 
