@@ -94,10 +94,12 @@ def render_request(req: RenderRequest) -> RenderOutcome:
 
 
 def _serve(*, source: Source, path: str, params: RenderParams, accept: str) -> RenderOutcome:
-    """The order of a render, on one screen: lookup → source image (the cutout, or the origin) →
-    decode → stages (render_pipeline) → encode → store. Each step either answers or hands on."""
+    """The whole order of a render on one screen, after render_request's checks: lookup → source
+    image (the cutout, or the origin) → decode → budget → stages (STAGES) → encode → store. Each
+    step answers or hands on; none calls back into another (the fallback is a second key)."""
     fmt = format_negotiate(params, accept)
-    # 1. The hot path: a finished render is one indexed lookup away, with no image work at all.
+
+    # 1. Lookup: a finished render is one indexed lookup away, with no image work at all.
     key = _render_key(source, path, params, fmt)
     render = render_get(key=key)
     if render is not None:
@@ -122,8 +124,8 @@ def _serve(*, source: Source, path: str, params: RenderParams, accept: str) -> R
                                      fallback=True, hit=True)
     outcome = {"source": source, "params": params, "job": job, "queue_job": queue,
                "fallback": stage_params is not params}
-
-    if stage_params.bg_remove:
+    cutout = stage_params.bg_remove
+    if cutout:
         data = _storage_read(job.cutout_name)
         small_enough = max(job.width or 0, job.height or 0) <= MAX_DIMENSION
         if (format_resolve(fmt, params=params, has_alpha=True, default="png") == "png"
@@ -133,14 +135,32 @@ def _serve(*, source: Source, path: str, params: RenderParams, accept: str) -> R
                                   storage_name=job.cutout_name)
             return RenderOutcome(render=render, **outcome)
 
-    # 3–6. Decode, the stages, encode and store: in a render slot (cached hits never wait for one).
+    # 3–7. In a render slot (cached hits never wait for one).
     with render_slot():
-        if stage_params.bg_remove:
+        # 3. Decode: the origin at the smallest scale the output needs (JPEG draft), or the cutout.
+        if cutout:
             image, kind, size = image_decode(data), "png", len(data)
         else:
             image, kind, size = _origin_image(source, path, at_least=_decode_size(stage_params, fmt))
-        render = _render(image, kind=kind, size=size, source=source, path=path, params=stage_params,
-                         accept=accept, key=key, cutout=stage_params.bg_remove)
+        if fmt == "json":
+            body = json.dumps(_metadata(image, kind=kind, size=size)).encode()
+            render = render_store(key=key, source=source, path=path, data=body, content_type="application/json")
+            return RenderOutcome(render=render, **outcome)
+        # 4. Budget: what the output may cost, checked before any work on pixels (budget.py).
+        mark = _mark_image(source, stage_params.mark) if stage_params.mark else None
+        default = format_default(kind, cutout=cutout)
+        budget = render_budget_check(size=image.size, params=stage_params, requested=fmt, default=default,
+                                     accept=accept, has_alpha=_may_have_alpha(image, stage_params),
+                                     mark_size=mark.size if mark is not None else None)
+        # 5. Stages, in imgix's order.
+        context = StageContext(mark=mark, max_pixels=budget.max_pixels)
+        for stage in STAGES:
+            image = stage(image, stage_params, context)
+        # 6. Encode, 7. store.
+        data, content_type = image_encode(
+            image, format_resolve(budget.fmt, params=stage_params, has_alpha=image_has_alpha(image), default=default),
+            stage_params)
+        render = render_store(key=key, source=source, path=path, data=data, content_type=content_type)
     return RenderOutcome(render=render, **outcome)
 
 
@@ -153,35 +173,37 @@ def _render_key(source: Source, path: str, params: RenderParams, fmt: str) -> st
     return render_key(source_id=source.id, path=path, model=model, canonical=params.canonical(fmt), fmt=fmt)
 
 
-def render_pipeline(image, params: RenderParams, *, mark=None, max_pixels=None):
-    """The order of operations after decode and background removal, in one place (SPEC):
-    rect → fit/crop/resize (w, h, dpr, ar, min/max) → fill → bg → mark. Encoding follows.
-    `max_pixels`: the encoder's budget for an image served at its own size (budget.py).
-    """
-    if params.rect:
-        image = rect_apply(image, params.rect)
-    image = resize_apply(image, params, max_pixels=max_pixels)  # fit=fill/fillmax also lays the fill around the image.
-    if params.bg:
-        image = bg_apply(image, params.bg)
-    if mark is not None:
-        image = mark_apply(image, mark, params)
-    return image
+# --- Stages ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StageContext:
+    """What stages need beyond the image and the parameters."""
+
+    mark: object = None  # The decoded watermark, when `mark` is asked for.
+    # The encoder's pixel budget for an image served at its own size (budget.py).
+    max_pixels: int | None = None
 
 
-def _render(image, *, kind, size, source, path, params, accept, key, cutout) -> Render:
-    requested = format_negotiate(params, accept)
-    if requested == "json":
-        data = json.dumps(_metadata(image, kind=kind, size=size)).encode()
-        return render_store(key=key, source=source, path=path, data=data, content_type="application/json")
-    mark = _mark_image(source, params.mark) if params.mark else None
-    default = format_default(kind, cutout=cutout)
-    budget = render_budget_check(size=image.size, params=params, requested=requested, default=default,
-                                 accept=accept, has_alpha=_may_have_alpha(image, params),
-                                 mark_size=mark.size if mark is not None else None)
-    image = render_pipeline(image, params, mark=mark, max_pixels=budget.max_pixels)
-    fmt = format_resolve(budget.fmt, params=params, has_alpha=image_has_alpha(image), default=default)
-    data, content_type = image_encode(image, fmt, params)
-    return render_store(key=key, source=source, path=path, data=data, content_type=content_type)
+def _rect(image, params: RenderParams, context: StageContext):
+    return rect_apply(image, params.rect) if params.rect else image
+
+
+def _resize(image, params: RenderParams, context: StageContext):
+    # fit=fill/fillmax also lays the fill around the image.
+    return resize_apply(image, params, max_pixels=context.max_pixels)
+
+
+def _bg(image, params: RenderParams, context: StageContext):
+    return bg_apply(image, params.bg) if params.bg else image
+
+
+def _mark(image, params: RenderParams, context: StageContext):
+    return mark_apply(image, context.mark, params) if context.mark is not None else image
+
+
+# The order of operations after decode and background removal (SPEC, docs/rendering.md): rect →
+# fit/crop/resize (w, h, dpr, ar, min/max) → fill → bg → mark. Each stage: (image, params, context).
+STAGES = (_rect, _resize, _bg, _mark)
 
 
 def _may_have_alpha(image, params: RenderParams) -> bool:
