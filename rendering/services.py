@@ -17,7 +17,7 @@ from imaging.decode import image_decode, image_sniff
 from rendering.budget import render_budget_check, render_slot
 from rendering.encode import format_default, format_negotiate, format_resolve, image_encode, image_has_alpha
 from rendering.models import Render
-from rendering.operations.fill import bg_apply
+from rendering.operations.bg import bg_apply
 from rendering.operations.mark import mark_apply
 from rendering.operations.resize import rect_apply, resize_apply
 from rendering.params import MAX_DIMENSION, RenderParams, params_parse

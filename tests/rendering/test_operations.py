@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from rendering.encode import image_encode
-from rendering.operations.fill import bg_apply
+from rendering.operations.bg import bg_apply
 from rendering.operations.mark import mark_apply, mark_prepare
 from rendering.operations.resize import rect_apply, resize_apply, target_box
 from rendering.params import params_parse
