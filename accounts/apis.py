@@ -7,8 +7,9 @@ from rest_framework.views import APIView
 
 from accounts.limits import account_limits
 from accounts.models import ApiKey
+from accounts.selectors import api_key_get_for, api_key_list_for
 from accounts.services import ApiKeyScopeError, api_key_create, api_key_revoke
-from core.errors import BadRequestError, NotFoundError
+from core.errors import BadRequestError
 
 
 class AccountOutputSerializer(serializers.Serializer):
@@ -59,17 +60,10 @@ class ApiKeyInputSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
 
 
-def api_key_get_for(*, account, key_id) -> ApiKey:
-    api_key = ApiKey.objects.filter(account=account, pk=key_id).first()
-    if api_key is None:
-        raise NotFoundError("No such API key.")
-    return api_key
-
-
 class ApiKeyListApi(APIView):
     @extend_schema(responses=ApiKeyOutputSerializer(many=True))
     def get(self, request):
-        return Response(ApiKeyOutputSerializer(ApiKey.objects.filter(account=request.user.account), many=True).data)
+        return Response(ApiKeyOutputSerializer(api_key_list_for(account=request.user.account), many=True).data)
 
     @extend_schema(request=ApiKeyInputSerializer, responses={201: ApiKeyCreatedSerializer})
     def post(self, request):

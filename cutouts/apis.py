@@ -6,10 +6,11 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.errors import NotFoundError, ServiceError
+from core.errors import ServiceError
 from core.pagination import NewestFirstPagination
 from cutouts.models import BgRemoveJob
 from cutouts.queueing import bg_remove_job_request
+from cutouts.selectors import job_get_for, job_list_for
 from cutouts.services import BgRemoveNotEnabledError
 from cutouts.views import job_status_url
 from sources.addresses import render_url_parse
@@ -58,13 +59,9 @@ class JobListApi(APIView):
     def get(self, request):
         filters = JobFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        query = BgRemoveJob.objects.select_related("source").filter(source__account=request.user.account)
-        if "status" in filters.validated_data:
-            query = query.filter(status=filters.validated_data["status"])
-        if "source" in filters.validated_data:
-            query = query.filter(source__slug=filters.validated_data["source"])
-        if "since" in filters.validated_data:
-            query = query.filter(created_at__gte=filters.validated_data["since"])
+        data = filters.validated_data
+        query = job_list_for(account=request.user.account, status=data.get("status"),
+                             source_slug=data.get("source"), since=data.get("since"))
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(query, request, view=self)
         return paginator.get_paginated_response(JobOutputSerializer(page, many=True).data)
@@ -73,12 +70,7 @@ class JobListApi(APIView):
 class JobDetailApi(APIView):
     @extend_schema(responses=JobOutputSerializer)
     def get(self, request, job_id):
-        job = BgRemoveJob.objects.select_related("source").filter(
-            source__account=request.user.account, pk=job_id
-        ).first()
-        if job is None:
-            raise NotFoundError("No such job.")
-        return Response(JobOutputSerializer(job).data)
+        return Response(JobOutputSerializer(job_get_for(account=request.user.account, job_id=job_id)).data)
 
 
 class PrewarmInputSerializer(serializers.Serializer):

@@ -9,18 +9,18 @@ from datetime import timedelta
 from urllib.parse import quote
 
 from django.contrib import admin, messages
-from django.db.models import Sum
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from accounts.admin import AccountAdmin
 from accounts.models import Account
 from cutouts.models import BgRemoveJob
+from cutouts.selectors import job_list_for
 from rendering.signing import signature_for
 from rendering.store import render_purge
 from sources.admin import SourceAdmin
 from sources.models import Source
-from usage.models import UsageDaily
+from usage.selectors import renders_per_day_for
 
 RECENT_JOBS = 15
 USAGE_DAYS = 30
@@ -72,16 +72,13 @@ class AccountActivityAdmin(AccountAdmin):
     def usage_last_30_days(self, obj):
         today = timezone.now().date()
         since = today - timedelta(days=USAGE_DAYS - 1)
-        per_day = dict(
-            UsageDaily.objects.filter(source__account=obj, day__gte=since)
-            .values_list("day").annotate(n=Sum("renders"))
-        )
+        per_day = renders_per_day_for(account=obj, since=since)
         values = [per_day.get(since + timedelta(days=i), 0) for i in range(USAGE_DAYS)]
         return format_html("{} <span>{} renders in 30 days</span>", _sparkline(values), sum(values))
 
     @admin.display(description="Recent background-removal jobs")
     def recent_jobs(self, obj):
-        jobs = BgRemoveJob.objects.filter(source__account=obj).select_related("source")[:RECENT_JOBS]
+        jobs = job_list_for(account=obj)[:RECENT_JOBS]
         return _jobs_table(list(jobs))
 
 

@@ -5,18 +5,9 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.errors import NotFoundError
 from sources.models import Source
-from sources.selectors import source_bg_remove_enabled
+from sources.selectors import source_bg_remove_enabled, source_get_for, source_list_for
 from sources.services import MANAGER_FIELDS, source_create, source_delete, source_token_rotate, source_update
-
-
-def source_get_for(*, account, slug: str) -> Source:
-    # 404, not 403, so one account cannot probe another's sources.
-    source = Source.objects.select_related("account").filter(account=account, slug=slug).first()
-    if source is None:
-        raise NotFoundError("No such source.")
-    return source
 
 
 def _caller_rights(request) -> dict:
@@ -83,7 +74,7 @@ class TokenOutputSerializer(serializers.Serializer):
 class SourceListApi(APIView):
     @extend_schema(responses=SourceOutputSerializer(many=True))
     def get(self, request):
-        sources = Source.objects.select_related("account").filter(account=request.user.account).order_by("slug")
+        sources = source_list_for(account=request.user.account)
         return Response(SourceOutputSerializer(sources, many=True).data)
 
     @extend_schema(request=SourceInputSerializer, responses={201: SourceOutputSerializer})

@@ -24,6 +24,10 @@ def source_get(*, slug: str) -> Source | None:
     return source
 
 
+def source_list_for(*, account):
+    return Source.objects.select_related("account").filter(account=account).order_by("slug")
+
+
 def source_get_for(*, account, slug: str) -> Source:
     """The account's source of that slug; 404, not 403, so one account cannot probe another's."""
     source = Source.objects.select_related("account").filter(account=account, slug=slug).first()

@@ -8,7 +8,8 @@ from rest_framework.views import APIView
 
 from core.pagination import NewestFirstPagination
 from webhooks.models import Webhook, WebhookDelivery
-from webhooks.services import EVENTS, webhook_create, webhook_delete, webhook_delivery_list, webhook_get, webhook_list
+from webhooks.selectors import webhook_delivery_list, webhook_get, webhook_list
+from webhooks.services import EVENTS, webhook_create, webhook_delete
 
 
 class WebhookListApi(APIView):

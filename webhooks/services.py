@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Account
-from core.errors import BadRequestError, ConflictError, NotFoundError
+from core.errors import BadRequestError, ConflictError
 from cutouts.models import BgRemoveJob
 from sources.origins.base import OriginError
 from sources.origins.net import address_allowed, post_url
@@ -53,24 +53,6 @@ class WebhookInvalidError(BadRequestError):
     def __init__(self, message, *, field="url"):
         super().__init__(message)
         self.fields = {field: [message]}
-
-
-# --- Reads -------------------------------------------------------------------------------------
-
-def webhook_list(*, account: Account):
-    return Webhook.objects.filter(account=account)
-
-
-def webhook_get(*, account: Account, webhook_id: int) -> Webhook:
-    # 404, not 403, so one account cannot probe another's webhooks.
-    webhook = Webhook.objects.filter(account=account, pk=webhook_id).first()
-    if webhook is None:
-        raise NotFoundError("No such webhook.")
-    return webhook
-
-
-def webhook_delivery_list(*, webhook: Webhook):
-    return WebhookDelivery.objects.filter(webhook=webhook)
 
 
 # --- Writes ------------------------------------------------------------------------------------

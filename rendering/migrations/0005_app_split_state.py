@@ -2,7 +2,6 @@
 
 from django.db import migrations
 
-
 MOVED = {"bgremovejob": "cutouts", "usagedaily": "usage", "webhook": "webhooks", "webhookdelivery": "webhooks"}
 
 
