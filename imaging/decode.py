@@ -5,6 +5,7 @@ import os
 import re
 import struct
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
@@ -188,11 +189,19 @@ def image_decode(data: bytes, *, at_least: tuple[int, int] | None = None) -> Ima
     except DECODE_ERRORS:
         raise NotAnImageError() from None
     image_check_pixels(image)
+    geometry = None
     if at_least and image.format in ("JPEG", "MPO"):
-        wanted = at_least
-        if image.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8):
+        wanted, stored = at_least, image.size
+        sideways = image.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8)
+        if sideways:
             wanted = (at_least[1], at_least[0])  # Stored sideways: the draft is asked before turning.
-        image.draft(None, wanted)
+        drafted = image.draft(None, wanted)
+        if drafted is not None and image.size != stored:
+            # Decoded at 1/scale: the pixels cover stored/scale, their last row and column only
+            # partly (2000×1333 at 1/4 is 500×334 pixels for 500×333.25 of picture).
+            scale = stored[0] / drafted[1][2]
+            displayed = stored[::-1] if sideways else stored
+            geometry = Geometry(size=displayed, box=(displayed[0] / scale, displayed[1] / scale))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -211,7 +220,26 @@ def image_decode(data: bytes, *, at_least: tuple[int, int] | None = None) -> Ima
         image = image._new(image.im)
     # Nothing of the origin's metadata (EXIF, XMP, ICC, comments) may leak into an output.
     image.info = {}
+    if geometry is not None:
+        # An attribute, not info: a new image made from this one (a crop, a resize) does not
+        # inherit it, so no later stage can read a geometry that is not its image's.
+        image.geometry = geometry
     return image
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """A reduced-scale decode (JPEG draft): `size` is the image's own size, which sizing
+    arithmetic uses (as imgix would, on the whole image); `box` the part of the decoded pixels
+    that picture covers, which resampling reads."""
+
+    size: tuple[int, int]
+    box: tuple[float, float]
+
+
+def image_geometry(image: Image.Image) -> Geometry:
+    """The image's geometry: its own size and box unless it was decoded at reduced scale."""
+    return getattr(image, "geometry", None) or Geometry(size=image.size, box=image.size)
 
 
 def image_check_structure(data: bytes, kind: str) -> None:

@@ -13,7 +13,7 @@ from core.errors import BadRequestError, NotFoundError, ServiceError, ServiceUna
 from core.metrics import ORIGIN_ERRORS
 from cutouts.models import BgRemoveJob
 from cutouts.services import BgRemoveNotEnabledError, bg_remove_job_ensure, bg_remove_job_raise_failure
-from imaging.decode import image_decode, image_sniff
+from imaging.decode import image_decode, image_geometry, image_sniff
 from rendering.budget import render_budget_check, render_slot
 from rendering.encode import format_default, format_negotiate, format_resolve, image_encode, image_has_alpha
 from rendering.models import Render
@@ -149,8 +149,8 @@ def _serve(*, source: Source, path: str, params: RenderParams, accept: str) -> R
         # 4. Budget: what the output may cost, checked before any work on pixels (budget.py).
         mark = _mark_image(source, stage_params.mark) if stage_params.mark else None
         default = format_default(kind, cutout=cutout)
-        budget = render_budget_check(size=image.size, params=stage_params, requested=fmt, default=default,
-                                     accept=accept, has_alpha=_may_have_alpha(image, stage_params),
+        budget = render_budget_check(size=image_geometry(image).size, params=stage_params, requested=fmt,
+                                     default=default, accept=accept, has_alpha=_may_have_alpha(image, stage_params),
                                      mark_size=mark.size if mark is not None else None)
         # 5. Stages, in imgix's order.
         context = StageContext(mark=mark, max_pixels=budget.max_pixels)

@@ -6,6 +6,7 @@ import numpy as np
 from django.conf import settings
 from PIL import Image, ImageFilter
 
+from imaging.decode import image_geometry
 from rendering.params import MAX_DIMENSION, SMART_CROPS, TRANSPARENT_WHITE, Dim, RenderParams
 
 Box = tuple[int, int]
@@ -23,7 +24,9 @@ ENTROPY_BINS = 32
 # --- Public stages ----------------------------------------------------------------------------------
 
 def rect_apply(image: Image.Image, rect: tuple[Dim, Dim, Dim, Dim]) -> Image.Image:
-    """Crops to x, y, w, h (pixels, or ratios of the image), clamped so at least 1×1 remains."""
+    """Crops to x, y, w, h (pixels, or ratios of the image), clamped so at least 1×1 remains.
+    A render with rect never decodes at reduced scale (services._decode_size), so the pixels
+    are the image's own."""
     left, top, right, bottom = _rect_edges(image.size, rect)
     if (left, top, right, bottom) == (0, 0, image.width, image.height):
         return image
@@ -51,8 +54,11 @@ def _rect_edges(size: Box, rect: tuple[Dim, Dim, Dim, Dim]) -> tuple[int, int, i
 def resize_apply(image: Image.Image, params: RenderParams, *, max_pixels: int | None = None) -> Image.Image:
     """w, h, dpr, ar, min/max and fit; never larger than 8192×8192 nor RENDER_MAX_OUTPUT_PIXELS
     (scaled down, not refused). `max_pixels` lowers the pixel ceiling of an image served at its
-    own size (no w, h or ar): the output encoder's budget (rendering/budget.py)."""
-    box = target_box(image.size, params)
+    own size (no w, h or ar): the output encoder's budget (rendering/budget.py).
+
+    Sizes follow from the image's own size even when it was decoded at reduced scale (a JPEG
+    draft): the arithmetic is imgix's on the whole image, whatever the decoder rounded."""
+    box = target_box(_size(image), params)
     if box is None:
         return _cap_only(image, max_pixels)
     return fit_apply(image, box, params.fit, params)
@@ -108,11 +114,11 @@ def fit_apply(image: Image.Image, box: Box, fit: str, params: RenderParams = DEF
 # --- Fit modes --------------------------------------------------------------------------------------
 
 def _clip(image: Image.Image, box: Box, params: RenderParams) -> Image.Image:
-    return _resample(image, fit_size(image.size, box, "clip"))
+    return _resample(image, fit_size(_size(image), box, "clip"))
 
 
 def _max(image: Image.Image, box: Box, params: RenderParams) -> Image.Image:
-    return _resample(image, fit_size(image.size, box, "max"))
+    return _resample(image, fit_size(_size(image), box, "max"))
 
 
 def _scale(image: Image.Image, box: Box, params: RenderParams) -> Image.Image:
@@ -120,14 +126,14 @@ def _scale(image: Image.Image, box: Box, params: RenderParams) -> Image.Image:
 
 
 def _crop(image: Image.Image, box: Box, params: RenderParams) -> Image.Image:
-    width, height = image.size
+    width, height = _size(image)
     scale = max(box[0] / width, box[1] / height)
     window = (min(box[0] / scale, width), min(box[1] / scale, height))
     return _resample(image, box, _anchor(image, window, params))
 
 
 def _min(image: Image.Image, box: Box, params: RenderParams) -> Image.Image:
-    return _crop(image, _min_box(image.size, box), params)
+    return _crop(image, _min_box(_size(image), box), params)
 
 
 def _min_box(size: Box, box: Box) -> Box:
@@ -192,7 +198,7 @@ def _pad(fitted: Image.Image, box: Box, canvas: Image.Image) -> Image.Image:
 def _anchor(image: Image.Image, window: tuple[float, float], params: RenderParams) -> Window:
     """Where the crop window sits in the image: the first of focalpoint/entropy/edges asked for,
     else the directional values (centre by default)."""
-    width, height = image.size
+    width, height = _size(image)
     cw, ch = window
     strategy = next((c for c in params.crop if c in SMART_CROPS), "")
     if strategy == "focalpoint":
@@ -217,9 +223,10 @@ def _side(crop: tuple, low: str, high: str) -> float:
 
 def _busiest(image: Image.Image, window: tuple[float, float], measure: str) -> tuple[float, float]:
     """The window position with the most entropy or edge energy, on each axis that has slack."""
+    geometry = image_geometry(image)
     size = _box_cap_to(image.size, MEASURE_SIZE)
-    thumb = image.resize(size, Image.Resampling.BOX).convert("L")
-    factor = thumb.width / image.width
+    thumb = image.resize(size, Image.Resampling.BOX, box=(0, 0, *geometry.box)).convert("L")
+    factor = thumb.width / geometry.size[0]
     grey = np.asarray(thumb, dtype=np.float64)
     if measure == "edges":
         values = np.zeros_like(grey)
@@ -233,8 +240,8 @@ def _busiest(image: Image.Image, window: tuple[float, float], measure: str) -> t
         score = _entropy
     x = _best_offset(values.sum(axis=0), window[0] * factor, score) / factor
     y = _best_offset(values.sum(axis=1), window[1] * factor, score) / factor
-    return (x if x >= 0 else (image.width - window[0]) / 2,
-            y if y >= 0 else (image.height - window[1]) / 2)
+    return (x if x >= 0 else (geometry.size[0] - window[0]) / 2,
+            y if y >= 0 else (geometry.size[1] - window[1]) / 2)
 
 
 def _best_offset(profile: np.ndarray, length: float, score) -> float:
@@ -316,7 +323,7 @@ def _box_cap_to(box: Box, limit: int) -> Box:
 
 
 def _cap_only(image: Image.Image, max_pixels: int | None = None) -> Image.Image:
-    return _resample(image, _pixel_cap(_box_cap(image.size), max_pixels))
+    return _resample(image, _pixel_cap(_box_cap(_size(image)), max_pixels))
 
 
 def _inside(size: Box, box: Box) -> Box:
@@ -327,12 +334,22 @@ def _inside(size: Box, box: Box) -> Box:
     return (min(box[0], max(1, round(width * box[1] / height))), box[1])
 
 
+def _size(image: Image.Image) -> Box:
+    """The size sizing arithmetic works on: the image's own, also when decoded at reduced scale."""
+    return image_geometry(image).size
+
+
 def _resample(image: Image.Image, size: Box, window: Window | None = None) -> Image.Image:
-    """LANCZOS resize of `window` (the whole image by default) to `size`, alpha kept clean."""
-    full = (0.0, 0.0, float(image.width), float(image.height))
+    """LANCZOS resize of `window` (the whole image by default; in the coordinates of the image's
+    own size) to `size`, alpha kept clean."""
+    geometry = image_geometry(image)
+    full = (0.0, 0.0, float(geometry.size[0]), float(geometry.size[1]))
     window = window or full
-    if size == image.size and window == full:
+    if size == image.size and window == full and geometry.box == image.size:
         return image
+    # Into the decoded pixels: a reduced-scale decode's picture is `geometry.box` of them.
+    sx, sy = geometry.box[0] / geometry.size[0], geometry.box[1] / geometry.size[1]
+    window = (window[0] * sx, window[1] * sy, window[2] * sx, window[3] * sy)
     # Premultiplied, so the colour of fully transparent pixels cannot bleed into visible edges.
     premultiply = image.mode == "RGBA"
     source = image.convert("RGBa") if premultiply else image
