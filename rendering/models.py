@@ -31,3 +31,16 @@ class Render(models.Model):
 
     def __str__(self):
         return self.storage_name
+
+
+class RenderInput(models.Model):
+    """An image a render was made from besides its own (a mark rendered from another path): a
+    purge of that image purges this render too."""
+
+    render = models.ForeignKey(Render, on_delete=models.CASCADE, related_name="inputs")
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="+")
+    path = models.CharField(max_length=1024)
+
+    class Meta:
+        indexes = [models.Index(fields=["source", "path"])]
+        constraints = [models.UniqueConstraint(fields=["render", "source", "path"], name="one_input_row_per_image")]

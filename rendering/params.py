@@ -190,7 +190,11 @@ class RenderParams:
             self.mark_y is None and vertical != "middle")
         mark = self.mark
         if "://" not in mark:
-            mark = mark.lstrip("/").split("?", 1)[0]  # A path on the source, as it is fetched.
+            # A path on the source, as it is fetched; with a query, a rendering of it, whose
+            # parameters are part of what the composite means (in any order).
+            path, _, query = mark.lstrip("/").partition("?")
+            nested = mark_query_canonical(query)
+            mark = f"{path}?{nested}" if nested else path
         return dict(
             mark=mark, mark_align=(vertical, horizontal), mark_alpha=self.mark_alpha,
             mark_pad=self.mark_pad if padded else 5,
@@ -343,6 +347,15 @@ def _rect(value: str) -> tuple:
     return tuple(dims)
 
 
+def mark_query_canonical(query: str) -> str:
+    """What the query of a mark on the source means (its own rendering's parameters), in one
+    spelling; "" when it changes nothing (a cache-busting `?v=2`): the mark is then the file."""
+    if not query:
+        return ""
+    canonical = params_parse(query).canonical()
+    return "" if canonical == _IDENTITY.canonical() else canonical
+
+
 @functools.lru_cache(maxsize=4096)
 def params_parse(raw_query: str) -> RenderParams:
     """The parameters of a query string. Memoised: a page asks for the same few URLs again and
@@ -410,3 +423,6 @@ def _params_parse(raw_query: str) -> RenderParams:
         mark_rot=get("mark-rot", _float, 0.0, 0.0, 359.0),
         expires=get("expires", _int, None, 0, 2**53),
     )
+
+
+_IDENTITY = RenderParams()

@@ -9,20 +9,22 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from accounts.limits import render_admit
-from core.errors import BadRequestError, NotFoundError, ServiceError, ServiceUnavailableError
+from core.errors import NotFoundError, ServiceError, ServiceUnavailableError
 from core.metrics import ORIGIN_ERRORS
 from cutouts.models import BgRemoveJob
 from cutouts.services import BgRemoveNotEnabledError, bg_remove_job_ensure, bg_remove_job_raise_failure
 from imaging.decode import image_decode, image_geometry, image_sniff
 from rendering.budget import render_budget_check, render_slot
 from rendering.encode import format_default, format_negotiate, format_resolve, image_encode, image_has_alpha
+from rendering.marks import MAX_DEPTH as MAX_MARK_DEPTH
+from rendering.marks import MarkError, MarkLoopError, MarkTooDeepError, mark_ref
 from rendering.models import Render
 from rendering.operations.bg import bg_apply
 from rendering.operations.mark import mark_apply
 from rendering.operations.resize import rect_apply, resize_apply
 from rendering.params import MAX_DIMENSION, RenderParams, params_parse
 from rendering.signing import expires_check, signature_check
-from rendering.store import mark_name, render_get, render_key, render_store, storage_errors
+from rendering.store import mark_name, render_get, render_inputs, render_key, render_store, storage_errors
 from sources.models import Source
 from sources.origins import OriginError, origin_for, path_clean
 from sources.origins.net import fetch_url
@@ -38,10 +40,6 @@ class UriTooLongError(ServiceError):
     status_code = 414
     code = "uri_too_long"
     default_message = "The URL is longer than 8000 characters."
-
-
-class MarkError(BadRequestError):
-    code = "bad_mark"
 
 
 @dataclass(frozen=True)
@@ -68,8 +66,9 @@ class RenderOutcome:
     fallback: bool = False
     # Served from the render cache, without any image work.
     hit: bool = False
-    # The job needs its message published: the caller (an entry point) does it (cutouts/queueing.py).
-    queue_job: bool = False
+    # Jobs whose messages need publishing (this image's, a mark's): the caller, an entry point,
+    # publishes them (cutouts/queueing.py).
+    queue: tuple = ()
 
 
 def render_request(req: RenderRequest) -> RenderOutcome:
@@ -87,16 +86,17 @@ def render_request(req: RenderRequest) -> RenderOutcome:
     if params.bg_remove and not source_bg_remove_enabled(source=source):
         raise BgRemoveNotEnabledError()
     if params.mark:
-        _mark_target(params.mark)  # A bad mark is refused now, not once a job or an origin fetch is done.
+        _mark_target(source, path, params, chain=())  # A bad mark is refused now, before any work.
     # Counted once the request is known to be valid: a refused one uses none of the budget.
     render_admit(account=source.account)
     return _serve(source=source, path=path, params=params, accept=req.accept)
 
 
-def _serve(*, source: Source, path: str, params: RenderParams, accept: str) -> RenderOutcome:
+def _serve(*, source: Source, path: str, params: RenderParams, accept: str, chain: tuple = ()) -> RenderOutcome:
     """The whole order of a render on one screen, after render_request's checks: lookup → source
-    image (the cutout, or the origin) → decode → budget → stages (STAGES) → encode → store. Each
-    step answers or hands on; none calls back into another (the fallback is a second key)."""
+    image (the cutout, or the origin) → the mark's image → decode → budget → stages (STAGES) →
+    encode → store. Each step answers or hands on; the fallbacks are renders under keys of their
+    own. `chain`: the renders this one is a mark of, (source id, path) outermost first."""
     fmt = format_negotiate(params, accept)
 
     # 1. Lookup: a finished render is one indexed lookup away, with no image work at all.
@@ -107,23 +107,23 @@ def _serve(*, source: Source, path: str, params: RenderParams, accept: str) -> R
 
     # 2. The source image. With bg-remove: the cutout once its job is done; until then a 202, or
     # (imgix's bg-remove-fallback) the image without removal, under that render's own key.
-    job, queue, stage_params = None, False, params
+    job, queue, stage_params = None, (), params
     if params.bg_remove:
-        job, queue = bg_remove_job_ensure(source=source, path=path, model=_model(source, params),
-                                          refinement=source.bg_remove_refinement)
+        job, needs_queue = bg_remove_job_ensure(source=source, path=path, model=_model(source, params),
+                                                refinement=source.bg_remove_refinement)
+        queue = (job,) if needs_queue else ()
         if job.status == BgRemoveJob.Status.FAILED:
             bg_remove_job_raise_failure(job)
         if job.status != BgRemoveJob.Status.DONE:
             if not params.bg_remove_fallback:
-                return RenderOutcome(source=source, params=params, job=job, queue_job=queue)
+                return RenderOutcome(source=source, params=params, job=job, queue=queue)
             stage_params = replace(params, bg_remove=False)
             key = _render_key(source, path, stage_params, fmt)
             render = render_get(key=key)
             if render is not None:
-                return RenderOutcome(source=source, params=params, render=render, job=job, queue_job=queue,
+                return RenderOutcome(source=source, params=params, render=render, job=job, queue=queue,
                                      fallback=True, hit=True)
-    outcome = {"source": source, "params": params, "job": job, "queue_job": queue,
-               "fallback": stage_params is not params}
+    fallback = stage_params is not params
     cutout = stage_params.bg_remove
     if cutout:
         data = _storage_read(job.cutout_name)
@@ -133,7 +133,25 @@ def _serve(*, source: Source, path: str, params: RenderParams, accept: str) -> R
             # The stored cutout is already the answer: the render points at it, no copy.
             render = render_store(key=key, source=source, path=path, data=data, content_type="image/png",
                                   storage_name=job.cutout_name)
-            return RenderOutcome(render=render, **outcome)
+            return RenderOutcome(source=source, params=params, render=render, job=job)
+
+    # 2b. The mark's bytes, before the render slot: a mark that is a rendering URL is rendered by
+    # this same function (in a slot of its own), and while its cutout is made, the composite
+    # answers as that render does (202) or with the mark's fallback, under a key of its own.
+    mark = _Mark()
+    if stage_params.mark and fmt != "json":
+        mark = _mark_fetch(source, path, stage_params, chain)
+        queue += mark.queue
+        if mark.waiting is not None:
+            return RenderOutcome(source=source, params=params, job=mark.waiting.job, queue=queue)
+        if mark.fallback is not None:
+            fallback, job = True, mark.fallback.job
+            key = _render_key(source, path, stage_params, fmt, variant="mark-fallback")
+            render = render_get(key=key)
+            if render is not None:
+                return RenderOutcome(source=source, params=params, render=render, job=job, queue=queue,
+                                     fallback=True, hit=True)
+    outcome = {"source": source, "params": params, "job": job, "queue": queue, "fallback": fallback}
 
     # 3–7. In a render slot (cached hits never wait for one).
     with render_slot():
@@ -146,21 +164,25 @@ def _serve(*, source: Source, path: str, params: RenderParams, accept: str) -> R
             body = json.dumps(_metadata(image, kind=kind, size=size)).encode()
             render = render_store(key=key, source=source, path=path, data=body, content_type="application/json")
             return RenderOutcome(render=render, **outcome)
+        mark_image = image_decode(mark.data) if mark.data else None
+        if mark.store_as:
+            with storage_errors():
+                default_storage.save(mark.store_as, ContentFile(mark.data))
         # 4. Budget: what the output may cost, checked before any work on pixels (budget.py).
-        mark = _mark_image(source, stage_params.mark) if stage_params.mark else None
         default = format_default(kind, cutout=cutout)
         budget = render_budget_check(size=image_geometry(image).size, params=stage_params, requested=fmt,
                                      default=default, accept=accept, has_alpha=_may_have_alpha(image, stage_params),
-                                     mark_size=mark.size if mark is not None else None)
+                                     mark_size=mark_image.size if mark_image is not None else None)
         # 5. Stages, in imgix's order.
-        context = StageContext(mark=mark, max_pixels=budget.max_pixels)
+        context = StageContext(mark=mark_image, max_pixels=budget.max_pixels)
         for stage in STAGES:
             image = stage(image, stage_params, context)
         # 6. Encode, 7. store.
         data, content_type = image_encode(
             image, format_resolve(budget.fmt, params=stage_params, has_alpha=image_has_alpha(image), default=default),
             stage_params)
-        render = render_store(key=key, source=source, path=path, data=data, content_type=content_type)
+        render = render_store(key=key, source=source, path=path, data=data, content_type=content_type,
+                              inputs=mark.inputs)
     return RenderOutcome(render=render, **outcome)
 
 
@@ -168,9 +190,10 @@ def _model(source: Source, params: RenderParams) -> str:
     return source_bg_remove_model(source=source, requested=params.bg_remove_model)
 
 
-def _render_key(source: Source, path: str, params: RenderParams, fmt: str) -> str:
+def _render_key(source: Source, path: str, params: RenderParams, fmt: str, variant: str = "") -> str:
     model = f"{_model(source, params)}/{source.bg_remove_refinement}" if params.bg_remove else ""
-    return render_key(source_id=source.id, path=path, model=model, canonical=params.canonical(fmt), fmt=fmt)
+    canonical = params.canonical(fmt) + (f"\x1f{variant}" if variant else "")
+    return render_key(source_id=source.id, path=path, model=model, canonical=canonical, fmt=fmt)
 
 
 # --- Stages ----------------------------------------------------------------------------------------
@@ -253,32 +276,73 @@ def _metadata(image, *, kind, size) -> dict:
     }
 
 
-def _mark_target(mark: str) -> str | None:
-    """The path of a mark on the same source, or None for an absolute http(s) URL; else 400."""
-    if mark.startswith(("http://", "https://")):
-        return None
-    if "://" in mark:
-        raise MarkError("mark must be an http(s) URL or a path on the same source.")
-    return path_clean(mark.lstrip("/").split("?", 1)[0])
+# --- Marks -----------------------------------------------------------------------------------------
+
+def _mark_target(source: Source, path: str, params: RenderParams, chain: tuple):
+    """What the mark of a render of (source, path) names, checked through every nested mark:
+    400 for a bad, looping or too deep one, 403 for a nested bg-remove its source may not do.
+    (MarkRef, the mark's source, the mark's parameters); the last two for rendering URLs only."""
+    ref = mark_ref(params.mark)
+    if ref.kind != "render":
+        return ref, None, None
+    chain = (*chain, (source.id, path))
+    if len(chain) > MAX_MARK_DEPTH:
+        raise MarkTooDeepError()
+    same = not ref.source_slug or ref.source_slug == source.slug
+    mark_source = source if same else source_get(slug=ref.source_slug)
+    if mark_source is None or mark_source.account_id != source.account_id:
+        # The same answer whether the source exists or not: no probing of other accounts.
+        raise MarkError("A mark's rendering URL must name a source of the same account.")
+    if (mark_source.id, ref.path) in chain:
+        raise MarkLoopError()
+    mark_params = params_parse(ref.query)
+    if mark_params.bg_remove and not source_bg_remove_enabled(source=mark_source):
+        raise BgRemoveNotEnabledError()
+    if mark_params.mark:
+        _mark_target(mark_source, ref.path, mark_params, chain)
+    return ref, mark_source, mark_params
 
 
-def _mark_image(source: Source, mark: str):
-    """The watermark, fetched under the origin rules (network safety, size cap) and kept in
-    storage under the source, so purging the source (or the mark's own path) removes it."""
-    path = _mark_target(mark)
-    name = mark_name(source_id=source.id, mark=mark if path is None else path)
+@dataclass(frozen=True)
+class _Mark:
+    data: bytes = b""
+    # The images the mark was made from, (source id, path): purging one purges the composite.
+    inputs: frozenset = frozenset()
+    queue: tuple = ()
+    # The mark's own render, when it is not the finished mark: waiting for its job (a 202), or
+    # its bg-remove-fallback.
+    waiting: RenderOutcome | None = None
+    fallback: RenderOutcome | None = None
+    # Where to keep fetched bytes once they decode (a file that is not an image is never kept).
+    store_as: str = ""
+
+
+def _mark_fetch(source: Source, path: str, params: RenderParams, chain: tuple) -> _Mark:
+    """The mark's bytes: a rendering URL rendered here, with its own parameters, entitlement,
+    model and cache; a file of the source or an image on the web fetched under the origin rules
+    (network safety, size cap) and kept in storage under the source, so purging the source (or
+    the mark's own path) removes it."""
+    ref, mark_source, mark_params = _mark_target(source, path, params, chain)
+    if ref.kind == "render":
+        inner = _serve(source=mark_source, path=ref.path, params=mark_params, accept="",
+                       chain=(*chain, (source.id, path)))
+        if inner.render is None:
+            return _Mark(queue=inner.queue, waiting=inner)
+        inputs = frozenset({(mark_source.id, ref.path), *render_inputs(inner.render)})
+        return _Mark(data=_storage_read(inner.render.storage_name), inputs=inputs, queue=inner.queue,
+                     fallback=inner if inner.fallback else None)
+    name = mark_name(source_id=source.id, mark=ref.url or ref.path)
     with storage_errors():
         cached = default_storage.exists(name)
     if cached:
-        return image_decode(_storage_read(name))
-    if path is None:
-        data = fetch_url(mark, max_bytes=settings.ORIGIN_MAX_BYTES).data
+        data = _storage_read(name)
     else:
-        data = origin_for(source).fetch(path, max_bytes=settings.ORIGIN_MAX_BYTES).data
-    image = image_decode(data)
-    with storage_errors():
-        default_storage.save(name, ContentFile(data))
-    return image
+        if ref.kind == "url":
+            data = fetch_url(ref.url, max_bytes=settings.ORIGIN_MAX_BYTES).data
+        else:
+            data = origin_for(source).fetch(ref.path, max_bytes=settings.ORIGIN_MAX_BYTES).data
+    return _Mark(data=data, inputs=frozenset({(source.id, ref.path)}) if ref.kind == "path" else frozenset(),
+                 store_as="" if cached else name)
 
 
 def _storage_read(name: str) -> bytes:

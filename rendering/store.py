@@ -21,7 +21,7 @@ from django.utils import timezone
 from core.errors import ServiceUnavailableError
 from core.local_cache import ExpiringCache
 from cutouts.models import BgRemoveJob
-from rendering.models import Render
+from rendering.models import Render, RenderInput
 from sources.models import Source
 
 logger = logging.getLogger(__name__)
@@ -74,6 +74,11 @@ def render_get(*, key: str) -> Render | None:
     return render
 
 
+def render_inputs(render: Render) -> set[tuple[int, str]]:
+    """The other images `render` was made from (see render_store)."""
+    return set(RenderInput.objects.filter(render=render).values_list("source_id", "path"))
+
+
 def _render_touch(render: Render) -> None:
     """Marks the render used now, at most once per RENDER_LAST_USED_SECONDS: a hit answered from
     the lookup cache writes nothing, and a refill writes only when the mark has grown old."""
@@ -83,8 +88,11 @@ def _render_touch(render: Render) -> None:
         render.last_used_at = now
 
 
-def render_store(*, key: str, source, path: str, data: bytes, content_type: str, storage_name: str = "") -> Render:
-    """Writes the bytes (unless already stored under `storage_name`) and records the render.
+def render_store(*, key: str, source, path: str, data: bytes, content_type: str, storage_name: str = "",
+                 inputs: Iterable[tuple[int, str]] = ()) -> Render:
+    """Writes the bytes (unless already stored under `storage_name`) and records the render, with
+    the other images it was made from (`inputs`: (source id, path) of its marks), so a purge of
+    any of them purges it too.
 
     Bytes equal to another render's of the same image are not written again: the new render
     points at that object. Concurrent writers of one key each write their own file; the loser
@@ -108,6 +116,9 @@ def render_store(*, key: str, source, path: str, data: bytes, content_type: str,
                 key=key, source=source, path=path, storage_name=storage_name,
                 content_type=content_type, size=len(data), etag=etag,
             )
+            RenderInput.objects.bulk_create(
+                [RenderInput(render=render, source_id=source_id, path=input_path) for source_id, input_path in
+                 sorted(set(inputs))])
     except IntegrityError:
         if own_file:
             default_storage.delete(storage_name)
@@ -289,19 +300,23 @@ class PurgeResult:
 
 
 def render_purge(*, source: Source, path: str | None = None) -> PurgeResult:
-    """Everything cached for one image (all its derived renders and cutouts, and the stored mark
-    when the image is a watermark of its source), or for a whole source (its marks included).
+    """Everything cached for one image (all its derived renders and cutouts, the stored mark when
+    the image is a watermark of its source, and every render that drew it as a mark), or for a
+    whole source (its marks included).
 
     Idempotent: purging again finds nothing and removes nothing.
     """
     renders = Render.objects.filter(source=source)
+    users = Render.objects.filter(inputs__source=source)
     jobs = BgRemoveJob.objects.filter(source=source)
     if path is not None:
-        renders, jobs = renders.filter(path=path), jobs.filter(path=path)
+        renders, users, jobs = renders.filter(path=path), users.filter(inputs__path=path), jobs.filter(path=path)
+    renders = Render.objects.filter(pk__in={*renders.values_list("pk", flat=True), *users.values_list("pk", flat=True)})
     names = set(renders.values_list("storage_name", flat=True)) | {
         name for name in jobs.values_list("cutout_name", flat=True) if name
     }
-    render_count, _ = renders.delete()
+    render_count = renders.count()
+    renders.delete()
     render_lookup_cache_clear()
     job_count, _ = jobs.delete()
     removed = storage_objects_release(names)

@@ -103,8 +103,8 @@ def _render(request, source, path):
 
 def _render_and_queue(render_req: RenderRequest):
     outcome = render_request(render_req)
-    if outcome.queue_job:
-        bg_remove_job_enqueue(outcome.job)  # 503 when the broker cannot take it.
+    for job in outcome.queue:
+        bg_remove_job_enqueue(job)  # 503 when the broker cannot take it.
     return outcome
 
 
