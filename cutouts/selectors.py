@@ -21,3 +21,8 @@ def job_get_for(*, account, job_id) -> BgRemoveJob:
     if job is None:
         raise NotFoundError("No such job.")
     return job
+
+
+def job_find(*, source, path: str, model: str, refinement: str) -> BgRemoveJob | None:
+    """The image's job if there is one (the job's unique key: source, path, model, refinement)."""
+    return BgRemoveJob.objects.filter(source=source, path=path, model=model, refinement=refinement).first()

@@ -227,6 +227,27 @@ def image_decode(data: bytes, *, at_least: tuple[int, int] | None = None) -> Ima
     return image
 
 
+def image_alpha_possible(data: bytes) -> bool:
+    """Whether the file can hold transparency at all, from its header alone: PNG with an alpha
+    channel or a tRNS chunk, WebP with alpha, GIF (any frame may name a transparent colour)."""
+    kind = image_sniff(data)
+    if kind == "png":
+        return len(data) > 25 and (data[25] in (4, 6) or b"tRNS" in data[:65536])
+    if kind == "webp" and len(data) > 20:
+        chunk = data[12:16]
+        return chunk == b"VP8L" or (chunk == b"VP8X" and bool(data[20] & 0x10))  # Lossless, or the alpha flag.
+    return kind == "gif"
+
+
+def image_transparency(image: Image.Image) -> float:
+    """The share of the image's pixels that are not fully opaque (0 for an image without alpha)."""
+    if not image.has_transparency_data:
+        return 0.0
+    alpha = (image if image.mode in ("RGBA", "LA") else image.convert("RGBA")).getchannel("A")
+    histogram = alpha.histogram()
+    return 1.0 - histogram[255] / (image.width * image.height)
+
+
 @dataclass(frozen=True)
 class Geometry:
     """A reduced-scale decode (JPEG draft): `size` is the image's own size, which sizing

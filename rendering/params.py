@@ -82,6 +82,13 @@ class RenderParams:
     bg_remove: bool = False
     bg_remove_model: str = ""
     bg_remove_fallback: bool = False
+    # An origin more transparent than this share of its pixels is served as it is, without a job.
+    bg_remove_threshold: float = 0.2
+    # imgix's foreground hints: accepted; rembg's models have no use for them (docs/rendering.md).
+    bg_remove_fg_type: str = "auto"
+    bg_remove_semi_transparency: bool = True
+    # "mask": the greyscale alpha matte instead of the cutout (remove.bg's channels=alpha).
+    bg_remove_output: str = ""
     # Size, crop and fill.
     w: Dim | None = None
     h: Dim | None = None
@@ -132,7 +139,7 @@ class RenderParams:
     @property
     def has_operations(self) -> bool:
         """Whether anything besides encoding changes the pixels."""
-        return any([self.w, self.h, self.rect, self.bg, self.mark, self.ar])
+        return any([self.w, self.h, self.rect, self.bg, self.mark, self.ar, self.bg_remove_output])
 
     def effective(self, fmt: str) -> "RenderParams":
         """The same operation with every value that cannot change the output reset to its
@@ -151,6 +158,8 @@ class RenderParams:
         fill_color = self.fill_color if fill and fill_style != "blur" else None
         values = dict(
             bg_remove=self.bg_remove,
+            bg_remove_threshold=self.bg_remove_threshold if self.bg_remove else 0.2,
+            bg_remove_output=self.bg_remove_output if self.bg_remove else "",
             w=self.w, h=self.h,
             dpr=self.dpr if self.w or self.h else 1.0,
             fit=self.fit if sized else "clip",
@@ -224,9 +233,12 @@ class RenderParams:
 # the model (keyed separately) do not, and `fm` is the negotiated format, keyed on its own.
 _CANONICAL_FIELDS = sorted(
     f.name for f in fields(RenderParams)
-    if f.name not in ("expires", "bg_remove_fallback", "bg_remove_model", "auto", "fm")
+    if f.name not in ("expires", "bg_remove_fallback", "bg_remove_model", "bg_remove_fg_type",
+                      "bg_remove_semi_transparency", "auto", "fm")
 )
-LOSSY_FORMATS = {"jpg", "pjpg", "avif"}  # And webp unless lossless.
+LOSSY_FORMATS = {"jpg", "pjpg", "avif"}
+BG_REMOVE_FG_TYPES = {"auto", "car"}
+BG_REMOVE_OUTPUTS = {"mask"}  # And webp unless lossless.
 
 
 def _crop_effective(crop: tuple) -> tuple:
@@ -388,6 +400,10 @@ def _params_parse(raw_query: str) -> RenderParams:
         bg_remove=_bool(values.get("bg-remove", ""), False),
         bg_remove_model=values.get("bg-remove-model", "").strip().lower(),
         bg_remove_fallback=_bool(values.get("bg-remove-fallback", ""), False),
+        bg_remove_threshold=get("bg-remove-transparency-threshold", _float, 0.2, 0.0, 1.0),
+        bg_remove_fg_type=_choice(values.get("bg-remove-fg-type", ""), BG_REMOVE_FG_TYPES, "auto"),
+        bg_remove_semi_transparency=_bool(values.get("bg-remove-semi-transparency", ""), True),
+        bg_remove_output=_choice(values.get("bg-remove-output", ""), BG_REMOVE_OUTPUTS, ""),
         w=get("w", _dim),
         h=get("h", _dim),
         dpr=get("dpr", _float, 1.0, 0.01, 5.0),

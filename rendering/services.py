@@ -7,13 +7,15 @@ from dataclasses import dataclass, replace
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from PIL import Image
 
 from accounts.limits import render_admit
 from core.errors import NotFoundError, ServiceError, ServiceUnavailableError
 from core.metrics import ORIGIN_ERRORS
 from cutouts.models import BgRemoveJob
+from cutouts.selectors import job_find
 from cutouts.services import BgRemoveNotEnabledError, bg_remove_job_ensure, bg_remove_job_raise_failure
-from imaging.decode import image_decode, image_geometry, image_sniff
+from imaging.decode import image_alpha_possible, image_decode, image_geometry, image_sniff, image_transparency
 from rendering.budget import render_budget_check, render_slot
 from rendering.encode import format_default, format_negotiate, format_resolve, image_encode, image_has_alpha
 from rendering.marks import MAX_DEPTH as MAX_MARK_DEPTH
@@ -69,6 +71,8 @@ class RenderOutcome:
     # Jobs whose messages need publishing (this image's, a mark's): the caller, an entry point,
     # publishes them (cutouts/queueing.py).
     queue: tuple = ()
+    # With a fallback: why the image is not the cutout (a header, as imgix's failure reason).
+    failure_reason: str = ""
 
 
 def render_request(req: RenderRequest) -> RenderOutcome:
@@ -106,26 +110,33 @@ def _serve(*, source: Source, path: str, params: RenderParams, accept: str, chai
         return RenderOutcome(source=source, params=params, render=render, hit=True)
 
     # 2. The source image. With bg-remove: the cutout once its job is done; until then a 202, or
-    # (imgix's bg-remove-fallback) the image without removal, under that render's own key.
-    job, queue, stage_params = None, (), params
+    # (imgix's bg-remove-fallback) the image without removal, under that render's own key. An
+    # origin that is transparent enough already (bg-remove-transparency-threshold) is its own
+    # cutout, and no job is made for it.
+    job, queue, stage_params, reason, as_is = None, (), params, "", None
     if params.bg_remove:
-        job, needs_queue = bg_remove_job_ensure(source=source, path=path, model=_model(source, params),
-                                                refinement=source.bg_remove_refinement)
-        queue = (job,) if needs_queue else ()
-        if job.status == BgRemoveJob.Status.FAILED:
-            bg_remove_job_raise_failure(job)
-        if job.status != BgRemoveJob.Status.DONE:
-            if not params.bg_remove_fallback:
-                return RenderOutcome(source=source, params=params, job=job, queue=queue)
-            stage_params = replace(params, bg_remove=False)
-            key = _render_key(source, path, stage_params, fmt)
-            render = render_get(key=key)
-            if render is not None:
-                return RenderOutcome(source=source, params=params, render=render, job=job, queue=queue,
-                                     fallback=True, hit=True)
+        identity = {"source": source, "path": path, "model": _model(source, params),
+                    "refinement": source.bg_remove_refinement}
+        if job_find(**identity) is None:
+            as_is = _transparent_origin(source, path, params)
+        if as_is is None:
+            job, needs_queue = bg_remove_job_ensure(**identity)
+            queue = (job,) if needs_queue else ()
+            if job.status != BgRemoveJob.Status.DONE:
+                if not params.bg_remove_fallback:
+                    if job.status == BgRemoveJob.Status.FAILED:
+                        bg_remove_job_raise_failure(job)
+                    return RenderOutcome(source=source, params=params, job=job, queue=queue)
+                reason = job.error_message if job.status == BgRemoveJob.Status.FAILED else PROCESSING
+                stage_params = replace(params, bg_remove=False)
+                key = _render_key(source, path, stage_params, fmt)
+                render = render_get(key=key)
+                if render is not None:
+                    return RenderOutcome(source=source, params=params, render=render, job=job, queue=queue,
+                                         fallback=True, hit=True, failure_reason=reason)
     fallback = stage_params is not params
     cutout = stage_params.bg_remove
-    if cutout:
+    if cutout and as_is is None:
         data = _storage_read(job.cutout_name)
         small_enough = max(job.width or 0, job.height or 0) <= MAX_DIMENSION
         if (format_resolve(fmt, params=params, has_alpha=True, default="png") == "png"
@@ -145,18 +156,21 @@ def _serve(*, source: Source, path: str, params: RenderParams, accept: str, chai
         if mark.waiting is not None:
             return RenderOutcome(source=source, params=params, job=mark.waiting.job, queue=queue)
         if mark.fallback is not None:
-            fallback, job = True, mark.fallback.job
+            fallback, job, reason = True, mark.fallback.job, mark.fallback.failure_reason
             key = _render_key(source, path, stage_params, fmt, variant="mark-fallback")
             render = render_get(key=key)
             if render is not None:
                 return RenderOutcome(source=source, params=params, render=render, job=job, queue=queue,
-                                     fallback=True, hit=True)
-    outcome = {"source": source, "params": params, "job": job, "queue": queue, "fallback": fallback}
+                                     fallback=True, hit=True, failure_reason=reason)
+    outcome = {"source": source, "params": params, "job": job, "queue": queue, "fallback": fallback,
+               "failure_reason": reason}
 
     # 3–7. In a render slot (cached hits never wait for one).
     with render_slot():
         # 3. Decode: the origin at the smallest scale the output needs (JPEG draft), or the cutout.
-        if cutout:
+        if as_is is not None:
+            image, kind, size = as_is
+        elif cutout:
             image, kind, size = image_decode(data), "png", len(data)
         else:
             image, kind, size = _origin_image(source, path, at_least=_decode_size(stage_params, fmt))
@@ -186,6 +200,33 @@ def _serve(*, source: Source, path: str, params: RenderParams, accept: str, chai
     return RenderOutcome(render=render, **outcome)
 
 
+PROCESSING = "Processing background removal request."
+
+
+# Names of origins that may come cut out. Others are not fetched in the request to be measured:
+# the first request for a photo stays a cheap 202 (its worker fetches it).
+_MAYBE_TRANSPARENT = (".png", ".webp", ".gif")
+
+
+def _transparent_origin(source: Source, path: str, params: RenderParams):
+    """(image, kind, size) of an origin more transparent than bg-remove-transparency-threshold
+    (a product shot that comes cut out), else None. The name only chooses whether to look: the
+    file's header (and then its pixels) decides."""
+    if not path.lower().endswith(_MAYBE_TRANSPARENT):
+        return None
+    try:
+        obj = origin_for(source).fetch(path, max_bytes=settings.ORIGIN_MAX_BYTES)
+        if not image_alpha_possible(obj.data):
+            return None
+        with render_slot():
+            image = image_decode(obj.data)
+    except ServiceError:
+        return None  # A missing, oversized or broken origin: its job says so, as for any other.
+    if image_transparency(image) <= params.bg_remove_threshold:
+        return None
+    return image, image_sniff(obj.data), len(obj.data)
+
+
 def _model(source: Source, params: RenderParams) -> str:
     return source_bg_remove_model(source=source, requested=params.bg_remove_model)
 
@@ -207,6 +248,13 @@ class StageContext:
     max_pixels: int | None = None
 
 
+def _mask(image, params: RenderParams, context: StageContext):
+    # bg-remove-output=mask: the cutout's alpha as a greyscale image (white: the subject).
+    if not (params.bg_remove and params.bg_remove_output == "mask"):
+        return image
+    return image.getchannel("A") if "A" in image.getbands() else Image.new("L", image.size, 255)
+
+
 def _rect(image, params: RenderParams, context: StageContext):
     return rect_apply(image, params.rect) if params.rect else image
 
@@ -225,8 +273,9 @@ def _mark(image, params: RenderParams, context: StageContext):
 
 
 # The order of operations after decode and background removal (SPEC, docs/rendering.md): rect →
-# fit/crop/resize (w, h, dpr, ar, min/max) → fill → bg → mark. Each stage: (image, params, context).
-STAGES = (_rect, _resize, _bg, _mark)
+# fit/crop/resize (w, h, dpr, ar, min/max) → fill → bg → mark, after the matte when it is asked for
+# instead of the cutout. Each stage: (image, params, context).
+STAGES = (_mask, _rect, _resize, _bg, _mark)
 
 
 def _may_have_alpha(image, params: RenderParams) -> bool:
@@ -256,12 +305,16 @@ def _decode_size(params: RenderParams, fmt: str) -> tuple[int, int] | None:
             max(1, round((params.h.value if params.h else 1) * scale)))
 
 
-def _origin_image(source: Source, path: str, *, at_least=None):
+def _origin_fetch(source: Source, path: str):
     try:
-        obj = origin_for(source).fetch(path, max_bytes=settings.ORIGIN_MAX_BYTES)
+        return origin_for(source).fetch(path, max_bytes=settings.ORIGIN_MAX_BYTES)
     except OriginError as exc:
         ORIGIN_ERRORS.labels(kind=exc.code).inc()
         raise
+
+
+def _origin_image(source: Source, path: str, *, at_least=None):
+    obj = _origin_fetch(source, path)
     return image_decode(obj.data, at_least=at_least), image_sniff(obj.data), len(obj.data)
 
 

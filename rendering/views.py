@@ -93,9 +93,14 @@ def _render(request, source, path):
         sent = outcome.render.size if response.status_code == 200 and request.method == "GET" else 0
         usage_record(source_id=outcome.source.id, day=timezone.now().date(), served_bytes=sent, hit=outcome.hit)
     if outcome.fallback:
-        # The image without removal, for now: never cached downstream.
+        # The image without removal, for now: never cached downstream; the headers say why
+        # (X-Bg-Remove-Failure-Reason, as imgix's failure-reason header).
         response["Cache-Control"] = "no-store"
-        response["X-Bg-Remove-Status"] = "processing"
+        failed = outcome.job is not None and outcome.job.status == outcome.job.Status.FAILED
+        response["X-Bg-Remove-Status"] = "failed" if failed else "processing"
+        # ASCII on one line: a job's message may hold "×" or a newline.
+        reason = " ".join(outcome.failure_reason.split()).encode("ascii", "replace").decode()
+        response["X-Bg-Remove-Failure-Reason"] = reason
     if outcome.params.auto_format:
         response["Vary"] = "Accept"
     return response

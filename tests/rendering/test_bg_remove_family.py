@@ -1,0 +1,102 @@
+"""The rest of imgix's bg-remove family: the transparency threshold, the foreground hints, the
+failure-reason header, and (beyond imgix) the alpha matte as an output."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cutouts.models import BgRemoveJob
+from cutouts.services import bg_remove_job_process
+from rendering.params import params_parse
+from tests.conftest import FIXTURES
+
+pytestmark = pytest.mark.django_db
+
+
+def body_of(response) -> bytes:
+    return b"".join(response.streaming_content) if response.streaming else response.content
+
+
+def cut_out_png(transparent_share: float) -> bytes:
+    """chelsea.png (a photo) with its left `transparent_share` made fully transparent."""
+    with Image.open(FIXTURES / "chelsea.png") as image:
+        rgba = image.convert("RGBA")
+    alpha = np.full((rgba.height, rgba.width), 255, dtype=np.uint8)
+    alpha[:, : round(rgba.width * transparent_share)] = 0
+    rgba.putalpha(Image.fromarray(alpha))
+    buf = io.BytesIO()
+    rgba.save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(("share", "query", "as_is"), [
+    (0.5, "", True),  # A product shot that comes cut out: above the default 0.2.
+    (0.1, "", False),  # Mostly opaque: removal runs.
+    (0.5, "&bg-remove-transparency-threshold=0.6", False),
+    (0.1, "&bg-remove-transparency-threshold=0.05", True),
+    (0.5, "&bg-remove-transparency-threshold=1", False),
+])
+def test_an_origin_transparent_enough_is_served_as_it_is(client, source, origin_root, share, query, as_is):
+    data = cut_out_png(share)
+    (origin_root / "photos" / "shot.png").write_bytes(data)
+    response = client.get(f"/render/acme-photos/shot.png?bg-remove=true{query}")
+    if as_is:
+        assert response.status_code == 200, response.content
+        assert not BgRemoveJob.objects.exists()
+        served = Image.open(io.BytesIO(body_of(response)))
+        assert served.mode == "RGBA"
+        assert np.array_equal(np.asarray(served), np.asarray(Image.open(io.BytesIO(data))))
+    else:
+        assert response.status_code == 202, response.content
+        assert BgRemoveJob.objects.count() == 1
+
+
+def test_an_opaque_png_goes_to_the_worker(client, source):
+    assert client.get("/render/acme-photos/chelsea.png?bg-remove=true").status_code == 202
+
+
+def test_foreground_hints_are_accepted_and_change_nothing(client, source):
+    plain = client.get("/render/acme-photos/astronaut.jpg?bg-remove=true").json()["job"]
+    for hint in ("bg-remove-fg-type=car", "bg-remove-semi-transparency=false", "bg-remove-fg-type=nonsense"):
+        response = client.get(f"/render/acme-photos/astronaut.jpg?bg-remove=true&{hint}")
+        assert response.status_code == 202 and response.json()["job"] == plain, hint
+    assert params_parse("bg-remove=true&bg-remove-fg-type=car").canonical() == params_parse("bg-remove=true").canonical()
+
+
+def test_a_fallback_says_why_in_a_header(client, source, origin_root):
+    processing = client.get("/render/acme-photos/astronaut.jpg?bg-remove=true&bg-remove-fallback=true")
+    assert processing.status_code == 200
+    assert processing["X-Bg-Remove-Status"] == "processing"
+    assert processing["X-Bg-Remove-Failure-Reason"] == "Processing background removal request."
+
+    # A GIF: the job fails (background removal takes JPG or PNG), with a reason a user can read.
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 30), "red").save(buf, "GIF")
+    (origin_root / "photos" / "anim.gif").write_bytes(buf.getvalue())
+    job_id = client.get("/render/acme-photos/anim.gif?bg-remove=true").json()["job"]
+    while (job := BgRemoveJob.objects.get(pk=job_id)).status not in ("done", "failed"):
+        bg_remove_job_process(job_id=job_id)  # The fairest queued job first: the astronaut's, then this.
+    assert job.status == BgRemoveJob.Status.FAILED and job.error_message
+    without = client.get("/render/acme-photos/anim.gif?bg-remove=true")
+    assert without.status_code == job.error_status  # No fallback asked: the job's failure.
+    fallback = client.get("/render/acme-photos/anim.gif?bg-remove=true&bg-remove-fallback=true&fm=png")
+    assert fallback.status_code == 200
+    assert fallback["X-Bg-Remove-Status"] == "failed" and fallback["Cache-Control"] == "no-store"
+    assert fallback["X-Bg-Remove-Failure-Reason"] == " ".join(job.error_message.split())
+    assert Image.open(io.BytesIO(body_of(fallback))).size == (40, 30)
+
+
+def test_the_matte_is_the_cutouts_alpha(client, source):
+    url = "/render/acme-photos/astronaut.jpg?bg-remove=true"
+    bg_remove_job_process(job_id=client.get(url).json()["job"])
+    cutout = Image.open(io.BytesIO(body_of(client.get(url))))
+    response = client.get(url + "&bg-remove-output=mask")
+    assert response.status_code == 200 and response["Content-Type"] == "image/png"
+    matte = Image.open(io.BytesIO(body_of(response)))
+    assert matte.mode == "L" and matte.size == cutout.size
+    assert np.array_equal(np.asarray(matte), np.asarray(cutout.getchannel("A")))
+    # Sized like any render, and as a JPEG too (a matte has no alpha of its own).
+    small = client.get(url + "&bg-remove-output=mask&w=100&fm=jpg")
+    assert small.status_code == 200 and Image.open(io.BytesIO(body_of(small))).size == (100, 100)
