@@ -2,7 +2,8 @@
 
 Django's own does EXISTS then INCRBY: two round trips on every rate-limited request, and a key
 that expires between them is re-created by INCRBY with no expiry, a counter that never goes away.
-Here both happen in one server-side script.
+Here both happen in one server-side script (hand-written: django-redis and Django's backend
+have no atomic incr that keeps the key's expiry).
 """
 
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient

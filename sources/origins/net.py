@@ -1,4 +1,9 @@
-"""Network-safe HTTP fetches: the address checked is the one actually connected to."""
+"""Network-safe HTTP fetches: the address checked is the one actually connected to.
+
+Hand-written on purpose: the libraries that filter addresses (e.g. advocate) check a name's
+resolution before urllib3 resolves it again to connect, which a DNS rebinding slips between, or
+do not follow urllib3 2 and botocore's pools; here the check runs on the connected socket.
+"""
 
 import ipaddress
 import socket
