@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 from common import ROOT, Stack, wait_for
@@ -33,6 +34,7 @@ RSS_LIMIT = 600  # MB of RSS growth per request.
 TICKS = os.sysconf("SC_CLK_TCK")
 BIG = "w=8192&h=8192&fit=scale"
 AVIF_ACCEPT = "image/avif,image/webp,*/*"
+MARK = "w=2000&h=2000&fit=scale&fm=png"  # A mark at its largest allowed: 4 MP of PNG (budget.py).
 
 # (name, path?query, Accept): the output budget's levers, each at its worst, and the worst that is allowed.
 CASES = [
@@ -70,6 +72,12 @@ CASES = [
     ("noise → 3464² jpg (allowed)", f"noise.png?{BIG}&fm=jpg", ""),
     ("noise → 3840×2160 webp (allowed)", "noise.png?w=3840&h=2160&fit=scale&fm=webp", ""),
     ("noise → 4000² webp (over budget)", "noise.png?w=4000&h=4000&fit=scale&fm=webp", ""),
+    # Marks that are renderings, nested as deep as allowed, each level at its worst allowed size.
+    ("nested marks, two deep, 2000² PNG marks on 8192²", f"tiny.png?{BIG}&fm=jpg&mark=" + quote(
+        f"tiny-alpha.png?{MARK}&mark=" + quote(f"dot.png?{MARK}", safe=""), safe=""), ""),
+    ("nested marks, three deep (refused)", "tiny.png?w=100&fm=jpg&mark=" + quote(
+        "tiny-alpha.png?w=50&mark=" + quote("dot.png?w=20&mark=" + quote("mark50.png?w=5", safe=""), safe=""),
+        safe=""), ""),
 ]
 
 

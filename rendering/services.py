@@ -377,6 +377,8 @@ def _mark_fetch(source: Source, path: str, params: RenderParams, chain: tuple) -
     the mark's own path) removes it."""
     ref, mark_source, mark_params = _mark_target(source, path, params, chain)
     if ref.kind == "render":
+        # Each level is a render of its own: it counts against the account's rate like one.
+        render_admit(account=mark_source.account)
         inner = _serve(source=mark_source, path=ref.path, params=mark_params, accept="",
                        chain=(*chain, (source.id, path)))
         if inner.render is None:
