@@ -164,3 +164,35 @@ def test_the_outer_signature_covers_the_mark_and_the_inner_url_needs_none(client
     tampered = signed.replace("w%3D40", "w%3D80")
     assert tampered != signed
     assert get(client, tampered)[0].status_code == 403
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_the_product_texts_composite_through_a_real_worker(client, source, worker_env, tmp_path):
+    """The cutout of the woman (astronaut.jpg: Eileen Collins) drawn on another photo, its job run
+    by a real Celery worker with the real model."""
+    from tests.conftest import start_worker, stop_process
+    from tests.cutouts.test_tasks import wait_until
+
+    url = composite("astronaut.jpg?bg-remove=true&w=120", extra="&w=451&fm=png&mark-pad=0&mark-align=bottom,center")
+    assert client.get(url).status_code == 202
+    worker = start_worker(worker_env, tmp_path / "worker.log")
+    try:
+        done = wait_until(lambda: (r := client.get(url)).status_code == 200 and r)
+    finally:
+        stop_process(worker.proc)
+    drawn = pixels(body_of(done))
+    _, base = get(client, f"{BASE}?w=451&fm=png")
+    base = pixels(base)
+    height, width = drawn.shape[:2]
+    top, left = height - 120, (width - 120) // 2
+    # The cutout's transparent corner shows the base; its subject (the middle) covers it.
+    assert np.abs(drawn[top + 2, left + 2] - base[top + 2, left + 2]).max() <= 2
+    assert np.abs(drawn[top + 60, left + 60] - base[top + 60, left + 60]).max() > 20
+    job = BgRemoveJob.objects.get(path="astronaut.jpg")
+    assert (job.status, job.inferences) == ("done", 1)
+
+
+def body_of(response) -> bytes:
+    return b"".join(response.streaming_content) if response.streaming else response.content
