@@ -16,7 +16,7 @@ from accounts.admin import AccountAdmin
 from accounts.models import Account
 from cutouts.models import BgRemoveJob
 from cutouts.selectors import job_list_for
-from rendering.signing import signature_for
+from rendering.signing import url_signed
 from rendering.store import render_purge
 from sources.admin import SourceAdmin
 from sources.models import Source
@@ -100,8 +100,9 @@ class SourceRenderAdmin(SourceAdmin):
         if job is None:
             return "No cutout yet: the first request with ?bg-remove=true makes one."
         base = f"/render/{obj.slug}/{quote(job.path)}"
-        original, cutout = _signed(obj, f"{base}?w=240"), _signed(obj, f"{base}?bg-remove=true&w=240")
-        url = _signed(obj, f"{base}?bg-remove=true")
+        original = url_signed(source=obj, url=f"{base}?w=240")
+        cutout = url_signed(source=obj, url=f"{base}?bg-remove=true&w=240")
+        url = url_signed(source=obj, url=f"{base}?bg-remove=true")
         return format_html(
             '<div class="cutout-preview" style="display:flex;gap:12px;align-items:flex-start">'
             '<img src="{}" alt="origin" width="240">'
@@ -118,14 +119,6 @@ class SourceRenderAdmin(SourceAdmin):
         for source in queryset:
             result = render_purge(source=source)
             messages.success(request, f"{source.slug}: removed {result.renders} renders and {result.cutouts} cutouts.")
-
-
-def _signed(source: Source, url: str) -> str:
-    """The admin's own preview URLs carry a signature when the source needs one."""
-    if not source.require_signature or not source.secure_tokens:
-        return url
-    path, _, query = url.partition("?")
-    return f"{url}&s={signature_for(source.secure_tokens[0], path, query)}"
 
 
 admin.site.unregister(Account)

@@ -51,6 +51,15 @@ def signature_for(token: str, path: str, query: str) -> str:
     return hashlib.md5(base.encode("utf-8")).hexdigest()
 
 
+def url_signed(*, source, url: str) -> str:
+    """The project's own links to a source (admin preview, home page): `s` appended, last, with
+    the source's first token when the source requires signatures; the URL as it is otherwise."""
+    if not source.require_signature or not source.secure_tokens:
+        return url
+    path, _, query = url.partition("?")
+    return f"{url}{'&' if query else '?'}s={signature_for(source.secure_tokens[0], path, query)}"
+
+
 def signature_check(*, tokens: list[str], paths: list[str], raw_query: str) -> None:
     query, signature = split_signature(raw_query)
     if not signature:

@@ -1,5 +1,8 @@
 """The rendering endpoint: parse, call the pipeline, send the stored bytes or a 202."""
 
+from pathlib import PurePath
+from urllib.parse import quote
+
 from django.conf import settings
 from django.core.exceptions import DisallowedHost, ImproperlyConfigured
 from django.http import FileResponse, HttpResponse, JsonResponse
@@ -14,7 +17,7 @@ from cutouts.admission import job_retry_after
 from cutouts.queueing import bg_remove_job_enqueue
 from cutouts.views import job_status_url
 from rendering.services import RenderRequest, render_request
-from rendering.signing import raw_path_candidates
+from rendering.signing import raw_path_candidates, url_signed
 from rendering.store import SMALL_RENDER_BYTES, render_forget, render_open, render_read
 from sources.origins.local import local_root_for
 from sources.selectors import source_get
@@ -156,16 +159,42 @@ def _processing_response(request, job):
     return response
 
 
+# The three examples of the background-removal product text, on photographs demo/origin/ ships
+# (its LICENSE.md): the cutout, the cutout on a new colour, the cutout as a watermark in front
+# of a landscape.
+DEMO_PERSON = "astronaut.jpg"
+DEMO_LANDSCAPE = "aitzgorri.jpg"
+DEMO_COLOUR = "F2C14E"
+DEMO_SUFFIXES = {".jpg", ".jpeg", ".png"}
+
+
 def home(request):
-    """A landing page; in development it shows the demo source's files before and after."""
-    context = {"demo_slug": "demo", "demo_files": []}
+    """A landing page; in development it shows the three examples and the demo source's files
+    before and after."""
+    context = {"demo_slug": "demo", "demo_files": [], "examples": []}
     demo = source_get(slug="demo")
     if demo is not None and demo.kind == demo.Kind.LOCAL_FOLDER:
         try:
-            folder = local_root_for(demo.local_path)
-            context["demo_files"] = sorted(
-                p.name for p in folder.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"}
-            )[:12]
+            names = {p.name for p in local_root_for(demo.local_path).iterdir()}
         except (OSError, ImproperlyConfigured):
-            pass  # A misconfigured demo folder just shows no files.
+            names = set()  # A misconfigured demo folder just shows no files.
+        context["demo_files"] = sorted(n for n in names if PurePath(n).suffix.lower() in DEMO_SUFFIXES)[:12]
+        if {DEMO_PERSON, DEMO_LANDSCAPE} <= names:
+            context["examples"] = [{"title": title, "src": url, "url": request.build_absolute_uri(url)}
+                                   for title, url in demo_examples(demo)]
     return render(request, "home.html", context)
+
+
+def demo_examples(source) -> list[tuple[str, str]]:
+    """(caption, URL) of each example on `source`, signed when the source requires it."""
+    base = f"/render/{source.slug}/"
+    cutout = f"{quote(DEMO_PERSON)}?bg-remove=true"
+    # The watermark is itself a render on the same source: its query travels percent-encoded
+    # inside the `mark` value, so its `&` does not end `mark` and start the outer parameters.
+    mark = quote(f"{cutout}&w=240", safe="")
+    examples = [
+        ("The background removed", f"{cutout}&w=300"),
+        ("On a new colour", f"{cutout}&bg={DEMO_COLOUR}&w=300"),
+        ("Using a watermark", f"{quote(DEMO_LANDSCAPE)}?w=600&mark={mark}&mark-align=bottom,center"),
+    ]
+    return [(title, url_signed(source=source, url=base + url)) for title, url in examples]
