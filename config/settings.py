@@ -350,7 +350,8 @@ USAGE_BUFFER_MAX_RECORDS = env.int("USAGE_BUFFER_MAX_RECORDS", default=500)
 BG_REMOVE_MODEL_HOME = Path(env.str("BG_REMOVE_MODEL_HOME", default=str(VAR_DIR / "models")))
 # The model used when a request names none.
 BG_REMOVE_DEFAULT_MODEL = env.str("BG_REMOVE_DEFAULT_MODEL", default="u2netp")
-# The models this deployment provisions and serves; a worker refuses to start without them.
+# The models provision_models installs by default and each worker loads at start (it refuses to
+# start without them). Any other provisioned model is served too, loaded on its first job.
 BG_REMOVE_MODELS = env.list("BG_REMOVE_MODELS", default=[BG_REMOVE_DEFAULT_MODEL])
 if BG_REMOVE_DEFAULT_MODEL not in BG_REMOVE_MODELS:
     raise ImproperlyConfigured("BG_REMOVE_DEFAULT_MODEL must be one of BG_REMOVE_MODELS.")

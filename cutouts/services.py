@@ -27,7 +27,7 @@ from core.metrics import ORIGIN_ERRORS
 from cutouts.admission import bg_remove_admission_lock, bg_remove_admit, bg_remove_count
 from cutouts.metrics import INFERENCES, JOB_SECONDS, JOBS
 from cutouts.models import BgRemoveJob
-from cutouts.remover import cutout, inference_size
+from cutouts.remover import cutout, inference_size, session_get
 from cutouts.signals import bg_remove_job_ended
 from imaging.decode import (
     DECODERS,
@@ -324,8 +324,11 @@ class _LeaseKept:
 
 
 def _process(job: BgRemoveJob) -> BgRemoveJob:
-    started = time.monotonic()
     try:
+        # First: a model this worker lacks fails the job with its reason (503 model_not_provisioned),
+        # before any fetch; a provisioned one not preloaded is loaded here, once per process.
+        session_get(job.model)
+        started = time.monotonic()
         obj = origin_for(job.source).fetch(job.path, max_bytes=settings.ORIGIN_MAX_BYTES)
         fetched = time.monotonic()
         image_check_bg_removable(obj.data)

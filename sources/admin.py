@@ -1,9 +1,12 @@
 """Admin for sources: account managers set background removal to inherit, on or off."""
 
+from django import forms
+from django.conf import settings
 from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
 
 from accounts.admin import HistoryRevertMixin
+from core.model_files import models_provisioned
 from sources.models import Source
 from sources.selectors import source_bg_remove_enabled
 from sources.services import ORIGIN_FIELDS
@@ -29,6 +32,26 @@ class SourceAdmin(HistoryRevertMixin, SimpleHistoryAdmin):
     @admin.display(boolean=True, description="bg-remove in effect")
     def bg_remove_effective(self, obj):
         return source_bg_remove_enabled(source=obj)
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        field = form.base_fields.get("bg_remove_model")
+        if field is not None:
+            # A choice of what this server has, not a free text field to misspell: the models
+            # provisioned here, each file checked against its checksum (once per process).
+            available = models_provisioned()
+            choices = [("", f"Platform default ({settings.BG_REMOVE_DEFAULT_MODEL})")]
+            choices += [(name, name) for name in available]
+            current = obj.bg_remove_model if obj is not None else ""
+            if current and current not in available:
+                # Shown as it is rather than silently replaced; saving asks for another (Source.clean).
+                choices.append((current, f"{current} (not provisioned here: renders use the default)"))
+            field.widget = forms.Select(choices=choices)
+            field.help_text = (
+                f"Available on this server: {', '.join(available) or 'none'}. An operator adds another "
+                "rembg model with `manage.py provision_models NAME` (docs/deploy.md)."
+            )
+        return form
 
     def get_fieldsets(self, request, obj=None):
         if request.user.is_superuser:

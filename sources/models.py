@@ -1,6 +1,5 @@
 """Sources: where an account's images come from, and what rendering they allow."""
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
@@ -8,6 +7,7 @@ from simple_history.models import HistoricalRecords
 
 from accounts.history import history_user
 from accounts.models import Account
+from core.model_files import MODELS, model_provisioned, models_provisioned
 from sources.origins.base import OriginKind
 from sources.origins.local import local_root_for
 
@@ -96,8 +96,9 @@ class Source(models.Model):
             missing = "s3_secret_access_key" if self.s3_access_key_id else "s3_access_key_id"
             errors[missing] = ("An S3 key id and its secret go together: give both, or neither "
                                "for anonymous (unsigned) requests.")
-        if self.bg_remove_model and self.bg_remove_model not in settings.BG_REMOVE_MODELS:
-            errors["bg_remove_model"] = f"Not provisioned here; choose one of {', '.join(settings.BG_REMOVE_MODELS)}."
+        if self.bg_remove_model and not model_provisioned(self.bg_remove_model):
+            known = "Not provisioned here" if self.bg_remove_model in MODELS else "Not a model this platform knows"
+            errors["bg_remove_model"] = f"{known}; choose one of {', '.join(models_provisioned())}, or leave it empty."
         if not isinstance(self.secure_tokens, list) or not all(isinstance(t, str) and t for t in self.secure_tokens):
             errors["secure_tokens"] = "A list of non-empty strings."
         elif self.require_signature and not self.secure_tokens:

@@ -4,6 +4,7 @@ from django.conf import settings
 
 from core.errors import NotFoundError
 from core.local_cache import MISSING, ExpiringCache
+from core.model_files import model_provisioned
 from sources.models import Source
 
 # slug → source (or None). Every rendering request looks its source up; keeping it a
@@ -48,9 +49,11 @@ def source_bg_remove_enabled(*, source: Source) -> bool:
 
 
 def source_bg_remove_model(*, source: Source, requested: str | None = None) -> str:
-    """The model for a render: a provisioned one asked for on the URL, else the source's default."""
-    if requested and requested in settings.BG_REMOVE_MODELS:
+    """The model for a render: one asked for on the URL, else the source's, else the platform's
+    default; the first two only when provisioned here (file present, checksum verified once per
+    process), whether or not BG_REMOVE_MODELS preloads them."""
+    if requested and model_provisioned(requested):
         return requested
-    if source.bg_remove_model in settings.BG_REMOVE_MODELS:
+    if source.bg_remove_model and model_provisioned(source.bg_remove_model):
         return source.bg_remove_model
     return settings.BG_REMOVE_DEFAULT_MODEL
