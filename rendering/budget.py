@@ -9,6 +9,7 @@ from django.conf import settings
 from core.errors import ServiceError, ServiceUnavailableError
 from rendering.encode import format_resolve
 from rendering.operations.mark import mark_drawn_size, mark_tile_count
+from rendering.operations.pad import pad_size
 from rendering.operations.resize import output_size, rect_size, target_box
 from rendering.params import RenderParams
 
@@ -64,9 +65,11 @@ def render_budget_check(*, size: tuple[int, int], params: RenderParams, requeste
     budget is scaled down to it, as the output ceiling scales it: nothing in the URL asked for
     those pixels. A size asked for explicitly is refused with the limit named. `has_alpha` says
     whether the output may have transparency (true when unsure: it only chooses the stricter budget).
+    `size` is the image's after trim (services: trim runs before this check), and the output
+    counts the padding: what the encoder writes is the padded canvas.
     """
     own_size = rect_size(size, params.rect)
-    out = output_size(own_size, params)
+    out = pad_size(output_size(own_size, params), params)
     if mark_size is not None:
         _mark_check(mark_size, out, params)
     fmt = format_resolve(requested, params=params, has_alpha=has_alpha, default=default)

@@ -42,6 +42,11 @@ ALIASES = {
     "mf": "mark-fit",
     "markfit": "mark-fit",
     "mtile": "mark-tile",
+    "trimcolor": "trim-color",
+    "trimmd": "trim-md",
+    "trimpad": "trim-pad",
+    "trimsd": "trim-sd",
+    "trimtol": "trim-tol",
 }
 
 MAX_DIMENSION = 8192
@@ -57,6 +62,9 @@ TRANSPARENT_WHITE = (255, 255, 255, 0)  # imgix's default fill, `0FFF`: white on
 MARK_FITS = {"clip", "crop", "fill", "max", "scale"}
 FILLS = {"solid", "blur"}
 REFINEMENTS = {"none", "post-process", "alpha-matting"}
+TRIMS = {"alpha", "color", "auto", "colorunlessalpha"}
+TRIM_MD, TRIM_SD = 11.0, 10.0  # imgix's defaults for trim=auto.
+PAD_SIDES = ("left", "top", "right", "bottom")
 TRUE_VALUES = {"true", "1"}
 FALSE_VALUES = {"false", "0"}
 
@@ -107,6 +115,15 @@ class RenderParams:
     fill: str = ""
     fill_color: tuple | None = None  # RGBA
     bg: tuple | None = None  # RGBA
+    # Trim (first, on the decoded image or cutout) and pad (after sizing).
+    trim: str = ""
+    trim_alpha: int = 0
+    trim_color: tuple | None = None  # RGBA; None: the colour of the top-left pixel (imgix).
+    trim_tol: float = 0.0
+    trim_md: float = TRIM_MD
+    trim_sd: float = TRIM_SD
+    trim_pad: int = 0
+    pad: tuple = (0, 0, 0, 0)  # left, top, right, bottom
     # Output.
     fm: str = ""
     q: int | None = None
@@ -139,7 +156,8 @@ class RenderParams:
     @property
     def has_operations(self) -> bool:
         """Whether anything besides encoding changes the pixels."""
-        return any([self.w, self.h, self.rect, self.bg, self.mark, self.ar, self.bg_remove_output])
+        return any([self.w, self.h, self.rect, self.bg, self.mark, self.ar, self.bg_remove_output, self.trim,
+                    any(self.pad)])
 
     def effective(self, fmt: str) -> "RenderParams":
         """The same operation with every value that cannot change the output reset to its
@@ -174,6 +192,8 @@ class RenderParams:
             fill=fill_style,
             fill_color=None if fill_color == TRANSPARENT_WHITE else fill_color,
             bg=self.bg if self.bg and self.bg[3] > 0 else None,  # Over a transparent colour: unchanged.
+            pad=self.pad,
+            **self._trim_effective(),
         )
         # "" is the origin's own format (unknown here); a cutout's default is PNG.
         final = fmt or ("png" if self.bg_remove and not self.auto_compress else "")
@@ -186,6 +206,20 @@ class RenderParams:
         if self.mark:
             values.update(self._mark_effective())
         return RenderParams(**values)
+
+    def _trim_effective(self) -> dict:
+        by_alpha = self.trim in ("alpha", "colorunlessalpha")
+        by_color = self.trim in ("color", "colorunlessalpha")
+        auto = self.trim == "auto"
+        return dict(
+            trim=self.trim,
+            trim_alpha=self.trim_alpha if by_alpha else 0,
+            trim_color=self.trim_color if by_color else None,
+            trim_tol=self.trim_tol if by_color else 0.0,
+            trim_md=self.trim_md if auto else TRIM_MD,
+            trim_sd=self.trim_sd if auto else TRIM_SD,
+            trim_pad=self.trim_pad if self.trim else 0,
+        )
 
     def _mark_effective(self) -> dict:
         sized = bool(self.mark_w or self.mark_h)
@@ -329,6 +363,14 @@ def _list(value: str, choices: set) -> tuple:
     return tuple(dict.fromkeys(v for v in items if v in choices))
 
 
+def _pad(values: dict) -> tuple:
+    """pad for every side, pad-left|top|right|bottom for one (they win over pad)."""
+    every = _int(values.get("pad", ""), 0, MAX_DIMENSION) or 0
+    sides = (_int(values[f"pad-{side}"], 0, MAX_DIMENSION) if f"pad-{side}" in values else None
+             for side in PAD_SIDES)
+    return tuple(every if side is None else side for side in sides)
+
+
 def _fm(value: str) -> str:
     value = value.strip().lower()
     value = FORMAT_ALIASES.get(value, value)
@@ -421,6 +463,14 @@ def _params_parse(raw_query: str) -> RenderParams:
         fill=_choice(values.get("fill", ""), FILLS, "") if fill_active else "",
         fill_color=get("fill-color", color_parse) if fill_active else None,
         bg=get("bg", color_parse),
+        trim=_choice(values.get("trim", ""), TRIMS, ""),
+        trim_alpha=get("trim-alpha", _int, 0, 0, 255),
+        trim_color=get("trim-color", color_parse),
+        trim_tol=get("trim-tol", _float, 0.0, 0.0, 255.0),
+        trim_md=get("trim-md", _float, TRIM_MD, 0.0, 255.0),
+        trim_sd=get("trim-sd", _float, TRIM_SD, 0.0, 255.0),
+        trim_pad=get("trim-pad", _int, 0, -MAX_DIMENSION, MAX_DIMENSION),
+        pad=_pad(values),
         fm=_fm(values.get("fm", "")),
         q=get("q", _int, None, 0, 100),
         lossless=_bool(values.get("lossless", ""), False),

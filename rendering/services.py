@@ -23,7 +23,9 @@ from rendering.marks import MarkError, MarkLoopError, MarkTooDeepError, mark_ref
 from rendering.models import Render
 from rendering.operations.bg import bg_apply
 from rendering.operations.mark import mark_apply
+from rendering.operations.pad import pad_apply
 from rendering.operations.resize import rect_apply, resize_apply
+from rendering.operations.trim import trim_apply
 from rendering.params import MAX_DIMENSION, RenderParams, params_parse
 from rendering.signing import expires_check, signature_check
 from rendering.store import mark_name, render_get, render_inputs, render_key, render_store, storage_errors
@@ -98,9 +100,9 @@ def render_request(req: RenderRequest) -> RenderOutcome:
 
 def _serve(*, source: Source, path: str, params: RenderParams, accept: str, chain: tuple = ()) -> RenderOutcome:
     """The whole order of a render on one screen, after render_request's checks: lookup → source
-    image (the cutout, or the origin) → the mark's image → decode → budget → stages (STAGES) →
-    encode → store. Each step answers or hands on; the fallbacks are renders under keys of their
-    own. `chain`: the renders this one is a mark of, (source id, path) outermost first."""
+    image (the cutout, or the origin) → the mark's image → decode → trim → budget → stages (STAGES)
+    → encode → store. Each step answers or hands on; the fallbacks are renders under keys of
+    their own. `chain`: the renders this one is a mark of, (source id, path) outermost first."""
     fmt = format_negotiate(params, accept)
 
     # 1. Lookup: a finished render is one indexed lookup away, with no image work at all.
@@ -182,6 +184,8 @@ def _serve(*, source: Source, path: str, params: RenderParams, accept: str, chai
         if mark.store_as:
             with storage_errors():
                 default_storage.save(mark.store_as, ContentFile(mark.data))
+        # Trim first, before the budget: the output's size follows the trimmed image's.
+        image = trim_apply(image, stage_params)
         # 4. Budget: what the output may cost, checked before any work on pixels (budget.py).
         default = format_default(kind, cutout=cutout)
         budget = render_budget_check(size=image_geometry(image).size, params=stage_params, requested=fmt,
@@ -264,6 +268,10 @@ def _resize(image, params: RenderParams, context: StageContext):
     return resize_apply(image, params, max_pixels=context.max_pixels)
 
 
+def _pad(image, params: RenderParams, context: StageContext):
+    return pad_apply(image, params, max_pixels=context.max_pixels)
+
+
 def _bg(image, params: RenderParams, context: StageContext):
     return bg_apply(image, params.bg) if params.bg else image
 
@@ -272,23 +280,23 @@ def _mark(image, params: RenderParams, context: StageContext):
     return mark_apply(image, context.mark, params) if context.mark is not None else image
 
 
-# The order of operations after decode and background removal (SPEC, docs/rendering.md): rect →
-# fit/crop/resize (w, h, dpr, ar, min/max) → fill → bg → mark, after the matte when it is asked for
-# instead of the cutout. Each stage: (image, params, context).
-STAGES = (_mask, _rect, _resize, _bg, _mark)
+# The order of operations after decode, background removal and trim (SPEC, docs/rendering.md):
+# the matte when it is asked for instead of the cutout → rect → fit/crop/resize (w, h, dpr, ar,
+# min/max) → fill → pad → bg → mark. Each stage: (image, params, context).
+STAGES = (_mask, _rect, _resize, _pad, _bg, _mark)
 
 
 def _may_have_alpha(image, params: RenderParams) -> bool:
     """Whether the render may come out with transparency (for auto=compress's choice of encoder
-    before the work): an opaque bg removes it, a transparent fill adds it."""
+    before the work): an opaque bg removes it, a transparent fill or pad adds it."""
     if params.bg and params.bg[3] == 255:
         return False
-    return image_has_alpha(image) or params.fit in ("fill", "fillmax")
+    return image_has_alpha(image) or params.fit in ("fill", "fillmax") or any(params.pad)
 
 
 def _decode_size(params: RenderParams, fmt: str) -> tuple[int, int] | None:
     """The smallest decoded size the render needs, when it is known before decoding."""
-    if fmt == "json" or params.rect or params.mark:
+    if fmt == "json" or params.rect or params.mark or params.trim:  # trim's box needs every pixel.
         return None
     if not (params.w or params.h):
         if params.ar:

@@ -7,6 +7,7 @@ from django.conf import settings
 from PIL import Image, ImageFilter
 
 from imaging.decode import image_geometry
+from rendering.operations.pad import pad_inner
 from rendering.params import MAX_DIMENSION, SMART_CROPS, TRANSPARENT_WHITE, Dim, RenderParams
 
 Box = tuple[int, int]
@@ -86,7 +87,9 @@ def fit_size(size: Box, box: Box, fit: str) -> Box:
 
 
 def target_box(size: Box, params: RenderParams) -> Box | None:
-    """The box the fit mode works in, or None when nothing asks for a new size."""
+    """The box the fit mode works in, or None when nothing asks for a new size. With `pad`, the
+    requested w×h includes the padding (imgix), so the image is sized into what it leaves; a
+    side not asked for follows the image's aspect ratio inside the padding."""
     width, height = size
     w = params.w.pixels(width) if params.w else None
     h = params.h.pixels(height) if params.h else None
@@ -95,15 +98,16 @@ def target_box(size: Box, params: RenderParams) -> Box | None:
         # ar alone reframes at native resolution: cropped for crop, padded for fill (imgix ar doc).
         return _fit_cap(_ar_frame(size, ar, inside=params.fit == "crop"), params.fit) if ar else None
     aspect = ar[0] / ar[1] if ar else width / height
+    across, down = params.pad[0] + params.pad[2], params.pad[1] + params.pad[3]
     if w is None:
-        w = max(1, round(h * aspect))
+        w = max(1, round(max(1, h - down) * aspect)) + across
     if h is None:
-        h = max(1, round(w / aspect))
+        h = max(1, round(max(1, w - across) / aspect)) + down
     if params.fit == "crop":
         w, h = _bounded(w, params.min_w, params.max_w), _bounded(h, params.min_h, params.max_h)
     # dpr multiplies the CSS-pixel box, bounds included, so dpr=2 is the same picture, denser.
     w, h = max(1, round(w * params.dpr)), max(1, round(h * params.dpr))
-    return _fit_cap((w, h), params.fit)
+    return pad_inner(_fit_cap((w, h), params.fit), params)
 
 
 def fit_apply(image: Image.Image, box: Box, fit: str, params: RenderParams = DEFAULTS) -> Image.Image:

@@ -18,6 +18,8 @@ NAMES = sorted({
     "fp-z", "max-w", "max-h", "min-w", "min-h", "ar", "rect", "fill", "fill-color", "bg", "fm", "q",
     "lossless", "auto", "mark", "mark-align", "mark-alpha", "mark-pad", "mark-scale", "mark-w", "mark-h",
     "mark-x", "mark-y", "mark-fit", "mark-tile", "mark-rot", "expires", "s", "ixlib", "mark64", "bg64",
+    "trim", "trim-alpha", "trim-color", "trim-tol", "trim-md", "trim-sd", "trim-pad", "pad", "pad-left",
+    "pad-right", "pad-top", "pad-bottom",
     *ALIASES,
 })
 WORDS = ["true", "false", "1", "0", "crop", "clip", "fill", "fillmax", "max", "min", "scale", "clamp",
@@ -25,7 +27,8 @@ WORDS = ["true", "false", "1", "0", "crop", "clip", "fill", "fillmax", "max", "m
          "format", "compress", "format,compress", "jpg", "png", "png8", "webp", "avif", "gif", "json", "tiff",
          "f00", "8f00", "ff0000", "80ff0000", "red", "transparent", "zzz", "16:9", "0:0", "a:b", "1,2,3,4",
          "0.1,0.1,0.5,0.5", "-1,0,10,10", "mark.png", "https://example.com/m.png", "../../etc/passwd",
-         "u2netp", "u2net", "nope", "grid", "", "%", "%zz", "%00", "\u00e9", "NaN", "inf", "-inf", "1e309"]
+         "u2netp", "u2net", "nope", "grid", "", "%", "%zz", "%00", "\u00e9", "NaN", "inf", "-inf", "1e309",
+         "alpha", "color", "auto", "colorunlessalpha"]
 # Sizes stay modest so ten thousand renders fit in CI; the 8192 cap has its own tests.
 NUMBERS = st.one_of(st.integers(-50, 600).map(str), st.floats(-2, 3, allow_nan=False).map(lambda f: f"{f:.3f}"))
 VALUES = st.one_of(st.sampled_from(WORDS), NUMBERS, st.text(max_size=12))
