@@ -319,3 +319,40 @@ def test_trim_decodes_at_full_resolution():
 
     assert _decode_size(params_parse("w=100"), "") is not None  # A JPEG may decode at 1/2, 1/4, 1/8…
     assert _decode_size(params_parse("w=100&trim=color"), "") is None  # … but not to find a trim box.
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_the_recipe_and_the_matte_through_a_real_worker(client, source, worker_env, tmp_path):
+    """The product-shot recipe and bg-remove-output=mask on astronaut.jpg, the cutout made by a
+    real Celery worker with the real model."""
+    from tests.conftest import start_worker, stop_process
+    from tests.cutouts.test_tasks import wait_until
+
+    recipe = f"/render/acme-photos/astronaut.jpg?{RECIPE}&bg=fff"
+    matte = "/render/acme-photos/astronaut.jpg?bg-remove=true&bg-remove-output=mask&trim=alpha"
+    assert client.get(recipe).status_code == 202
+    worker = start_worker(worker_env, tmp_path / "worker.log")
+    try:
+        done = wait_until(lambda: (r := client.get(recipe)).status_code == 200 and r)
+    finally:
+        stop_process(worker.proc)
+    canvas = np.asarray(Image.open(io.BytesIO(body_of(done))).convert("RGB"))
+    assert canvas.shape == (800, 800, 3)
+    subject = np.argwhere((canvas != WHITE).any(axis=-1))
+    (top, left), (bottom, right) = subject.min(axis=0), subject.max(axis=0) + 1
+    assert min(top, left) >= 38 and max(bottom, right) <= 762  # Inside the 40 px margin…
+    assert min(top, left) <= 42 or max(bottom, right) >= 758  # …and touching it on one axis.
+
+    mask = client.get(matte)
+    assert mask.status_code == 200
+    image = Image.open(io.BytesIO(body_of(mask)))
+    assert image.mode == "L" and image.getextrema() == (0, 255)
+    # Trimmed to the subject: the matte's own edges touch it.
+    values = np.asarray(image)
+    assert values[0].max() > 0 and values[-1].max() > 0 and values[:, 0].max() > 0 and values[:, -1].max() > 0
+
+
+def body_of(response) -> bytes:
+    return b"".join(response.streaming_content) if response.streaming else response.content
