@@ -9,8 +9,9 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 from django.conf import settings
-from PIL import Image
+from PIL import Image, ImageChops
 
 from core.errors import ServiceError
 from core.model_files import MODELS, model_provisioned
@@ -62,7 +63,7 @@ def session_get(name: str):
     return session
 
 
-REFINEMENTS = ("none", "post-process", "alpha-matting")
+REFINEMENTS = ("none", "post-process", "clean-edges", "alpha-matting")
 
 
 def inference_size(width: int, height: int) -> tuple[int, int] | None:
@@ -82,26 +83,66 @@ def inference_size(width: int, height: int) -> tuple[int, int] | None:
 def cutout(image: Image.Image, *, model: str, refinement: str = "none") -> tuple[Image.Image, str]:
     """The image with its background made transparent (RGBA, same size), and a note for the job.
 
-    One inference whatever the refinement: the mask is computed once and refined after.
+    One inference whatever the refinement: the mask is computed once and refined after. The
+    colours are the photo's own with the mask as alpha (straight alpha), not rembg's composite
+    over transparent black, which darkens every soft edge by its alpha and again on every later
+    composite (`bg`, marks, JPEG flattening). "clean-edges" also removes the old background's
+    colour from the edges (foreground colours estimated, pymatting's estimate_foreground_ml).
     """
     from rembg import remove
-    from rembg.bg import naive_cutout
+    from rembg.bg import fix_image_orientation
 
     image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
     session, options = session_get(model), _PREDICT_OPTIONS.get(model, {})
-    if refinement != "alpha-matting":
-        return remove(image, session=session, post_process_mask=refinement == "post-process", **options), ""
-    mask = remove(image, session=session, only_mask=True, **options)
+    mask = remove(image, session=session, only_mask=True, post_process_mask=refinement == "post-process", **options)
+    # The colours as rembg oriented the mask (image_decode's images are upright already).
+    image = fix_image_orientation(image)
+    if refinement not in ("alpha-matting", "clean-edges"):
+        return _straight(image, mask), ""
     budget, memory = settings.BG_REMOVE_MATTING_SECONDS, settings.BG_REMOVE_MATTING_MAX_BYTES
+    name = "Alpha matting" if refinement == "alpha-matting" else "Edge cleaning"
+    compute = _alpha_matting if refinement == "alpha-matting" else _clean_edges
     try:
-        return _matting_in_child(image, mask, seconds=budget, max_bytes=memory), ""
+        return _refine_in_child(compute, image, mask, seconds=budget, max_bytes=memory), ""
     except _MattingTimeout:
-        note = f"Alpha matting took longer than its budget of {budget:g} s; the plain mask was used."
+        note = f"{name} took longer than its budget of {budget:g} s; the plain mask was used."
     except MemoryError:
-        note = f"Alpha matting needed more than its memory budget of {memory // 2**20} MiB; the plain mask was used."
+        note = f"{name} needed more than its memory budget of {memory // 2**20} MiB; the plain mask was used."
     except ValueError:
-        note = "Alpha matting could not refine this image; the plain mask was used."
-    return naive_cutout(image.convert("RGBA"), mask), note
+        note = f"{name} could not refine this image; the plain mask was used."
+    return _straight(image, mask), note
+
+
+def _straight(image: Image.Image, mask: Image.Image) -> Image.Image:
+    """The photo's colours with the mask as alpha (times the photo's own alpha, if it has one)."""
+    rgba = image.convert("RGBA")
+    mask = mask.convert("L")
+    rgba.putalpha(ImageChops.multiply(rgba.getchannel("A"), mask) if "A" in image.getbands() else mask)
+    return rgba
+
+
+def _alpha_matting(image: Image.Image, mask: Image.Image) -> Image.Image:
+    from rembg.bg import alpha_matting_cutout
+
+    return alpha_matting_cutout(image, mask, 240, 10, 10)
+
+
+def _clean_edges(image: Image.Image, mask: Image.Image) -> Image.Image:
+    """Straight alpha whose colours, where the mask is soft, are the foreground's alone: the
+    estimate of what the subject's colour is under the old background's."""
+    from pymatting import estimate_foreground_ml
+
+    rgb = np.asarray(image.convert("RGB"), dtype=np.float64) / 255.0
+    alpha = np.asarray(mask.convert("L"), dtype=np.float64) / 255.0
+    foreground = estimate_foreground_ml(rgb, alpha)
+    colours = Image.fromarray(np.clip(foreground * 255.0 + 0.5, 0, 255).astype(np.uint8), "RGB")
+    return _straight(colours if "A" not in image.getbands() else _with_alpha(colours, image), mask)
+
+
+def _with_alpha(colours: Image.Image, image: Image.Image) -> Image.Image:
+    rgba = colours.convert("RGBA")
+    rgba.putalpha(image.getchannel("A"))
+    return rgba
 
 
 class _MattingTimeout(Exception):
@@ -111,8 +152,10 @@ class _MattingTimeout(Exception):
 _PR_SET_PDEATHSIG = 1
 
 
-def _matting_in_child(image: Image.Image, mask: Image.Image, *, seconds: float, max_bytes: int) -> Image.Image:
-    """rembg's alpha_matting_cutout in a forked child, killed at the time budget or once it holds
+def _refine_in_child(compute, image: Image.Image, mask: Image.Image, *, seconds: float,
+                     max_bytes: int) -> Image.Image:
+    """`compute(image, mask)` (alpha matting, edge cleaning) in a forked child, killed at the time
+    budget or once it holds
     `max_bytes` of its own memory, so neither its CPU nor its memory outlives the budget (a
     thread could only be abandoned, running on and holding gigabytes after the job ended).
 
@@ -122,8 +165,6 @@ def _matting_in_child(image: Image.Image, mask: Image.Image, *, seconds: float, 
     its own `workqueue` threads (config/celery_app.py), which survive a fork; GNU OpenMP's would
     abort the child.
     """
-    from rembg.bg import alpha_matting_cutout
-
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # The child: never returns.
@@ -132,7 +173,7 @@ def _matting_in_child(image: Image.Image, mask: Image.Image, *, seconds: float, 
             os.close(read_end)
             ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # Dies with its worker.
             try:
-                result = alpha_matting_cutout(image, mask, 240, 10, 10)
+                result = compute(image, mask)
                 payload = b"K" + f"{result.mode}:{result.width}:{result.height}\n".encode() + result.tobytes()
             except ValueError:
                 payload = b"V"

@@ -61,7 +61,7 @@ SMART_CROPS = ("focalpoint", "entropy", "edges")  # "faces" has no detector: it 
 TRANSPARENT_WHITE = (255, 255, 255, 0)  # imgix's default fill, `0FFF`: white once flattened.
 MARK_FITS = {"clip", "crop", "fill", "max", "scale"}
 FILLS = {"solid", "blur"}
-REFINEMENTS = {"none", "post-process", "alpha-matting"}
+REFINEMENTS = {"none", "post-process", "clean-edges", "alpha-matting"}
 TRIMS = {"alpha", "color", "auto", "colorunlessalpha"}
 TRIM_MD, TRIM_SD = 11.0, 10.0  # imgix's defaults for trim=auto.
 PAD_SIDES = ("left", "top", "right", "bottom")

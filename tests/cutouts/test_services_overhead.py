@@ -55,13 +55,24 @@ def test_the_embedded_sqlite_database_runs_in_wal_mode(tmp_path):
         assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def rembg_straight(image, *, post_process=False) -> Image.Image:
+    """rembg's mask as alpha over the photo's own colours (what cutout() stores: straight alpha,
+    not rembg.remove's composite over transparent black, tests/cutouts/test_remover.py)."""
+    from rembg import remove
+    from rembg.bg import fix_image_orientation
+
+    image = fix_image_orientation(image).convert("RGB")
+    mask = remove(image, session=session_get("u2netp"), only_mask=True, post_process_mask=post_process)
+    rgba = image.convert("RGBA")
+    rgba.putalpha(mask)
+    return rgba
+
+
 @pytest.mark.parametrize("refinement", ["none", "post-process"])
-def test_the_cutout_is_rembg_remove_pixel_for_pixel(refinement):
+def test_the_cutout_is_rembgs_mask_on_the_photo_pixel_for_pixel(refinement):
     image = image_decode((FIXTURES / "astronaut.jpg").read_bytes())
     ours, note = cutout(image, model="u2netp", refinement=refinement)
-    from rembg import remove
-
-    theirs = remove(image, session=session_get("u2netp"), post_process_mask=refinement == "post-process")
+    theirs = rembg_straight(image, post_process=refinement == "post-process")
     assert note == "" and ours.mode == theirs.mode == "RGBA" and ours.size == theirs.size
     assert np.array_equal(pixels(ours), pixels(theirs))
     alpha = pixels(ours)[..., 3]
@@ -75,27 +86,22 @@ def test_an_image_not_yet_upright_or_rgb_is_cut_out_as_rembg_would():
     exif[0x0112] = 6  # Stored sideways.
     buf = io.BytesIO()
     photo.save(buf, "JPEG", quality=95, exif=exif)
-    from rembg import remove
-
-    session = session_get("u2netp")
     sideways = Image.open(io.BytesIO(buf.getvalue()))
     ours, _ = cutout(sideways, model="u2netp")
     assert ours.size == (photo.height, photo.width)
-    assert np.array_equal(pixels(ours), pixels(remove(Image.open(io.BytesIO(buf.getvalue())), session=session)))
+    assert np.array_equal(pixels(ours), pixels(rembg_straight(Image.open(io.BytesIO(buf.getvalue())))))
     grey = photo.convert("L")
-    assert np.array_equal(pixels(cutout(grey, model="u2netp")[0]), pixels(remove(grey.convert("RGB"), session=session)))
+    assert np.array_equal(pixels(cutout(grey, model="u2netp")[0]), pixels(rembg_straight(grey)))
 
 
 @pytest.mark.django_db
-def test_a_job_stores_rembgs_cutout_losslessly_as_run_length_png(source):
+def test_a_job_stores_its_cutout_losslessly_as_run_length_png(source):
     data = (FIXTURES / "astronaut.jpg").read_bytes()
     job = BgRemoveJob.objects.create(source=source, path="astronaut.jpg", model="u2netp")
     done = jobs.bg_remove_job_process(job_id=job.id)
     with default_storage.open(done.cutout_name) as fh:
         stored = fh.read()
-    from rembg import remove
-
-    expected = Image.open(io.BytesIO(remove(data, session=session_get("u2netp"))))
+    expected = rembg_straight(Image.open(io.BytesIO(data)))
     assert np.array_equal(pixels(Image.open(io.BytesIO(stored))), pixels(expected))
     # The encoding chosen for speed: run-length deflate, not zlib's default strategy.
     rle = io.BytesIO()

@@ -1,0 +1,73 @@
+"""The stored cutout's colours: the photo's own with the mask as alpha (no dark fringes), and
+with clean-edges the foreground's estimated colours. On the real model and a committed photo."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cutouts.remover import cutout
+from tests.conftest import FIXTURES
+
+
+@pytest.fixture(scope="module")
+def photo() -> Image.Image:
+    with Image.open(FIXTURES / "astronaut.jpg") as image:
+        return image.convert("RGB")
+
+
+def soft(result: Image.Image) -> np.ndarray:
+    alpha = np.asarray(result.getchannel("A"))
+    return (alpha > 0) & (alpha < 255)
+
+
+def on_white(result: Image.Image) -> np.ndarray:
+    white = Image.new("RGBA", result.size, (255, 255, 255, 255))
+    return np.asarray(Image.alpha_composite(white, result).convert("RGB"), dtype=np.float64)
+
+
+def test_soft_edges_keep_the_photos_colour(photo):
+    result, note = cutout(photo, model="u2netp")
+    assert note == "" and result.mode == "RGBA" and result.size == photo.size
+    edges = soft(result)
+    assert edges.sum() > 1000  # Not vacuous: u2netp's mask is soft along the subject.
+    stored = np.asarray(result.convert("RGB"))[edges]
+    assert np.array_equal(stored, np.asarray(photo)[edges])
+
+
+def test_no_dark_rim_on_white(photo):
+    result, _ = cutout(photo, model="u2netp")
+    edges = soft(result)
+    alpha = np.asarray(result.getchannel("A"), dtype=np.float64)[edges][:, None] / 255
+    expected = np.asarray(photo, dtype=np.float64)[edges] * alpha + 255 * (1 - alpha)
+    drawn = on_white(result)[edges]
+    assert np.abs(drawn - expected).mean() < 1.0
+    # rembg's own cutout (colour × alpha, then alpha again) is the dark rim this replaces: in the
+    # half-transparent pixels it would draw a visibly darker edge.
+    half = ((alpha > 0.25) & (alpha < 0.75))[:, 0]
+    premultiplied = np.asarray(photo, dtype=np.float64)[edges] * alpha * alpha + 255 * (1 - alpha)
+    assert half.sum() > 100
+    assert (expected[half] - premultiplied[half]).mean() > 10
+
+
+def test_clean_edges_stores_the_estimated_foreground(photo):
+    from pymatting import estimate_foreground_ml
+
+    plain, _ = cutout(photo, model="u2netp")
+    cleaned, note = cutout(photo, model="u2netp", refinement="clean-edges")
+    assert note == ""
+    assert np.array_equal(np.asarray(cleaned.getchannel("A")), np.asarray(plain.getchannel("A")))
+    edges = soft(cleaned)
+    alpha = np.asarray(cleaned.getchannel("A"), dtype=np.float64) / 255
+    estimate = estimate_foreground_ml(np.asarray(photo, dtype=np.float64) / 255, alpha)
+    expected = np.clip(estimate * 255 + 0.5, 0, 255).astype(np.uint8)[edges]
+    assert np.abs(np.asarray(cleaned.convert("RGB"), dtype=np.int16)[edges] - expected).max() <= 1
+    # It changes the edges' colours (the old background's taken out), not the inside.
+    assert (np.asarray(cleaned.convert("RGB"))[edges] != np.asarray(plain.convert("RGB"))[edges]).any()
+
+
+def test_clean_edges_over_its_budget_keeps_the_plain_cutout(photo, settings):
+    settings.BG_REMOVE_MATTING_SECONDS = 0.01
+    result, note = cutout(photo, model="u2netp", refinement="clean-edges")
+    assert "Edge cleaning took longer than its budget" in note
+    plain, _ = cutout(photo, model="u2netp")
+    assert np.array_equal(np.asarray(result), np.asarray(plain))
