@@ -40,8 +40,19 @@ def _check_models(**kwargs):
     if not _runs_jobs():
         return
 
-    from cutouts.remover import models_missing, provision_hint
+    from cutouts.remover import models_missing, provision_hint, providers_missing
 
+    absent = providers_missing(settings.BG_REMOVE_PROVIDERS)
+    if absent:
+        import onnxruntime
+
+        sys.stderr.write(
+            f"ONNX Runtime has no {', '.join(absent)} (BG_REMOVE_PROVIDERS); it has "
+            f"{', '.join(onnxruntime.get_available_providers())}. Install the ONNX Runtime build that "
+            "has it (onnxruntime-gpu for CUDA, onnxruntime-openvino for OpenVINO), or change BG_REMOVE_PROVIDERS.\n"
+        )
+        sys.stderr.flush()
+        os._exit(2)
     missing = models_missing(settings.BG_REMOVE_MODELS)
     if missing:
         sys.stderr.write(

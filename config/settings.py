@@ -377,6 +377,13 @@ BG_REMOVE_EXPECTED_JOB_SECONDS = env.float("BG_REMOVE_EXPECTED_JOB_SECONDS", def
 BG_REMOVE_MATTING_SECONDS = env.float("BG_REMOVE_MATTING_SECONDS", default=20)
 # It runs in a child process killed at that budget, which may allocate this many bytes at most.
 BG_REMOVE_MATTING_MAX_BYTES = env.int("BG_REMOVE_MATTING_MAX_BYTES", default=2 * 1024**3)
+# ONNX Runtime execution providers for the model, in order (e.g. CUDAExecutionProvider,
+# CPUExecutionProvider, or OpenVINOExecutionProvider): passed to rembg explicitly, and a worker
+# asked for one ONNX Runtime lacks exits at start rather than running on the CPU unnoticed.
+BG_REMOVE_PROVIDERS = env.list("BG_REMOVE_PROVIDERS", default=["CPUExecutionProvider"])
+# Threads one inference uses: 1, with one worker process per core, made the most cutouts per
+# minute on a 2-core machine (ONNX Runtime's default, every core per process, oversubscribes).
+BG_REMOVE_INTRA_OP_THREADS = env.int("BG_REMOVE_INTRA_OP_THREADS", default=1)
 # Origins over this many pixels are scaled down (aspect kept) before the model, as imgix caps
 # bg-remove output at 10 MP: the stored cutout is that size, and renders resize from it.
 BG_REMOVE_MAX_PIXELS = env.int("BG_REMOVE_MAX_PIXELS", default=10_000_000)

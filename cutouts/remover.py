@@ -57,13 +57,26 @@ def session_get(name: str):
                     f"fails its checksum); run `{provision_hint([name])}`."
                 )
             os.environ["U2NET_HOME"] = str(Path(settings.BG_REMOVE_MODEL_HOME).resolve())
+            import onnxruntime
             from rembg import new_session
 
-            session = _sessions[name] = new_session(name, providers=["CPUExecutionProvider"])
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = settings.BG_REMOVE_INTRA_OP_THREADS
+            options.inter_op_num_threads = 1  # Sequential execution (the default) runs one node at a time.
+            session = _sessions[name] = new_session(name, providers=list(settings.BG_REMOVE_PROVIDERS),
+                                                    sess_opts=options)
     return session
 
 
 REFINEMENTS = ("none", "post-process", "clean-edges", "alpha-matting")
+
+
+def providers_missing(names) -> list[str]:
+    """Those of the execution providers `names` this process's ONNX Runtime does not have."""
+    import onnxruntime
+
+    available = set(onnxruntime.get_available_providers())
+    return [name for name in names if name not in available]
 
 
 def inference_size(width: int, height: int) -> tuple[int, int] | None:

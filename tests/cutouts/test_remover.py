@@ -71,3 +71,12 @@ def test_clean_edges_over_its_budget_keeps_the_plain_cutout(photo, settings):
     assert "Edge cleaning took longer than its budget" in note
     plain, _ = cutout(photo, model="u2netp")
     assert np.array_equal(np.asarray(result), np.asarray(plain))
+
+
+def test_sessions_use_the_configured_providers_and_threads():
+    from cutouts.remover import providers_missing, session_get
+
+    session = session_get("u2netp").inner_session
+    assert session.get_providers() == ["CPUExecutionProvider"]
+    assert session.get_session_options().intra_op_num_threads == 1
+    assert providers_missing(["CPUExecutionProvider", "NoSuchExecutionProvider"]) == ["NoSuchExecutionProvider"]

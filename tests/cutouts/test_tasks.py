@@ -284,3 +284,17 @@ def test_a_whole_worker_killed_mid_job_hands_it_to_another(live_server, web_sour
     job = BgRemoveJob.objects.get()
     assert (job.status, job.inferences) == ("done", 1) and job.attempts == 2
     assert [p.name for p in (media_storage / "cutouts").rglob("*.png")] == [f"{job.id}.png"]
+
+
+def test_worker_without_its_execution_provider_fails_fast_naming_it(tmp_path, settings):
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(DJANGO_SECRET_KEY="x", CUTOUT_VAR_DIR=str(tmp_path / "var"), CUTOUT_ENV_FILE=os.devnull,
+               BG_REMOVE_MODEL_HOME=str(settings.BG_REMOVE_MODEL_HOME), DJANGO_SETTINGS_MODULE="config.settings",
+               BG_REMOVE_PROVIDERS="CUDAExecutionProvider,CPUExecutionProvider")
+    result = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--without-mingle"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert "ONNX Runtime has no CUDAExecutionProvider (BG_REMOVE_PROVIDERS)" in result.stderr
+    assert "onnxruntime-gpu" in result.stderr
