@@ -61,7 +61,7 @@ def session_get(name: str):
             from rembg import new_session
 
             options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = settings.BG_REMOVE_INTRA_OP_THREADS
+            options.intra_op_num_threads = settings.BG_REMOVE_INTRA_OP_THREADS  # 0: ONNX Runtime's choice.
             options.inter_op_num_threads = 1  # Sequential execution (the default) runs one node at a time.
             session = _sessions[name] = new_session(name, providers=list(settings.BG_REMOVE_PROVIDERS),
                                                     sess_opts=options)
@@ -127,11 +127,16 @@ def cutout(image: Image.Image, *, model: str, refinement: str = "none") -> tuple
 
 
 def _straight(image: Image.Image, mask: Image.Image) -> Image.Image:
-    """The photo's colours with the mask as alpha (times the photo's own alpha, if it has one)."""
+    """The photo's colours with the mask as alpha (times the photo's own alpha, if it has one).
+    Fully transparent pixels are stored black: nothing shows them, and zeros keep the stored PNG
+    as small as rembg's."""
     rgba = image.convert("RGBA")
     mask = mask.convert("L")
-    rgba.putalpha(ImageChops.multiply(rgba.getchannel("A"), mask) if "A" in image.getbands() else mask)
-    return rgba
+    alpha = ImageChops.multiply(rgba.getchannel("A"), mask) if "A" in image.getbands() else mask
+    pixels = np.asarray(rgba).copy()
+    pixels[..., 3] = np.asarray(alpha)
+    pixels[pixels[..., 3] == 0] = 0
+    return Image.fromarray(pixels, "RGBA")
 
 
 def _alpha_matting(image: Image.Image, mask: Image.Image) -> Image.Image:

@@ -63,9 +63,10 @@ def rembg_straight(image, *, post_process=False) -> Image.Image:
 
     image = fix_image_orientation(image).convert("RGB")
     mask = remove(image, session=session_get("u2netp"), only_mask=True, post_process_mask=post_process)
-    rgba = image.convert("RGBA")
-    rgba.putalpha(mask)
-    return rgba
+    rgba = np.asarray(image.convert("RGBA")).copy()
+    rgba[..., 3] = np.asarray(mask)
+    rgba[rgba[..., 3] == 0] = 0  # Nothing shows a fully transparent pixel's colour: stored black.
+    return Image.fromarray(rgba, "RGBA")
 
 
 @pytest.mark.parametrize("refinement", ["none", "post-process"])
