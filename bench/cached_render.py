@@ -9,7 +9,9 @@ keep-alive clients (wrk when installed) for
   - a static file with the very same bytes, served by the same server through WhiteNoise;
 and, with --gunicorn, the same cached render from the same application under gunicorn
 (2 workers × 4 threads, the server the platform used before granian; installed into the
-project's virtual environment if missing). Prints requests/s and p50/p99 latency, and the ratios.
+project's virtual environment if missing). Prints the server's CPU milliseconds per request (from
+/proc, all its processes), requests/s and p50/p99 latency, and the ratios; CPU per request is the
+headline on a shared machine.
 """
 
 import argparse
@@ -18,7 +20,7 @@ import signal
 import subprocess
 import sys
 
-from common import ROOT, Stack, free_port, load, report, wait_for
+from common import ROOT, Stack, free_port, group_members, load, report, wait_for
 
 
 def gunicorn_start(stack: Stack):
@@ -54,14 +56,15 @@ def main():
         wait_for(stack.port, RENDER)
         for path in (RENDER, STATIC):
             load(stack.port, [path], 1, args.connections)  # Warm.
-        cached = load(stack.port, [RENDER], args.seconds, args.connections)
-        static = load(stack.port, [STATIC], args.seconds, args.connections)
+        web = lambda: group_members(stack.proc.pid)  # noqa: E731  The web server's processes.
+        cached = load(stack.port, [RENDER], args.seconds, args.connections, server=web)
+        static = load(stack.port, [STATIC], args.seconds, args.connections, server=web)
         if args.gunicorn:
             proc, port = gunicorn_start(stack)
             try:
                 wait_for(port, RENDER)
                 load(port, [RENDER], 1, args.connections)  # Warm.
-                peer = load(port, [RENDER], args.seconds, args.connections)
+                peer = load(port, [RENDER], args.seconds, args.connections, server=lambda: group_members(proc.pid))
             finally:
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait(timeout=30)
@@ -70,6 +73,7 @@ def main():
     print(f"{len(body)} bytes, {args.connections} keep-alive connections, {args.seconds:g} s each, cpus: {os.cpu_count()}")
     report("cached render", cached)
     report("static file", static)
+    print(f"CPU per request cached/static: {cached['cpu_ms'] / static['cpu_ms']:.2f}  (the headline)")
     print(f"throughput cached/static: {cached['rps'] / static['rps']:.2f}")
     print(f"p50 cached/static: {cached['p50_ms'] / static['p50_ms']:.2f}")
     if peer is not None:

@@ -82,14 +82,22 @@ class Stack:
         self.proc = self.procs[0]
 
     def stop(self):
-        for proc in getattr(self, "procs", []):
+        """Every process the stack started is gone when this returns: each line's whole process
+        group, which outlives its leader when a Celery pool process is still finishing a task."""
+        procs = getattr(self, "procs", [])
+        for proc in procs:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
-        for proc in getattr(self, "procs", []):
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
+        deadline = time.monotonic() + 30
+        for proc in procs:
+            while group_members(proc.pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            proc.poll()
+            if group_members(proc.pid):
                 os.killpg(proc.pid, signal.SIGKILL)
+            while group_members(proc.pid):
+                time.sleep(0.05)
+            proc.wait()
         self.procs = []
 
     def close(self):
@@ -97,19 +105,58 @@ class Stack:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def group_members(pgid: int) -> list[int]:
+    """The live (not zombie) processes of process group `pgid`, read from /proc."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry))
+    return members
+
+
 def wrk_available() -> bool:
     return shutil.which("wrk") is not None
 
 
-def load(port, paths, seconds, connections, accept="image/webp"):
-    """Keep-alive clients request one path for `seconds`: req/s and latency percentiles.
+def load(port, paths, seconds, connections, accept="image/webp", server=None):
+    """Keep-alive clients request one path for `seconds`: req/s and latency percentiles, and,
+    given `server` (a callable returning the server's process ids), the server's CPU
+    milliseconds per request, read from /proc for all its processes: on a shared machine req/s
+    mostly says how many threads each server got, CPU per request what a request costs it.
 
     With wrk installed (`apt-get install wrk`), wrk is the client: written in C, it leaves the
     two cores to the servers being compared. Without it, Python threads (slower, so the client's
     own cost narrows the gap between servers)."""
+    pids = server() if server else []
+    before = cpu_seconds(pids)
     if wrk_available() and len(paths) == 1:
-        return _wrk(port, paths[0], seconds, connections, accept)
-    return _python_load(port, paths, seconds, connections, accept)
+        result = _wrk(port, paths[0], seconds, connections, accept)
+    else:
+        result = _python_load(port, paths, seconds, connections, accept)
+    if server:
+        result["cpu_ms"] = 1000 * (cpu_seconds(pids) - before) / max(result["requests"], 1)
+    return result
+
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids) -> float:
+    """User and system CPU-seconds of `pids` (all their threads), from /proc."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / TICKS
 
 
 def _wrk(port, path, seconds, connections, accept):
@@ -166,12 +213,16 @@ def _python_load(port, paths, seconds, connections, accept):
 
 
 def report(name, result):
+    cpu = f"  CPU {result['cpu_ms']:6.3f} ms/req" if "cpu_ms" in result else ""
     print(f"{name:28s} {result['rps']:8.0f} req/s  p50 {result['p50_ms']:7.2f} ms  p99 {result['p99_ms']:7.2f} ms"
-          f"  errors {result['errors']}  ({result.get('client', 'python')} client)")
+          f"{cpu}  errors {result['errors']}  ({result.get('client', 'python')} client)")
 
 
-def once(port, paths, connections, accept="image/webp"):
-    """Each path requested exactly once (uncached work), spread over keep-alive clients."""
+def once(port, paths, connections, accept="image/webp", server=None):
+    """Each path requested exactly once (uncached work), spread over keep-alive clients; with
+    `server`, its CPU milliseconds per request as for `load`."""
+    pids = server() if server else []
+    cpu_before = cpu_seconds(pids)
     queue = list(reversed(paths))
     lock = threading.Lock()
     latencies, errors = [], []
@@ -197,6 +248,9 @@ def once(port, paths, connections, accept="image/webp"):
         t.join()
     elapsed = time.perf_counter() - started
     latencies.sort()
-    return {"requests": len(latencies), "rps": len(latencies) / elapsed,
-            "p50_ms": 1000 * statistics.median(latencies),
-            "p99_ms": 1000 * latencies[max(int(len(latencies) * 0.99) - 1, 0)], "errors": len(errors)}
+    result = {"requests": len(latencies), "rps": len(latencies) / elapsed,
+              "p50_ms": 1000 * statistics.median(latencies),
+              "p99_ms": 1000 * latencies[max(int(len(latencies) * 0.99) - 1, 0)], "errors": len(errors)}
+    if server:
+        result["cpu_ms"] = 1000 * (cpu_seconds(pids) - cpu_before) / max(len(latencies), 1)
+    return result

@@ -24,14 +24,13 @@ from pathlib import Path
 from urllib.parse import quote
 
 import numpy as np
-from common import ROOT, Stack, wait_for
+from common import ROOT, Stack, cpu_seconds, wait_for
 from PIL import Image
 
 sys.path.insert(0, str(ROOT))
 
 CPU_LIMIT = 3.0  # CPU-seconds per request (issue 11's target).
 RSS_LIMIT = 600  # MB of RSS growth per request.
-TICKS = os.sysconf("SC_CLK_TCK")
 BIG = "w=8192&h=8192&fit=scale"
 AVIF_ACCEPT = "image/avif,image/webp,*/*"
 MARK = "w=2000&h=2000&fit=scale&fm=png"  # A mark at its largest allowed: 4 MP of PNG (budget.py).
@@ -131,17 +130,6 @@ def web_pids(root_pid: int) -> list[int]:
         found += children
         frontier = children
     return found
-
-
-def cpu_seconds(pids) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (all threads).
-    return total / TICKS
 
 
 def status_kib(pid, key) -> int:

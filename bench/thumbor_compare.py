@@ -9,7 +9,9 @@ Installs Thumbor into its own virtual environment (var/bench/thumbor-venv, once)
   2. uncached resize + WebP renders: N distinct widths of astronaut.jpg, each requested once, on
      both (/render/demo/astronaut.jpg?w=W&fm=webp vs /unsafe/Wx0/filters:format(webp)/astronaut.jpg).
 Both servers get two processes (granian: 2 workers × 4 threads, as platform/Procfile; Thumbor:
---processes 2), file result storage, quality 75. Prints req/s, p50/p99 and the ratios.
+--processes 2), file result storage, quality 75. Prints each server's CPU milliseconds per
+request (from /proc, all its processes: the headline on a shared machine), req/s, p50/p99 and
+the ratios.
 """
 
 import argparse
@@ -19,7 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from common import ROOT, Stack, free_port, load, once, report, wait_for
+from common import ROOT, Stack, free_port, group_members, load, once, report, wait_for
 
 THUMBOR_VERSION = "7.8.0"
 VENV = ROOT / "var" / "bench" / "thumbor-venv"
@@ -76,12 +78,15 @@ def main():
         wait_for(tport, THUMBOR_HIT)
         for port, path in ((stack.port, RENDER), (tport, THUMBOR_HIT)):
             load(port, [path], 1, args.connections)  # Warm.
-        ours_hit = load(stack.port, [RENDER], args.seconds, args.connections)
-        their_hit = load(tport, [THUMBOR_HIT], args.seconds, args.connections)
+        ours, theirs = (lambda: group_members(stack.proc.pid)), (lambda: group_members(tproc.pid))
+        ours_hit = load(stack.port, [RENDER], args.seconds, args.connections, server=ours)
+        their_hit = load(tport, [THUMBOR_HIT], args.seconds, args.connections, server=theirs)
 
         widths = range(100, 100 + args.renders)
-        ours_new = once(stack.port, [f"/render/demo/astronaut.jpg?w={w}&fm=webp" for w in widths], args.connections)
-        their_new = once(tport, [f"/unsafe/{w}x0/filters:format(webp)/astronaut.jpg" for w in widths], args.connections)
+        ours_new = once(stack.port, [f"/render/demo/astronaut.jpg?w={w}&fm=webp" for w in widths], args.connections,
+                        server=ours)
+        their_new = once(tport, [f"/unsafe/{w}x0/filters:format(webp)/astronaut.jpg" for w in widths],
+                         args.connections, server=theirs)
     finally:
         if tproc is not None:
             os.killpg(tproc.pid, 15)
@@ -91,10 +96,12 @@ def main():
     print(f"Thumbor {THUMBOR_VERSION}; {args.connections} keep-alive connections; cpus: {os.cpu_count()}")
     report("cached render (ours)", ours_hit)
     report("result-storage hit (Thumbor)", their_hit)
+    print(f"cached hit CPU per request ours/Thumbor: {ours_hit['cpu_ms'] / their_hit['cpu_ms']:.2f}  (the headline)")
     print(f"cached hit throughput ours/Thumbor: {ours_hit['rps'] / their_hit['rps']:.2f}  "
           f"p50 ours/Thumbor: {ours_hit['p50_ms'] / their_hit['p50_ms']:.2f}")
     report(f"uncached {args.renders} (ours)", ours_new)
     report(f"uncached {args.renders} (Thumbor)", their_new)
+    print(f"uncached CPU per request ours/Thumbor: {ours_new['cpu_ms'] / their_new['cpu_ms']:.2f}  (the headline)")
     print(f"uncached throughput ours/Thumbor: {ours_new['rps'] / their_new['rps']:.2f}")
 
 
