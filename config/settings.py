@@ -441,9 +441,7 @@ LOGGING = {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
         "json": {"()": "core.logging.JsonFormatter"},
     },
-    # Written on a thread of its own: a request only queues its access-log line.
-    "handlers": {"console": {"class": "core.logging.BackgroundStreamHandler",
-                             "formatter": "json" if LOG_FORMAT == "json" else "plain"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json" if LOG_FORMAT == "json" else "plain"}},
     # The root logger's level (to standard error).
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
