@@ -60,6 +60,10 @@ def main():
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--renders", type=int, default=300)
+    # Uncached renders: no more clients than one web process has render slots
+    # (RENDER_MAX_CONCURRENT=2): beyond them it answers 503 render_busy at once, by design, and
+    # granian may hand several connections to one process.
+    parser.add_argument("--render-connections", type=int, default=2)
     args = parser.parse_args()
     thumbor = thumbor_install()
     photo = ROOT / "tests" / "fixtures" / "astronaut.jpg"
@@ -83,10 +87,10 @@ def main():
         their_hit = load(tport, [THUMBOR_HIT], args.seconds, args.connections, server=theirs)
 
         widths = range(100, 100 + args.renders)
-        ours_new = once(stack.port, [f"/render/demo/astronaut.jpg?w={w}&fm=webp" for w in widths], args.connections,
-                        server=ours)
+        ours_new = once(stack.port, [f"/render/demo/astronaut.jpg?w={w}&fm=webp" for w in widths],
+                        args.render_connections, server=ours)
         their_new = once(tport, [f"/unsafe/{w}x0/filters:format(webp)/astronaut.jpg" for w in widths],
-                         args.connections, server=theirs)
+                         args.render_connections, server=theirs)
     finally:
         if tproc is not None:
             os.killpg(tproc.pid, 15)
