@@ -119,10 +119,13 @@ def _serve(*, source: Source, path: str, params: RenderParams, accept: str, chai
     if params.bg_remove:
         identity = {"source": source, "path": path, "model": _model(source, params),
                     "refinement": source.bg_remove_refinement}
-        if job_find(**identity) is None:
+        found = job_find(**identity)
+        if found is None:
             as_is = _transparent_origin(source, path, params)
         if as_is is None:
-            job, needs_queue = bg_remove_job_ensure(**identity)
+            # A finished job is the common case: its row, read once, is all a render needs.
+            done = found is not None and found.status == BgRemoveJob.Status.DONE
+            job, needs_queue = (found, False) if done else bg_remove_job_ensure(**identity)
             queue = (job,) if needs_queue else ()
             if job.status != BgRemoveJob.Status.DONE:
                 if not params.bg_remove_fallback:
