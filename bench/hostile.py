@@ -74,6 +74,11 @@ CASES = [
     # Marks that are renderings, nested as deep as allowed, each level at its worst allowed size.
     ("nested marks, two deep, 2000² PNG marks on 8192²", f"tiny.png?{BIG}&fm=jpg&mark=" + quote(
         f"tiny-alpha.png?{MARK}&mark=" + quote(f"dot.png?{MARK}", safe=""), safe=""), ""),
+    # trim decodes at full size (its box needs every pixel); pad grows the canvas.
+    ("trim=auto on noise 2000²", "noise.png?trim=auto&trim-md=255&trim-sd=255&fm=png", ""),
+    ("trim=color, trim-tol=255 on noise → w=2000 jpg", "noise.png?trim=color&trim-tol=255&w=2000&fm=jpg", ""),
+    ("pad=8192 on every side of 2×2", "tiny.png?pad=8192&fm=jpg", ""),
+    ("pad=8192 with w=h=8192 fit=fill", f"tiny.png?w=8192&h=8192&fit=fill&pad=8192&fm=jpg", ""),
     ("nested marks, three deep (refused)", "tiny.png?w=100&fm=jpg&mark=" + quote(
         "tiny-alpha.png?w=50&mark=" + quote("dot.png?w=20&mark=" + quote("mark50.png?w=5", safe=""), safe=""),
         safe=""), ""),
@@ -111,6 +116,9 @@ def hostile_origins(folder: Path) -> list[tuple[str, str, str]]:
         # As tests/imaging/test_decode_hostile.py asks (w=256), and with no parameters at all.
         cases.append((f"{name} w=256", f"{filename}?w=256", "", expected))
         cases.append((f"{name} (no parameters)", f"{filename}", "", (None, None)))
+        if name.endswith(("_at_limits", "_at_ceiling")):
+            # trim needs every pixel: no reduced-scale decode for the largest files allowed.
+            cases.append((f"{name} trim=auto w=256", f"{filename}?trim=auto&w=256", "", (None, None)))
     return cases
 
 
