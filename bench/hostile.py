@@ -78,7 +78,7 @@ CASES = [
     ("trim=auto on noise 2000²", "noise.png?trim=auto&trim-md=255&trim-sd=255&fm=png", ""),
     ("trim=color, trim-tol=255 on noise → w=2000 jpg", "noise.png?trim=color&trim-tol=255&w=2000&fm=jpg", ""),
     ("pad=8192 on every side of 2×2", "tiny.png?pad=8192&fm=jpg", ""),
-    ("pad=8192 with w=h=8192 fit=fill", f"tiny.png?w=8192&h=8192&fit=fill&pad=8192&fm=jpg", ""),
+    ("pad=8192 with w=h=8192 fit=fill", "tiny.png?w=8192&h=8192&fit=fill&pad=8192&fm=jpg", ""),
     ("nested marks, three deep (refused)", "tiny.png?w=100&fm=jpg&mark=" + quote(
         "tiny-alpha.png?w=50&mark=" + quote("dot.png?w=20&mark=" + quote("mark50.png?w=5", safe=""), safe=""),
         safe=""), ""),
