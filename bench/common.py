@@ -84,25 +84,30 @@ class Stack:
     def stop(self):
         """Every process the stack started is gone when this returns: each line's whole process
         group, which outlives its leader when a Celery pool process is still finishing a task."""
-        procs = getattr(self, "procs", [])
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        for proc in procs:
-            while group_members(proc.pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            proc.poll()
-            if group_members(proc.pid):
-                os.killpg(proc.pid, signal.SIGKILL)
-            while group_members(proc.pid):
-                time.sleep(0.05)
-            proc.wait()
+        group_stop(*getattr(self, "procs", []))
         self.procs = []
 
     def close(self):
         self.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def group_stop(*procs: subprocess.Popen):
+    """SIGTERM to the process group of each of `procs` (each started with start_new_session),
+    SIGKILL to what is left after 30 s; returns once no process of those groups is alive."""
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    for proc in procs:
+        while group_members(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        proc.poll()
+        if group_members(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+        while group_members(proc.pid):
+            time.sleep(0.05)
+        proc.wait()
 
 
 def group_members(pgid: int) -> list[int]:
