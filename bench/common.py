@@ -252,10 +252,24 @@ def once(port, paths, connections, accept="image/webp", server=None):
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - started
-    latencies.sort()
+    cpu = cpu_seconds(pids) - cpu_before if server else None
+    return _once_result(latencies, elapsed, len(errors), cpu)
+
+
+def once_combine(results):
+    """One result for several `once` runs on the same server (rounds interleaved with other
+    servers, so a change in the machine's load falls on every server alike)."""
+    cpu = [r["cpu_s"] for r in results]
+    return _once_result([t for r in results for t in r["latencies"]], sum(r["elapsed"] for r in results),
+                        sum(r["errors"] for r in results), None if None in cpu else sum(cpu))
+
+
+def _once_result(latencies, elapsed, errors, cpu):
+    latencies = sorted(latencies)
     result = {"requests": len(latencies), "rps": len(latencies) / elapsed,
               "p50_ms": 1000 * statistics.median(latencies),
-              "p99_ms": 1000 * latencies[max(int(len(latencies) * 0.99) - 1, 0)], "errors": len(errors)}
-    if server:
-        result["cpu_ms"] = 1000 * (cpu_seconds(pids) - cpu_before) / max(len(latencies), 1)
+              "p99_ms": 1000 * latencies[max(int(len(latencies) * 0.99) - 1, 0)], "errors": errors,
+              "latencies": latencies, "elapsed": elapsed, "cpu_s": cpu}
+    if cpu is not None:
+        result["cpu_ms"] = 1000 * cpu / max(len(latencies), 1)
     return result

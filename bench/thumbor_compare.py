@@ -1,7 +1,7 @@
 """The platform vs Thumbor and ipx on the same machine, image and sizes, one run.
 
 Usage: .venv/bin/python bench/thumbor_compare.py [--seconds 8] [--connections 8] [--renders 300]
-       [--no-ipx]
+       [--rounds 5] [--no-ipx]
 
 Installs Thumbor into its own virtual environment (var/bench/thumbor-venv) and ipx with the
 machine's npm (var/bench/ipx), once each, then runs
@@ -11,7 +11,8 @@ machine's npm (var/bench/ipx), once each, then runs
      results, so it has no cached hit to compare;
   2. uncached resize + WebP renders: N distinct widths of astronaut.jpg, each requested once, on
      all three (/render/demo/astronaut.jpg?w=W&fm=webp, /unsafe/Wx0/filters:format(webp)/astronaut.jpg,
-     /w_W,f_webp,q_75/astronaut.jpg), then checks that the three give the same dimensions.
+     /w_W,f_webp,q_75/astronaut.jpg), in --rounds interleaved rounds (the servers take turns),
+     then checks that the three give the same dimensions.
 Each server gets two processes (granian: 2 workers × 4 threads, as platform/Procfile; Thumbor:
 --processes 2; ipx: a node cluster of 2, bench/ipx_server.cjs), quality 75, WebP effort 4
 (Pillow's method=4, sharp's default effort). Prints each server's CPU milliseconds per request
@@ -28,7 +29,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from common import ROOT, Stack, free_port, get, group_members, group_stop, load, once, report, wait_for
+from common import ROOT, Stack, free_port, get, group_members, group_stop, load, once, once_combine, report, wait_for
 from PIL import Image
 
 THUMBOR_VERSION = "7.8.0"
@@ -110,6 +111,7 @@ def main():
     # (RENDER_MAX_CONCURRENT=2): beyond them it answers 503 render_busy at once, by design, and
     # granian may hand several connections to one process.
     parser.add_argument("--render-connections", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--ipx-processes", type=int, default=2)
     parser.add_argument("--no-ipx", action="store_true", help="leave ipx out (no node/npm on this machine)")
     args = parser.parse_args()
@@ -150,11 +152,18 @@ def main():
         ours_hit = load(stack.port, [RENDER], args.seconds, args.connections, server=servers["ours"])
         their_hit = load(tport, [THUMBOR_HIT], args.seconds, args.connections, server=servers["Thumbor"])
 
-        new = {}
         for name, url in uncached.items():
             # Warm every process on widths outside the measured ones: first renders load codecs.
             once(ports[name], [url(w) for w in range(90, 100)], args.render_connections)
-            new[name] = once(ports[name], [url(w) for w in widths], args.render_connections, server=servers[name])
+        # The widths in rounds, each server in turn and the order turning each round, so that
+        # the load of a shared machine changing during the run falls on all three alike.
+        rounds = {name: [] for name in uncached}
+        for r in range(args.rounds):
+            names = list(uncached)[r % len(uncached):] + list(uncached)[:r % len(uncached)]
+            for name in names:
+                rounds[name].append(once(ports[name], [uncached[name](w) for w in widths[r::args.rounds]],
+                                         args.render_connections, server=servers[name]))
+        new = {name: once_combine(results) for name, results in rounds.items()}
         # Afterwards, so the check's renders are not in the figures (ours and Thumbor's are stored hits now).
         sample = list(widths)[:: max(len(widths) // 10, 1)] + [widths[-1]]
         outputs = {name: [webp_size(ports[name], url(w)) for w in sample] for name, url in uncached.items()}
