@@ -170,7 +170,7 @@ def _wrk(port, path, seconds, connections, accept):
          f"http://127.0.0.1:{port}{path}"], check=True, capture_output=True, text=True).stdout
 
     def ms(label):
-        match = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        match = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
         value, unit = float(match.group(1)), match.group(2)
         return value * {"us": 0.001, "ms": 1, "s": 1000}[unit]
 

@@ -76,8 +76,8 @@ def ipx_install():
     if _npm_version("ipx") != IPX_VERSION or _npm_version("sharp") != SHARP_VERSION:
         IPX_PREFIX.mkdir(parents=True, exist_ok=True)
         # sharp's install script only checks for the prebuilt libvips that npm installs beside it.
-        subprocess.run(["npm", "install", "--prefix", str(IPX_PREFIX), "--no-audit", "--no-fund", "--loglevel=error",
-                        f"ipx@{IPX_VERSION}", f"sharp@{SHARP_VERSION}"], check=True)
+        subprocess.run(["npm", "install", "--prefix", str(IPX_PREFIX), "--save-exact", "--no-audit", "--no-fund",
+                        "--loglevel=error", f"ipx@{IPX_VERSION}", f"sharp@{SHARP_VERSION}"], check=True)
 
 
 def _npm_version(package):
