@@ -6,6 +6,7 @@ import hashlib
 import json
 import shutil
 import socket
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -17,7 +18,7 @@ from PIL import Image
 
 from core.model_files import MODELS, model_provisioned, models_provisioned
 from cutouts.quantization import CALIBRATION_HOME, CALIBRATION_PHOTOS, KEEP_FLOAT
-from cutouts.remover import cutout, session_get
+from cutouts.remover import cutout, models_missing, session_get
 from cutouts.services import bg_remove_job_process
 from tests.conftest import FIXTURES, ROOT
 from tests.settings import BG_REMOVE_MODEL_HOME as PROVISIONED
@@ -36,7 +37,9 @@ def committed_photos() -> dict:
     return {path.name: path for path in photos.values()}
 
 
-@pytest.fixture(scope="module")
+# Per session, not module: pytest-django runs this module's database tests apart from the others,
+# and a module fixture would be built twice.
+@pytest.fixture(scope="session")
 def built(tmp_path_factory):
     """A model home with the real u2netp file (checksummed on the way in) and u2netp-int8 built from it."""
     home = tmp_path_factory.mktemp("models")
@@ -91,8 +94,8 @@ def test_it_is_quantised_and_loaded_with_u2netps_processing(home):
     conv = next(node for node in graph.node if node.name == KEEP_FLOAT[0])
     assert weights[conv.input[1]].data_type == onnx.TensorProto.FLOAT
     assert (home / "u2netp-int8.onnx").stat().st_size < 0.4 * (home / "u2netp.onnx").stat().st_size
-    session = session_get("u2netp-int8")
-    assert session.name() == "u2net_custom" and session.inner_session._model_path == str(home / "u2netp-int8.onnx")
+    session = session_get("u2netp-int8")  # Loaded once per process, from the home of the first test to use it.
+    assert session.name() == "u2net_custom" and Path(session.inner_session._model_path).name == "u2netp-int8.onnx"
 
 
 def test_the_build_record_says_what_it_was_built_from(home):
@@ -183,6 +186,15 @@ def test_a_source_and_a_render_may_name_it(client, source, home):
     assert queued.status_code == 202
     job = bg_remove_job_process(job_id=queued.json()["job"])
     assert (job.model, job.status) == ("u2netp-int8", "done"), job.error_message
+
+
+def test_a_worker_may_preload_it(home, copy_home, settings):
+    # A worker's start check (config/celery_app.py) refuses BG_REMOVE_MODELS that are not provisioned.
+    settings.BG_REMOVE_MODEL_HOME = home
+    assert models_missing(["u2netp", "u2netp-int8"]) == []
+    settings.BG_REMOVE_MODEL_HOME = copy_home
+    (copy_home / "u2netp-int8.onnx.json").unlink()
+    assert models_missing(["u2netp", "u2netp-int8"]) == ["u2netp-int8"]
 
 
 @pytest.mark.django_db
