@@ -78,7 +78,7 @@ MODELS = {spec.name: spec for spec in [
     # rembg publishes a SHA-256 for this one, not an MD5.
     ModelFile("bria-rmbg", f"{_RELEASE}/bria-rmbg-2.0.onnx",
               "sha256:5b486f08200f513f460da46dd701db5fbb47d79b4be4b708a19444bcd4e79958"),
-    # Opt-in: u2netp with int8 weights and activations, about 0.6× its inference time and a mask
+    # Opt-in: u2netp with int8 weights and activations, about half its inference time, and masks
     # within IoU 0.95 of its own on the test photos (docs/deploy.md, Models). rembg's u2net_custom
     # session loads it with u2netp's own pre- and post-processing; the name is not one of rembg's.
     ModelFile("u2netp-int8", derived_from="u2netp", recipe="qdq-int8-per-channel-minmax-1",
