@@ -21,6 +21,7 @@ from django.utils import timezone
 from core.errors import ServiceUnavailableError
 from core.local_cache import ExpiringCache
 from cutouts.models import BgRemoveJob
+from rendering.hot import hot_clear
 from rendering.models import Render, RenderInput
 from sources.models import Source
 
@@ -188,6 +189,7 @@ def render_evict(*, account_id: int) -> int:
         for _, key, name, etag, _ in chosen:
             _renders.pop(key)
             _bodies.pop((name, etag))
+        hot_clear()
         storage_objects_release({row[2] for row in chosen})
         count, size = count - len(chosen), size - sum(row[4] for row in chosen)
     evicted = len(chosen)
@@ -302,12 +304,14 @@ def render_forget(render: Render) -> None:
     """Drops a render whose stored object is gone, so the next request makes it again."""
     _renders.pop(render.key)
     _bodies.pop((render.storage_name, render.etag))
+    hot_clear()
     Render.objects.filter(pk=render.pk).delete()
 
 
 def render_lookup_cache_clear() -> None:
     _renders.clear()
     _bodies.clear()
+    hot_clear()
     _totals.clear()
 
 
