@@ -96,10 +96,11 @@ def _render(request, source, path):
         # A 304 or a HEAD is a render served, but sends no image bytes.
         sent = outcome.render.size if response.status_code == 200 and request.method == "GET" else 0
         usage_record(source_id=outcome.source.id, day=timezone.now().date(), served_bytes=sent, hit=outcome.hit)
-        if sent and not outcome.fallback:
+        match = request.resolver_match  # None when the view is called directly (tests).
+        if sent and not outcome.fallback and match is not None:
             # The same request again may be answered before Django, with this response (hot.py).
             response.hot = HotResponse(account=outcome.source.account, source_id=outcome.source.id,
-                                       expires=outcome.params.expires, route=request.resolver_match.route)
+                                       expires=outcome.params.expires, route=match.route)
     if outcome.fallback:
         # The image without removal, for now: never cached downstream; the headers say why
         # (X-Bg-Remove-Failure-Reason, as imgix's failure-reason header).
