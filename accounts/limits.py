@@ -67,3 +67,7 @@ def render_admit(*, account: Account) -> None:
                rate=account_limits(account).render_rate)
 
 
+def rate_status(*, group: str, account: Account, rate: str) -> dict | None:
+    """The account's counter for `group` without counting (django-ratelimit's usage: count,
+    limit, time_left), for X-RateLimit-* headers; None when the cache is unavailable."""
+    return _usage(group=group, account=account, rate=rate, increment=False)
