@@ -50,7 +50,7 @@ class ApiKey(models.Model):
         WRITE = "write"
         PURGE = "purge"
         KEYS = "keys"
-        # The remove.bg-compatible API (/v1.0/…, removebg/): `X-Api-Key` with this scope only.
+        # The remove.bg-compatible API (/v1.0/…, removebg_api/): `X-Api-Key` with this scope only.
         REMOVEBG = "removebg"
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="api_keys")

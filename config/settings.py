@@ -115,7 +115,7 @@ INSTALLED_APPS = [
     "usage",
     "webhooks",
     "rendering",
-    "removebg",
+    "removebg_api",
 ]
 
 MIDDLEWARE = [
@@ -391,7 +391,7 @@ BG_REMOVE_MAX_PIXELS = env.int("BG_REMOVE_MAX_PIXELS", default=10_000_000)
 # Webhook deliveries: attempts in all (backoff 10 s, 20 s, 40 s, …) before one is marked failed.
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=6)
 
-# --- The remove.bg-compatible API (removebg/, docs/removebg.md) --------------------------------
+# --- The remove.bg-compatible API (removebg_api/, docs/removebg.md) ----------------------------
 # Seconds a call waits for its cutout job before answering 429 with Retry-After (the job goes on:
 # the same call again finds it, done or further along).
 REMOVEBG_WAIT_SECONDS = env.float("REMOVEBG_WAIT_SECONDS", default=30)
@@ -413,12 +413,12 @@ REMOVEBG_IMPROVE_RATE_LIMIT = env.str("REMOVEBG_IMPROVE_RATE_LIMIT", default="10
 # The expiry of old uploads runs this often (seconds), by `celery beat`.
 REMOVEBG_EXPIRE_SECONDS = env.int("REMOVEBG_EXPIRE_SECONDS", default=3600)
 CELERY_BEAT_SCHEDULE["removebg-uploads-expire"] = {
-    "task": "removebg.tasks.removebg_uploads_expire_run",
+    "task": "removebg_api.tasks.removebg_uploads_expire_run",
     "schedule": float(REMOVEBG_EXPIRE_SECONDS),
     "options": {"expires": REMOVEBG_EXPIRE_SECONDS},
 }
 # Housekeeping, on the usage queue (the `webhooks` process): never behind cutouts.
-CELERY_TASK_ROUTES["removebg.tasks.removebg_uploads_expire_run"] = {"queue": CELERY_USAGE_QUEUE}
+CELERY_TASK_ROUTES["removebg_api.tasks.removebg_uploads_expire_run"] = {"queue": CELERY_USAGE_QUEUE}
 
 # --- REST framework ---------------------------------------------------------------------------
 REST_FRAMEWORK = {

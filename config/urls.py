@@ -15,7 +15,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(("api.urls", "api"), namespace="api")),
     # remove.bg's API (its base URL is https://api.remove.bg/v1.0): before the site's catch-all.
-    path("v1.0/", include(("removebg.urls", "removebg"), namespace="removebg")),
+    path("v1.0/", include(("removebg_api.urls", "removebg"), namespace="removebg")),
     path("", include("rendering.urls")),
 ]
 

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from removebg.views import account_view, improve_view, removebg_view
+from removebg_api.views import account_view, improve_view, removebg_view
 
 urlpatterns = [
     path("removebg", removebg_view, name="removebg"),

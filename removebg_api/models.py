@@ -41,7 +41,7 @@ class Call(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        indexes = [models.Index(fields=["account", "created_at"])]
+        indexes = [models.Index(fields=["account", "created_at"], name="removebg_call_account_time")]
         ordering = ["-created_at"]
         verbose_name = "remove.bg call"
 

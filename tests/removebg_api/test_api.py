@@ -13,8 +13,8 @@ from PIL import Image
 
 from accounts.services import api_key_create
 from cutouts.models import BgRemoveJob
-from removebg.models import Call, CreditAccount, Improvement
-from removebg.services import uploads_expire
+from removebg_api.models import Call, CreditAccount, Improvement
+from removebg_api.services import uploads_expire
 from rendering.store import render_purge
 from sources.models import Source, Upload
 from tests import hostile

@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from cutouts.models import BgRemoveJob
-from removebg.models import Call, CreditAccount
-from usage.services import usage_persist
+from removebg_api.models import Call, CreditAccount
 from usage.models import UsageDaily
+from usage.services import usage_persist
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db]
 

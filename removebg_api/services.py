@@ -39,15 +39,15 @@ from imaging.decode import (
     image_decode,
     image_sniff,
 )
-from removebg.errors import (
+from removebg_api.errors import (
     BgRemoveNotEnabledError,
     InsufficientCreditsError,
     RemoveBgError,
     TooManyWaitingError,
     WaitTimeoutError,
 )
-from removebg.models import Call, CreditAccount, Improvement
-from removebg.options import MAX_MARGIN_PX, Options
+from removebg_api.models import Call, CreditAccount, Improvement
+from removebg_api.options import MAX_MARGIN_PX, Options
 from rendering.budget import render_budget_check, render_slot
 from rendering.encode import image_encode, image_has_alpha
 from rendering.operations.bg import bg_apply

@@ -19,9 +19,9 @@ from accounts.services import api_key_authenticate
 from core.errors import ServiceError
 from core.handlers import service_error_for
 from cutouts.queueing import bg_remove_job_enqueue
-from removebg import services
-from removebg.errors import ApiKeyError, RemoveBgError
-from removebg.options import options_parse
+from removebg_api import services
+from removebg_api.errors import ApiKeyError, RemoveBgError
+from removebg_api.options import options_parse
 from usage.services import usage_record
 
 logger = logging.getLogger(__name__)

@@ -2,10 +2,10 @@
 
 from celery import shared_task
 
-from removebg import services
+from removebg_api import services
 
 
-@shared_task(name="removebg.tasks.removebg_uploads_expire_run")
+@shared_task(name="removebg_api.tasks.removebg_uploads_expire_run")
 def removebg_uploads_expire_run() -> None:
     # Not retried: the next beat tick deletes whatever this run did not.
     services.uploads_expire()

@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from removebg.models import Call, CreditAccount, Improvement
+from removebg_api.models import Call, CreditAccount, Improvement
 from sources.models import Upload
 
 

@@ -1,4 +1,4 @@
-"""Schemathesis against remove.bg's own OpenAPI description (removebg/openapi/remove.bg.json),
+"""Schemathesis against remove.bg's own OpenAPI description (removebg_api/openapi/remove.bg.json),
 pointed at our server: no 5xx, and every answer (status, content type, headers, body) as the
 spec says. Generated requests first (a bounded, derandomised number per operation and media
 type), then requests with a real photograph, whose 200s are checked against the spec too."""
@@ -13,10 +13,10 @@ from hypothesis import settings as hypothesis_settings
 
 from cutouts.models import BgRemoveJob
 from cutouts.services import bg_remove_job_process
-from removebg.models import CreditAccount
+from removebg_api.models import CreditAccount
 from tests.api.test_schemathesis import CHECKS
 
-SPEC = Path(__file__).resolve().parents[2] / "removebg" / "openapi" / "remove.bg.json"
+SPEC = Path(__file__).resolve().parents[2] / "removebg_api" / "openapi" / "remove.bg.json"
 EXAMPLES_PER_OPERATION = 25
 # Generated URLs are replaced by one no request can leave this machine for: a loopback address,
 # which the origins' network rules refuse before connecting (ORIGIN_ALLOW_LOOPBACK is off).
@@ -73,7 +73,8 @@ def test_generated_requests_conform(spec, removebg_key, settings):
 
 def test_wrong_keys_conform(spec):
     for operation in (result.ok() for result in spec.get_all_operations()):
-        case = operation.Case(media_type="application/json", body={}) if operation.method == "post" else operation.Case()
+        post = operation.method == "post"
+        case = operation.Case(media_type="application/json", body={}) if post else operation.Case()
         for headers in ({}, {"X-Api-Key": "wrong"}):
             response = case.call_and_validate(headers=headers, checks=CHECKS)
             assert response.status_code == 403

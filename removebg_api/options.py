@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from PIL import ImageColor
 
-from removebg.errors import RemoveBgError
+from removebg_api.errors import RemoveBgError
 
 # Output pixel ceilings by `size` (remove.bg: preview ≈ 0.25 MP, medium 1.5 MP, hd 4 MP, full
 # 25 MP), and its aliases. `auto` is the highest there is.

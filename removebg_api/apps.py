@@ -4,6 +4,6 @@ from django.apps import AppConfig
 
 
 class RemoveBgConfig(AppConfig):
-    name = "removebg"
+    name = "removebg_api"
     verbose_name = "remove.bg API"
     default_auto_field = "django.db.models.BigAutoField"
