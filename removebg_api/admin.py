@@ -3,6 +3,8 @@
 from django.contrib import admin
 
 from removebg_api.models import Call, CreditAccount, Improvement
+from removebg_api.services import improvement_delete
+from rendering.store import render_purge
 from sources.models import Upload
 
 
@@ -37,9 +39,25 @@ class UploadAdmin(_ReadOnly):
     search_fields = ["path", "source__slug", "source__account__slug"]
     list_select_related = ["source"]
 
+    # A purge of the image: its cutouts and renders go with it (rendering/store.py).
+    def delete_model(self, request, obj):
+        render_purge(source=obj.source, path=obj.path)
+
+    def delete_queryset(self, request, queryset):
+        for upload in queryset.select_related("source"):
+            render_purge(source=upload.source, path=upload.path)
+
 
 @admin.register(Improvement)
 class ImprovementAdmin(_ReadOnly):
     list_display = ["created_at", "account", "tag", "filename", "size"]
     search_fields = ["account__slug", "tag", "filename"]
     list_select_related = ["account"]
+
+    # Through the service, so the stored image goes with the row.
+    def delete_model(self, request, obj):
+        improvement_delete(improvement=obj)
+
+    def delete_queryset(self, request, queryset):
+        for improvement in queryset:
+            improvement_delete(improvement=improvement)

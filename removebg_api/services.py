@@ -484,6 +484,13 @@ def improvement_store(*, account: Account, data: bytes, tag: str = "", filename:
                                       storage_name=name, size=len(data))
 
 
+def improvement_delete(*, improvement: Improvement) -> None:
+    """The submission and its stored image."""
+    with storage_errors():
+        default_storage.delete(improvement.storage_name)
+    improvement.delete()
+
+
 # --- Retention -------------------------------------------------------------------------------------
 
 def uploads_expire(*, now=None, batch: int = 500) -> int:

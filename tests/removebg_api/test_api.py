@@ -142,6 +142,17 @@ class TestInputs:
         response = call({"image_file": io.BytesIO(hostile.jpeg_many_scans(scans=500, size=64))})
         assert response.status_code == 400 and errors(response)["code"] == "failed_to_read_image"
 
+    def test_other_formats_we_decode_are_kept_as_png_for_the_model(self, call, settings, media_storage):
+        settings.REMOVEBG_WAIT_SECONDS = 0
+        webp = io.BytesIO()
+        Image.new("RGB", (50, 40), (0, 0, 200)).save(webp, "WEBP")
+        assert errors(call({"image_file": io.BytesIO(webp.getvalue())}))["code"] == "result_pending"
+        upload = Upload.objects.get()
+        assert upload.path.endswith(".png") and (upload.width, upload.height) == (50, 40)
+        stored = Image.open(media_storage / "uploads" / str(upload.source_id) / upload.path)
+        assert stored.format == "PNG" and stored.size == (50, 40)
+        assert BgRemoveJob.objects.get().path == upload.path
+
     def test_background_removal_must_be_enabled_for_the_account(self, call, account):
         account.bg_remove_enabled = False
         account.save()
