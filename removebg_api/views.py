@@ -152,7 +152,7 @@ def _fields(request) -> tuple[dict, dict]:
         raise RemoveBgError("file_too_large", "File too large", (
             "A plain multipart field is limited to 2.5 MB: send the image as image_file, or its base64 "
             "in a JSON or urlencoded body.")) from None
-    except (ValueError, UnicodeDecodeError, TooManyFieldsSent, MultiPartParserError, SuspiciousOperation):
+    except (ValueError, RecursionError, TooManyFieldsSent, MultiPartParserError, SuspiciousOperation):
         raise RemoveBgError("invalid_parameters", "Invalid parameters",
                             f"The {content_type} body could not be parsed.") from None
     return {}, {}

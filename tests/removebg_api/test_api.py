@@ -120,6 +120,20 @@ class TestInputs:
         assert response.status_code == 400
         assert errors(response)["code"] in ("failed_to_read_image", "invalid_file_type")
 
+    def test_a_large_plain_multipart_field_is_refused_with_what_to_do(self, call):
+        response = call({"image_file_b64": "A" * (3 * 1024 * 1024)})
+        assert response.status_code == 400
+        error = errors(response)
+        assert error["code"] == "file_too_large" and "image_file" in error["detail"]
+
+    def test_deeply_nested_json_is_a_400(self, call):
+        response = call("[" * 100_000 + "]" * 100_000, content_type="application/json")
+        assert response.status_code == 400 and errors(response)["code"] == "invalid_parameters"
+
+    def test_non_string_fields_are_a_400(self, call):
+        response = call(json.dumps({"image_url": {"nested": 1}}), content_type="application/json")
+        assert response.status_code == 400 and errors(response)["code"] == "invalid_parameters"
+
     def test_json_that_is_not_an_object(self, call):
         response = call("[1, 2]", content_type="application/json")
         assert response.status_code == 400 and errors(response)["code"] == "invalid_parameters"
