@@ -159,6 +159,10 @@ def input_store(*, account: Account, data: bytes) -> Input:
             image = image_decode(data)
             width, height = image.size
             stored, _ = image_encode(image, "png", RenderParams())
+        if len(stored) > settings.ORIGIN_MAX_BYTES:
+            # The worker reads uploads under the same byte cap as any origin.
+            raise RemoveBgError("file_too_large", "File too large",
+                                f"As PNG, which the model takes, the image is over {settings.ORIGIN_MAX_BYTES} bytes.")
     with storage_errors():
         default_storage.save(name, ContentFile(stored))
     return Input(source, upload_record(source=source, path=path, size=len(stored), width=width, height=height))

@@ -4,7 +4,14 @@ import logging
 
 from django.core.files.storage import default_storage
 
-from sources.origins.base import Origin, OriginNotFoundError, OriginObject, OriginUnavailableError, read_capped
+from sources.origins.base import (
+    Origin,
+    OriginError,
+    OriginNotFoundError,
+    OriginObject,
+    OriginUnavailableError,
+    read_capped,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +34,8 @@ class UploadsOrigin(Origin):
         try:
             with default_storage.open(name, "rb") as fh:
                 data = read_capped(iter(lambda: fh.read(256 * 1024), b""), max_bytes)
+        except OriginError:
+            raise  # Over the byte cap.
         except FileNotFoundError:
             raise OriginNotFoundError("The uploaded image is gone (expired or purged); upload it again.") from None
         except OSError as exc:
