@@ -95,3 +95,31 @@ def test_a_call_past_the_wait_answers_429_and_the_next_finds_the_result(live_ser
         stop_process(worker.proc)
     assert second.status_code == 200 and second.headers["X-Width"] == "500"
     assert BgRemoveJob.objects.get().inferences == 1
+
+
+def test_concurrent_first_calls_for_one_image_make_one_upload_and_one_job(live_server, account, photo_jpg,
+                                                                          settings):
+    import threading
+
+    import requests
+
+    settings.REMOVEBG_WAIT_SECONDS = 0
+    settings.REMOVEBG_MAX_WAITING = 100
+    _, key = api_key_create(account=account, scopes=["removebg"])
+    url = f"{live_server.url}/v1.0/removebg"
+    barrier = threading.Barrier(12)
+    answers = []
+
+    def first_call():
+        barrier.wait()
+        answers.append(requests.post(url, files={"image_file": io.BytesIO(photo_jpg)}, headers={"X-Api-Key": key},
+                                     timeout=30))
+
+    threads = [threading.Thread(target=first_call) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert {a.json()["errors"][0]["code"] for a in answers} == {"result_pending"}, [a.text for a in answers]
+    assert BgRemoveJob.objects.count() == 1 and Upload.objects.count() == 1
+    purge_queues()
