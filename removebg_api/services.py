@@ -342,11 +342,11 @@ def _params(size: tuple[int, int], box: tuple, options: Options, ceiling: int) -
     base = {"bg_remove": True, "bg_remove_output": mask, "fit": "scale", "q": JPEG_QUALITY}
     rect = (Dim(left), Dim(top), Dim(bw), Dim(bh))
     if options.crop:
-        sw, sh = max(1, round(bw * factor)), max(1, round(bh * factor))
+        sw, sh = max(1, math.floor(bw * factor)), max(1, math.floor(bh * factor))
         pad = _margins(options.crop_margin, sw, sh)
         return RenderParams(**base, rect=rect, w=Dim(sw + pad[0] + pad[2]), h=Dim(sh + pad[1] + pad[3]), pad=pad)
     if options.scale is not None or options.position is not None:
-        cw, ch = max(1, round(width * factor)), max(1, round(height * factor))
+        cw, ch = max(1, math.floor(width * factor)), max(1, math.floor(height * factor))
         k = min(options.scale * cw / bw, options.scale * ch / bh) if options.scale is not None else factor
         sw, sh = min(cw, max(1, round(bw * k))), min(ch, max(1, round(bh * k)))
         if options.position is not None:
@@ -358,7 +358,9 @@ def _params(size: tuple[int, int], box: tuple, options: Options, ceiling: int) -
         x, y = round(px * (cw - sw)), round(py * (ch - sh))
         return RenderParams(**base, rect=rect, w=Dim(cw), h=Dim(ch), pad=(x, y, cw - sw - x, ch - sh - y))
     if factor < 1.0:
-        return RenderParams(**base, w=Dim(max(1, round(width * factor))), h=Dim(max(1, round(height * factor))))
+        # Rounded down, so the output is never over the ceiling.
+        w, h = max(1, math.floor(width * factor)), max(1, math.floor(height * factor))
+        return RenderParams(**base, w=Dim(w), h=Dim(h))
     return RenderParams(**{**base, "fit": "clip"})
 
 
