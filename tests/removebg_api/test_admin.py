@@ -55,3 +55,19 @@ def test_deleting_in_the_admin_removes_stored_files(admin_client, call, settings
     assert response.status_code == 302
     assert not Upload.objects.exists() and not BgRemoveJob.objects.exists()
     assert not any(p.is_file() for p in media_storage.rglob("*"))
+
+
+def test_an_account_manager_sets_credits_and_reads_calls(account):
+    from accounts.services import account_manager_create
+
+    account_manager_create(username="manager", password="pw")
+    credit = CreditAccount.objects.create(account=account, credits=1, free_calls=50)
+    client = Client()
+    client.login(username="manager", password="pw")
+    assert client.get("/admin/removebg_api/call/").status_code == 200
+    response = client.post(f"/admin/removebg_api/creditaccount/{credit.pk}/change/",
+                           {"account": account.pk, "credits": "25.50", "free_calls": "10"})
+    assert response.status_code == 302, response.content[:500]
+    credit.refresh_from_db()
+    assert (str(credit.credits), credit.free_calls) == ("25.50", 10)
+    assert client.get("/admin/removebg_api/improvement/").status_code == 403
