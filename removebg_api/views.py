@@ -37,6 +37,8 @@ _IMAGE_CODES = {
     "unsupported_image_type": "invalid_file_type",
     "output_too_large": "resolution_too_high",
 }
+# This process's render slots all taken: the call is fine, the server busy for a moment.
+_BUSY_CODES = {"render_busy"}
 # The request-rate counter every call counts against (accounts/limits.py render_admit).
 _REQUEST_RATE = "request rate"
 OPTION_FIELDS = ("size", "type", "type_level", "format", "roi", "crop", "crop_margin", "scale", "position",
@@ -94,6 +96,8 @@ def _error_response(error: ServiceError, account) -> JsonResponse:
     detail = getattr(error, "detail", "")
     if status in (413, 415, 422) or (400 <= status < 500 and status not in (402, 403, 429)):
         status, code = 400, _IMAGE_CODES.get(code, code)
+    elif code in _BUSY_CODES:
+        status = 429  # remove.bg's way of saying "retry after a while", which its clients do.
     response = _errors(status, code, error.message, detail)
     if error.retry_after is not None:
         response["Retry-After"] = str(int(error.retry_after))

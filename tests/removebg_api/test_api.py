@@ -206,6 +206,13 @@ class TestJobsAndLimits:
         assert response.status_code == 429 and errors(response)["code"] == "too_many_waiting"
         assert response["Retry-After"] == "2"
 
+    def test_busy_render_slots_are_429_with_retry_after(self, call, made, settings):
+        made({"image_file": io.BytesIO(png(size=(60, 60)))})
+        settings.RENDER_MAX_CONCURRENT = 0
+        response = call({"image_file": io.BytesIO(png(size=(60, 60)))})
+        assert response.status_code == 429 and errors(response)["code"] == "render_busy"
+        assert int(response["Retry-After"]) >= 1
+
     def test_request_rate_limit(self, call, account):
         account.render_rate_limit = "1/m"
         account.save()
