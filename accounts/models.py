@@ -6,7 +6,7 @@ from simple_history.models import HistoricalRecords
 
 from accounts.history import history_user
 
-# django-ratelimit's rate syntax: a count per unit, e.g. 600/m, 10/s, 5000/h.
+# A rate: a count per period, e.g. 600/m, 10/s, 5000/h, 100/5m (accounts/limits.py).
 rate_validator = RegexValidator(r"^\d+/\d*[smhd]$", "A count per period, such as 600/m, 10/s or 5000/h.")
 
 

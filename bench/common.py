@@ -84,25 +84,30 @@ class Stack:
     def stop(self):
         """Every process the stack started is gone when this returns: each line's whole process
         group, which outlives its leader when a Celery pool process is still finishing a task."""
-        procs = getattr(self, "procs", [])
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        for proc in procs:
-            while group_members(proc.pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            proc.poll()
-            if group_members(proc.pid):
-                os.killpg(proc.pid, signal.SIGKILL)
-            while group_members(proc.pid):
-                time.sleep(0.05)
-            proc.wait()
+        group_stop(*getattr(self, "procs", []))
         self.procs = []
 
     def close(self):
         self.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def group_stop(*procs: subprocess.Popen):
+    """SIGTERM to the process group of each of `procs` (each started with start_new_session),
+    SIGKILL to what is left after 30 s; returns once no process of those groups is alive."""
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    for proc in procs:
+        while group_members(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        proc.poll()
+        if group_members(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+        while group_members(proc.pid):
+            time.sleep(0.05)
+        proc.wait()
 
 
 def group_members(pgid: int) -> list[int]:
@@ -165,7 +170,7 @@ def _wrk(port, path, seconds, connections, accept):
          f"http://127.0.0.1:{port}{path}"], check=True, capture_output=True, text=True).stdout
 
     def ms(label):
-        match = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        match = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
         value, unit = float(match.group(1)), match.group(2)
         return value * {"us": 0.001, "ms": 1, "s": 1000}[unit]
 
@@ -247,10 +252,24 @@ def once(port, paths, connections, accept="image/webp", server=None):
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - started
-    latencies.sort()
+    cpu = cpu_seconds(pids) - cpu_before if server else None
+    return _once_result(latencies, elapsed, len(errors), cpu)
+
+
+def once_combine(results):
+    """One result for several `once` runs on the same server (rounds interleaved with other
+    servers, so a change in the machine's load falls on every server alike)."""
+    cpu = [r["cpu_s"] for r in results]
+    return _once_result([t for r in results for t in r["latencies"]], sum(r["elapsed"] for r in results),
+                        sum(r["errors"] for r in results), None if None in cpu else sum(cpu))
+
+
+def _once_result(latencies, elapsed, errors, cpu):
+    latencies = sorted(latencies)
     result = {"requests": len(latencies), "rps": len(latencies) / elapsed,
               "p50_ms": 1000 * statistics.median(latencies),
-              "p99_ms": 1000 * latencies[max(int(len(latencies) * 0.99) - 1, 0)], "errors": len(errors)}
-    if server:
-        result["cpu_ms"] = 1000 * (cpu_seconds(pids) - cpu_before) / max(len(latencies), 1)
+              "p99_ms": 1000 * latencies[max(int(len(latencies) * 0.99) - 1, 0)], "errors": errors,
+              "latencies": latencies, "elapsed": elapsed, "cpu_s": cpu}
+    if cpu is not None:
+        result["cpu_ms"] = 1000 * cpu / max(len(latencies), 1)
     return result

@@ -105,7 +105,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "simple_history",
-    "django_ratelimit",
     "drf_spectacular",
     # The project's apps, in their dependency order (each imports only those below it; api/ and
     # imaging/ are packages without models; tests/test_import_graph.py keeps it so).
@@ -187,9 +186,8 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-# django-ratelimit counts in the default cache. Without Redis that is per process (embedded
-# development only); with Redis, core/redis_cache.py increments atomically, so its warning is moot.
-SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"] + ([] if REDIS_URL else ["django_ratelimit.E003"])
+# The rate limits (accounts/limits.py) count in the default cache. Without Redis that is per
+# process (embedded development only); with Redis, one atomic round trip per event.
 
 # --- Celery -----------------------------------------------------------------------------------
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html
@@ -319,7 +317,7 @@ RENDER_MAX_STORED_BYTES_PER_ACCOUNT = env.int("RENDER_MAX_STORED_BYTES_PER_ACCOU
 # A render's "last used" time is written at most once per this many seconds (when a web
 # process looks it up again), so a cached hit costs no database write.
 RENDER_LAST_USED_SECONDS = env.int("RENDER_LAST_USED_SECONDS", default=600)
-# Per-account request limit (django-ratelimit syntax); an account may set its own in the admin.
+# Per-account request limit (a count per period: 600/m, 10/s, 100/5m); an account may set its own in the admin.
 RENDER_RATE_LIMIT = env.str("RENDER_RATE_LIMIT", default="1200/m")
 # The output budget (rendering/budget.py, docs/rendering.md "Limits"), checked before the work starts.
 # Each default keeps one render of a tiny origin or a hostile file under 3 CPU-s and 600 MB on a

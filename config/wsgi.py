@@ -16,6 +16,7 @@ import os
 import django
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
+from django.urls import ResolverMatch
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -29,6 +30,22 @@ class RenderHandler(WSGIHandler):
         request.urlconf = self.urlconf
         return super().get_response(request)
 
+    def resolve_request(self, request):
+        """`/render/{source}/{path}` matched by hand, as Django's resolver would match it
+        (`<str:source>/<path:path>`: a source without `/`, a path of at least one character):
+        resolving it was a tenth of a cached hit. Anything else (a source host's URLconf, job
+        status, a 404) goes through Django's resolver. `reverse` needs no URLconf of its own here:
+        ROOT_URLCONF names the same routes."""
+        path = request.path_info
+        if request.urlconf is self.urlconf and path.startswith(_RENDER_PREFIX):
+            source, slash, image = path[len(_RENDER_PREFIX):].partition("/")
+            if source and slash and image:
+                match = ResolverMatch(self.render_view, (), {"source": source, "path": image},
+                                      url_name="render", route=_RENDER_ROUTE)
+                request.resolver_match = match
+                return match
+        return super().resolve_request(request)
+
     def load_middleware(self, is_async=False):
         # BaseHandler reads settings.MIDDLEWARE; it is swapped only while this handler is built,
         # at import time, before any request is served.
@@ -38,6 +55,10 @@ class RenderHandler(WSGIHandler):
             super().load_middleware(is_async)
         finally:
             settings.MIDDLEWARE = full
+
+
+_RENDER_PREFIX = "/render/"
+_RENDER_ROUTE = "render/<str:source>/<path:path>"
 
 
 # The names CGI and WSGI give a request; nothing else of the process environment belongs in it.
@@ -52,10 +73,12 @@ class Application:
         # Process variables a server may have copied into each request's environ (an HTTP_PROXY
         # among them would pose as a request header: httpoxy).
         self._process_keys = tuple(k for k in os.environ if k not in _REQUEST_KEYS)
-        from rendering.urls import RenderPathUrls
+        from rendering.urls import RenderPathUrls, render_route
         from sources.addresses import source_slug_for_host  # After setup: apps are ready.
 
         RenderHandler.urlconf = RenderPathUrls
+        RenderHandler.render_view = staticmethod(render_route.callback)
+        assert str(render_route.pattern) == _RENDER_ROUTE, "rendering.urls changed its render route"
         self.full = WSGIHandler()
         self.render = RenderHandler()
         self._source_slug_for_host = source_slug_for_host

@@ -1,5 +1,6 @@
 """Health probes before host checks; per-request metrics and one log line per request."""
 
+import functools
 import logging
 import time
 
@@ -20,10 +21,10 @@ class RequestObservabilityMiddleware:
         match = getattr(request, "resolver_match", None)
         # The route pattern, not the path, so label values stay few.
         route = match.route if match is not None else "unmatched"
-        REQUESTS.labels(route=route, method=request.method, status=str(response.status_code)).inc()
+        _requests_child(route, request.method, response.status_code).inc()
         cache = getattr(request, "render_cache", None)
         if cache is not None:
-            RENDER_SECONDS.labels(cache=cache).observe(seconds)
+            _render_seconds_child(cache).observe(seconds)
         if route not in ("healthz", "readyz", "metrics"):
             logger.info(
                 "%s %s %s %.1fms", request.method, request.path, response.status_code, seconds * 1000,
@@ -32,6 +33,21 @@ class RequestObservabilityMiddleware:
                        "account": getattr(request, "log_account", None), "cache": cache},
             )
         return response
+
+
+# The methods Django and the API answer; any other name a client sends is counted as "other", so a
+# stranger cannot add label series (memory in every process, and on the scraper) by inventing them.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
+
+
+@functools.lru_cache(maxsize=1024)  # Routes and statuses are few; labels() takes a lock each time.
+def _requests_child(route: str, method: str, status: int):
+    return REQUESTS.labels(route, method if method in _METHODS else "other", str(status))
+
+
+@functools.lru_cache(maxsize=16)
+def _render_seconds_child(cache: str):
+    return RENDER_SECONDS.labels(cache)
 
 
 class HealthCheckMiddleware:

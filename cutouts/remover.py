@@ -14,7 +14,7 @@ from django.conf import settings
 from PIL import Image, ImageChops
 
 from core.errors import ServiceError
-from core.model_files import MODELS, model_provisioned
+from core.model_files import MODELS, model_path, model_provisioned
 
 
 class ModelNotProvisionedError(ServiceError):
@@ -63,8 +63,12 @@ def session_get(name: str):
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = settings.BG_REMOVE_INTRA_OP_THREADS  # 0: ONNX Runtime's choice.
             options.inter_op_num_threads = 1  # Sequential execution (the default) runs one node at a time.
-            session = _sessions[name] = new_session(name, providers=list(settings.BG_REMOVE_PROVIDERS),
-                                                    sess_opts=options)
+            spec = MODELS[name]
+            # A derived model is loaded by path through the session of its kind (u2netp-int8: rembg's
+            # u2net_custom, u2netp's own pre- and post-processing); rembg never hears its name.
+            where = {"model_path": str(model_path(name).resolve())} if spec.session else {}
+            session = _sessions[name] = new_session(spec.session or name, providers=list(settings.BG_REMOVE_PROVIDERS),
+                                                    sess_opts=options, **where)
     return session
 
 

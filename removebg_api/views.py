@@ -13,7 +13,7 @@ from django.http.multipartparser import MultiPartParserError
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from accounts.limits import account_limits, rate_status, render_admit
+from accounts.limits import account_limits, rate_parse, rate_status, render_admit
 from accounts.models import ApiKey
 from accounts.services import api_key_authenticate
 from core.errors import ServiceError
@@ -111,18 +111,17 @@ def _rate_headers(response, account, error: ServiceError | None = None) -> None:
     counts against; on a 429, the limit that refused it (Reset: when to try again, Unix time)."""
     limits = account_limits(account)
     rate = limits.bg_remove_rate if error is not None and error.code == "bg_remove_rate_limited" else limits.render_rate
-    limit = rate.partition("/")[0]
     now = int(time.time())
     if error is not None:
-        response["X-RateLimit-Limit"] = limit
+        response["X-RateLimit-Limit"] = str(rate_parse(rate)[0])
         response["X-RateLimit-Remaining"] = "0"
         response["X-RateLimit-Reset"] = str(now + int(error.retry_after or 1))
         return
-    status = rate_status(group=_REQUEST_RATE, account=account, rate=rate)
-    if status is not None:
-        response["X-RateLimit-Limit"] = str(status["limit"])
-        response["X-RateLimit-Remaining"] = str(max(0, status["limit"] - status["count"]))
-        response["X-RateLimit-Reset"] = str(now + int(status["time_left"]))
+    usage = rate_status(group=_REQUEST_RATE, account=account, rate=rate)
+    if usage is not None:
+        response["X-RateLimit-Limit"] = str(usage.limit)
+        response["X-RateLimit-Remaining"] = str(usage.remaining)
+        response["X-RateLimit-Reset"] = str(now + usage.reset_seconds)
 
 
 def _fields(request) -> tuple[dict, dict]:

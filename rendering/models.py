@@ -27,7 +27,12 @@ class Render(models.Model):
     last_used_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        indexes = [models.Index(fields=["source", "path"]), models.Index(fields=["source", "last_used_at"])]
+        indexes = [
+            # With the etag: a new render asks whether its bytes are already stored for the image
+            # (render_store), in one index lookup however many variants the image has.
+            models.Index(fields=["source", "path", "etag"]),
+            models.Index(fields=["source", "last_used_at"]),
+        ]
 
     def __str__(self):
         return self.storage_name

@@ -2,7 +2,9 @@
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -54,8 +56,13 @@ class RenderRequest:
     path: str
     raw_query: str
     accept: str
-    # The path as the client sent it, in the encodings it may have been signed in.
-    signed_paths: tuple
+    # The path as the client sent it, in the encodings it may have been signed in: a callable,
+    # since only a source that requires signatures (or a very long URL) needs them worked out.
+    signed_paths_for: Callable[[], list[str]]
+
+    @cached_property
+    def signed_paths(self) -> tuple:
+        return tuple(self.signed_paths_for())
 
 
 @dataclass(frozen=True)
@@ -79,7 +86,11 @@ class RenderOutcome:
 
 def render_request(req: RenderRequest) -> RenderOutcome:
     """Checks in a fixed order — signature, source, limits — then serves from cache or renders."""
-    if len(req.signed_paths[0]) + len(req.raw_query) + 1 > settings.RENDER_MAX_URL_LENGTH:
+    # A character percent-encoded is 12 long at most (4 UTF-8 bytes), and the signed path holds
+    # /render/{source}/ too: only a URL that may be too long has its path encoded to measure it.
+    bound = 12 * len(req.path) + 3 * len(req.source_slug) + len("/render//") + len(req.raw_query) + 1
+    may_be_long = bound > settings.RENDER_MAX_URL_LENGTH
+    if may_be_long and len(req.signed_paths[0]) + len(req.raw_query) + 1 > settings.RENDER_MAX_URL_LENGTH:
         raise UriTooLongError()
     source = source_get(slug=req.source_slug)
     if source is None or source.kind == Source.Kind.UPLOADS:

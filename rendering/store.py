@@ -1,13 +1,13 @@
 """The render store: finished images in object storage, indexed by what their URL means, with
 eviction and purge."""
 
+import functools
 import hashlib
 import io
 import logging
 import time
-import uuid
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -52,6 +52,11 @@ EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "im
 
 
 def render_key(*, source_id: int, path: str, model: str, canonical: str, fmt: str) -> str:
+    return _render_key(source_id, path, model, canonical, fmt)
+
+
+@functools.lru_cache(maxsize=8192)  # Hits repeat keys: hashing ~600 characters each time cost 3 % of one.
+def _render_key(source_id: int, path: str, model: str, canonical: str, fmt: str) -> str:
     raw = "\x1f".join([str(source_id), path, model, canonical, fmt])
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
@@ -95,35 +100,39 @@ def render_store(*, key: str, source, path: str, data: bytes, content_type: str,
     the other images it was made from (`inputs`: (source id, path) of its marks), so a purge of
     any of them purges it too.
 
-    Bytes equal to another render's of the same image are not written again: the new render
-    points at that object. Concurrent writers of one key each write their own file; the loser
-    of the row insert removes its file, so a reader never sees a file being overwritten.
+    Objects are named by their content under the source: bytes equal to another render's of the
+    source are not written again (the new render points at that object), without a query to
+    find it. Writers of one key race on the row insert; the loser releases its object, which
+    is deleted only if no render refers to it, so the winner's (often the same name) stays.
     """
-    etag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
-    if not storage_name:
-        storage_name = Render.objects.filter(
-            source=source, path=path, etag=etag, content_type=content_type
-        ).values_list("storage_name", flat=True).first() or ""
+    digest = hashlib.sha256(data).hexdigest()
+    etag = f'"{digest[:32]}"'
     own_file = not storage_name
     if own_file:
-        ext = EXTENSIONS.get(content_type, "bin")
+        name = f"{render_folder(source.id)}/{digest[:2]}/{digest[:40]}.{EXTENSIONS.get(content_type, 'bin')}"
         with storage_errors():
-            storage_name = default_storage.save(
-                f"{render_folder(source.id)}/{key[:2]}/{key}-{uuid.uuid4().hex[:8]}.{ext}", ContentFile(data)
-            )
+            storage_name, own_file = _object_put(name, data)
+    inputs = sorted(set(inputs))
     try:
-        with transaction.atomic():
+        # One INSERT in autocommit needs no transaction of its own; with input rows, all or none,
+        # and inside a caller's transaction a savepoint, so a lost race leaves that usable.
+        with transaction.atomic() if inputs or transaction.get_connection().in_atomic_block else nullcontext():
             render = Render.objects.create(
                 key=key, source=source, path=path, storage_name=storage_name,
                 content_type=content_type, size=len(data), etag=etag,
             )
-            RenderInput.objects.bulk_create(
-                [RenderInput(render=render, source_id=source_id, path=input_path) for source_id, input_path in
-                 sorted(set(inputs))])
+            if inputs:
+                RenderInput.objects.bulk_create(
+                    [RenderInput(render=render, source_id=source_id, path=input_path) for source_id, input_path in inputs])
     except IntegrityError:
         if own_file:
-            default_storage.delete(storage_name)
+            storage_objects_release({storage_name})
         return Render.objects.get(key=key)
+    # The request that made it sends it next, and repeats find it without a query.
+    ttl = settings.RENDER_LOOKUP_CACHE_SECONDS
+    if ttl > 0:
+        _renders.set(key, render, ttl)
+        _body_keep(render, data)
     _ceiling_check(account_id=source.account_id, size=len(data))
     return render
 
@@ -255,17 +264,29 @@ _bodies = ExpiringCache(max_entries=50_000, max_weight=0)
 
 def render_read(render: Render) -> bytes:
     """A small render's stored bytes."""
-    ident = (render.storage_name, render.etag)
-    data = _bodies.get(ident, None)
+    data = _bodies.get((render.storage_name, render.etag), None)
     if data is not None:
         return data
     with storage_errors(), default_storage.open(render.storage_name, "rb") as fh:
         data = fh.read()
-    budget = settings.RENDER_MEMORY_CACHE_BYTES
-    if budget > 0:
-        _bodies.max_weight = budget
-        _bodies.set(ident, data, settings.RENDER_LOOKUP_CACHE_SECONDS, weight=len(data))
+    _body_keep(render, data)
     return data
+
+
+def _body_keep(render: Render, data: bytes) -> None:
+    budget = settings.RENDER_MEMORY_CACHE_BYTES
+    if budget > 0 and len(data) <= SMALL_RENDER_BYTES:
+        _bodies.max_weight = budget
+        _bodies.set((render.storage_name, render.etag), data, settings.RENDER_LOOKUP_CACHE_SECONDS, weight=len(data))
+
+
+def _object_put(name: str, data: bytes) -> tuple[str, bool]:
+    """Stores `data` under its content name: (the name it is stored under, whether this wrote it).
+    A store that overwrites (S3) is written to (the same bytes: no reader sees a change); a
+    local folder is written to only if the object is not there yet, and never overwritten."""
+    if not getattr(default_storage, "file_overwrite", False) and default_storage.exists(name):
+        return name, False
+    return default_storage.save(name, ContentFile(data)), True
 
 
 def render_open(render: Render):

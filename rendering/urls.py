@@ -12,9 +12,9 @@ from cutouts.views import JobStatusView
 from rendering.views import home, render_view
 
 _job_status = path("_/jobs/<uuid:job_id>", JobStatusView.as_view(), name="bg-remove-job")
-_render = path("render/<str:source>/<path:path>", render_view, name="render")
+render_route = path("render/<str:source>/<path:path>", render_view, name="render")
 
-urlpatterns = [path("", home, name="home"), _render, _job_status]
+urlpatterns = [path("", home, name="home"), render_route, _job_status]
 
 
 @csrf_exempt
@@ -25,7 +25,7 @@ def _host_render(request, path):
 class RenderPathUrls:
     """`/render/…` and job status, for the rendering handler: one pattern to match, not the site's."""
 
-    urlpatterns = [_render, _job_status]
+    urlpatterns = [render_route, _job_status]
     handler404 = "core.views.not_found"
     handler500 = "core.views.internal_error"
 

@@ -74,7 +74,7 @@ def _render(request, source, path):
         path=path,
         raw_query=request.META.get("QUERY_STRING", ""),
         accept=request.META.get("HTTP_ACCEPT", ""),
-        signed_paths=tuple(raw_path_candidates(request.META)),
+        signed_paths_for=lambda: raw_path_candidates(request.META),
     )
     outcome = _render_and_queue(render_req)
     request.render_cache = "processing" if outcome.render is None else ("hit" if outcome.hit else "miss")
@@ -122,7 +122,7 @@ def _image_response(request, outcome):
     headers = {
         "Cache-Control": f"public, max-age={settings.RENDER_CACHE_MAX_AGE if max_age is None else max_age}",
         "ETag": render.etag,
-        "Last-Modified": http_date(render.created_at.timestamp()),
+        "Last-Modified": _last_modified(render),
     }
     if render.etag in _etags(request.META.get("HTTP_IF_NONE_MATCH", "")):
         response = HttpResponse(status=304)
@@ -139,6 +139,15 @@ def _image_response(request, outcome):
     for name, value in headers.items():
         response[name] = value
     return response
+
+
+def _last_modified(render) -> str:
+    # Kept on the render, which the lookup cache shares between requests: formatting the date
+    # was a tenth of a cached hit's own work.
+    value = render.__dict__.get("_last_modified")
+    if value is None:
+        value = render.__dict__["_last_modified"] = http_date(render.created_at.timestamp())
+    return value
 
 
 def _etags(header: str) -> set[str]:

@@ -1,5 +1,6 @@
 """The origin contract: fetch one image's bytes for a path, within a byte cap."""
 
+import functools
 from dataclasses import dataclass
 from posixpath import normpath
 
@@ -97,6 +98,7 @@ def read_capped(chunks, max_bytes: int) -> bytes:
     return bytes(buf)
 
 
+@functools.lru_cache(maxsize=8192)  # Every render checks its path; a refused one is not kept.
 def path_clean(path: str) -> str:
     """The path below a source's base, or PathError: no escaping, no absolute or odd paths."""
     if not path or len(path) > 1024:

@@ -90,3 +90,31 @@ def test_the_process_environment_is_not_request_metadata(source, monkeypatch):
 def test_other_paths_keep_the_full_chain(admin_user):
     status, headers, _ = call("/admin/login/")
     assert status == 200 and "csrftoken" in headers.get("Set-Cookie", "")
+
+
+@pytest.mark.parametrize("path", [
+    "/render/acme-photos/a.jpg", "/render/acme-photos/dir/b c.png", "/render/acme-photos/x/",
+    "/render/acme-photos/", "/render//a.jpg", "/render/acme-photos", "/render/", "/_/jobs/" + "0" * 32,
+    "/_/jobs/00000000-0000-0000-0000-000000000000",
+])
+def test_the_render_route_matched_by_hand_is_djangos_match(path):
+    """RenderHandler.resolve_request's shortcut gives what Django's resolver gives, or defers."""
+    from django.urls import Resolver404, resolve
+
+    from rendering.urls import RenderPathUrls
+
+    request = RequestFactory().get(path)
+    request.urlconf = RenderPathUrls
+    try:
+        expected = resolve(path, urlconf=RenderPathUrls)
+    except Resolver404:
+        expected = None
+    try:
+        got = application.render.resolve_request(request)
+    except Resolver404:
+        got = None
+    if expected is None:
+        assert got is None
+    else:
+        assert (got.func, got.args, got.kwargs, got.url_name, got.route) == (
+            expected.func, expected.args, expected.kwargs, expected.url_name, expected.route)

@@ -124,3 +124,13 @@ def test_probes_answer_whatever_the_host_header(client):
     assert client.get("/healthz", HTTP_HOST="10.1.2.3:8000").status_code == 200
     assert client.get("/readyz", HTTP_HOST="10.1.2.3:8000").status_code == 200
     assert client.get("/admin/login/", HTTP_HOST="10.1.2.3:8000").status_code == 400
+
+
+def test_an_invented_method_is_counted_as_other(client, source):
+    before = client.get("/metrics").content.decode()
+    for name in ("FOOBAR", "BAZ1", "QUUX2"):
+        client.generic(name, "/render/acme-photos/astronaut.jpg")
+    after = client.get("/metrics").content.decode()
+    assert 'method="FOOBAR"' not in after and 'method="BAZ1"' not in after
+    label = 'cutout_http_requests_total{method="other",route="render/<str:source>/<path:path>",status="405"}'
+    assert metric(after, label) - metric(before, label) == 3

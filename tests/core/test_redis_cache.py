@@ -43,3 +43,19 @@ def test_the_configured_cache_is_this_one():
     from django.core.cache import caches
 
     assert isinstance(caches["default"], AtomicIncrRedisCache)
+
+
+def test_incr_window_is_one_script_call_that_creates_the_key_with_its_expiry(cache):
+    raw = redis.Redis.from_url(settings.REDIS_URL)
+    before = command_calls(raw, "eval")
+    assert [cache.incr_window("window", 1, 30) for _ in range(3)] == [1, 2, 3]
+    assert command_calls(raw, "eval") - before >= 3
+    assert 0 < raw.ttl(cache.make_key("window")) <= 30
+    assert cache.get("window") == 3
+
+
+def test_incr_window_gives_a_key_without_expiry_one(cache):
+    raw = redis.Redis.from_url(settings.REDIS_URL)
+    raw.set(cache.make_key("forever"), 5)
+    assert cache.incr_window("forever", 1, 30) == 6
+    assert 0 < raw.ttl(cache.make_key("forever")) <= 30

@@ -1,4 +1,4 @@
-"""Rate limits (django-ratelimit on real Redis, shared by several web processes) and queue admission."""
+"""Rate limits (fixed windows on real Redis, shared by several web processes) and queue admission."""
 
 import subprocess
 import threading

@@ -384,3 +384,33 @@ def test_objects_go_when_the_delete_really_commits(client, source, media_storage
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
     assert api.delete(f"/api/v1/sources/{source.slug}").status_code == 204
     assert [p for p in media_storage.rglob("*") if p.is_file()] == []
+
+
+def test_identical_bytes_of_two_images_share_one_object_until_both_are_purged(client, source, origin_root,
+                                                                               media_storage):
+    from rendering.store import render_purge
+
+    (origin_root / "photos" / "copy.jpg").write_bytes((origin_root / "photos" / "astronaut.jpg").read_bytes())
+    first = get_ok(client, "w=70")
+    second = get_ok(client, "w=70", path="copy.jpg")
+    assert first.content == second.content
+    names = set(Render.objects.values_list("storage_name", flat=True))
+    assert len(names) == 1 and stored(media_storage) == names
+    render_purge(source=source, path="astronaut.jpg")
+    assert stored(media_storage) == names  # copy.jpg's render still refers to it.
+    assert get_ok(client, "w=70", path="copy.jpg").content == first.content
+    render_purge(source=source, path="copy.jpg")
+    assert stored(media_storage) == set()
+
+
+def test_the_loser_of_a_row_race_keeps_the_winners_object(source, media_storage):
+    """Two writers of one key store the same bytes under the same name: the one whose insert
+    fails must not delete the object the other's row refers to."""
+    from rendering.store import render_store
+
+    data = b"the same bytes"
+    kwargs = {"key": "k" * 64, "source": source, "path": "a.png", "data": data, "content_type": "image/png"}
+    winner = render_store(**kwargs)
+    with transaction.atomic():
+        loser = render_store(**kwargs)  # Its insert hits the unique key.
+    assert loser.pk == winner.pk and stored(media_storage) == {winner.storage_name}

