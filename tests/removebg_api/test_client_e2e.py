@@ -1,8 +1,12 @@
-"""remove.bg's own Python client (PyPI `removebg`) pointed at our server: a real HTTP server, a
-real Celery worker running the real model, the call waiting for its job as remove.bg's does."""
+"""remove.bg's own clients (PyPI `removebg`, npm `remove.bg`) pointed at our server: a real HTTP
+server, a real Celery worker running the real model, the call waiting for its job as remove.bg's does."""
 
 import base64
 import io
+import json
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 import removebg.removebg as removebg_client
@@ -10,9 +14,9 @@ from PIL import Image
 
 from accounts.services import api_key_create
 from cutouts.models import BgRemoveJob
-from removebg_api.models import Call
+from removebg_api.models import Call, CreditAccount
 from sources.models import Upload
-from tests.conftest import start_worker, stop_process
+from tests.conftest import IN_CI, ROOT, start_worker, stop_process
 from tests.processes import purge_queues
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
@@ -123,3 +127,59 @@ def test_concurrent_first_calls_for_one_image_make_one_upload_and_one_job(live_s
     assert {a.json()["errors"][0]["code"] for a in answers} == {"result_pending"}, [a.text for a in answers]
     assert BgRemoveJob.objects.count() == 1 and Upload.objects.count() == 1
     purge_queues()
+
+
+NPM_CLIENT = "remove.bg@1.3.0"
+
+
+@pytest.fixture(scope="session")
+def npm_client_dir():
+    """npm's `remove.bg` client installed (once, kept under var/) from the npm registry."""
+    if not (shutil.which("node") and shutil.which("npm")):
+        if IN_CI:
+            pytest.fail("node and npm are needed for the npm client's test (CI=true: it may not skip)")
+        pytest.skip("node and npm are not installed")
+    folder = ROOT / "var" / "npm-removebg-client"
+    if not (folder / "node_modules" / "remove.bg" / "package.json").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--no-save", "--prefix", str(folder), NPM_CLIENT],
+                       check=True, capture_output=True, timeout=300)
+    return folder
+
+
+def npm_call(folder, endpoint, key, mode, image, output, **options):
+    script = Path(__file__).with_name("npm_client.cjs")
+    result = subprocess.run(["node", str(script), str(folder), endpoint, key, mode, str(image), str(output),
+                             json.dumps(options)], capture_output=True, text=True, timeout=120)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_the_npm_client_removes_a_background_end_to_end(npm_client_dir, live_server, account, worker, tmp_path,
+                                                        photo_jpg):
+    CreditAccount.objects.create(account=account, credits=2, free_calls=50)
+    _, key = api_key_create(account=account, scopes=["removebg"])
+    endpoint = f"{live_server.url}/v1.0/removebg"
+    photo = tmp_path / "astronaut.jpg"
+    photo.write_bytes(photo_jpg)
+    answer = npm_call(npm_client_dir, endpoint, key, "file", photo, tmp_path / "a.png", size="regular")
+    assert answer["ok"], answer
+    # The client reads remove.bg's headers into its result.
+    result = answer["result"]
+    assert (result["resultWidth"], result["resultHeight"], result["creditsCharged"]) == ("500", "500", "0")
+    assert result["detectedType"] == "other" and int(result["rateLimitRemaining"]) >= 0
+    image = Image.open(tmp_path / "a.png")
+    assert image.format == "PNG" and image.mode == "RGBA" and image.size == (500, 500)
+
+    # As base64 in JSON, cropped and scaled: the same job; the options reach the pipeline.
+    answer = npm_call(npm_client_dir, endpoint, key, "base64", photo, tmp_path / "b.png", crop=True,
+                      crop_margin="10px", size="full")
+    assert answer["ok"], answer
+    cropped = Image.open(tmp_path / "b.png")
+    # The subject (the whole width, not the whole height) with 10 px of transparent margin.
+    assert cropped.width <= 512 + 20 and cropped.height < 512 + 20
+    assert cropped.getchannel("A").crop((0, 0, cropped.width, 10)).getextrema() == (0, 0)
+    assert BgRemoveJob.objects.get().inferences == 1
+
+    # remove.bg's errors reach the client as remove.bg's.
+    answer = npm_call(npm_client_dir, endpoint, "wrong", "file", photo, tmp_path / "c.png")
+    assert not answer["ok"] and answer["errors"][0]["title"] == "API Key invalid"
