@@ -133,7 +133,8 @@ class Input:
 
 def input_store(*, account: Account, data: bytes) -> Input:
     """The image as an upload of the account's uploads source, named by its content (so the
-    same image twice is one upload and one job). Checked before anything is stored: its type by
+    same image twice is one upload and one job). Checked before anything is stored: background
+    removal enabled for the account (or its uploads source), the image's type by
     content, its structure and pixel count from the header (JPEG, PNG); other formats we decode
     are decoded here, in a render slot, and kept as PNG, which the workers take."""
     kind = image_sniff(data)
@@ -142,6 +143,8 @@ def input_store(*, account: Account, data: bytes) -> Input:
         raise RemoveBgError("invalid_file_type", "Invalid file type", f"Expected jpg/png, received {received}")
     digest = hashlib.sha256(data).hexdigest()
     source = source_uploads_ensure(account=account)
+    if not source_bg_remove_enabled(source=source):
+        raise BgRemoveNotEnabledError()  # Before anything is kept of an image it could not use.
     path = f"{digest}.{EXTENSIONS.get(kind, 'png')}"
     existing = Upload.objects.filter(source=source, path=path).first()
     name = upload_name(source_id=source.id, path=path)
@@ -191,8 +194,6 @@ def removebg_job_ensure(*, input: Input, options: Options) -> Ensured:
     """The upload's cutout job (one per content, model and refinement), created by the first
     call only, through the same admission as rendering URLs (queue ceilings, bg-remove rate)."""
     source = input.source
-    if not source_bg_remove_enabled(source=source):
-        raise BgRemoveNotEnabledError()
     model = source_bg_remove_model(source=source, requested=TYPE_MODELS.get(options.type))
     return bg_remove_job_ensure(source=source, path=input.upload.path, model=model,
                                 refinement=source.bg_remove_refinement)

@@ -172,6 +172,7 @@ class TestInputs:
         account.save()
         response = call({"image_file_b64": base64.b64encode(png()).decode()})
         assert response.status_code == 403 and errors(response)["code"] == "bg_remove_not_enabled"
+        assert not Upload.objects.exists() and not BgRemoveJob.objects.exists()
 
 
 class TestJobsAndLimits:
