@@ -73,6 +73,7 @@ class Application:
         # Process variables a server may have copied into each request's environ (an HTTP_PROXY
         # among them would pose as a request header: httpoxy).
         self._process_keys = tuple(k for k in os.environ if k not in _REQUEST_KEYS)
+        from rendering.hot import hot_keep, hot_serve
         from rendering.urls import RenderPathUrls, render_route
         from sources.addresses import source_slug_for_host  # After setup: apps are ready.
 
@@ -82,6 +83,7 @@ class Application:
         self.full = WSGIHandler()
         self.render = RenderHandler()
         self._source_slug_for_host = source_slug_for_host
+        self._hot_serve, self._hot_keep = hot_serve, hot_keep
 
     def handler_for(self, environ) -> WSGIHandler:
         path = environ.get("PATH_INFO", "")
@@ -99,7 +101,14 @@ class Application:
     def __call__(self, environ, start_response):
         for key in self._process_keys:
             environ.pop(key, None)
-        return self.handler_for(environ)(environ, start_response)
+        body = self._hot_serve(environ, start_response)  # A repeated hit, answered before Django.
+        if body is not None:
+            return body
+        handler = self.handler_for(environ)
+        response = handler(environ, start_response)
+        if handler is self.render:
+            self._hot_keep(environ, response)
+        return response
 
 
 application = Application()

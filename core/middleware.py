@@ -21,10 +21,9 @@ class RequestObservabilityMiddleware:
         match = getattr(request, "resolver_match", None)
         # The route pattern, not the path, so label values stay few.
         route = match.route if match is not None else "unmatched"
-        _requests_child(route, request.method, response.status_code).inc()
         cache = getattr(request, "render_cache", None)
-        if cache is not None:
-            _render_seconds_child(cache).observe(seconds)
+        request_counted(route=route, method=request.method, status=response.status_code, seconds=seconds,
+                        cache=cache)
         if route not in ("healthz", "readyz", "metrics"):
             logger.info(
                 "%s %s %s %.1fms", request.method, request.path, response.status_code, seconds * 1000,
@@ -48,6 +47,13 @@ def _requests_child(route: str, method: str, status: int):
 @functools.lru_cache(maxsize=16)
 def _render_seconds_child(cache: str):
     return RENDER_SECONDS.labels(cache)
+
+
+def request_counted(*, route: str, method: str, status: int, seconds: float, cache: str | None) -> None:
+    """The request's metrics: by route, method and status; a render's time by cache outcome."""
+    _requests_child(route, method, status).inc()
+    if cache is not None:
+        _render_seconds_child(cache).observe(seconds)
 
 
 class HealthCheckMiddleware:

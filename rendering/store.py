@@ -20,7 +20,9 @@ from django.utils import timezone
 
 from core.errors import ServiceUnavailableError
 from core.local_cache import ExpiringCache
+from core.sql import CompiledLookup
 from cutouts.models import BgRemoveJob
+from rendering.hot import hot_clear
 from rendering.models import Render, RenderInput
 from sources.models import Source, Upload
 from sources.origins.uploads import upload_folder, upload_name
@@ -67,13 +69,16 @@ def _render_key(source_id: int, path: str, model: str, canonical: str, fmt: str)
 _renders = ExpiringCache(max_entries=50_000)
 
 
+# The lookup every render that is not in this process's cache makes: its SQL built once.
+_render_by_key = CompiledLookup(lambda key: Render.objects.filter(key=key)[:1])  # [:1]: no ORDER BY.
+
+
 def render_get(*, key: str) -> Render | None:
     ttl = settings.RENDER_LOOKUP_CACHE_SECONDS
     render = _renders.get(key, None) if ttl > 0 else None
     if render is not None:
         return render
-    found = list(Render.objects.filter(key=key)[:1])  # No ORDER BY, unlike first().
-    render = found[0] if found else None
+    render = _render_by_key.get(key)
     if render is not None:  # Misses are not kept: the render is usually made right after.
         _render_touch(render)
         _renders.set(key, render, ttl)
@@ -189,6 +194,7 @@ def render_evict(*, account_id: int) -> int:
         for _, key, name, etag, _ in chosen:
             _renders.pop(key)
             _bodies.pop((name, etag))
+        hot_clear()
         storage_objects_release({row[2] for row in chosen})
         count, size = count - len(chosen), size - sum(row[4] for row in chosen)
     evicted = len(chosen)
@@ -304,12 +310,14 @@ def render_forget(render: Render) -> None:
     """Drops a render whose stored object is gone, so the next request makes it again."""
     _renders.pop(render.key)
     _bodies.pop((render.storage_name, render.etag))
+    hot_clear()
     Render.objects.filter(pk=render.pk).delete()
 
 
 def render_lookup_cache_clear() -> None:
     _renders.clear()
     _bodies.clear()
+    hot_clear()
     _totals.clear()
 
 

@@ -16,6 +16,7 @@ from core.handlers import error_body, error_json_response, service_error_for
 from cutouts.admission import job_retry_after
 from cutouts.queueing import bg_remove_job_enqueue
 from cutouts.views import job_status_url
+from rendering.hot import HotResponse
 from rendering.services import RenderRequest, render_request
 from rendering.signing import raw_path_candidates, url_signed
 from rendering.store import SMALL_RENDER_BYTES, render_forget, render_open, render_read
@@ -95,6 +96,10 @@ def _render(request, source, path):
         # A 304 or a HEAD is a render served, but sends no image bytes.
         sent = outcome.render.size if response.status_code == 200 and request.method == "GET" else 0
         usage_record(source_id=outcome.source.id, day=timezone.now().date(), served_bytes=sent, hit=outcome.hit)
+        if sent and not outcome.fallback:
+            # The same request again may be answered before Django, with this response (hot.py).
+            response.hot = HotResponse(account=outcome.source.account, source_id=outcome.source.id,
+                                       expires=outcome.params.expires, route=request.resolver_match.route)
     if outcome.fallback:
         # The image without removal, for now: never cached downstream; the headers say why
         # (X-Bg-Remove-Failure-Reason, as imgix's failure-reason header).

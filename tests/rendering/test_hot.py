@@ -1,0 +1,128 @@
+"""rendering/hot.py through the real WSGI application: a repeated hit is the response Django gave,
+replayed without Django, and still counted (rate, usage, metrics); everything else goes to Django."""
+
+import io
+import sys
+import time
+from datetime import UTC, datetime
+
+import pytest
+import redis
+from django.conf import settings
+from django.core.signals import request_started
+from django.test import RequestFactory
+
+from accounts.models import Account
+from config.wsgi import application
+from rendering.store import render_lookup_cache_clear, render_purge
+from usage.services import KEY_PREFIX
+
+# Real WSGI calls fire request_started, which closes the connection: so no wrapping transaction.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PATH = "/render/acme-photos/astronaut.jpg"
+
+
+@pytest.fixture(autouse=True)
+def hot(settings):
+    settings.RENDER_LOOKUP_CACHE_SECONDS = 60
+    settings.RENDER_MEMORY_CACHE_BYTES = 8 * 1024 * 1024
+    render_lookup_cache_clear()
+    yield
+    render_lookup_cache_clear()
+
+
+@pytest.fixture
+def django_calls():
+    calls = []
+
+    def counted(**kwargs):
+        calls.append(1)
+
+    request_started.connect(counted)
+    yield calls
+    request_started.disconnect(counted)
+
+
+def call(path=PATH, query="w=30", method="GET", **extra):
+    environ = RequestFactory()._base_environ(PATH_INFO=path, QUERY_STRING=query, REQUEST_METHOD=method,
+                                            HTTP_HOST="testserver", **extra)
+    environ["wsgi.input"] = io.BytesIO(b"")
+    environ["wsgi.errors"] = sys.stderr
+    started = {}
+
+    def start_response(status, headers, exc_info=None):
+        started["status"], started["headers"] = int(status.split()[0]), headers
+
+    body = application(environ, start_response)
+    data = b"".join(body)
+    getattr(body, "close", lambda: None)()
+    return started["status"], started["headers"], data
+
+
+def test_a_repeated_hit_is_djangos_response_without_django(source, django_calls):
+    first = call()  # The render is made, and the response kept.
+    assert first[0] == 200 and len(django_calls) == 1
+    second, third = call(), call()
+    assert len(django_calls) == 1  # Not through Django…
+    assert second == third == first  # …and byte for byte, header for header, what Django sent.
+    assert dict(first[1])["Content-Type"] == "image/jpeg" and "ETag" in dict(first[1])
+    # Django's own answer to the same request, once the kept one is forgotten, is the same too.
+    render_lookup_cache_clear()
+    assert call() == first and len(django_calls) == 2
+
+
+def test_hot_hits_count_against_the_rate_and_django_refuses_past_it(source):
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    Account.objects.filter(pk=source.account_id).update(render_rate_limit="4/m")
+    statuses = [call()[0] for _ in range(6)]
+    assert statuses == [200, 200, 200, 200, 429, 429]
+    status, headers, body = call()
+    assert status == 429 and b"request_rate_limited" in body and int(dict(headers)["Retry-After"]) > 0
+
+
+def test_hot_hits_are_metered(source):
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.flushdb()
+    for _ in range(5):
+        call()
+    counts = client.hgetall(KEY_PREFIX + datetime.now(UTC).date().isoformat())
+    assert int(counts[f"{source.id}:renders".encode()]) == 5
+    assert int(counts[f"{source.id}:hits".encode()]) == 4  # The first request made the render.
+    body_size = len(call()[2])
+    counts = client.hgetall(KEY_PREFIX + datetime.now(UTC).date().isoformat())
+    assert int(counts[f"{source.id}:bytes".encode()]) == 6 * body_size
+
+
+def test_conditional_head_and_another_accept_go_to_django(source, django_calls):
+    call(), call()
+    etag = dict(call()[1])["ETag"]
+    before = len(django_calls)
+    assert call(HTTP_IF_NONE_MATCH=etag)[0] == 304
+    assert call(method="HEAD")[0] == 200
+    assert call(HTTP_ACCEPT="image/webp")[0] == 200  # Another Accept: another key.
+    assert len(django_calls) == before + 3
+
+
+def test_a_purge_in_this_process_forgets_at_once(source, origin_root, django_calls):
+    call(), call()
+    render_purge(source=source)
+    before = len(django_calls)
+    status, _, body = call()
+    assert status == 200 and len(django_calls) == before + 1  # Rendered again, through Django.
+
+
+def test_an_expired_url_is_refused_even_after_hot_hits(source, django_calls):
+    query = f"w=30&expires={int(time.time()) + 2}"
+    assert [call(query=query)[0] for _ in range(3)] == [200, 200, 200]
+    assert len(django_calls) == 1
+    time.sleep(max(0.0, int(time.time()) + 3 - time.time()))
+    status, _, body = call(query=query)
+    assert status == 404 and b"expired" in body
+
+
+def test_without_the_lookup_cache_nothing_is_kept(source, settings, django_calls):
+    settings.RENDER_LOOKUP_CACHE_SECONDS = 0
+    for _ in range(3):
+        call()
+    assert len(django_calls) == 3
