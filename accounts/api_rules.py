@@ -57,6 +57,11 @@ ROUTE_RULES: dict[str, dict[str, Rule]] = {
 }
 
 
+# Scopes of APIs outside this one, which have no route here: the remove.bg-compatible API
+# (removebg_api/, `X-Api-Key`). A staff session may grant one with the permission named.
+OTHER_API_SCOPES: dict[str, str] = {"removebg": "accounts.add_apikey"}
+
+
 def route_rule(*, route: str | None, method: str) -> Rule | None:
     """The rule for a route and method; HEAD and OPTIONS follow GET. None: refused."""
     rules = ROUTE_RULES.get(route or "", {})
@@ -69,7 +74,7 @@ def session_scopes(user) -> frozenset:
     """The scopes a staff user holds: a scope whose every route the user's permissions allow.
 
     What a session may grant a new key is bounded by this, as a key is by its own scopes."""
-    needed: dict[str, set[str]] = {}
+    needed: dict[str, set[str]] = {scope: {permission} for scope, permission in OTHER_API_SCOPES.items()}
     for rules in ROUTE_RULES.values():
         for rule in rules.values():
             needed.setdefault(rule.scope, set()).add(rule.permission)

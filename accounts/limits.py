@@ -174,3 +174,9 @@ def render_admit(*, account: Account) -> None:
     """Every rendering request, cached or not, counts against the account's request limit."""
     rate_limit(group="request rate", code="request_rate_limited", account=account,
                rate=account_limits(account).render_rate)
+
+
+def rate_status(*, group: str, account: Account, rate: str) -> RateUsage | None:
+    """The account's count in the current window of `rate`, without counting: for X-RateLimit-*
+    headers (the remove.bg API). None when the cache is unavailable."""
+    return _count(group=group, account=account, rate=rate, increment=False)

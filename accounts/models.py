@@ -50,6 +50,8 @@ class ApiKey(models.Model):
         WRITE = "write"
         PURGE = "purge"
         KEYS = "keys"
+        # The remove.bg-compatible API (/v1.0/…, removebg_api/): `X-Api-Key` with this scope only.
+        REMOVEBG = "removebg"
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=100, blank=True)

@@ -28,6 +28,10 @@ ACCOUNT_MANAGER_PERMISSIONS = [
     ("sources", "change_source"),
     ("sources", "view_historicalsource"),
     ("cutouts", "view_bgremovejob"),
+    # The remove.bg API's credits are an account's limit like the others; its calls a record.
+    ("removebg_api", "view_creditaccount"),
+    ("removebg_api", "change_creditaccount"),
+    ("removebg_api", "view_call"),
 ]
 KEY_PREFIX = "ck_"
 

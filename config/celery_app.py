@@ -40,7 +40,7 @@ def _check_models(**kwargs):
     if not _runs_jobs():
         return
 
-    from cutouts.remover import models_missing, provision_hint, providers_missing
+    from cutouts.remover import models_missing, providers_missing, provision_hint
 
     absent = providers_missing(settings.BG_REMOVE_PROVIDERS)
     if absent:

@@ -114,6 +114,7 @@ INSTALLED_APPS = [
     "usage",
     "webhooks",
     "rendering",
+    "removebg_api",
 ]
 
 MIDDLEWARE = [
@@ -387,6 +388,35 @@ BG_REMOVE_INTRA_OP_THREADS = env.int("BG_REMOVE_INTRA_OP_THREADS", default=1)
 BG_REMOVE_MAX_PIXELS = env.int("BG_REMOVE_MAX_PIXELS", default=10_000_000)
 # Webhook deliveries: attempts in all (backoff 10 s, 20 s, 40 s, …) before one is marked failed.
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=6)
+
+# --- The remove.bg-compatible API (removebg_api/, docs/removebg.md) ----------------------------
+# Seconds a call waits for its cutout job before answering 429 with Retry-After (the job goes on:
+# the same call again finds it, done or further along).
+REMOVEBG_WAIT_SECONDS = env.float("REMOVEBG_WAIT_SECONDS", default=30)
+# Calls waiting for a job at once per web process; one more gets 429 at once, so waiting calls
+# never hold every thread (the Procfile runs 4 per process; cached renders need the others).
+REMOVEBG_MAX_WAITING = env.int("REMOVEBG_MAX_WAITING", default=2)
+# Largest request body, refused from its Content-Length before it is read: two images (the
+# image and a background) base64-encoded, and the other fields.
+REMOVEBG_MAX_REQUEST_BYTES = env.int("REMOVEBG_MAX_REQUEST_BYTES",
+                                     default=2 * (ORIGIN_MAX_BYTES * 4 // 3 + 4) + 64 * 1024)
+# Uploaded images (and their cutouts and renders) are deleted this many days after their last use.
+REMOVEBG_UPLOAD_RETENTION_DAYS = env.float("REMOVEBG_UPLOAD_RETENTION_DAYS", default=7)
+# Credits a new account starts with (an operator sets each account's in the admin), and the free
+# preview-size calls every account has per calendar month (UTC), as remove.bg's free calls.
+REMOVEBG_DEFAULT_CREDITS = env.float("REMOVEBG_DEFAULT_CREDITS", default=0)
+REMOVEBG_FREE_CALLS = env.int("REMOVEBG_FREE_CALLS", default=50)
+# /v1.0/improve submissions per account and day (remove.bg: 100).
+REMOVEBG_IMPROVE_RATE_LIMIT = env.str("REMOVEBG_IMPROVE_RATE_LIMIT", default="100/d")
+# The expiry of old uploads runs this often (seconds), by `celery beat`.
+REMOVEBG_EXPIRE_SECONDS = env.int("REMOVEBG_EXPIRE_SECONDS", default=3600)
+CELERY_BEAT_SCHEDULE["removebg-uploads-expire"] = {
+    "task": "removebg_api.tasks.removebg_uploads_expire_run",
+    "schedule": float(REMOVEBG_EXPIRE_SECONDS),
+    "options": {"expires": REMOVEBG_EXPIRE_SECONDS},
+}
+# Housekeeping, on the usage queue (the `webhooks` process): never behind cutouts.
+CELERY_TASK_ROUTES["removebg_api.tasks.removebg_uploads_expire_run"] = {"queue": CELERY_USAGE_QUEUE}
 
 # --- REST framework ---------------------------------------------------------------------------
 REST_FRAMEWORK = {

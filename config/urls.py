@@ -1,4 +1,4 @@
-"""URL wiring: health and metrics, admin, management API, rendering."""
+"""URL wiring: health and metrics, admin, management API, the remove.bg API, rendering."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -14,6 +14,8 @@ urlpatterns = [
     path("metrics", health.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(("api.urls", "api"), namespace="api")),
+    # remove.bg's API (its base URL is https://api.remove.bg/v1.0): before the site's catch-all.
+    path("v1.0/", include(("removebg_api.urls", "removebg"), namespace="removebg")),
     path("", include("rendering.urls")),
 ]
 

@@ -93,7 +93,9 @@ def render_request(req: RenderRequest) -> RenderOutcome:
     if may_be_long and len(req.signed_paths[0]) + len(req.raw_query) + 1 > settings.RENDER_MAX_URL_LENGTH:
         raise UriTooLongError()
     source = source_get(slug=req.source_slug)
-    if source is None:
+    if source is None or source.kind == Source.Kind.UPLOADS:
+        # An account's uploads (the remove.bg API's) are not served here: the same 404 as for
+        # no source, so nobody can probe for them.
         raise SourceNotFoundError()
     if source.require_signature:
         signature_check(tokens=source.secure_tokens, paths=list(req.signed_paths), raw_query=req.raw_query)

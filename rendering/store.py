@@ -24,7 +24,8 @@ from core.sql import CompiledLookup
 from cutouts.models import BgRemoveJob
 from rendering.hot import hot_clear
 from rendering.models import Render, RenderInput
-from sources.models import Source
+from sources.models import Source, Upload
+from sources.origins.uploads import upload_folder, upload_name
 
 logger = logging.getLogger(__name__)
 
@@ -240,8 +241,9 @@ def storage_tree(prefix: str) -> Iterator[str]:
 
 
 def source_storage_prefixes(source_id: int) -> list[str]:
-    """The folders holding a source's objects: renders, cutouts (named in cutouts/services.py), marks."""
-    return [render_folder(source_id), f"cutouts/{source_id}", mark_folder(source_id)]
+    """The folders holding a source's objects: renders, cutouts (named in cutouts/services.py),
+    marks, and an uploads source's images."""
+    return [render_folder(source_id), f"cutouts/{source_id}", mark_folder(source_id), upload_folder(source_id)]
 
 
 def render_folder(source_id: int) -> str:
@@ -330,8 +332,8 @@ class PurgeResult:
 
 def render_purge(*, source: Source, path: str | None = None) -> PurgeResult:
     """Everything cached for one image (all its derived renders and cutouts, the stored mark when
-    the image is a watermark of its source, and every render that drew it as a mark), or for a
-    whole source (its marks included).
+    the image is a watermark of its source, every render that drew it as a mark, and on an
+    uploads source the uploaded image itself), or for a whole source (its marks included).
 
     Idempotent: purging again finds nothing and removes nothing.
     """
@@ -351,4 +353,13 @@ def render_purge(*, source: Source, path: str | None = None) -> PurgeResult:
     removed = storage_objects_release(names)
     marks = [mark_name(source_id=source.id, mark=path)] if path is not None else storage_tree(mark_folder(source.id))
     removed += storage_objects_delete(marks)
+    if source.kind == Source.Kind.UPLOADS:
+        # An uploaded image goes with what was made from it (the remove.bg API uploads it again).
+        uploads = Upload.objects.filter(source=source)
+        uploads = uploads.filter(path=path) if path is not None else uploads
+        uploads.delete()
+        if path is not None:
+            removed += storage_objects_delete([upload_name(source_id=source.id, path=path)])
+        else:
+            removed += storage_objects_delete(list(storage_tree(upload_folder(source.id))))
     return PurgeResult(renders=render_count, cutouts=job_count, files=removed)

@@ -107,3 +107,25 @@ class Source(models.Model):
             errors["secure_tokens"] = "Signed URLs need at least one token."
         if errors:
             raise ValidationError(errors)
+
+
+class Upload(models.Model):
+    """An image uploaded to an account's uploads source (the remove.bg API), named by its content:
+    `path` is its SHA-256 and extension, so the same image twice is one upload and one job."""
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="uploads")
+    path = models.CharField(max_length=80)
+    size = models.PositiveIntegerField()
+    # As displayed (EXIF orientation applied): foreground positions are reported in these pixels.
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Retention counts from the last call that used it (REMOVEBG_UPLOAD_RETENTION_DAYS).
+    last_used_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source", "path"], name="one_upload_per_content")]
+        ordering = ["-last_used_at"]
+
+    def __str__(self):
+        return f"{self.source_id}:{self.path}"

@@ -5,7 +5,7 @@ from django.conf import settings
 from core.errors import NotFoundError
 from core.local_cache import MISSING, ExpiringCache
 from core.model_files import model_provisioned
-from sources.models import Source
+from sources.models import Source, Upload
 
 # slug → source (or None). Every rendering request looks its source up; keeping it a
 # moment saves a query per request. A save or delete in this process clears it at once (see
@@ -57,3 +57,12 @@ def source_bg_remove_model(*, source: Source, requested: str | None = None) -> s
     if source.bg_remove_model and model_provisioned(source.bg_remove_model):
         return source.bg_remove_model
     return settings.BG_REMOVE_DEFAULT_MODEL
+
+
+def upload_get(*, source: Source, path: str) -> Upload | None:
+    return Upload.objects.filter(source=source, path=path).first()
+
+
+def upload_list_expired(*, before):
+    """Uploads not used since `before` (retention), oldest first."""
+    return Upload.objects.select_related("source").filter(last_used_at__lt=before).order_by("last_used_at")

@@ -4,10 +4,11 @@ import secrets
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from accounts.models import Account
 from core.errors import BadRequestError, ConflictError, ForbiddenError
-from sources.models import Source
+from sources.models import Source, Upload
 
 # Fields an account's own API key may set; background removal itself is switched by an
 # account manager (the reference: "activated through an account manager"). `local_path` only
@@ -61,8 +62,18 @@ class SourceFieldsForbiddenError(ForbiddenError):
     code = "fields_forbidden"
 
 
+class UploadsKindForbiddenError(ForbiddenError):
+    code = "uploads_kind_forbidden"
+    default_message = (
+        "An account's uploads source is made by the remove.bg API itself (one per account); "
+        "no source can be created as one or turned into one."
+    )
+
+
 def source_create(*, account: Account, operator: bool = False, **fields) -> Source:
     """A new source. `operator` (a superuser): may create a local-folder source."""
+    if fields.get("kind") == Source.Kind.UPLOADS:
+        raise UploadsKindForbiddenError()
     if not operator and (fields.get("kind") == Source.Kind.LOCAL_FOLDER or fields.get("local_path")):
         raise LocalFolderForbiddenError()
     source = Source(account=account, **{k: v for k, v in fields.items() if k in CUSTOMER_FIELDS})
@@ -76,6 +87,8 @@ def source_update(*, source: Source, operator: bool = False, editable: set | Non
     accepted (a client may send back what it read); `editable` bounds the others (an account
     manager's), and only an `operator` may make a source local or change its folder."""
     changed = {name for name, value in fields.items() if getattr(source, name) != value}
+    if "kind" in changed and Source.Kind.UPLOADS in (fields["kind"], source.kind):
+        raise UploadsKindForbiddenError()
     if not operator and ("local_path" in changed or ("kind" in changed and fields["kind"] == Source.Kind.LOCAL_FOLDER)):
         raise LocalFolderForbiddenError()
     refused = sorted(changed - editable) if editable is not None else []
@@ -109,3 +122,33 @@ def source_token_rotate(*, source: Source) -> str:
     source.secure_tokens = [token, *source.secure_tokens][:TOKENS_KEPT]
     source.save(update_fields=["secure_tokens"])
     return token
+
+
+def source_uploads_ensure(*, account: Account) -> Source:
+    """The account's uploads source (the remove.bg API's), made on first use. Found by account
+    and kind, never by slug: the slug is random, so it takes no name a customer might want and
+    tells nobody which account it belongs to. Background removal inherits the account's switch."""
+    source = Source.objects.select_related("account").filter(account=account, kind=Source.Kind.UPLOADS).first()
+    if source is not None:
+        return source
+    with transaction.atomic():
+        # One per account even under concurrent first calls: the account row is the lock.
+        Account.objects.select_for_update().filter(pk=account.pk).first()
+        source = Source.objects.filter(account=account, kind=Source.Kind.UPLOADS).first()
+        if source is None:
+            source = Source.objects.create(account=account, kind=Source.Kind.UPLOADS,
+                                           slug=f"uploads-{secrets.token_hex(8)}")
+    source.account = account
+    return source
+
+
+def upload_record(*, source: Source, path: str, size: int, width: int, height: int) -> Upload:
+    """The upload's row, made on first use and marked used now (its retention starts again)."""
+    now = timezone.now()
+    upload, created = Upload.objects.get_or_create(
+        source=source, path=path,
+        defaults={"size": size, "width": width, "height": height, "last_used_at": now})
+    if not created:
+        Upload.objects.filter(pk=upload.pk).update(last_used_at=now)
+        upload.last_used_at = now
+    return upload

@@ -3,6 +3,7 @@
 from sources.origins.base import Origin, OriginError, OriginKind, OriginObject, path_clean  # noqa: F401
 from sources.origins.local import LocalFolderOrigin
 from sources.origins.s3 import S3Origin
+from sources.origins.uploads import UploadsOrigin
 from sources.origins.web import WebFolderOrigin
 
 
@@ -19,4 +20,6 @@ def origin_for(source) -> Origin:
             access_key_id=source.s3_access_key_id,
             secret_access_key=source.s3_secret_access_key,
         )
+    if source.kind == OriginKind.UPLOADS:
+        return UploadsOrigin(source.id)
     return LocalFolderOrigin(source.local_path)

@@ -15,6 +15,9 @@ class OriginKind(models.TextChoices):
     WEB_FOLDER = "web", "Web folder"
     S3 = "s3", "Amazon S3 (or compatible)"
     LOCAL_FOLDER = "local", "Local folder (development)"
+    # An account's images uploaded through the remove.bg API (removebg_api/): one implicit source per
+    # account, never rendered through /render/ (rendering/services.py).
+    UPLOADS = "uploads", "Uploads (remove.bg API)"
 
 
 class OriginError(ServiceError):

@@ -1,0 +1,63 @@
+"""Admin for the remove.bg API: credits per account; calls, uploads and submissions to look at."""
+
+from django.contrib import admin
+
+from removebg_api.models import Call, CreditAccount, Improvement
+from removebg_api.services import improvement_delete
+from rendering.store import render_purge
+from sources.models import Upload
+
+
+@admin.register(CreditAccount)
+class CreditAccountAdmin(admin.ModelAdmin):
+    list_display = ["account", "credits", "free_calls"]
+    search_fields = ["account__name", "account__slug"]
+    autocomplete_fields = ["account"]
+
+
+class _ReadOnly(admin.ModelAdmin):
+    """Records of what happened: shown, never edited here."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Call)
+class CallAdmin(_ReadOnly):
+    list_display = ["created_at", "account", "size", "credits", "free", "width", "height", "job"]
+    list_filter = ["size", "free"]
+    search_fields = ["account__slug", "path"]
+    list_select_related = ["account"]
+
+
+@admin.register(Upload)
+class UploadAdmin(_ReadOnly):
+    list_display = ["path", "source", "size", "width", "height", "created_at", "last_used_at"]
+    search_fields = ["path", "source__slug", "source__account__slug"]
+    list_select_related = ["source"]
+
+    # A purge of the image: its cutouts and renders go with it (rendering/store.py).
+    def delete_model(self, request, obj):
+        render_purge(source=obj.source, path=obj.path)
+
+    def delete_queryset(self, request, queryset):
+        for upload in queryset.select_related("source"):
+            render_purge(source=upload.source, path=upload.path)
+
+
+@admin.register(Improvement)
+class ImprovementAdmin(_ReadOnly):
+    list_display = ["created_at", "account", "tag", "filename", "size"]
+    search_fields = ["account__slug", "tag", "filename"]
+    list_select_related = ["account"]
+
+    # Through the service, so the stored image goes with the row.
+    def delete_model(self, request, obj):
+        improvement_delete(improvement=obj)
+
+    def delete_queryset(self, request, queryset):
+        for improvement in queryset:
+            improvement_delete(improvement=improvement)

@@ -1,0 +1,43 @@
+"""remove.bg's errors: every answer of this API that is not a result has its shape,
+`{"errors": [{"title", "code", "detail"}]}`, and one of its statuses."""
+
+from core.errors import BadRequestError, ForbiddenError, ServiceError
+
+
+class RemoveBgError(BadRequestError):
+    """A 400 with one of remove.bg's error codes (its spec's examples name them)."""
+
+    def __init__(self, code: str, title: str, detail: str = ""):
+        super().__init__(title, code=code)
+        self.detail = detail
+
+
+class ApiKeyError(ForbiddenError):
+    code = "auth_failed"
+    default_message = "API Key invalid"
+
+
+class BgRemoveNotEnabledError(ForbiddenError):
+    code = "bg_remove_not_enabled"
+    default_message = "Background removal is not enabled for this account; ask your account manager to enable it."
+
+
+class InsufficientCreditsError(ServiceError):
+    status_code = 402
+    code = "insufficient_credits"
+    default_message = "Insufficient credits"
+
+
+class WaitTimeoutError(ServiceError):
+    """The cutout is not ready within REMOVEBG_WAIT_SECONDS: the same call again finds its job."""
+
+    status_code = 429
+    code = "result_pending"
+    default_message = "The result is still being computed; send the same request again after Retry-After seconds."
+
+
+class TooManyWaitingError(ServiceError):
+    status_code = 429
+    code = "too_many_waiting"
+    default_message = "Too many calls are waiting for results on this server; retry shortly."
+    retry_after = 2

@@ -1,0 +1,11 @@
+"""Celery tasks: load by id, call the service, declare retries."""
+
+from celery import shared_task
+
+from removebg_api import services
+
+
+@shared_task(name="removebg_api.tasks.removebg_uploads_expire_run")
+def removebg_uploads_expire_run() -> None:
+    # Not retried: the next beat tick deletes whatever this run did not.
+    services.uploads_expire()
