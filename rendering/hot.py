@@ -79,7 +79,7 @@ def hot_serve(environ, start_response):
     except RateLimitedError:
         return None  # Counted; Django counts it again and refuses it (429), with its headers.
     usage_record(source_id=hot.source_id, day=datetime.now(UTC).date(), served_bytes=len(entry.body), hit=True)
-    start_response(entry.status, entry.headers)
+    start_response(entry.status, list(entry.headers))  # A server may add to the list it is given.
     seconds = time.monotonic() - started
     request_counted(route=hot.route, method="GET", status=200, seconds=seconds, cache="hit")
     logger.info("%s %s %s %.1fms", "GET", environ.get("PATH_INFO", ""), 200, seconds * 1000,
