@@ -102,8 +102,12 @@ def hot_keep(environ, response) -> None:
     if len(body) > MAX_BODY_BYTES:
         return
     status = f"{response.status_code} {response.reason_phrase}"
+    key, headers = _key(environ), list(response.items())
+    # Weighed with its key and headers (a query may be 8000 characters): the budget bounds it all.
+    weight = len(body) + sum(len(part) for part in key if isinstance(part, str)) + sum(
+        len(name) + len(value) for name, value in headers) + 512
     _entries.max_weight = budget
-    _entries.set(_key(environ), _Entry(status, list(response.items()), body, hot), ttl, weight=len(body) + 1024)
+    _entries.set(key, _Entry(status, headers, body, hot), ttl, weight=weight)
 
 
 def hot_clear() -> None:

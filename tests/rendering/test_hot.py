@@ -126,3 +126,14 @@ def test_without_the_lookup_cache_nothing_is_kept(source, settings, django_calls
     for _ in range(3):
         call()
     assert len(django_calls) == 3
+
+
+def test_kept_responses_stay_within_the_memory_budget_however_long_the_urls(source, settings):
+    from rendering import hot
+
+    settings.RENDER_MEMORY_CACHE_BYTES = 200_000
+    padding = "x" * 7000
+    for width in range(20, 60):
+        assert call(query=f"w={width}&pad-color=fff&txt-{padding}=1")[0] in (200, 400)
+    weights = sum(entry[1] for entry in hot._entries._entries.values())
+    assert 0 < weights <= 200_000
