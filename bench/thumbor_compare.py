@@ -27,6 +27,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from common import ROOT, Stack, free_port, get, group_members, group_stop, load, once, once_combine, report, wait_for
@@ -100,6 +101,20 @@ def webp_size(port, path):
     if status != 200 or image.format != "WEBP":
         raise SystemExit(f"{path} answered {status} {image.format}")
     return image.size, len(body)
+
+
+def pillow_work_ms(photo: Path, widths) -> float:
+    """CPU milliseconds of the image work alone, as both Python servers do it (JPEG draft at the
+    size, LANCZOS resize, WebP at quality 75 and method 4), in this process after the loads: what
+    each server spends beyond it is its per-request overhead."""
+    data = photo.read_bytes()
+    started = time.process_time()
+    for w in widths:
+        image = Image.open(io.BytesIO(data))
+        image.draft("RGB", (w, w))
+        image = image.convert("RGB").resize((w, round(w * image.height / image.width)), Image.Resampling.LANCZOS)
+        image.save(io.BytesIO(), "WEBP", quality=QUALITY, method=4)
+    return (time.process_time() - started) * 1000 / len(widths)
 
 
 def main():
@@ -182,6 +197,9 @@ def main():
           f"p50 ours/Thumbor: {ours_hit['p50_ms'] / their_hit['p50_ms']:.2f}")
     for name, result in new.items():
         report(f"uncached {args.renders} ({name})", result)
+    work = pillow_work_ms(photo, widths)
+    print(f"image work alone (Pillow, the same widths): {work:.2f} ms; beyond it, per request: "
+          + ", ".join(f"{name} {result['cpu_ms'] - work:.2f} ms" for name, result in new.items()))
     for name in list(new)[1:]:
         print(f"uncached CPU per request ours/{name}: {new['ours']['cpu_ms'] / new[name]['cpu_ms']:.2f}  (the headline)"
               f"  throughput ours/{name}: {new['ours']['rps'] / new[name]['rps']:.2f}")
