@@ -5,6 +5,7 @@ import base64
 import binascii
 import hashlib
 import io
+import json
 import logging
 import math
 import threading
@@ -55,7 +56,16 @@ from rendering.operations.mark import mark_apply
 from rendering.operations.resize import resize_apply
 from rendering.params import Dim, RenderParams
 from rendering.services import STAGES, StageContext
-from rendering.store import render_purge, storage_errors
+from rendering.store import (
+    SMALL_RENDER_BYTES,
+    render_forget,
+    render_get,
+    render_key,
+    render_purge,
+    render_read,
+    render_store,
+    storage_errors,
+)
 from sources.models import Source, Upload
 from sources.origins import OriginError
 from sources.origins.net import fetch_url
@@ -253,7 +263,51 @@ class Result:
     foreground: tuple[int, int, int, int]
 
 
+# A kept result: this tag, the length of its JSON header, the header (size, subject's box), the body.
+_RESULT_TAG = b"RBG1"
+RESULT_CONTENT_TYPE = "application/x-removebg-result"
+
+
 def result_render(*, job: BgRemoveJob, upload: Upload, options: Options, background: bytes | None) -> Result:
+    """The result of this call: kept in the render store as a rendering URL's render is (under
+    the upload's source and path, so purging or expiring the upload removes it, and within the
+    account's stored-render ceiling), so the same call again reads it instead of making it."""
+    digest = hashlib.sha256(background).hexdigest() if background is not None else ""
+    key = render_key(source_id=upload.source_id, path=upload.path, model=f"{job.model}/{job.refinement}",
+                     canonical=f"removebg\x1f{options!r}\x1f{digest}", fmt=options.format)
+    kept = render_get(key=key)
+    if kept is not None:
+        try:
+            return _result_unpack(render_read(kept) if kept.size <= SMALL_RENDER_BYTES else _stored_read(kept))
+        except FileNotFoundError:
+            render_forget(kept)  # Lost from storage: made again below.
+    result = _result_make(job=job, upload=upload, options=options, background=background)
+    render_store(key=key, source=upload.source, path=upload.path, data=_result_pack(result),
+                 content_type=RESULT_CONTENT_TYPE)
+    return result
+
+
+def _stored_read(render) -> bytes:
+    with storage_errors(), default_storage.open(render.storage_name, "rb") as fh:
+        return fh.read()
+
+
+def _result_pack(result: Result) -> bytes:
+    header = json.dumps({"content_type": result.content_type, "width": result.width, "height": result.height,
+                         "foreground": list(result.foreground)}).encode()
+    return _RESULT_TAG + len(header).to_bytes(4, "big") + header + result.data
+
+
+def _result_unpack(data: bytes) -> Result:
+    if data[:4] != _RESULT_TAG:
+        raise ServiceUnavailableError("A kept remove.bg result is unreadable; purge the upload to make it again.")
+    size = int.from_bytes(data[4:8], "big")
+    header = json.loads(data[8:8 + size])
+    return Result(data=data[8 + size:], content_type=header["content_type"], width=header["width"],
+                  height=header["height"], foreground=tuple(header["foreground"]))
+
+
+def _result_make(*, job: BgRemoveJob, upload: Upload, options: Options, background: bytes | None) -> Result:
     """The finished cutout as remove.bg would answer: roi, then the rendering pipeline's own
     stages (rendering.services.STAGES: the matte for channels=alpha, rect for crop and position,
     resize to the size's pixel ceiling, pad for crop_margin and the canvas) under its budget and

@@ -197,3 +197,30 @@ def test_type_person_is_reported(call, cut, photo_jpg):
     response = send(call, photo_jpg, type="person")
     assert response["X-Type"] == "person" and BgRemoveJob.objects.count() == 1
     assert "X-Type" not in send(call, photo_jpg, type_level="none")
+
+
+def test_the_same_call_again_reads_its_kept_result(call, cut, photo_jpg, monkeypatch):
+    from rendering.models import Render
+    from rendering.store import render_purge
+    from removebg_api import services
+    from removebg_api.services import RESULT_CONTENT_TYPE
+
+    first = send(call, photo_jpg, size="full", crop="true")
+    kept = Render.objects.filter(content_type=RESULT_CONTENT_TYPE)
+    assert kept.count() == 1
+    made = []
+    original = services._result_make
+    monkeypatch.setattr(services, "_result_make", lambda **kwargs: made.append(1) or original(**kwargs))
+    again = send(call, photo_jpg, size="full", crop="true")
+    assert made == [] and kept.count() == 1  # Read, not made.
+    assert again.content == first.content
+    for name in ("Content-Type", "X-Width", "X-Height", "X-Foreground-Top", "X-Foreground-Left",
+                 "X-Foreground-Width", "X-Foreground-Height"):
+        assert again[name] == first[name], name
+    # Other options are another result; the same options on another background too.
+    send(call, photo_jpg, size="full", crop="true", bg_color="ff0000")
+    assert made == [1] and kept.count() == 2
+    # Purging the upload removes its kept results with it; the next call makes it again.
+    upload_source = kept.first().source
+    render_purge(source=upload_source)
+    assert not kept.exists()
