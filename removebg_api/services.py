@@ -397,8 +397,14 @@ def _params(size: tuple[int, int], box: tuple, options: Options, ceiling: int) -
     base = {"bg_remove": True, "bg_remove_output": mask, "fit": "scale", "q": JPEG_QUALITY}
     rect = (Dim(left), Dim(top), Dim(bw), Dim(bh))
     if options.crop:
-        sw, sh = max(1, math.floor(bw * factor)), max(1, math.floor(bh * factor))
-        pad = _margins(options.crop_margin, sw, sh)
+        crop = factor
+        for _ in range(16):  # Margins may grow the subject's box past the ceiling: scaled down until not.
+            sw, sh = max(1, math.floor(bw * crop)), max(1, math.floor(bh * crop))
+            pad = _margins(options.crop_margin, sw, sh)
+            area = (sw + pad[0] + pad[2]) * (sh + pad[1] + pad[3])
+            if area <= ceiling or (sw == 1 and sh == 1):
+                break
+            crop *= math.sqrt(ceiling / area) * 0.999
         return RenderParams(**base, rect=rect, w=Dim(sw + pad[0] + pad[2]), h=Dim(sh + pad[1] + pad[3]), pad=pad)
     if options.scale is not None or options.position is not None:
         cw, ch = max(1, math.floor(width * factor)), max(1, math.floor(height * factor))

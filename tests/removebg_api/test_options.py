@@ -86,3 +86,15 @@ def test_crop_with_margins_and_the_canvas_of_scale_and_position():
     assert params.pad == (300, 200, 300, 200)  # A 400×400 subject fits 500×400: centred.
     params = _params(size, box, Options(position=(0.0, 1.0)), 25_000_000)
     assert params.pad == (0, 400, 600, 0)  # Its own size, in the bottom left corner.
+
+
+@pytest.mark.parametrize("margin", ["10%", "500px", "50%", "30px 10%", "1px 2px 3px 4px"])
+def test_crop_margins_stay_under_the_ceiling_too(margin):
+    """A subject filling a big image, with margins: the whole output (subject and margins) is
+    scaled under the ceiling, not refused by the budget."""
+    size, box = (3162, 3162), (5, 5, 3157, 3157)
+    margins = options_parse({"crop": "true", "crop_margin": margin}).crop_margin
+    for ceiling in (250_000, 6_000_000, 25_000_000):
+        out = _out(size, box, Options(crop=True, crop_margin=margins), ceiling)
+        assert out[0] * out[1] <= ceiling, (margin, ceiling, out)
+        assert out[0] * out[1] >= min(ceiling, 3152 ** 2) * 0.5  # Scaled down no more than needed.
