@@ -402,6 +402,8 @@ REMOVEBG_MAX_REQUEST_BYTES = env.int("REMOVEBG_MAX_REQUEST_BYTES",
                                      default=2 * (ORIGIN_MAX_BYTES * 4 // 3 + 4) + 64 * 1024)
 # Uploaded images (and their cutouts and renders) are deleted this many days after their last use.
 REMOVEBG_UPLOAD_RETENTION_DAYS = env.float("REMOVEBG_UPLOAD_RETENTION_DAYS", default=7)
+# /v1.0/improve submissions are deleted this many days after they were made (by the same task).
+REMOVEBG_IMPROVE_RETENTION_DAYS = env.float("REMOVEBG_IMPROVE_RETENTION_DAYS", default=30)
 # Credits a new account starts with (an operator sets each account's in the admin), and the free
 # preview-size calls every account has per calendar month (UTC), as remove.bg's free calls.
 REMOVEBG_DEFAULT_CREDITS = env.float("REMOVEBG_DEFAULT_CREDITS", default=0)

@@ -571,3 +571,16 @@ def uploads_expire(*, now=None, batch: int = 500) -> int:
     if expired:
         logger.info("removebg: %d uploads expired", len(expired))
     return len(expired)
+
+
+def improvements_expire(*, now=None, batch: int = 500) -> int:
+    """Deletes /improve submissions older than REMOVEBG_IMPROVE_RETENTION_DAYS, image and row, so
+    an account's submissions (rate-limited per day) do not pile up in storage without end."""
+    now = now or timezone.now()
+    before = now - timedelta(days=settings.REMOVEBG_IMPROVE_RETENTION_DAYS)
+    expired = list(Improvement.objects.filter(created_at__lt=before).order_by("created_at")[:batch])
+    for improvement in expired:
+        improvement_delete(improvement=improvement)
+    if expired:
+        logger.info("removebg: %d improvement submissions expired", len(expired))
+    return len(expired)

@@ -9,3 +9,4 @@ from removebg_api import services
 def removebg_uploads_expire_run() -> None:
     # Not retried: the next beat tick deletes whatever this run did not.
     services.uploads_expire()
+    services.improvements_expire()

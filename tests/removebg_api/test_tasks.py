@@ -33,3 +33,23 @@ def test_the_task_deletes_expired_uploads(call, settings):
     Upload.objects.update(last_used_at=timezone.now() - timedelta(days=settings.REMOVEBG_UPLOAD_RETENTION_DAYS + 1))
     removebg_uploads_expire_run()
     assert not Upload.objects.exists()
+
+
+def test_the_task_deletes_old_improvement_submissions(call, settings):
+    from django.core.files.storage import default_storage
+
+    from removebg_api.models import Improvement
+
+    names = []
+    for tag in ("old", "new"):
+        image = io.BytesIO()
+        Image.new("RGB", (20, 20), (1, 1, 1)).save(image, "PNG")
+        image.seek(0)
+        response = call({"image_file": image, "tag": tag}, path="/v1.0/improve")
+        assert response.status_code == 200, response.content
+    Improvement.objects.filter(tag="old").update(
+        created_at=timezone.now() - timedelta(days=settings.REMOVEBG_IMPROVE_RETENTION_DAYS + 1))
+    names = dict(Improvement.objects.values_list("tag", "storage_name"))
+    removebg_uploads_expire_run()
+    assert list(Improvement.objects.values_list("tag", flat=True)) == ["new"]
+    assert not default_storage.exists(names["old"]) and default_storage.exists(names["new"])
