@@ -21,16 +21,9 @@ class RequestObservabilityMiddleware:
         match = getattr(request, "resolver_match", None)
         # The route pattern, not the path, so label values stay few.
         route = match.route if match is not None else "unmatched"
-        cache = getattr(request, "render_cache", None)
-        request_counted(route=route, method=request.method, status=response.status_code, seconds=seconds,
-                        cache=cache)
-        if route not in ("healthz", "readyz", "metrics"):
-            logger.info(
-                "%s %s %s %.1fms", request.method, request.path, response.status_code, seconds * 1000,
-                extra={"method": request.method, "path": request.path, "status": response.status_code,
-                       "duration_ms": round(seconds * 1000, 1), "route": route,
-                       "account": getattr(request, "log_account", None), "cache": cache},
-            )
+        request_observed(route=route, method=request.method, path=request.path, status=response.status_code,
+                         seconds=seconds, account=getattr(request, "log_account", None),
+                         cache=getattr(request, "render_cache", None))
         return response
 
 
@@ -49,11 +42,17 @@ def _render_seconds_child(cache: str):
     return RENDER_SECONDS.labels(cache)
 
 
-def request_counted(*, route: str, method: str, status: int, seconds: float, cache: str | None) -> None:
-    """The request's metrics: by route, method and status; a render's time by cache outcome."""
+def request_observed(*, route: str, method: str, path: str, status: int, seconds: float, account: str | None,
+                     cache: str | None, **fields) -> None:
+    """The request's metrics (by route, method and status; a render's time by cache outcome) and
+    its log line (none for the probes), with `fields` added to the line's."""
     _requests_child(route, method, status).inc()
     if cache is not None:
         _render_seconds_child(cache).observe(seconds)
+    if route not in ("healthz", "readyz", "metrics"):
+        logger.info("%s %s %s %.1fms", method, path, status, seconds * 1000,
+                    extra={"method": method, "path": path, "status": status, "duration_ms": round(seconds * 1000, 1),
+                           "route": route, "account": account, "cache": cache, **fields})
 
 
 class HealthCheckMiddleware:

@@ -17,11 +17,6 @@ class ApiKeyError(ForbiddenError):
     default_message = "API Key invalid"
 
 
-class BgRemoveNotEnabledError(ForbiddenError):
-    code = "bg_remove_not_enabled"
-    default_message = "Background removal is not enabled for this account; ask your account manager to enable it."
-
-
 class InsufficientCreditsError(ServiceError):
     status_code = 402
     code = "insufficient_credits"

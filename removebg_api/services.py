@@ -29,7 +29,7 @@ from accounts.models import Account
 from core.errors import ServiceError, ServiceUnavailableError
 from cutouts.admission import job_retry_after
 from cutouts.models import BgRemoveJob
-from cutouts.services import Ensured, bg_remove_job_ensure, bg_remove_job_raise_failure
+from cutouts.services import BgRemoveNotEnabledError, Ensured, bg_remove_job_ensure, bg_remove_job_raise_failure
 from imaging.decode import (
     BG_REMOVE_TYPES,
     DECODE_ERRORS,
@@ -40,13 +40,7 @@ from imaging.decode import (
     image_decode,
     image_sniff,
 )
-from removebg_api.errors import (
-    BgRemoveNotEnabledError,
-    InsufficientCreditsError,
-    RemoveBgError,
-    TooManyWaitingError,
-    WaitTimeoutError,
-)
+from removebg_api.errors import InsufficientCreditsError, RemoveBgError, TooManyWaitingError, WaitTimeoutError
 from removebg_api.models import Call, CreditAccount, Improvement
 from removebg_api.options import MAX_MARGIN_PX, Options
 from rendering.budget import render_budget_check, render_slot
@@ -61,6 +55,7 @@ from rendering.store import (
     render_forget,
     render_get,
     render_key,
+    render_open,
     render_purge,
     render_read,
     render_store,
@@ -154,7 +149,9 @@ def input_store(*, account: Account, data: bytes) -> Input:
     digest = hashlib.sha256(data).hexdigest()
     source = source_uploads_ensure(account=account)
     if not source_bg_remove_enabled(source=source):
-        raise BgRemoveNotEnabledError()  # Before anything is kept of an image it could not use.
+        # Before anything is kept of an image it could not use.
+        raise BgRemoveNotEnabledError(
+            "Background removal is not enabled for this account; ask your account manager to enable it.")
     path = f"{digest}.{EXTENSIONS.get(kind, 'png')}"
     existing = Upload.objects.filter(source=source, path=path).first()
     name = upload_name(source_id=source.id, path=path)
@@ -278,18 +275,16 @@ def result_render(*, job: BgRemoveJob, upload: Upload, options: Options, backgro
     kept = render_get(key=key)
     if kept is not None:
         try:
-            return _result_unpack(render_read(kept) if kept.size <= SMALL_RENDER_BYTES else _stored_read(kept))
+            if kept.size <= SMALL_RENDER_BYTES:
+                return _result_unpack(render_read(kept))
+            with render_open(kept) as fh:
+                return _result_unpack(fh.read())
         except FileNotFoundError:
             render_forget(kept)  # Lost from storage: made again below.
     result = _result_make(job=job, upload=upload, options=options, background=background)
     render_store(key=key, source=upload.source, path=upload.path, data=_result_pack(result),
                  content_type=RESULT_CONTENT_TYPE)
     return result
-
-
-def _stored_read(render) -> bytes:
-    with storage_errors(), default_storage.open(render.storage_name, "rb") as fh:
-        return fh.read()
 
 
 def _result_pack(result: Result) -> bytes:

@@ -15,7 +15,6 @@ take on goes to Django as before: conditional requests, HEAD, an `expires` that 
 request over its account's rate (which Django then refuses), and every miss.
 """
 
-import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,10 +23,8 @@ from django.conf import settings
 
 from accounts.limits import RateLimitedError, render_admit
 from core.local_cache import ExpiringCache
-from core.middleware import request_counted
+from core.middleware import request_observed
 from usage.services import usage_record
-
-logger = logging.getLogger("cutout.requests")
 
 # The request's parts a response may depend on. Anything conditional is not served here.
 _KEY_FIELDS = ("PATH_INFO", "QUERY_STRING", "HTTP_HOST", "HTTP_X_FORWARDED_HOST", "HTTP_X_FORWARDED_PROTO",
@@ -80,12 +77,8 @@ def hot_serve(environ, start_response):
         return None  # Counted; Django counts it again and refuses it (429), with its headers.
     usage_record(source_id=hot.source_id, day=datetime.now(UTC).date(), served_bytes=len(entry.body), hit=True)
     start_response(entry.status, list(entry.headers))  # A server may add to the list it is given.
-    seconds = time.monotonic() - started
-    request_counted(route=hot.route, method="GET", status=200, seconds=seconds, cache="hit")
-    logger.info("%s %s %s %.1fms", "GET", environ.get("PATH_INFO", ""), 200, seconds * 1000,
-                extra={"method": "GET", "path": environ.get("PATH_INFO", ""), "status": 200,
-                       "duration_ms": round(seconds * 1000, 1), "route": hot.route,
-                       "account": hot.account.slug, "cache": "hit", "served": "hot"})
+    request_observed(route=hot.route, method="GET", path=environ.get("PATH_INFO", ""), status=200,
+                     seconds=time.monotonic() - started, account=hot.account.slug, cache="hit", served="hot")
     return [entry.body]
 
 
