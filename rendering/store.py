@@ -57,7 +57,9 @@ def render_key(*, source_id: int, path: str, model: str, canonical: str, fmt: st
     return _render_key(source_id, path, model, canonical, fmt)
 
 
-@functools.lru_cache(maxsize=8192)  # Hits repeat keys: hashing ~600 characters each time cost 3 % of one.
+# Hits repeat keys: hashing ~600 characters each time cost 3 % of one. 1024 entries: a canonical
+# form may carry a mark URL of thousands of characters, so this stays within about 10 MB.
+@functools.lru_cache(maxsize=1024)
 def _render_key(source_id: int, path: str, model: str, canonical: str, fmt: str) -> str:
     raw = "\x1f".join([str(source_id), path, model, canonical, fmt])
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
