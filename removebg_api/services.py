@@ -24,7 +24,7 @@ from django.db.models import Sum
 from django.utils import timezone
 from PIL import Image, ImageFilter
 
-from accounts.limits import rate_limit
+from accounts.limits import RateLimitedError, rate_limit
 from accounts.models import Account
 from core.errors import ServiceError, ServiceUnavailableError
 from cutouts.admission import job_retry_after
@@ -202,8 +202,15 @@ def removebg_job_ensure(*, input: Input, options: Options) -> Ensured:
     call only, through the same admission as rendering URLs (queue ceilings, bg-remove rate)."""
     source = input.source
     model = source_bg_remove_model(source=source, requested=TYPE_MODELS.get(options.type))
-    return bg_remove_job_ensure(source=source, path=input.upload.path, model=model,
-                                refinement=source.bg_remove_refinement)
+    try:
+        return bg_remove_job_ensure(source=source, path=input.upload.path, model=model,
+                                    refinement=source.bg_remove_refinement)
+    except RateLimitedError:
+        # Refused before any job of it exists: the upload is not kept, or every refused call
+        # would store up to ORIGIN_MAX_BYTES for the retention period.
+        if not BgRemoveJob.objects.filter(source=source, path=input.upload.path).exists():
+            render_purge(source=source, path=input.upload.path)
+        raise
 
 
 _waiting_lock = threading.Lock()

@@ -241,6 +241,15 @@ class TestJobsAndLimits:
         response = call({"image_file": io.BytesIO(png(colour=(4, 5, 6)))})
         assert response.status_code == 429 and errors(response)["code"] == "bg_remove_rate_limited"
         assert response["X-RateLimit-Limit"] == "1"
+        # The refused image is not kept: only the first call's upload (and its file) remain.
+        from django.core.files.storage import default_storage
+
+        from sources.origins.uploads import upload_name
+
+        upload = Upload.objects.get()
+        assert BgRemoveJob.objects.get().path == upload.path
+        folder = upload_name(source_id=upload.source_id, path=upload.path).rsplit("/", 1)[0]
+        assert default_storage.listdir(folder)[1] == [upload.path.rsplit("/", 1)[-1]]
 
     def test_insufficient_credits_is_402_before_any_work(self, call, account):
         CreditAccount.objects.create(account=account, credits=0, free_calls=0)
