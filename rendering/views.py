@@ -100,7 +100,7 @@ def _render(request, source, path):
         if sent and not outcome.fallback and match is not None:
             # The same request again may be answered before Django, with this response (hot.py).
             response.hot = HotResponse(account=outcome.source.account, source_id=outcome.source.id,
-                                       expires=outcome.params.expires, route=match.route)
+                                       expires=outcome.expires, route=match.route)
     if outcome.fallback:
         # The image without removal, for now: never cached downstream; the headers say why
         # (X-Bg-Remove-Failure-Reason, as imgix's failure-reason header).
