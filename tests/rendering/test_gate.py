@@ -3,11 +3,13 @@ the same order — source kind, signature, expires, entitlement, rate — so a m
 its own URL could not."""
 
 import io
+import subprocess
 import sys
 import time
 from urllib.parse import quote
 
 import pytest
+import requests
 from django.test import RequestFactory
 from imgix import UrlBuilder
 from PIL import Image
@@ -16,10 +18,11 @@ from rest_framework.test import APIClient
 from accounts.services import api_key_create
 from config.wsgi import application
 from cutouts.models import BgRemoveJob
-from rendering.store import render_lookup_cache_clear
 from rendering.signing import signature_for
+from rendering.store import render_lookup_cache_clear
 from sources.models import Source
 from sources.services import source_uploads_ensure
+from tests.conftest import ROOT, free_port, stop_process, wait_for_port, web_command
 from tests.factories import AccountFactory, SourceFactory
 
 pytestmark = pytest.mark.django_db
@@ -213,3 +216,31 @@ def test_the_documented_way_to_sign_a_nested_mark(client, sources, account):
     forged = UrlBuilder(f"brand.{DOMAIN}", sign_key="PHOTOS-TOKEN").create_url("astronaut.jpg", {"w": 120})
     url = page.create_url("chelsea.png", {"w": 300, "mark": forged})
     assert error(client.get(url.split(DOMAIN, 1)[1], HTTP_HOST=f"photos.{DOMAIN}")) == (403, "bad_signature")
+
+
+# --- On the real server ---------------------------------------------------------------------------
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_gate_holds_for_marks_on_the_real_server(sources, worker_env, settings):
+    """Through granian, its rendering handler and the hot path: a signing source's image is not
+    drawn through an open source's mark without its own signature, however often it is asked
+    for, and is once the mark is signed."""
+    port = free_port()
+    env = {**worker_env, "REDIS_URL": settings.REDIS_URL or "", "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+           "RENDER_DOMAIN": DOMAIN, "DJANGO_ALLOWED_HOSTS": f"127.0.0.1,localhost,.{DOMAIN}",
+           "RENDER_LOOKUP_CACHE_SECONDS": "30"}
+    proc = subprocess.Popen(web_command(port), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_port(port, proc=proc)
+        forged = [requests.get(base + composite(f"https://acme-private.{DOMAIN}/astronaut.jpg?w=40"), timeout=30)
+                  for _ in range(3)]
+        signed = [requests.get(base + composite(signed_mark("astronaut.jpg", {"w": 40})), timeout=30)
+                  for _ in range(3)]
+    finally:
+        stop_process(proc)
+    assert [(r.status_code, r.json()["error"]["code"]) for r in forged] == [(403, "bad_signature")] * 3
+    assert [r.status_code for r in signed] == [200] * 3
+    assert Image.open(io.BytesIO(signed[0].content)).size == (451, 300)
