@@ -202,15 +202,15 @@ def test_type_person_is_reported(call, cut, photo_jpg):
 def test_the_same_call_again_reads_its_kept_result(call, cut, photo_jpg, monkeypatch):
     from rendering.models import Render
     from rendering.store import render_purge
-    from removebg_api import services
-    from removebg_api.services import RESULT_CONTENT_TYPE
+    from removebg_api import results
+    from removebg_api.results import RESULT_CONTENT_TYPE
 
     first = send(call, photo_jpg, size="full", crop="true")
     kept = Render.objects.filter(content_type=RESULT_CONTENT_TYPE)
     assert kept.count() == 1
     made = []
-    original = services._result_make
-    monkeypatch.setattr(services, "_result_make", lambda **kwargs: made.append(1) or original(**kwargs))
+    original = results._result_make
+    monkeypatch.setattr(results, "_result_make", lambda **kwargs: made.append(1) or original(**kwargs))
     again = send(call, photo_jpg, size="full", crop="true")
     assert made == [] and kept.count() == 1  # Read, not made.
     assert again.content == first.content

@@ -1,0 +1,88 @@
+"""remove.bg credits: the balance, a call's charge taken atomically before any work, given back when the call costs nothing."""
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.models import Account
+from cutouts.models import BgRemoveJob
+from removebg_api.errors import InsufficientCreditsError
+from removebg_api.models import Call, CreditAccount
+from removebg_api.options import PREVIEW_CREDITS, Options
+from sources.models import Upload
+
+
+@dataclass(frozen=True)
+class Charge:
+    credits: Decimal
+    free: bool
+    credit_id: int
+
+
+def credit_account_ensure(*, account: Account) -> CreditAccount:
+    credit, _ = CreditAccount.objects.get_or_create(
+        account=account, defaults={"credits": Decimal(str(settings.REMOVEBG_DEFAULT_CREDITS)),
+                                   "free_calls": settings.REMOVEBG_FREE_CALLS})
+    return credit
+
+
+def _this_month():
+    return timezone.now().date().replace(day=1)
+
+
+def free_calls_left(*, credit: CreditAccount) -> int:
+    used = credit.free_used if credit.free_month == _this_month() else 0
+    return max(0, credit.free_calls - used)
+
+
+def credits_left(*, credit: CreditAccount) -> Decimal:
+    return credit.credits - credit.charged
+
+
+def credits_payable_check(*, account: Account) -> None:
+    """402 before the body is read when the account could pay for no call at all (no free call
+    left this month, less than a preview's credits)."""
+    credit = credit_account_ensure(account=account)
+    if free_calls_left(credit=credit) == 0 and credits_left(credit=credit) < Decimal(PREVIEW_CREDITS):
+        raise InsufficientCreditsError()
+
+
+def credits_take(*, account: Account, options: Options) -> Charge:
+    """The call's charge, taken now, before anything is downloaded or stored: a free call while
+    the month's last (previews only), else its credits, or 402. Each is one conditional UPDATE,
+    so concurrent calls of one account can never take more than there is."""
+    credit = credit_account_ensure(account=account)
+    if options.size == "preview":
+        month = _this_month()
+        # A new month starts the count again; a second process starting it too finds it started.
+        CreditAccount.objects.filter(pk=credit.pk).exclude(free_month=month).update(free_month=month, free_used=0)
+        if CreditAccount.objects.filter(pk=credit.pk, free_month=month, free_used__lt=F("free_calls")).update(
+                free_used=F("free_used") + 1):
+            return Charge(Decimal(0), True, credit.pk)
+    cost = Decimal(options.credits)
+    if not CreditAccount.objects.filter(pk=credit.pk, credits__gte=F("charged") + cost).update(
+            charged=F("charged") + cost):
+        raise InsufficientCreditsError()
+    return Charge(cost, False, credit.pk)
+
+
+def credits_give_back(*, charge: Charge) -> None:
+    """Undoes credits_take for a call that costs nothing (refused before its job, or answered
+    before its result)."""
+    if charge.free:
+        CreditAccount.objects.filter(pk=charge.credit_id, free_month=_this_month(), free_used__gt=0).update(
+            free_used=F("free_used") - 1)
+    elif charge.credits:
+        CreditAccount.objects.filter(pk=charge.credit_id).update(charged=F("charged") - charge.credits)
+
+
+def call_record(*, account: Account, job: BgRemoveJob, upload: Upload, options: Options, charge: Charge,
+                width: int = 0, height: int = 0, error_code: str = "") -> Call:
+    """The call's record (admin: remove.bg calls): a result, or the error of a call charged
+    because the model ran for it."""
+    return Call.objects.create(account=account, job=job, path=upload.path, size=options.size,
+                               credits=charge.credits, free=charge.free, width=width, height=height,
+                               error_code=error_code)
