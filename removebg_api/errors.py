@@ -39,13 +39,13 @@ class TooManyWaitingError(ServiceError):
 
 
 class UploadsFullError(ServiceError):
-    """The account's uploads are at REMOVEBG_UPLOADS_MAX_* and every one is still in use by an
-    unfinished job: nothing can be expired to make room yet."""
+    """The account's uploads are at REMOVEBG_UPLOADS_MAX_* and what is left is in use by
+    unfinished jobs: nothing can be expired to make room yet."""
 
     status_code = 429
     code = "uploads_storage_full"
-    default_message = ("The account's stored uploads are at their ceiling and all in use by unfinished jobs; "
-                       "retry when they are done.")
+    default_message = ("The account's stored uploads are at their ceiling, and none can be expired to make room "
+                       "(those left are in use by unfinished jobs, or this image alone is over it); retry later.")
     retry_after = 30
 
 
