@@ -13,9 +13,9 @@ from removebg_api.errors import RemoveBgError
 
 # The fields that carry an image: bounded by ORIGIN_MAX_BYTES (as base64), not REMOVEBG_JSON_MAX_STRING.
 IMAGE_FIELDS = ("image_file_b64", "bg_image_file_b64")
-_SPACE = re.compile(r"[ \t\n\r]*")
-_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?")
-_LITERALS = {"true": True, "false": False, "null": None}
+_SPACE = re.compile(rb"[ \t\n\r]*")
+_NUMBER = re.compile(rb"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?")
+_LITERALS = {b"true": True, b"false": False, b"null": None}
 
 
 class BodyError(RemoveBgError):
@@ -66,33 +66,31 @@ def json_fields(body: bytes) -> dict:
     (the base64 images at most ORIGIN_MAX_BYTES as base64). Read in one pass that stops at the
     first thing out of bounds, so nothing nested is ever built: json.loads would build every
     object of a body of nested empty objects before anything could look at it."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BodyError("The JSON body is not UTF-8.") from None
+    # Read as bytes, each string decoded alone: the body is never copied whole as text.
+    text = body
     max_fields, max_string = settings.REMOVEBG_JSON_MAX_FIELDS, settings.REMOVEBG_JSON_MAX_STRING
     max_image = (settings.ORIGIN_MAX_BYTES + 2) // 3 * 4 + 64  # A data: URL's prefix included.
     fields: dict = {}
     at = _SPACE.match(text, 0).end()
     if at == len(text):
         return fields
-    if text[at] != "{":
+    if text[at:at + 1] != b"{":
         raise BodyError("The JSON body is an object of fields.")
     at = _SPACE.match(text, at + 1).end()
-    if text[at:at + 1] == "}":
+    if text[at:at + 1] == b"}":
         return _end(text, at + 1, fields)
     while True:
-        if text[at:at + 1] != '"':
+        if text[at:at + 1] != b'"':
             raise BodyError("A field's name is a string.")
         name, at = _string(text, at + 1, max_string)
         at = _SPACE.match(text, at).end()
-        if text[at:at + 1] != ":":
+        if text[at:at + 1] != b":":
             raise BodyError("A field's name is followed by a colon.")
         at = _SPACE.match(text, at + 1).end()
         char = text[at:at + 1]
-        if char == '"':
+        if char == b'"':
             value, at = _string(text, at + 1, max_image if name in IMAGE_FIELDS else max_string)
-        elif char in ("{", "["):
+        elif char in (b"{", b"["):
             raise BodyError(f"{name[:100]} is nested; every field is a string, a number or a boolean.")
         elif match := _NUMBER.match(text, at):
             if match.end() - at > 64:
@@ -108,23 +106,23 @@ def json_fields(body: bytes) -> dict:
             raise BodyError(f"More than {max_fields} fields.")
         at = _SPACE.match(text, at).end()
         char = text[at:at + 1]
-        if char == "}":
+        if char == b"}":
             return _end(text, at + 1, fields)
-        if char != ",":
+        if char != b",":
             raise BodyError("The JSON body could not be parsed.")
         at = _SPACE.match(text, at + 1).end()
 
 
-def _string(text: str, at: int, limit: int) -> tuple[str, int]:
+def _string(text: bytes, at: int, limit: int) -> tuple[str, int]:
     # The closing quote is found first (an escaped quote only moves it on), so a string over
     # its limit is refused before it is decoded.
     end = at
     while True:
-        end = text.find('"', end)
+        end = text.find(b'"', end)
         if end < 0:
             raise BodyError("A string is not closed.")
         before = end - 1
-        while before >= at and text[before] == "\\":
+        while before >= at and text[before] == 0x5C:  # A backslash.
             before -= 1
         if (end - 1 - before) % 2 == 0:
             break
@@ -132,12 +130,13 @@ def _string(text: str, at: int, limit: int) -> tuple[str, int]:
     if end - at > limit:
         raise _too_large(f"A string of the JSON body is over {limit} characters.")
     try:
-        return scanstring(text, at, True)
-    except ValueError:
+        value, _ = scanstring(text[at:end + 1].decode("utf-8"), 0, True)
+    except (UnicodeDecodeError, ValueError):
         raise BodyError("A string of the JSON body could not be parsed.") from None
+    return value, end + 1
 
 
-def _end(text: str, at: int, fields: dict) -> dict:
+def _end(text: bytes, at: int, fields: dict) -> dict:
     if _SPACE.match(text, at).end() != len(text):
         raise BodyError("Nothing may follow the JSON object.")
     return fields
