@@ -13,7 +13,7 @@ from PIL import Image
 
 from accounts.services import api_key_create
 from cutouts.models import BgRemoveJob
-from removebg_api.models import Call, CreditAccount, Improvement
+from removebg_api.models import CreditAccount, Improvement
 from removebg_api.retention import uploads_expire
 from rendering.store import render_purge
 from sources.models import Source, Upload

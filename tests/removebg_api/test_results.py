@@ -200,10 +200,10 @@ def test_type_person_is_reported(call, cut, photo_jpg):
 
 
 def test_the_same_call_again_reads_its_kept_result(call, cut, photo_jpg, monkeypatch):
-    from rendering.models import Render
-    from rendering.store import render_purge
     from removebg_api import results
     from removebg_api.results import RESULT_CONTENT_TYPE
+    from rendering.models import Render
+    from rendering.store import render_purge
 
     first = send(call, photo_jpg, size="full", crop="true")
     kept = Render.objects.filter(content_type=RESULT_CONTENT_TYPE)
