@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -86,3 +87,38 @@ def call_record(*, account: Account, job: BgRemoveJob, upload: Upload, options: 
     return Call.objects.create(account=account, job=job, path=upload.path, size=options.size,
                                credits=charge.credits, free=charge.free, width=width, height=height,
                                error_code=error_code)
+
+
+def call_hold(*, account: Account, job: BgRemoveJob, upload: Upload, options: Options, charge: Charge,
+              error_code: str) -> bool:
+    """Keeps the charge of a call answered before its result (the model will run for it) as a
+    held call; False, and nothing kept, when the account already holds one on this job (the
+    same call sent again while it runs), so a client's retries hold one charge."""
+    try:
+        with transaction.atomic():
+            Call.objects.create(account=account, job=job, path=upload.path, size=options.size,
+                                credits=charge.credits, free=charge.free, width=0, height=0,
+                                error_code=error_code, held=True)
+    except IntegrityError:
+        return False
+    return True
+
+
+def call_hold_release(*, account: Account, job: BgRemoveJob) -> None:
+    """The account's held charge on this job given back: a call that is itself charged for the
+    job takes its place (the earlier call's 429 and this answer are one bill)."""
+    for held in Call.objects.filter(account=account, job=job, held=True):
+        _hold_give_back(held)
+
+
+def call_holds_release_failed(*, job_id) -> None:
+    """Every charge held on a job that failed is given back: the model made nothing for it."""
+    for held in Call.objects.filter(job_id=job_id, held=True, job__status=BgRemoveJob.Status.FAILED):
+        _hold_give_back(held)
+
+
+def _hold_give_back(held: Call) -> None:
+    # Deleted first, so a hold is given back once however many processes race for it.
+    if Call.objects.filter(pk=held.pk, held=True).delete()[0]:
+        credit = CreditAccount.objects.filter(account_id=held.account_id).values_list("pk", flat=True).first()
+        credits_give_back(charge=Charge(held.credits, held.free, credit))

@@ -52,9 +52,14 @@ class Call(models.Model):
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
     error_code = models.CharField(max_length=64, blank=True)
+    # A call answered before its result (429): its charge held, because the model will run for it,
+    # until the same call again is answered (which takes its place) or the job fails (given back).
+    held = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "job"], condition=models.Q(held=True),
+                                               name="one_held_call_per_account_and_job")]
         indexes = [models.Index(fields=["account", "created_at"], name="removebg_call_account_time")]
         ordering = ["-created_at"]
         verbose_name = "remove.bg call"

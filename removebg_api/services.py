@@ -11,8 +11,16 @@ from accounts.models import Account
 from core.errors import ServiceError
 from cutouts.models import BgRemoveJob
 from cutouts.services import BgRemoveNotEnabledError
-from removebg_api.credits import Charge, call_record, credits_give_back, credits_payable_check, credits_take
-from removebg_api.errors import RemoveBgError
+from removebg_api.credits import (
+    Charge,
+    call_hold,
+    call_hold_release,
+    call_record,
+    credits_give_back,
+    credits_payable_check,
+    credits_take,
+)
+from removebg_api.errors import RemoveBgError, TooManyWaitingError, WaitTimeoutError
 from removebg_api.improvements import improvement_store
 from removebg_api.inputs import Input, background_check, image_given, image_read, input_store, roi_check
 from removebg_api.jobs import job_wait, removebg_job_ensure, waiting_slot
@@ -62,12 +70,13 @@ def removebg_call(*, account: Account, source: Source, fields: dict, files: dict
     downloaded, checked from their headers with the roi; the upload; the job (queued through
     `enqueue`, the entry point's) and the wait; the result; the record.
 
-    The bill: a call is charged once the model has run for it, and only then. Until its job is
-    done, a refusal (ours or the image's, the roi's, the queue's) gives the charge back and takes
-    away the upload this call stored, unless a job uses it; a call answered before its result
-    (429 result_pending) is not charged, its job goes on, and the same call again is charged
-    when it is answered. From the done job on, the call is charged whatever happens, except
-    for what is ours or of the moment (_NOT_THE_CALLS, 5xx): a failure is recorded with its code."""
+    The bill: a call is charged once the model has run (or will run) for it, and only then.
+    Before its job, a refusal (the image's, the roi's, the queue's, ours) gives the charge back
+    and takes away the upload this call stored, unless a job uses it. A call answered before its
+    result (429) holds its charge, as the model runs for it; the same call again, answered,
+    takes the hold's place, and a failed job gives it back. From the done job on, the call is
+    charged whatever happens, except for what is ours or of the moment (_NOT_THE_CALLS, 5xx):
+    a failure is recorded with its code."""
     options = options_parse({name: fields.get(name) for name in OPTION_FIELDS})
     image = image_given(file=files.get("image_file"), b64=_text(fields, "image_file_b64"),
                         url=_text(fields, "image_url"))
@@ -79,7 +88,7 @@ def removebg_call(*, account: Account, source: Source, fields: dict, files: dict
                             "bg_color, the bg_image_url or the bg_image_file parameter.")
     background_given = image_given(file=files.get("bg_image_file"), url=_text(fields, "bg_image_url"), what="bg")
     charge = credits_take(account=account, options=options)
-    given = None
+    given = job = None
     try:
         data = image_read(image)
         background = image_read(background_given) if background_given is not None else None
@@ -94,6 +103,14 @@ def removebg_call(*, account: Account, source: Source, fields: dict, files: dict
         if not cached:
             with waiting_slot():
                 job = job_wait(job=job)
+    except (WaitTimeoutError, TooManyWaitingError) as exc:
+        # Answered before its result, but the model will run for it: the charge is held (one
+        # per account and job, however often the call is sent again), until an answered call
+        # takes its place or the job fails (removebg_api/receivers.py).
+        if not call_hold(account=account, job=job, upload=given.upload, options=options, charge=charge,
+                         error_code=exc.code):
+            credits_give_back(charge=charge)
+        raise
     except Exception:
         credits_give_back(charge=charge)
         if given is not None:
@@ -106,6 +123,7 @@ def removebg_call(*, account: Account, source: Source, fields: dict, files: dict
         if exc.code in _NOT_THE_CALLS or exc.status_code >= 500:
             credits_give_back(charge=charge)
         else:
+            call_hold_release(account=account, job=job)
             call_record(account=account, job=job, upload=given.upload, options=options, charge=charge,
                         error_code=exc.code)
             exc.credits_charged = charge.credits
@@ -113,6 +131,7 @@ def removebg_call(*, account: Account, source: Source, fields: dict, files: dict
     except Exception:
         credits_give_back(charge=charge)
         raise
+    call_hold_release(account=account, job=job)
     call_record(account=account, job=job, upload=given.upload, options=options, charge=charge,
                 width=result.width, height=result.height)
     usage_record(source_id=source.id, day=timezone.now().date(), served_bytes=len(result.data), hit=cached)

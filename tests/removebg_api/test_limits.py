@@ -152,12 +152,12 @@ class TestTheBill:
     def test_a_call_that_fails_after_the_model_ran_is_charged(self, call, made, account, photo_jpg):
         credits(account, 5)
         made({"image_file": io.BytesIO(photo_jpg), "size": "full"})
-        assert balance(account) == 5  # Answered before its result (429): not charged.
+        assert balance(account) == 4  # Answered before its result (429): its charge held.
         # A region of interest in the sky's corner: the model ran, and found no subject there.
         response = call({"image_file": io.BytesIO(photo_jpg), "size": "full", "roi": "0 0 4 4"})
         assert response.status_code == 400 and code(response) == "unknown_foreground"
         assert response["X-Credits-Charged"] == "1"
-        assert balance(account) == 4
+        assert balance(account) == 4  # Charged, in the held charge's place.
         charged = Call.objects.get()
         assert (charged.credits, charged.error_code, charged.width) == (1, "unknown_foreground", 0)
         # The upload and its cutout stay: the model ran for them, and the next call uses them.
@@ -176,11 +176,40 @@ class TestTheBill:
         assert Upload.objects.count() == 1 and BgRemoveJob.objects.count() == 1
         files = [name for name in default_storage.listdir(f"uploads/{Upload.objects.get().source_id}")[1]]
         assert files == [Upload.objects.get().path]
-        assert balance(account) == 5 and not Call.objects.exists()
+        # Only the first call's charge, held for its job.
+        assert balance(account) == 4 and list(Call.objects.values_list("held", flat=True)) == [True]
         # A free call given back is free again.
         CreditAccount.objects.filter(account=account).update(free_calls=1)
         assert code(call({"image_file": io.BytesIO(png(colour=(7, 8, 9)))})) == "bg_remove_account_queue_full"
         assert call(path="/v1.0/account", method="get").json()["data"]["attributes"]["api"]["free_calls"] == 1
+
+
+    def test_a_call_answered_before_its_result_holds_its_charge_until_its_job_ends(
+            self, call, account, settings, django_capture_on_commit_callbacks):
+        settings.REMOVEBG_WAIT_SECONDS = 0
+        credits(account, 5)
+        data = png(size=(80, 80), colour=(10, 10, 250))
+        for _ in range(3):  # A client retrying while the job runs holds one charge.
+            response = call({"image_file": io.BytesIO(data), "size": "full"})
+            assert code(response) == "result_pending"
+        assert balance(account) == 4
+        held = Call.objects.get()
+        assert held.held and held.credits == 1 and held.error_code == "result_pending"
+        # The job done, the same call again is answered and takes the held charge's place.
+        assert bg_remove_job_process(job_id=BgRemoveJob.objects.get().id).status == "done"
+        response = call({"image_file": io.BytesIO(data), "size": "full"})
+        assert response.status_code in (200, 400), response.content  # 400: no subject found, charged too.
+        assert response["X-Credits-Charged"] == "1" and balance(account) == 4
+        assert list(Call.objects.values_list("held", flat=True)) == [False]
+        # Another image whose job fails (its upload lost before the worker reads it): given back.
+        other = png(size=(80, 80), colour=(250, 10, 10))
+        assert code(call({"image_file": io.BytesIO(other), "size": "full"})) == "result_pending"
+        assert balance(account) == 3
+        job = BgRemoveJob.objects.get(status="queued")
+        default_storage.delete(f"uploads/{job.source_id}/{job.path}")
+        with django_capture_on_commit_callbacks(execute=True):
+            assert bg_remove_job_process(job_id=job.id).status == "failed"
+        assert balance(account) == 4 and not Call.objects.filter(held=True).exists()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -193,6 +222,9 @@ def test_concurrent_calls_never_take_credits_below_zero(live_server, made, accou
     credits(account, 3)
     data = photo_jpg
     made({"image_file": io.BytesIO(data), "size": "full"})
+    # A balance of three, and no charge held by the call that made the job.
+    Call.objects.all().delete()
+    CreditAccount.objects.filter(account=account).update(charged=0)
     barrier = threading.Barrier(8)
     statuses = []
 
