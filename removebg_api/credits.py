@@ -21,6 +21,9 @@ class Charge:
     credits: Decimal
     free: bool
     credit_id: int
+    # Nothing taken: the call may only be the same call again as one whose charge is held
+    # (call_hold), which that charge pays for.
+    on_hold: bool = False
 
 
 def credit_account_ensure(*, account: Account) -> CreditAccount:
@@ -45,9 +48,10 @@ def credits_left(*, credit: CreditAccount) -> Decimal:
 
 def credits_payable_check(*, account: Account) -> None:
     """402 before the body is read when the account could pay for no call at all (no free call
-    left this month, less than a preview's credits)."""
+    left this month, less than a preview's credits, no held charge)."""
     credit = credit_account_ensure(account=account)
-    if free_calls_left(credit=credit) == 0 and credits_left(credit=credit) < Decimal(PREVIEW_CREDITS):
+    if (free_calls_left(credit=credit) == 0 and credits_left(credit=credit) < Decimal(PREVIEW_CREDITS)
+            and not Call.objects.filter(account=account, held=True).exists()):
         raise InsufficientCreditsError()
 
 
@@ -66,8 +70,16 @@ def credits_take(*, account: Account, options: Options) -> Charge:
     cost = Decimal(options.credits)
     if not CreditAccount.objects.filter(pk=credit.pk, credits__gte=F("charged") + cost).update(
             charged=F("charged") + cost):
-        raise InsufficientCreditsError()
+        # A client sending again a call answered 429 has paid already: its held charge pays,
+        # once the call is found to be for the same job (call_hold_settle).
+        if not any(_covers(held, options) for held in Call.objects.filter(account=account, held=True)):
+            raise InsufficientCreditsError()
+        return Charge(Decimal(0), False, credit.pk, on_hold=True)
     return Charge(cost, False, credit.pk)
+
+
+def _covers(held: Call, options: Options) -> bool:
+    return options.size == "preview" if held.free else held.credits >= Decimal(options.credits)
 
 
 def credits_give_back(*, charge: Charge) -> None:
@@ -104,11 +116,28 @@ def call_hold(*, account: Account, job: BgRemoveJob, upload: Upload, options: Op
     return True
 
 
-def call_hold_release(*, account: Account, job: BgRemoveJob) -> None:
-    """The account's held charge on this job given back: a call that is itself charged for the
-    job takes its place (the earlier call's 429 and this answer are one bill)."""
+def call_hold_check(*, account: Account, upload: Upload, options: Options, charge: Charge) -> None:
+    """402, before any job is asked for, for a call let through on a held charge
+    (Charge.on_hold) that is not for this image."""
+    if charge.on_hold and not any(_covers(held, options) for held in
+                                  Call.objects.filter(account=account, path=upload.path, held=True)):
+        raise InsufficientCreditsError()
+
+
+def call_hold_settle(*, account: Account, job: BgRemoveJob, options: Options, charge: Charge) -> Charge:
+    """What a call charged for this job bills, the account's held charge on the job settled: a
+    call that paid its own charge takes the hold's place (given back: the earlier 429 and this
+    answer are one bill); a call let through on the hold is billed the hold."""
     for held in Call.objects.filter(account=account, job=job, held=True):
+        if charge.on_hold and _covers(held, options):
+            # Deleted first, so a hold pays for one call however many processes race for it.
+            if Call.objects.filter(pk=held.pk, held=True).delete()[0]:
+                return Charge(held.credits, held.free, charge.credit_id)
+            continue
         _hold_give_back(held)
+    if charge.on_hold:
+        raise InsufficientCreditsError()  # The hold went meanwhile: its job failed, or a call took it.
+    return charge
 
 
 def call_holds_release_failed(*, job_id) -> None:

@@ -14,7 +14,8 @@ from cutouts.services import BgRemoveNotEnabledError
 from removebg_api.credits import (
     Charge,
     call_hold,
-    call_hold_release,
+    call_hold_check,
+    call_hold_settle,
     call_record,
     credits_give_back,
     credits_payable_check,
@@ -96,6 +97,7 @@ def removebg_call(*, account: Account, source: Source, fields: dict, files: dict
             background_check(background)
         given = input_store(account=account, source=source, data=data)
         roi_check(roi=options.roi, upload=given.upload)
+        call_hold_check(account=account, upload=given.upload, options=options, charge=charge)
         job, queue = removebg_job_ensure(input=given, options=options)
         cached = job.status == BgRemoveJob.Status.DONE
         if queue:
@@ -123,7 +125,7 @@ def removebg_call(*, account: Account, source: Source, fields: dict, files: dict
         if exc.code in _NOT_THE_CALLS or exc.status_code >= 500:
             credits_give_back(charge=charge)
         else:
-            call_hold_release(account=account, job=job)
+            charge = call_hold_settle(account=account, job=job, options=options, charge=charge)
             call_record(account=account, job=job, upload=given.upload, options=options, charge=charge,
                         error_code=exc.code)
             exc.credits_charged = charge.credits
@@ -131,7 +133,7 @@ def removebg_call(*, account: Account, source: Source, fields: dict, files: dict
     except Exception:
         credits_give_back(charge=charge)
         raise
-    call_hold_release(account=account, job=job)
+    charge = call_hold_settle(account=account, job=job, options=options, charge=charge)
     call_record(account=account, job=job, upload=given.upload, options=options, charge=charge,
                 width=result.width, height=result.height)
     usage_record(source_id=source.id, day=timezone.now().date(), served_bytes=len(result.data), hit=cached)

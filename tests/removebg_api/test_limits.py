@@ -211,6 +211,23 @@ class TestTheBill:
             assert bg_remove_job_process(job_id=job.id).status == "failed"
         assert balance(account) == 4 and not Call.objects.filter(held=True).exists()
 
+    def test_a_call_sent_again_with_nothing_left_is_answered_on_its_held_charge(self, call, account, settings):
+        settings.REMOVEBG_WAIT_SECONDS = 0
+        credits(account, 1)
+        data = png(size=(80, 80), colour=(10, 10, 250))
+        assert code(call({"image_file": io.BytesIO(data), "size": "full"})) == "result_pending"
+        assert balance(account) == 0
+        # Another image cannot ride on that hold; nothing of it is kept.
+        response = call({"image_file": io.BytesIO(png(colour=(1, 1, 1))), "size": "full"})
+        assert response.status_code == 402 and Upload.objects.count() == 1
+        assert bg_remove_job_process(job_id=BgRemoveJob.objects.get().id).status == "done"
+        response = call({"image_file": io.BytesIO(data), "size": "full"})
+        assert response.status_code in (200, 400) and response["X-Credits-Charged"] == "1"
+        assert balance(account) == 0
+        assert list(Call.objects.values_list("held", "credits")) == [(False, 1)]
+        # The hold paid once.
+        assert call({"image_file": io.BytesIO(data), "size": "full"}).status_code == 402
+
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_calls_never_take_credits_below_zero(live_server, made, account, removebg_key, settings,
