@@ -6,11 +6,10 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils import timezone
 
-from accounts.limits import rate_limit, render_admit
+from accounts.limits import rate_limit
 from accounts.models import Account
 from core.errors import ServiceError
 from cutouts.models import BgRemoveJob
-from cutouts.services import BgRemoveNotEnabledError
 from removebg_api.credits import (
     Charge,
     call_hold,
@@ -28,9 +27,9 @@ from removebg_api.jobs import job_wait, removebg_job_ensure, waiting_slot
 from removebg_api.models import Improvement
 from removebg_api.options import Options, options_parse
 from removebg_api.results import Result, result_render
+from rendering.gate import Door, Entry, render_gate
 from rendering.store import render_purge
 from sources.models import Source
-from sources.selectors import source_bg_remove_enabled
 from sources.services import source_uploads_ensure
 from usage.services import usage_record
 
@@ -51,17 +50,15 @@ class Answer:
 
 
 def removebg_admit(*, account: Account, payable: bool = True) -> Source:
-    """What a call must pass before its body is read: the account's request rate (counted
-    here, so even a body that cannot be parsed counts), background removal enabled for the
-    account's uploads source, and (for /removebg) something it could pay for."""
-    render_admit(account=account)
-    source = source_uploads_ensure(account=account)
-    if not source_bg_remove_enabled(source=source):
-        raise BgRemoveNotEnabledError(
-            "Background removal is not enabled for this account; ask your account manager to enable it.")
+    """What a call must pass before its body is read: the render gate's door for remove.bg's API
+    (rendering/gate.py: the account's uploads source, the key's account, background removal
+    enabled, then the account's request rate, counted here so even a body that cannot be parsed
+    counts), and (for /removebg) something it could pay for."""
+    gate = render_gate(Entry(door=Door.REMOVEBG, source=source_uploads_ensure(account=account), account=account,
+                             bg_remove=True))
     if payable:
         credits_payable_check(account=account)
-    return source
+    return gate.source
 
 
 def removebg_call(*, account: Account, source: Source, fields: dict, files: dict,
