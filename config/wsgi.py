@@ -11,6 +11,7 @@ environment, secrets included; those keys are dropped before Django sees them, s
 report or debug page can show them as request metadata.
 """
 
+import json
 import os
 
 import django
@@ -67,6 +68,14 @@ _REQUEST_KEYS = {"REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "
                  "REMOTE_ADDR", "REMOTE_HOST", "REMOTE_PORT", "RAW_URI", "REQUEST_URI", "HTTPS"}
 
 
+_LOOP_BODY = json.dumps({"error": {
+    "code": "request_loop",
+    "message": "This request was made by this service itself (a fetch that led back here); it is not served.",
+}}).encode()
+_LOOP_HEADERS = [("Content-Type", "application/json"), ("Content-Length", str(len(_LOOP_BODY))),
+                 ("Cache-Control", "no-store")]
+
+
 class Application:
     def __init__(self):
         django.setup(set_prefix=False)
@@ -76,6 +85,7 @@ class Application:
         from rendering.hot import hot_keep, hot_serve
         from rendering.urls import RenderPathUrls, render_route
         from sources.addresses import source_slug_for_host  # After setup: apps are ready.
+        from sources.origins.net import FETCH_MARKER_ENVIRON, fetch_markers
 
         RenderHandler.urlconf = RenderPathUrls
         RenderHandler.render_view = staticmethod(render_route.callback)
@@ -84,6 +94,7 @@ class Application:
         self.render = RenderHandler()
         self._source_slug_for_host = source_slug_for_host
         self._hot_serve, self._hot_keep = hot_serve, hot_keep
+        self._marker_key, self._markers = FETCH_MARKER_ENVIRON, fetch_markers()
 
     def handler_for(self, environ) -> WSGIHandler:
         path = environ.get("PATH_INFO", "")
@@ -101,6 +112,11 @@ class Application:
     def __call__(self, environ, start_response):
         for key in self._process_keys:
             environ.pop(key, None)
+        if environ.get(self._marker_key) in self._markers:
+            # One of our own fetches came back to us (a redirect, an alias): refused before any
+            # work, so a render never waits on a fetch of itself and no loop sustains itself.
+            start_response("508 Loop Detected", _LOOP_HEADERS)
+            return [_LOOP_BODY]
         body = self._hot_serve(environ, start_response)  # A repeated hit, answered before Django.
         if body is not None:
             return body

@@ -61,6 +61,15 @@ class OriginAddressError(OriginError):
     default_message = "The origin's address is not allowed (private, loopback or reserved network)."
 
 
+class OriginLoopError(OriginError):
+    """The URL, or a redirect, leads back to this service: a render would wait on itself."""
+
+    status_code = 508
+    code = "origin_loop"
+    default_message = ("The URL leads back to this service (one of its host names or addresses); "
+                       "images are never fetched from the service itself.")
+
+
 class PathError(BadRequestError):
     code = "bad_path"
 

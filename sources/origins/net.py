@@ -5,14 +5,18 @@ resolution before urllib3 resolves it again to connect, which a DNS rebinding sl
 do not follow urllib3 2 and botocore's pools; here the check runs on the connected socket.
 """
 
+import functools
 import ipaddress
 import socket
-import time
+from http.client import HTTPException
 from urllib.parse import urljoin, urlsplit
 
+import psutil
 import urllib3
 from botocore.awsrequest import AWSHTTPConnection, AWSHTTPConnectionPool, AWSHTTPSConnection, AWSHTTPSConnectionPool
 from django.conf import settings
+from django.utils.crypto import salted_hmac
+from django.utils.http import is_same_domain
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
@@ -20,12 +24,14 @@ from sources.origins.base import (
     OriginAddressError,
     OriginError,
     OriginForbiddenError,
+    OriginLoopError,
     OriginNotFoundError,
     OriginObject,
     OriginTimeoutError,
     OriginUnavailableError,
     read_capped,
 )
+from sources.origins.deadlines import deadline_cap, deadline_check, deadline_watch, fetch_deadline
 
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 # Never a destination, whatever Python's `is_global` says: site-local (deprecated, RFC 3879),
@@ -106,32 +112,138 @@ def address_allowed(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
+# Every request of ours carries this header; config/wsgi.py refuses one that arrives with our value
+# before any work, so a fetch that reaches us by a name or address we do not know (an alias, a
+# proxy, a development machine's loopback) ends there instead of rendering again.
+FETCH_MARKER_HEADER = "X-Cutout-Fetch"
+FETCH_MARKER_ENVIRON = "HTTP_X_CUTOUT_FETCH"
+
+
+@functools.lru_cache(maxsize=8)
+def _marker_for(secret: str) -> str:
+    return salted_hmac("sources.origins.net.fetch_marker", "outgoing fetch", secret=secret,
+                       algorithm="sha256").hexdigest()[:32]
+
+
+def fetch_marker() -> str:
+    """Derived from SECRET_KEY: another installation's fetches (one that uses ours as its origin)
+    carry another value and are served; a peer that learns ours can only refuse its own requests."""
+    return _marker_for(settings.SECRET_KEY)
+
+
+def fetch_markers() -> frozenset[str]:
+    """The values our own processes may send, SECRET_KEY_FALLBACKS' included (a rotation)."""
+    return frozenset(_marker_for(key) for key in [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS])
+
+
+def _literal(pattern: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(pattern.strip("[]"))
+    except ValueError:
+        return None
+
+
+def _loopback_name(pattern: str) -> bool:
+    return pattern in ("localhost", ".localhost") or pattern.endswith(".localhost")
+
+
+def host_is_ours(host: str) -> bool:
+    """`host` is one of the names this service answers to: DJANGO_ALLOWED_HOSTS (`.example.com`
+    covering its subdomains) and RENDER_DOMAIN with its subdomains. Address literals are judged by
+    address (own_addresses), loopback names by ORIGIN_ALLOW_LOOPBACK, and `*` names nothing."""
+    host = host.lower().rstrip(".")
+    patterns = list(settings.ALLOWED_HOSTS)
+    if settings.RENDER_DOMAIN:
+        patterns.append("." + settings.RENDER_DOMAIN)
+    for pattern in patterns:
+        pattern = pattern.lower().rstrip(".")
+        if pattern in ("", "*", ".") or _literal(pattern) is not None or _loopback_name(pattern):
+            continue
+        if is_same_domain(host, pattern):
+            return True
+    return False
+
+
+def own_addresses() -> frozenset:
+    """This machine's interface addresses and the address literals of DJANGO_ALLOWED_HOSTS (a
+    public address that NAT maps to us is on no interface), read afresh on each connection (about
+    0.15 ms) so a changed address counts at once. Loopback is left to ORIGIN_ALLOW_LOOPBACK."""
+    found = {_literal(pattern) for pattern in settings.ALLOWED_HOSTS} - {None}
+    for addresses in psutil.net_if_addrs().values():
+        for address in addresses:
+            if address.family in (socket.AF_INET, socket.AF_INET6):
+                found.add(ipaddress.ip_address(address.address.split("%")[0]))
+    return frozenset(ip for ip in found if not ip.is_loopback)
+
+
+def _is_own(ip, own: frozenset) -> bool:
+    if ip in own:
+        return True
+    return isinstance(ip, ipaddress.IPv6Address) and any(v4 in own for v4 in embedded_ipv4(ip) or ())
+
+
 class _SafeConnectMixin:
-    """Resolves the host itself and connects only to an allowed address (no rebinding window)."""
+    """Resolves the host itself and connects only to an allowed address (no rebinding window),
+    never to this service itself; puts every socket under the fetch's deadline (deadlines.py) and
+    every request under our marker header."""
 
     def _new_conn(self):
+        deadline_check()  # A retry (botocore's) or a redirect after the deadline opens nothing.
+        if host_is_ours(self.host):
+            raise OriginLoopError()
         try:
             infos = socket.getaddrinfo(self._dns_host, self.port, type=socket.SOCK_STREAM)
         except socket.gaierror:
             raise OriginNotFoundError("The origin's host name does not resolve.") from None
-        refused, last_error = False, None
+        deadline_check()
+        own = own_addresses()
+        refused, looped, last_error = False, False, None
         for family, socktype, proto, _, sockaddr in infos:
-            if not address_allowed(ipaddress.ip_address(sockaddr[0].split("%")[0])):
+            ip = ipaddress.ip_address(sockaddr[0].split("%")[0])
+            if _is_own(ip, own):
+                looped = True
+                continue
+            if not address_allowed(ip):
                 refused = True
                 continue
             sock = socket.socket(family, socktype, proto)
-            sock.settimeout(self.timeout if isinstance(self.timeout, (int, float)) else None)
+            deadline_watch(sock)  # Before the TLS handshake, which may trickle too.
+            sock.settimeout(deadline_cap(self.timeout if isinstance(self.timeout, (int, float)) else None))
             try:
                 sock.connect(sockaddr)
                 return sock
             except OSError as exc:
                 sock.close()
                 last_error = exc
+        if looped and last_error is None:
+            raise OriginLoopError()
         if refused and last_error is None:
             raise OriginAddressError()
         if isinstance(last_error, TimeoutError):
             raise OriginTimeoutError("Connecting to the origin timed out.")
         raise OriginUnavailableError("The origin refused the connection.")
+
+    def putrequest(self, method, url, *args, **kwargs):
+        super().putrequest(method, url, *args, **kwargs)
+        self.putheader(FETCH_MARKER_HEADER, fetch_marker())
+
+    def connect(self):
+        try:
+            super().connect()
+        except (OSError, HTTPException):
+            deadline_check()  # Cut off by the deadline (a trickled handshake): a timeout, never retried.
+            raise
+
+    def getresponse(self, *args, **kwargs):
+        # A pooled connection (botocore keeps them) was opened under an earlier fetch's deadline.
+        deadline_watch(self.sock)
+        try:
+            return super().getresponse(*args, **kwargs)
+        except (OSError, HTTPException):
+            # Headers cut off by the deadline: a timeout, which botocore does not retry (it would
+            # retry the connection error the shutdown looks like, after a backoff sleep).
+            deadline_check()
+            raise
 
 
 def _safe_pool(pool_cls, connection_cls):
@@ -170,10 +282,23 @@ def _pool_for(url: str, timeout: urllib3.Timeout):
 
 
 def fetch_url(url: str, *, max_bytes: int) -> OriginObject:
-    """GETs `url` with redirects re-checked hop by hop, capped in bytes and in total time."""
-    deadline = time.monotonic() + settings.ORIGIN_TOTAL_TIMEOUT
+    """GETs `url` with redirects re-checked hop by hop, capped in bytes and in total time: the
+    deadline holds on every receive (deadlines.py), headers and TLS handshake included."""
+    with fetch_deadline(settings.ORIGIN_TOTAL_TIMEOUT) as deadline:
+        try:
+            fetched = _get(url, max_bytes=max_bytes, deadline=deadline)
+        except OriginError:
+            if deadline.expired:  # The watchdog's shutdown surfaces as whatever the reader made of it.
+                raise OriginTimeoutError() from None
+            raise
+        if deadline.expired:  # An end of stream at the deadline reads like the end of a body.
+            raise OriginTimeoutError()
+        return fetched
+
+
+def _get(url: str, *, max_bytes: int, deadline) -> OriginObject:
     for _ in range(settings.ORIGIN_MAX_REDIRECTS + 1):
-        remaining = max(deadline - time.monotonic(), 0.1)
+        remaining = max(deadline.remaining(), 0.1)
         timeout = urllib3.Timeout(connect=min(settings.ORIGIN_CONNECT_TIMEOUT, remaining), read=remaining)
         pool = _pool_for(url, timeout)
         parts = urlsplit(url)
@@ -195,10 +320,13 @@ def fetch_url(url: str, *, max_bytes: int) -> OriginObject:
                 raise OriginNotFoundError()
             if response.status in (401, 403):
                 raise OriginForbiddenError()
+            if response.status == 508:
+                # Our own refusal of a request carrying our marker (config/wsgi.py): the URL led
+                # back to us by a way the checks above could not see (an alias, a proxy).
+                raise OriginLoopError("The URL leads back to this service, which refused to fetch from itself.")
             if response.status != 200:
                 raise OriginUnavailableError(f"The origin answered HTTP {response.status}.")
-            chunks = _deadline_chunks(response, deadline)
-            data = read_capped(chunks, max_bytes)
+            data = read_capped(response.stream(256 * 1024), max_bytes)
             version = response.headers.get("ETag") or response.headers.get("Last-Modified") or ""
             return OriginObject(data=data, version=version, content_type=response.headers.get("Content-Type", ""))
         except (urllib3.exceptions.ReadTimeoutError, TimeoutError):
@@ -211,15 +339,23 @@ def fetch_url(url: str, *, max_bytes: int) -> OriginObject:
     raise OriginUnavailableError("The origin redirected too many times.")
 
 
-def _deadline_chunks(response, deadline):
-    for chunk in response.stream(256 * 1024):
-        if time.monotonic() > deadline:
-            raise OriginTimeoutError()
-        yield chunk
-
-
 def post_url(url: str, *, body: bytes, headers: dict, connect_timeout: float, total_timeout: float) -> int:
-    """POSTs `body` once through the same address checks; redirects are not followed. The status."""
+    """POSTs `body` once through the same address checks and total deadline; redirects are not
+    followed. The status."""
+    with fetch_deadline(total_timeout) as deadline:
+        try:
+            status = _post(url, body=body, headers=headers, connect_timeout=connect_timeout,
+                           total_timeout=total_timeout)
+        except OriginError:
+            if deadline.expired:
+                raise OriginTimeoutError() from None
+            raise
+        if deadline.expired:  # Status line and headers cut off at the deadline: not an answer.
+            raise OriginTimeoutError()
+        return status
+
+
+def _post(url: str, *, body: bytes, headers: dict, connect_timeout: float, total_timeout: float) -> int:
     timeout = urllib3.Timeout(connect=min(connect_timeout, total_timeout), total=total_timeout)
     pool = _pool_for(url, timeout)
     parts = urlsplit(url)

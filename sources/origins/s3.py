@@ -28,6 +28,7 @@ from sources.origins.base import (
     OriginUnavailableError,
     read_capped,
 )
+from sources.origins.deadlines import fetch_deadline
 from sources.origins.net import botocore_network_safe
 
 # Never a file: the platform's ~/.aws files are not the tenant's.
@@ -102,6 +103,20 @@ class S3Origin(Origin):
         return f"{prefix}/{path}" if prefix else path
 
     def fetch(self, path, *, max_bytes):
+        # The endpoint is the tenant's and may trickle: botocore's receives are under the same
+        # total deadline as every fetch (sources/origins/deadlines.py), its retry included.
+        with fetch_deadline(settings.ORIGIN_TOTAL_TIMEOUT) as deadline:
+            try:
+                fetched = self._get(path, max_bytes=max_bytes)
+            except OriginError:
+                if deadline.expired:
+                    raise OriginTimeoutError() from None
+                raise
+            if deadline.expired:
+                raise OriginTimeoutError()
+            return fetched
+
+    def _get(self, path, *, max_bytes):
         try:
             obj = self.client.get_object(Bucket=self.bucket, Key=self.key_for(path))
             body = obj["Body"]
