@@ -42,9 +42,10 @@ _ATTEMPT_ERRORS = {
     "origin_timeout": f"The webhook endpoint did not answer within {TOTAL_TIMEOUT} seconds.",
     "origin_tls_failed": "The TLS handshake with the webhook endpoint failed (is its certificate valid?).",
     "origin_forbidden": "The webhook URL must use https.",
+    "origin_loop": "The webhook URL leads back to this service; deliveries are never made to ourselves.",
 }
 # Errors that another attempt cannot fix.
-_FINAL_ERRORS = {"origin_address_refused", "origin_forbidden"}
+_FINAL_ERRORS = {"origin_address_refused", "origin_forbidden", "origin_loop"}
 
 
 class WebhookInvalidError(BadRequestError):
