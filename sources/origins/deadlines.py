@@ -64,6 +64,16 @@ def _watch() -> None:
             _cond.wait(_heap[0][0] - now if _heap else None)
 
 
+def _forget_parents_deadlines() -> None:
+    # A child forked while a fetch held the lock (a pool forking beside a fetching thread) would
+    # otherwise wait on it for ever; the parent's deadlines are not the child's to watch.
+    global _cond, _heap, _watchdog_pid
+    _cond, _heap, _watchdog_pid = threading.Condition(), [], None
+
+
+os.register_at_fork(after_in_child=_forget_parents_deadlines)
+
+
 def _ensure_watchdog() -> None:
     global _watchdog_pid
     if _watchdog_pid != os.getpid():
