@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Sum
@@ -21,6 +20,7 @@ from django.utils import timezone
 from core.errors import ServiceUnavailableError
 from core.local_cache import ExpiringCache
 from core.sql import CompiledLookup
+from core.storage import storage_holds, storage_missing, storage_put
 from cutouts.models import BgRemoveJob
 from rendering.hot import hot_clear
 from rendering.models import Render, RenderInput
@@ -43,8 +43,7 @@ def storage_errors():
     except FileNotFoundError:
         raise
     except Exception as exc:
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code") if hasattr(exc, "response") else None
-        if code in ("NoSuchKey", "404", "NotFound"):
+        if storage_missing(exc):
             raise FileNotFoundError(str(exc)) from exc  # S3's way of saying the object is gone.
         logger.warning("object storage failed: %s: %s", type(exc).__name__, exc)
         raise StorageUnavailableError() from exc
@@ -290,11 +289,15 @@ def _body_keep(render: Render, data: bytes) -> None:
 
 def _object_put(name: str, data: bytes) -> tuple[str, bool]:
     """Stores `data` under its content name: (the name it is stored under, whether this wrote it).
-    A store that overwrites (S3) is written to (the same bytes: no reader sees a change); a
-    local folder is written to only if the object is not there yet, and never overwritten."""
+    Written whole or not at all (core/storage.py), so a write that failed half-way (a full
+    disk) leaves no short object for the next request to take. A store that overwrites (S3) is
+    written to (the same bytes: no reader sees a change); a local folder's object is reused
+    only when it holds these very bytes (size and digest), and replaced otherwise."""
     if not getattr(default_storage, "file_overwrite", False) and default_storage.exists(name):
-        return name, False
-    return default_storage.save(name, ContentFile(data)), True
+        if storage_holds(name, data):
+            return name, False
+        logger.warning("stored object %s did not hold its content; written again", name)
+    return storage_put(name, data), True
 
 
 def render_open(render: Render):
