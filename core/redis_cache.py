@@ -8,6 +8,8 @@ Django's backend have no atomic incr that keeps or sets the key's expiry).
 
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 
+GENERATION_KEY = "cache-generation"
+
 # A missing key answers nil (-> ValueError, as Django's incr); an existing one keeps its TTL.
 _INCR = "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCRBY', KEYS[1], ARGV[1]) end"
 
@@ -20,6 +22,12 @@ return count
 """
 
 
+# The same, returning also a second key's value (the cache generation, core/generation.py): read in
+# the round trip every rendering request makes anyway. GET's nil is false in Lua, and a nil
+# would end the returned list, hence `or ''`.
+_INCR_WINDOW_READ = _INCR_WINDOW.replace("return count", "return {count, redis.call('GET', KEYS[2]) or ''}")
+
+
 class AtomicIncrRedisCacheClient(RedisCacheClient):
     def incr(self, key, delta):
         value = self.get_client(key, write=True).eval(_INCR, 1, key, delta)
@@ -29,6 +37,10 @@ class AtomicIncrRedisCacheClient(RedisCacheClient):
 
     def incr_window(self, key, delta, timeout):
         return self.get_client(key, write=True).eval(_INCR_WINDOW, 1, key, delta, int(timeout))
+
+    def incr_window_read(self, key, delta, timeout, other):
+        count, value = self.get_client(key, write=True).eval(_INCR_WINDOW_READ, 2, key, other, delta, int(timeout))
+        return count, int(value or 0)
 
 
 class AtomicIncrRedisCache(RedisCache):
@@ -41,3 +53,12 @@ class AtomicIncrRedisCache(RedisCache):
         does not exist: the count after this event, in one round trip."""
         key = self.make_and_validate_key(key, version=version)
         return self._cache.incr_window(key, delta, timeout)
+
+    def incr_window_generation(self, key, delta=1, timeout=60, version=None) -> tuple[int, int]:
+        """incr_window, and the cache generation (core/generation.py) read in the same round trip:
+        (count, generation; 0 when none was ever set)."""
+        key = self.make_and_validate_key(key, version=version)
+        return self._cache.incr_window_read(key, delta, timeout, self.make_key(GENERATION_KEY))
+
+    def generation_set(self, value: int) -> None:
+        self._cache.get_client(write=True).set(self.make_key(GENERATION_KEY), value)

@@ -18,6 +18,7 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 
 from core.errors import ServiceUnavailableError
+from core.generation import generation_bump
 from core.local_cache import ExpiringCache
 from core.sql import CompiledLookup
 from core.storage import storage_holds, storage_missing, storage_put
@@ -342,20 +343,9 @@ def render_purge(*, source: Source, path: str | None = None) -> PurgeResult:
 
     Idempotent: purging again finds nothing and removes nothing.
     """
-    renders = Render.objects.filter(source=source)
-    users = Render.objects.filter(inputs__source=source)
-    jobs = BgRemoveJob.objects.filter(source=source)
-    if path is not None:
-        renders, users, jobs = renders.filter(path=path), users.filter(inputs__path=path), jobs.filter(path=path)
-    renders = Render.objects.filter(pk__in={*renders.values_list("pk", flat=True), *users.values_list("pk", flat=True)})
-    names = set(renders.values_list("storage_name", flat=True)) | {
-        name for name in jobs.values_list("cutout_name", flat=True) if name
-    }
-    render_count = renders.count()
-    renders.delete()
-    render_lookup_cache_clear()
-    job_count, _ = jobs.delete()
-    removed = storage_objects_release(names)
+    # The images a render could be made from go first (a stored mark, an uploaded image), so a
+    # request between two steps cannot make a new render from the old ones.
+    removed = 0
     marks = [mark_name(source_id=source.id, mark=path)] if path is not None else storage_tree(mark_folder(source.id))
     removed += storage_objects_delete(marks)
     if source.kind == Source.Kind.UPLOADS:
@@ -367,4 +357,35 @@ def render_purge(*, source: Source, path: str | None = None) -> PurgeResult:
             removed += storage_objects_delete([upload_name(source_id=source.id, path=path)])
         else:
             removed += storage_objects_delete(list(storage_tree(upload_folder(source.id))))
+    renders = Render.objects.filter(source=source)
+    users = Render.objects.filter(inputs__source=source)
+    jobs = BgRemoveJob.objects.filter(source=source)
+    if path is not None:
+        renders, users, jobs = renders.filter(path=path), users.filter(inputs__path=path), jobs.filter(path=path)
+    renders = Render.objects.filter(pk__in={*renders.values_list("pk", flat=True), *users.values_list("pk", flat=True)})
+    names = set(renders.values_list("storage_name", flat=True)) | {
+        name for name in jobs.values_list("cutout_name", flat=True) if name
+    }
+    render_count = renders.count()
+    renders.delete()
+    job_count, _ = jobs.delete()
+    render_lookup_cache_clear()
+    _purge_announce()
+    removed += storage_objects_release(names)
     return PurgeResult(renders=render_count, cutouts=job_count, files=removed)
+
+
+class PurgeNotAnnouncedError(ServiceUnavailableError):
+    code = "purge_not_announced"
+    default_message = ("The purge is done, but the web processes could not all be told (the cache is "
+                       "unavailable); purge again.")
+
+
+def _purge_announce() -> None:
+    """Every web process learns of the purge before its next request (core/generation.py), so the
+    purge answers only once none can serve what it removed."""
+    try:
+        generation_bump()
+    except Exception as exc:  # The cache's client raises its own types.
+        logger.warning("purge not announced, cache unavailable: %s", exc)
+        raise PurgeNotAnnouncedError() from exc
