@@ -4,8 +4,8 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts.apis import AccountApi, ApiKeyDetailApi, ApiKeyListApi
-from cutouts.apis import JobDetailApi, JobListApi, PrewarmApi
-from rendering.apis import PurgeApi
+from cutouts.apis import JobDetailApi, JobListApi
+from rendering.apis import PrewarmApi, PurgeApi
 from sources.apis import SourceDetailApi, SourceListApi, SourceTokenApi
 from usage.apis import UsageApi
 from webhooks.apis import WebhookDeliveryListApi, WebhookDetailApi, WebhookListApi

@@ -11,35 +11,27 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from PIL import Image
 
-from accounts.limits import render_admit
-from core.errors import NotFoundError, ServiceError, ServiceUnavailableError
+from core.errors import ServiceError, ServiceUnavailableError
 from core.metrics import ORIGIN_ERRORS
 from cutouts.models import BgRemoveJob
 from cutouts.selectors import job_find
-from cutouts.services import BgRemoveNotEnabledError, bg_remove_job_ensure, bg_remove_job_raise_failure
+from cutouts.services import bg_remove_job_ensure, bg_remove_job_raise_failure
 from imaging.decode import image_alpha_possible, image_decode, image_geometry, image_sniff, image_transparency
-from rendering.budget import render_budget_check, render_slot
+from rendering.budget import RenderBusyError, render_budget_check, render_slot
 from rendering.encode import format_default, format_negotiate, format_resolve, image_encode, image_has_alpha
-from rendering.marks import MAX_DEPTH as MAX_MARK_DEPTH
-from rendering.marks import MarkError, MarkLoopError, MarkTooDeepError, mark_ref
+from rendering.gate import Door, Entry, MarkPass, Pass, render_gate
 from rendering.models import Render
 from rendering.operations.bg import bg_apply
 from rendering.operations.mark import mark_apply
 from rendering.operations.pad import pad_apply
 from rendering.operations.resize import rect_apply, resize_apply
 from rendering.operations.trim import trim_apply
-from rendering.params import MAX_DIMENSION, RenderParams, params_parse
-from rendering.signing import expires_check, signature_check
+from rendering.params import MAX_DIMENSION, RenderParams
 from rendering.store import mark_name, render_get, render_inputs, render_key, render_store, storage_errors
 from sources.models import Source
-from sources.origins import OriginError, origin_for, path_clean
+from sources.origins import OriginError, origin_for
 from sources.origins.net import fetch_url
-from sources.selectors import source_bg_remove_enabled, source_bg_remove_model, source_get
-
-
-class SourceNotFoundError(NotFoundError):
-    code = "source_not_found"
-    default_message = "No such source."
+from sources.selectors import source_bg_remove_model, source_get
 
 
 class UriTooLongError(ServiceError):
@@ -82,40 +74,38 @@ class RenderOutcome:
     queue: tuple = ()
     # With a fallback: why the image is not the cutout (a header, as imgix's failure reason).
     failure_reason: str = ""
+    # The earliest `expires` of the request and its nested marks, and how many entries it counted
+    # against the account's rate: what a replay of the same request must check and count.
+    expires: int | None = None
+    admits: int = 1
 
 
 def render_request(req: RenderRequest) -> RenderOutcome:
-    """Checks in a fixed order — signature, source, limits — then serves from cache or renders."""
+    """A rendering request: its length, then the gate (gate.py: source kind, signature, expires,
+    entitlement, rate, and the same for each nested mark), then the render."""
     # A character percent-encoded is 12 long at most (4 UTF-8 bytes), and the signed path holds
     # /render/{source}/ too: only a URL that may be too long has its path encoded to measure it.
     bound = 12 * len(req.path) + 3 * len(req.source_slug) + len("/render//") + len(req.raw_query) + 1
     may_be_long = bound > settings.RENDER_MAX_URL_LENGTH
     if may_be_long and len(req.signed_paths[0]) + len(req.raw_query) + 1 > settings.RENDER_MAX_URL_LENGTH:
         raise UriTooLongError()
-    source = source_get(slug=req.source_slug)
-    if source is None or source.kind == Source.Kind.UPLOADS:
-        # An account's uploads (the remove.bg API's) are not served here: the same 404 as for
-        # no source, so nobody can probe for them.
-        raise SourceNotFoundError()
-    if source.require_signature:
-        signature_check(tokens=source.secure_tokens, paths=list(req.signed_paths), raw_query=req.raw_query)
-    params = params_parse(req.raw_query)
-    expires_check(params.expires)
-    path = path_clean(req.path)
-    if params.bg_remove and not source_bg_remove_enabled(source=source):
-        raise BgRemoveNotEnabledError()
-    if params.mark:
-        _mark_target(source, path, params, chain=())  # A bad mark is refused now, before any work.
-    # Counted once the request is known to be valid: a refused one uses none of the budget.
-    render_admit(account=source.account)
-    return _serve(source=source, path=path, params=params, accept=req.accept)
+    entry = Entry(door=Door.REQUEST, source=source_get(slug=req.source_slug), path=req.path,
+                  raw_query=req.raw_query, signed_paths=lambda: req.signed_paths)
+    return render_serve(gate=render_gate(entry), accept=req.accept)
 
 
-def _serve(*, source: Source, path: str, params: RenderParams, accept: str, chain: tuple = ()) -> RenderOutcome:
-    """The whole order of a render on one screen, after render_request's checks: lookup → source
-    image (the cutout, or the origin) → the mark's image → decode → trim → budget → stages (STAGES)
-    → encode → store. Each step answers or hands on; the fallbacks are renders under keys of
-    their own. `chain`: the renders this one is a mark of, (source id, path) outermost first."""
+def render_serve(*, gate: Pass, accept: str) -> RenderOutcome:
+    """The render of an entry that passed the gate (gate.py), from cache or made now."""
+    outcome = _serve(gate=gate, accept=accept)
+    return replace(outcome, expires=gate.expires, admits=gate.admits)
+
+
+def _serve(*, gate: Pass, accept: str) -> RenderOutcome:
+    """The whole order of a render on one screen, after the gate's checks: lookup → source image
+    (the cutout, or the origin) → the mark's image → decode → trim → budget → stages (STAGES) →
+    encode → store. Each step answers or hands on; the fallbacks are renders under keys of their
+    own."""
+    source, path, params = gate.source, gate.path, gate.params
     fmt = format_negotiate(params, accept)
 
     # 1. Lookup: a finished render is one indexed lookup away, with no image work at all.
@@ -169,7 +159,7 @@ def _serve(*, source: Source, path: str, params: RenderParams, accept: str, chai
     # answers as that render does (202) or with the mark's fallback, under a key of its own.
     mark = _Mark()
     if stage_params.mark and fmt != "json":
-        mark = _mark_fetch(source, path, stage_params, chain)
+        mark = _mark_fetch(source, gate.mark)
         queue += mark.queue
         if mark.waiting is not None:
             return RenderOutcome(source=source, params=params, job=mark.waiting.job, queue=queue)
@@ -235,11 +225,14 @@ def _transparent_origin(source: Source, path: str, params: RenderParams):
     if not path.lower().endswith(_MAYBE_TRANSPARENT):
         return None
     try:
-        obj = origin_for(source).fetch(path, max_bytes=settings.ORIGIN_MAX_BYTES)
-        if not image_alpha_possible(obj.data):
-            return None
+        # In a render slot, fetch included: a slow origin holds a slot, never a thread beyond them.
         with render_slot():
+            obj = origin_for(source).fetch(path, max_bytes=settings.ORIGIN_MAX_BYTES)
+            if not image_alpha_possible(obj.data):
+                return None
             image = image_decode(obj.data)
+    except RenderBusyError:
+        raise
     except ServiceError:
         return None  # A missing, oversized or broken origin: its job says so, as for any other.
     if image_transparency(image) <= params.bg_remove_threshold:
@@ -355,31 +348,6 @@ def _metadata(image, *, kind, size) -> dict:
 
 # --- Marks -----------------------------------------------------------------------------------------
 
-def _mark_target(source: Source, path: str, params: RenderParams, chain: tuple):
-    """What the mark of a render of (source, path) names, checked through every nested mark:
-    400 for a bad, looping or too deep one, 403 for a nested bg-remove its source may not do.
-    (MarkRef, the mark's source, the mark's parameters); the last two for rendering URLs only."""
-    ref = mark_ref(params.mark)
-    if ref.kind != "render":
-        return ref, None, None
-    chain = (*chain, (source.id, path))
-    if len(chain) > MAX_MARK_DEPTH:
-        raise MarkTooDeepError()
-    same = not ref.source_slug or ref.source_slug == source.slug
-    mark_source = source if same else source_get(slug=ref.source_slug)
-    if mark_source is None or mark_source.account_id != source.account_id:
-        # The same answer whether the source exists or not: no probing of other accounts.
-        raise MarkError("A mark's rendering URL must name a source of the same account.")
-    if (mark_source.id, ref.path) in chain:
-        raise MarkLoopError()
-    mark_params = params_parse(ref.query)
-    if mark_params.bg_remove and not source_bg_remove_enabled(source=mark_source):
-        raise BgRemoveNotEnabledError()
-    if mark_params.mark:
-        _mark_target(mark_source, ref.path, mark_params, chain)
-    return ref, mark_source, mark_params
-
-
 @dataclass(frozen=True)
 class _Mark:
     data: bytes = b""
@@ -394,20 +362,18 @@ class _Mark:
     store_as: str = ""
 
 
-def _mark_fetch(source: Source, path: str, params: RenderParams, chain: tuple) -> _Mark:
+def _mark_fetch(source: Source, mark: MarkPass) -> _Mark:
     """The mark's bytes: a rendering URL rendered here, with its own parameters, entitlement,
-    model and cache; a file of the source or an image on the web fetched under the origin rules
-    (network safety, size cap) and kept in storage under the source, so purging the source (or
-    the mark's own path) removes it."""
-    ref, mark_source, mark_params = _mark_target(source, path, params, chain)
-    if ref.kind == "render":
-        # Each level is a render of its own: it counts against the account's rate like one.
-        render_admit(account=mark_source.account)
-        inner = _serve(source=mark_source, path=ref.path, params=mark_params, accept="",
-                       chain=(*chain, (source.id, path)))
+    model and cache (it passed the gate with the request); a file of the source or an image on
+    the web fetched under the origin rules (network safety, size cap, deadline) in a render slot,
+    as an origin is, and kept in storage under the source, so purging the source (or the mark's
+    own path) removes it."""
+    ref = mark.ref
+    if mark.render is not None:
+        inner = _serve(gate=mark.render, accept="")
         if inner.render is None:
             return _Mark(queue=inner.queue, waiting=inner)
-        inputs = frozenset({(mark_source.id, ref.path), *render_inputs(inner.render)})
+        inputs = frozenset({(mark.render.source.id, ref.path), *render_inputs(inner.render)})
         return _Mark(data=_storage_read(inner.render.storage_name), inputs=inputs, queue=inner.queue,
                      fallback=inner if inner.fallback else None)
     name = mark_name(source_id=source.id, mark=ref.url or ref.path)
@@ -416,10 +382,12 @@ def _mark_fetch(source: Source, path: str, params: RenderParams, chain: tuple) -
     if cached:
         data = _storage_read(name)
     else:
-        if ref.kind == "url":
-            data = fetch_url(ref.url, max_bytes=settings.ORIGIN_MAX_BYTES).data
-        else:
-            data = origin_for(source).fetch(ref.path, max_bytes=settings.ORIGIN_MAX_BYTES).data
+        # A slow or far mark server holds a slot as a slow origin does, never a thread beyond them.
+        with render_slot():
+            if ref.kind == "url":
+                data = fetch_url(ref.url, max_bytes=settings.ORIGIN_MAX_BYTES).data
+            else:
+                data = origin_for(source).fetch(ref.path, max_bytes=settings.ORIGIN_MAX_BYTES).data
     return _Mark(data=data, inputs=frozenset({(source.id, ref.path)}) if ref.kind == "path" else frozenset(),
                  store_as="" if cached else name)
 

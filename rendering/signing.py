@@ -10,7 +10,7 @@ from core.errors import ForbiddenError, NotFoundError
 # The path as the client sent it is what was signed. gunicorn puts it in RAW_URI; other servers
 # (granian, which platform/Procfile runs) only give the decoded path, so we try how the imgix SDKs
 # encode it (Python's `quote(path, safe="/&$;=@,")` and JavaScript's `encodeURI`).
-_SDK_SAFE = ["/&$;=@,", "/&$;=@,:+!*'()~#?"]
+SDK_SAFE = ["/&$;=@,", "/&$;=@,:+!*'()~#?"]
 
 
 class SignatureError(ForbiddenError):
@@ -32,7 +32,7 @@ def raw_path_candidates(meta: dict) -> list[str]:
         decoded = path.encode("latin-1").decode("utf-8", "replace")
     except UnicodeEncodeError:
         decoded = path  # …but a server or test client that already decoded it gives text.
-    return list(dict.fromkeys(quote(decoded, safe=safe) for safe in _SDK_SAFE))
+    return list(dict.fromkeys(quote(decoded, safe=safe) for safe in SDK_SAFE))
 
 
 def split_signature(raw_query: str) -> tuple[str, str | None]:

@@ -103,7 +103,7 @@ def _render(request, source, path):
         if sent and not outcome.fallback and match is not None:
             # The same request again may be answered before Django, with this response (hot.py).
             response.hot = HotResponse(account=outcome.source.account, source_id=outcome.source.id,
-                                       expires=outcome.params.expires, route=match.route,
+                                       expires=outcome.expires, route=match.route,
                                        negotiates=outcome.params.auto_format)
     if outcome.fallback:
         # The image without removal, for now: never cached downstream; the headers say why

@@ -140,7 +140,7 @@ class TestJobsPurgePrewarm:
         ok_url = f"https://cdn.example/render/{source.slug}/astronaut.jpg?bg-remove=true"
         cases = [
             ({"urls": [ok_url, f"https://cdn.example/render/{off.slug}/astronaut.jpg"]}, 403, "bg_remove_not_enabled"),
-            ({"urls": [ok_url, "https://cdn.example/render/nobody/astronaut.jpg"]}, 404, "not_found"),
+            ({"urls": [ok_url, "https://cdn.example/render/nobody/astronaut.jpg"]}, 404, "source_not_found"),
             ({"urls": [ok_url, "https://cdn.example/elsewhere/astronaut.jpg"]}, 400, "bad_url"),
             ({"source": source.slug, "paths": ["astronaut.jpg", "../outside.jpg"]}, 400, "bad_path"),
         ]

@@ -8,6 +8,7 @@ to B, have its rule, and be taught here what each caller gets.
 
 import io
 import re
+from urllib.parse import quote
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -391,3 +392,28 @@ def test_browsable_api_pages_for_sessions(tenants, session):
         page = client.get(f"{url}?account=tenant-a", HTTP_ACCEPT="text/html")
         assert page.status_code == status, (url, page.content[:300])
         assert WEBHOOK_SECRET not in page.content.decode() and S3_SECRET not in page.content.decode()
+
+
+# --- Marks: a rendering URL inside another account's URL reaches nothing of A's -------------------
+
+@pytest.mark.parametrize("form", ["host", "render", "nested"])
+def test_a_mark_never_reaches_another_accounts_source(tenants, client, settings, form):
+    """B's image with A's source as its mark (on a source host, on the /render/ form, or nested in
+    B's own mark) answers exactly as a source that does not exist: no bytes, no job, no probe."""
+    settings.RENDER_DOMAIN = "img.example"
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, ".img.example"]
+
+    def mark_of(slug):
+        inner = {"host": f"https://{slug}.img.example/astronaut.jpg?w=20&bg-remove=true",
+                 "render": f"http://testserver/render/{slug}/astronaut.jpg?w=20&bg-remove=true"}
+        if form == "nested":
+            middle = f"https://b-photos.img.example/astronaut.jpg?w=60&mark={quote(inner['host'], safe='')}"
+            return quote(middle, safe="")
+        return quote(inner[form], safe="")
+
+    answers = []
+    for slug in ("a-photos", "no-such-source"):
+        response = client.get(f"/render/b-photos/chelsea.png?fm=png&mark={mark_of(slug)}")
+        answers.append((response.status_code, response.json()["error"]))
+    assert answers[0][0] == 400 and answers[0] == answers[1]
+    assert not BgRemoveJob.objects.exclude(path="astronaut.jpg", source__slug="a-photos").exists()

@@ -1,0 +1,186 @@
+"""One gate for every way a render enters: the same checks, in the same order, for each door.
+
+Work reaches the render pipeline by several doors: a rendering request (`/render/…` or a source
+host), a `mark` that is itself a rendering URL (at any depth), the management API's pre-warm, and
+remove.bg's API on an account's uploads. Each door describes what it knows in an `Entry` and
+calls `render_gate`, which runs, in this order:
+
+1. source kind — the source exists, and is of a kind this door may reach (an account's uploads
+   only through remove.bg's API; everything else never through it);
+2. signature — an anonymous door (a request, a mark) carries a valid `s` where the source
+   requires signatures, unless the text it arrived in was itself signed with that source's
+   token (a mark on the same source inside a signed URL); an authenticated door (an API key)
+   must belong to the source's account instead;
+3. `expires`;
+4. entitlement — background removal enabled for the source, when asked for;
+5. rate — the account's rate for the door, counted once the entry is known to be valid;
+
+and, for a rendering URL, each nested `mark` that is a rendering URL passes the same gate as an
+entry of its own (door MARK), so a mark cannot reach what its URL could not. The sixth check,
+the budget of the output, needs the decoded image's size: `rendering.services._serve` checks it
+for every render, whichever door it came through, before any work on pixels.
+"""
+
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from accounts.limits import render_admit
+from core.errors import NotFoundError
+from cutouts.services import BgRemoveNotEnabledError
+from rendering.marks import MAX_DEPTH as MAX_MARK_DEPTH
+from rendering.marks import MarkError, MarkLoopError, MarkRef, MarkTooDeepError, mark_ref
+from rendering.params import RenderParams, params_parse
+from rendering.signing import expires_check, signature_check
+from sources.models import Source
+from sources.origins import path_clean
+from sources.selectors import source_bg_remove_enabled, source_get
+
+
+class SourceNotFoundError(NotFoundError):
+    code = "source_not_found"
+    default_message = "No such source."
+
+
+class Door(enum.Enum):
+    REQUEST = "request"  # A rendering URL, anonymous: signed where its source requires it.
+    MARK = "mark"  # A `mark` that is a rendering URL, inside another entry.
+    PREWARM = "prewarm"  # The management API, authenticated by one of the account's keys.
+    REMOVEBG = "removebg"  # remove.bg's API on the account's uploads, authenticated by a key.
+
+
+# The doors that authenticate an account themselves (an API key) instead of a URL signature.
+_AUTHENTICATED = (Door.PREWARM, Door.REMOVEBG)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What a door knows about the work it lets in."""
+
+    door: Door
+    source: Source | None  # None: no such source (answered like one of another account).
+    path: str = ""  # As received, before cleaning.
+    raw_query: str = ""  # As received: its order and `s` are what a signature covers.
+    # The path in the spellings it may have been signed in (a callable: only a source that
+    # requires signatures needs them worked out).
+    signed_paths: Callable[[], Sequence[str]] = tuple
+    account: object = None  # The authenticated doors' account.
+    # The source whose verified signature covers this entry's text (a mark inside a signed URL).
+    covered_by: int | None = None
+    # For the authenticated doors, which have no query of their own to say it.
+    bg_remove: bool = False
+    # The door's rate, counted at step 5; by default the account's rendering request rate.
+    admit: Callable = None
+    chain: tuple = ()  # (source id, path) of the renders this one is a mark of, outermost first.
+
+
+@dataclass(frozen=True)
+class MarkPass:
+    """A `mark` that passed: what it names, and for a rendering URL its own pass."""
+
+    ref: MarkRef
+    render: "Pass | None" = None
+
+
+@dataclass(frozen=True)
+class Pass:
+    """An entry that passed every check: the source, the clean path, its parameters and its mark."""
+
+    source: Source
+    path: str
+    params: RenderParams
+    signed: bool = False  # Verified by (or covered by) this source's signature.
+    mark: MarkPass | None = None
+    chain: tuple = ()
+
+    @property
+    def expires(self) -> int | None:
+        """The earliest `expires` of this entry and its nested marks: a response made of them
+        may not be served after it."""
+        times = [t for t in (self.params.expires, self.mark.render.expires if self._mark_render else None)
+                 if t is not None]
+        return min(times) if times else None
+
+    @property
+    def admits(self) -> int:
+        """How many entries the gate counted for this one against the account's rate (itself and
+        each nested rendering URL): a repeat of the same request counts the same."""
+        return 1 + (self.mark.render.admits if self._mark_render else 0)
+
+    @property
+    def _mark_render(self) -> bool:
+        return self.mark is not None and self.mark.render is not None
+
+
+def render_gate(entry: Entry) -> Pass:
+    """Every check of the module docstring, in its order; raises the first that fails."""
+    source, door = entry.source, entry.door
+    # 1. Source kind. The same answer for no source, another account's, and a kind this door may
+    # not reach: nobody can probe for them.
+    if source is None or (source.kind == Source.Kind.UPLOADS) != (door is Door.REMOVEBG):
+        raise SourceNotFoundError()
+    # 2. Signature, or the key's account.
+    if door in _AUTHENTICATED:
+        if entry.account is None or source.account_id != entry.account.pk:
+            raise SourceNotFoundError()
+        signed = False
+    elif source.require_signature and entry.covered_by != source.id:
+        signature_check(tokens=source.secure_tokens, paths=list(entry.signed_paths()), raw_query=entry.raw_query)
+        signed = True
+    else:
+        signed = source.require_signature
+    params = params_parse(entry.raw_query)
+    path = path_clean(entry.path)
+    # 3. expires.
+    expires_check(params.expires)
+    # 4. Entitlement.
+    if (params.bg_remove or entry.bg_remove) and not source_bg_remove_enabled(source=source):
+        raise BgRemoveNotEnabledError()
+    # The nested marks are checked through to the last (steps 1–4 of each), before this entry
+    # counts against the rate: a refused one uses none of it.
+    chain = (*entry.chain, (source.id, path))
+    mark = _mark_pass(source, signed, params, chain) if params.mark and door not in _AUTHENTICATED else None
+    # 5. Rate, once the whole entry is known to be valid.
+    (entry.admit or render_admit)(account=source.account)
+    if mark is not None and mark.render is not None:
+        _admit_marks(mark.render)
+    return Pass(source=source, path=path, params=params, signed=signed, mark=mark, chain=entry.chain)
+
+
+def _mark_pass(source: Source, signed: bool, params: RenderParams, chain: tuple) -> MarkPass:
+    """The `mark` of a render of `chain[-1]`, through the gate when it is a rendering URL: 400 for a
+    bad, looping or too deep one or one naming a source the account does not have, and whatever
+    its own entry answers (403 for a missing signature or entitlement, 404 when expired)."""
+    ref = mark_ref(params.mark)
+    if ref.kind != "render":
+        if ref.query:
+            # A file of the same source: covered by the base's own checks, but not past its own
+            # `expires` when it names one.
+            expires_check(params_parse(ref.query).expires)
+        return MarkPass(ref=ref)
+    if len(chain) > MAX_MARK_DEPTH:
+        raise MarkTooDeepError()
+    same = not ref.source_slug or ref.source_slug == source.slug
+    mark_source = source if same else source_get(slug=ref.source_slug)
+    if (mark_source is None or mark_source.account_id != source.account_id
+            or mark_source.kind == Source.Kind.UPLOADS):
+        # The same answer whether the source exists or not: no probing of other accounts.
+        raise MarkError("A mark's rendering URL must name a source of the same account.")
+    if (mark_source.id, ref.path) in chain:
+        raise MarkLoopError()
+    entry = Entry(door=Door.MARK, source=mark_source, path=ref.path, raw_query=ref.query,
+                  signed_paths=lambda: ref.signed_paths(mark_source.slug),
+                  # Text signed with the base's token vouches for a mark on the same source only.
+                  covered_by=source.id if signed and same else None,
+                  admit=_no_admit, chain=chain)
+    return MarkPass(ref=ref, render=render_gate(entry))
+
+
+def _no_admit(*, account) -> None:
+    """Nested marks are counted by the outermost entry once all of them are valid."""
+
+
+def _admit_marks(inner: Pass) -> None:
+    render_admit(account=inner.source.account)
+    if inner.mark is not None and inner.mark.render is not None:
+        _admit_marks(inner.mark.render)
