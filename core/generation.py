@@ -112,12 +112,12 @@ def generation_restart_if_moved(*, account_id: int, usage) -> None:
     starts it again (generation_restartable); that attempt finds its event counted
     (generation_counted). Not when the value could not be read: nothing can have answered then
     (generation_bump fails too), and the next requests trust no cached entry."""
+    restartable, _thread.restartable = _thread.restartable, False  # Only at the request's first count.
     begun = _thread.begun
     if begun is None or begun == version:
         return
     _thread.begun = version
-    if _thread.restartable and _last is not None:
-        _thread.restartable = False
+    if restartable and _last is not None:
         generation_mark_counted(account_id=account_id, usage=usage)
         raise GenerationMovedError()
 
