@@ -123,9 +123,22 @@ class _ProcessWindows:
 _process_windows = _ProcessWindows()
 
 
+class _Backend(threading.local):
+    settings_id: int | None = None
+    cache = None
+
+
+_backend = _Backend()
+
+
 def _cache():
-    # The backend itself, not django.core.cache.cache (a proxy that costs a lookup per attribute).
-    return caches["default"]
+    # The backend itself, not django.core.cache.cache (a proxy that costs a lookup per attribute),
+    # kept per thread (as `caches` keeps it) while the settings stay: `caches[...]` goes through
+    # asgiref's Local on every call, a tenth of a cached hit's count.
+    key = id(settings.CACHES)
+    if _backend.settings_id != key:
+        _backend.cache, _backend.settings_id = caches["default"], key
+    return _backend.cache
 
 
 def _count(*, group: str, account: Account, rate: str, increment: bool,
@@ -188,7 +201,7 @@ def render_admit(*, account: Account) -> RateUsage | None:
     Redis, the same round trip reads the cache generation: when it moved since the request began
     and the request can start again (views.py), GenerationMovedError, and the attempt that starts
     again is not counted twice. The usage found (None when the cache is down)."""
-    rate = account_limits(account).render_rate
+    rate = account.render_rate_limit or settings.RENDER_RATE_LIMIT  # account_limits(), for this one.
     counted, usage = generation_counted(account_id=account.pk)
     if not counted:
         usage = _count(group=RENDER_GROUP, account=account, rate=rate, increment=True, generation=True)
