@@ -15,6 +15,7 @@ request began under, before it read the database, so an entry read before a chan
 after it is never taken for a new one.
 """
 
+import logging
 import mmap
 import os
 import secrets
@@ -29,6 +30,8 @@ from django.core.signals import request_finished
 from core.redis_cache import AtomicIncrRedisCache
 
 _MISSING = object()
+logger = logging.getLogger(__name__)
+_warned: list = []
 
 
 class GenerationMovedError(Exception):
@@ -84,7 +87,14 @@ def generation_begin() -> int:
     """Starts a request: without Redis, reads the shared file first (with Redis, the request's
     rate count reads it, accounts/limits.py)."""
     if not generation_in_redis():
-        generation_observe(_file_counter().read())
+        try:
+            value = _file_counter().read()
+        except OSError as exc:  # CUTOUT_VAR_DIR not writable: no cached entry can be trusted.
+            if not _warned:
+                _warned.append(exc)
+                logger.warning("cache generation file unusable, per-process caches are off: %s", exc)
+            value = None
+        generation_observe(value)
     _thread.begun = version
     _thread.restartable = False
     _thread.counted = None

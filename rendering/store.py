@@ -65,9 +65,9 @@ def _render_key(source_id: int, path: str, model: str, canonical: str, fmt: str)
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
-# key → render: a web process answers repeated hits without a query. A purge in
-# another process shows within RENDER_LOOKUP_CACHE_SECONDS; until then a purged object's absence
-# is noticed when it is opened, and the image is rendered again (views.py).
+# key → render: a web process answers repeated hits without a query. A purge in any process
+# ends it before this process's next request (the cache generation, core/generation.py); an
+# object lost otherwise is noticed when it is opened, and the image is rendered again (views.py).
 _renders = ExpiringCache(max_entries=50_000)
 
 

@@ -113,3 +113,19 @@ def test_after_a_source_requires_signatures_no_process_serves_unsigned(web, acco
                              method="PATCH")
     assert status == 200, body
     assert [get(port)[0] for _ in range(REQUESTS)] == [403] * REQUESTS
+
+
+def test_with_redis_unreachable_a_purge_does_not_answer_done_and_no_cached_entry_is_trusted(
+        source, settings, client):
+    from core.local_cache import ExpiringCache
+    from rendering.store import PurgeNotAnnouncedError, render_purge
+
+    cache = ExpiringCache(max_entries=10)
+    cache.set("a", 1, 60)
+    settings.CACHES = {"default": {"BACKEND": "core.redis_cache.AtomicIncrRedisCache",
+                                   "LOCATION": f"redis://127.0.0.1:{free_port()}/0"}}
+    with pytest.raises(PurgeNotAnnouncedError):
+        render_purge(source=source)
+    # A request's count cannot read the generation: what was cached before is not used.
+    assert client.get("/render/acme-photos/astronaut.jpg?w=20").status_code == 200
+    assert cache.get("a", None) is None
