@@ -12,9 +12,9 @@ reads the cache generation), usage metering, metrics and the access log line.
 It is exactly as fresh as the lookup caches it sits on: a purge, a source's or an account's change
 in any process moves the cache generation (core/generation.py), and a kept response stored under
 an older one is not sent (the request goes to Django). Bounded by RENDER_MEMORY_CACHE_BYTES like
-the bodies it holds. Everything it does not
-take on goes to Django as before: conditional requests, HEAD, an `expires` that has passed, a
-request over its account's rate (which Django then refuses), and every miss.
+the bodies it holds. Everything it does not take on goes to Django as before: conditional
+requests, HEAD, an `expires` that has passed, a request over its account's rate (which Django
+then refuses), and every miss.
 """
 
 import time
