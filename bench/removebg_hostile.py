@@ -1,6 +1,6 @@
 """The remove.bg API's costliest calls against the real web server, next to a normal one.
 
-Usage: .venv/bin/python bench/removebg_hostile.py [--timeout 180]
+Usage: .venv/bin/python bench/removebg_hostile.py [--timeout 180] [--only json]
 
 Starts the `make run` stack (platform/Procfile: granian and a Celery worker, embedded defaults)
 with the astronaut, at 512² and at 10 megapixels (the largest cutout a job stores,
@@ -9,6 +9,8 @@ the worker cut both out, then sends each call once, one at a time, and prints wh
 web server: CPU-seconds (every granian process, from /proc), RSS growth and peak (VmHWM, reset
 through clear_refs first, as bench/hostile.py), status and wall time. The first call of a set of
 options makes its result; the same call again reads it from the render store ("again" rows).
+The JSON-structure cases (33 MB of nested empty objects, once and four at once; a million flat
+fields) need no cutout: `--only json` sends just those, next to a normal call's refusal.
 """
 
 import argparse
@@ -18,6 +20,7 @@ import io
 import json
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
@@ -49,16 +52,22 @@ def post(port, key, path, body, content_type, timeout):
     return response.status, response.getheader("Content-Type", ""), response.read()
 
 
-def measure(port, pids, key, fields, timeout, *, json_body=None):
+def measure(port, pids, key, fields, timeout, *, json_body=None, raw=None, at_once=1):
+    """One call (or `at_once` identical calls in parallel; the status is the first's)."""
+    if raw is not None:
+        body, kind = raw, "application/json"
+    elif json_body is not None:
+        body, kind = json.dumps(json_body).encode(), "application/json"
+    else:
+        body, kind = multipart(fields)
     reset_peaks(pids)
     time.sleep(0.2)
     before = {pid: status_kib(pid, "VmRSS") for pid in pids}
     cpu = cpu_seconds(pids)
     started = time.perf_counter()
-    if json_body is not None:
-        body, kind = json.dumps(json_body).encode(), "application/json"
-    else:
-        body, kind = multipart(fields)
+    others = [threading.Thread(target=_post_quietly, args=(port, key, body, kind, timeout)) for _ in range(at_once - 1)]
+    for thread in others:
+        thread.start()
     try:
         status, content_type, data = post(port, key, "/v1.0/removebg", body, kind, timeout)
         info = content_type
@@ -71,17 +80,44 @@ def measure(port, pids, key, fields, timeout, *, json_body=None):
             info = f"zip {len(data)} bytes"
     except (OSError, http.client.HTTPException) as exc:
         status, info = 0, type(exc).__name__
+    for thread in others:
+        thread.join()
     wall = time.perf_counter() - started
     time.sleep(0.3)
     cpu = cpu_seconds(pids) - cpu
     peaks = {pid: status_kib(pid, "VmHWM") for pid in pids}
-    growth = max(peaks[pid] - before[pid] for pid in pids)
-    return status, cpu, max(growth, 0) / 1024, max(peaks.values()) / 1024, wall, info
+    # Summed over the processes: calls at once may land on different ones.
+    growth = sum(max(peaks[pid] - before[pid], 0) for pid in pids)
+    return status, cpu, growth / 1024, max(peaks.values()) / 1024, wall, info
+
+
+def _post_quietly(port, key, body, kind, timeout):
+    try:
+        post(port, key, "/v1.0/removebg", body, kind, timeout)
+    except (OSError, http.client.HTTPException):
+        pass
+
+
+def json_cases(port, pids, key, timeout) -> list:
+    """A body of nested empty objects just under REMOVEBG_MAX_REQUEST_BYTES (json.loads builds
+    every object before anything can look at it), and a million flat fields, next to a normal
+    small JSON call (refused for its missing image, so no cutout is needed)."""
+    nested = b'{"image_url": "x", "a": [' + b"{}," * 11_000_000 + b"{}]}"
+    flat = b"{" + b",".join(b'"f%d":0' % i for i in range(1_000_000)) + b"}"
+    return [
+        ("JSON: a normal small call (no image)", measure(port, pids, key, {}, timeout, json_body={"size": "preview"})),
+        (f"JSON: {len(nested) / 1e6:.0f} MB of nested empty objects",
+         measure(port, pids, key, {}, timeout, raw=nested)),
+        (f"JSON: {len(nested) / 1e6:.0f} MB of nested empty objects, 4 at once",
+         measure(port, pids, key, {}, timeout, raw=nested, at_once=4)),
+        (f"JSON: a million flat fields ({len(flat) / 1e6:.0f} MB)", measure(port, pids, key, {}, timeout, raw=flat)),
+    ]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--timeout", type=float, default=180)
+    parser.add_argument("--only", choices=["json"], help="send only these cases (no cutouts needed)")
     args = parser.parse_args()
     photo = (ROOT / "tests" / "fixtures" / "astronaut.jpg").read_bytes()
     # The astronaut at 10 megapixels (3162²): the largest cutout a job keeps, with a subject in it.
@@ -102,6 +138,9 @@ def main():
         stack.start()
         wait_for(stack.port, "/render/demo/astronaut.jpg?w=10")
         pids = web_pids(stack.proc.pid)
+        if args.only == "json":
+            rows.extend(json_cases(stack.port, pids, key, args.timeout))
+            return
         # The cutouts first (the worker's work, not measured here): a preview call waits for each.
         for image in (photo, big):
             status, _, body = post(stack.port, key, "/v1.0/removebg", *multipart({"image_file": ("i.jpg", image)}),
@@ -130,8 +169,13 @@ def main():
         rows.append(("20 MB base64 in JSON (over the byte cap)",
                      measure(stack.port, pids, key, {}, args.timeout,
                              json_body={"image_file_b64": base64.b64encode(b"\xff" * 15_000_000).decode()})))
+        rows.extend(json_cases(stack.port, pids, key, args.timeout))
     finally:
         stack.close()
+        report(rows)
+
+
+def report(rows):
     print(f"{'case':58s} {'status':>6s} {'CPU-s':>7s} {'RSS +MB':>8s} {'peak MB':>8s} {'wall s':>7s}  answer")
     for name, (status, cpu, growth, peak, wall, info) in rows:
         print(f"{name:58s} {status:6d} {cpu:7.2f} {growth:8.0f} {peak:8.0f} {wall:7.2f}  {info}")

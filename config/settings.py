@@ -400,6 +400,19 @@ REMOVEBG_MAX_WAITING = env.int("REMOVEBG_MAX_WAITING", default=2)
 # image and a background) base64-encoded, and the other fields.
 REMOVEBG_MAX_REQUEST_BYTES = env.int("REMOVEBG_MAX_REQUEST_BYTES",
                                      default=2 * (ORIGIN_MAX_BYTES * 4 // 3 + 4) + 64 * 1024)
+# A JSON body is one flat object (remove.bg's fields are strings, numbers, booleans), refused at
+# the first nested value, at the field past this count, or at a string over this size (the two
+# base64 images excepted, bounded by ORIGIN_MAX_BYTES): its cost is bounded by structure, not bytes.
+REMOVEBG_JSON_MAX_FIELDS = env.int("REMOVEBG_JSON_MAX_FIELDS", default=64)
+REMOVEBG_JSON_MAX_STRING = env.int("REMOVEBG_JSON_MAX_STRING", default=64 * 1024)
+# Stored uploads per account (their count and bytes; 0: none): a new image past either expires
+# the account's least recently used uploads that no unfinished job needs, or is refused (429).
+REMOVEBG_UPLOADS_MAX_PER_ACCOUNT = env.int("REMOVEBG_UPLOADS_MAX_PER_ACCOUNT", default=10_000)
+REMOVEBG_UPLOADS_MAX_BYTES_PER_ACCOUNT = env.int("REMOVEBG_UPLOADS_MAX_BYTES_PER_ACCOUNT", default=5 * 1024 ** 3)
+# Kept /v1.0/improve submissions per account (count and bytes; 0: none); past either, 429 until
+# old ones expire (REMOVEBG_IMPROVE_RETENTION_DAYS).
+REMOVEBG_IMPROVE_MAX_PER_ACCOUNT = env.int("REMOVEBG_IMPROVE_MAX_PER_ACCOUNT", default=1000)
+REMOVEBG_IMPROVE_MAX_BYTES_PER_ACCOUNT = env.int("REMOVEBG_IMPROVE_MAX_BYTES_PER_ACCOUNT", default=1024 ** 3)
 # Uploaded images (and their cutouts and renders) are deleted this many days after their last use.
 REMOVEBG_UPLOAD_RETENTION_DAYS = env.float("REMOVEBG_UPLOAD_RETENTION_DAYS", default=7)
 # /v1.0/improve submissions are deleted this many days after they were made (by the same task).

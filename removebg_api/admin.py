@@ -1,18 +1,35 @@
 """Admin for the remove.bg API: credits per account; calls, uploads and submissions to look at."""
 
 from django.contrib import admin
+from simple_history.admin import SimpleHistoryAdmin
 
+from accounts.admin import HistoryRevertMixin
+from removebg_api.credits import credits_left, free_calls_left
+from removebg_api.improvements import improvement_delete
 from removebg_api.models import Call, CreditAccount, Improvement
-from removebg_api.services import improvement_delete
 from rendering.store import render_purge
 from sources.models import Upload
 
 
 @admin.register(CreditAccount)
-class CreditAccountAdmin(admin.ModelAdmin):
-    list_display = ["account", "credits", "free_calls"]
+class CreditAccountAdmin(HistoryRevertMixin, SimpleHistoryAdmin):
+    """Granting credits is a manager's change like an entitlement's: who, when, old → new on the
+    History page. What calls charged is not edited here (one atomic update per call)."""
+
+    list_display = ["account", "credits", "balance", "free_calls"]
     search_fields = ["account__name", "account__slug"]
     autocomplete_fields = ["account"]
+    fields = ["account", "credits", "free_calls", "balance", "free_calls_left"]
+    readonly_fields = ["balance", "free_calls_left"]
+    history_list_display = ["credits", "free_calls"]
+
+    @admin.display(description="balance (granted − charged)")
+    def balance(self, obj):
+        return credits_left(credit=obj)
+
+    @admin.display(description="free calls left this month")
+    def free_calls_left(self, obj):
+        return free_calls_left(credit=obj)
 
 
 class _ReadOnly(admin.ModelAdmin):

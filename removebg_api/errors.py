@@ -36,3 +36,24 @@ class TooManyWaitingError(ServiceError):
     code = "too_many_waiting"
     default_message = "Too many calls are waiting for results on this server; retry shortly."
     retry_after = 2
+
+
+class UploadsFullError(ServiceError):
+    """The account's uploads are at REMOVEBG_UPLOADS_MAX_* and what is left is in use by
+    unfinished jobs: nothing can be expired to make room yet."""
+
+    status_code = 429
+    code = "uploads_storage_full"
+    default_message = ("The account's stored uploads are at their ceiling, and none can be expired to make room "
+                       "(those left are in use by unfinished jobs, or this image alone is over it); retry later.")
+    retry_after = 30
+
+
+class ImprovementsFullError(ServiceError):
+    """The account's kept /improve submissions are at REMOVEBG_IMPROVE_MAX_*: old ones expire
+    after REMOVEBG_IMPROVE_RETENTION_DAYS."""
+
+    status_code = 429
+    code = "improve_storage_full"
+    default_message = "The account's kept improvement submissions are at their ceiling; retry once old ones expire."
+    retry_after = 3600

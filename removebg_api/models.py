@@ -3,13 +3,16 @@
 import uuid
 
 from django.db import models
+from simple_history.models import HistoricalRecords
 
+from accounts.history import history_user
 from accounts.models import Account
 from cutouts.models import BgRemoveJob
 
 
 class CreditAccount(models.Model):
-    """An account's remove.bg credits, as an operator configures them (GET /v1.0/account)."""
+    """An account's remove.bg credits, as an operator grants them, and what its calls took
+    (GET /v1.0/account answers the difference)."""
 
     account = models.OneToOneField(Account, on_delete=models.CASCADE, related_name="removebg_credits")
     credits = models.DecimalField(
@@ -17,6 +20,15 @@ class CreditAccount(models.Model):
         help_text="Credits granted in all; what the calls charged is taken off (the balance /v1.0/account shows).")
     free_calls = models.PositiveIntegerField(
         default=50, help_text="Free preview-size calls per calendar month (UTC), as remove.bg's.")
+    # Changed only by one conditional UPDATE per call (removebg_api/credits.py), so concurrent
+    # calls never take the balance below zero; never by a save, so never in the history.
+    charged = models.DecimalField(max_digits=12, decimal_places=2, default=0, editable=False)
+    free_month = models.DateField(null=True, blank=True, editable=False)
+    free_used = models.PositiveIntegerField(default=0, editable=False)
+
+    # Grants are audited as every manager change is (who, when, old → new); the calls' charges
+    # are not changes of anyone's and stay out of it.
+    history = HistoricalRecords(get_user=history_user, excluded_fields=["charged", "free_month", "free_used"])
 
     class Meta:
         verbose_name = "remove.bg credits"
@@ -36,11 +48,18 @@ class Call(models.Model):
     size = models.CharField(max_length=8)
     credits = models.DecimalField(max_digits=8, decimal_places=2)
     free = models.BooleanField(default=False)
+    # 0 × 0 and the error's code for a call charged although it failed: the model ran for it.
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
+    error_code = models.CharField(max_length=64, blank=True)
+    # A call answered before its result (429): its charge held, because the model will run for it,
+    # until the same call again is answered (which takes its place) or the job fails (given back).
+    held = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "job"], condition=models.Q(held=True),
+                                               name="one_held_call_per_account_and_job")]
         indexes = [models.Index(fields=["account", "created_at"], name="removebg_call_account_time")]
         ordering = ["-created_at"]
         verbose_name = "remove.bg call"
@@ -58,9 +77,12 @@ class Improvement(models.Model):
     filename = models.CharField(max_length=200, blank=True)
     storage_name = models.CharField(max_length=300)
     size = models.PositiveIntegerField()
+    # SHA-256 of the image: the same image submitted twice is one submission.
+    digest = models.CharField(max_length=64)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "digest"], name="one_improvement_per_image")]
         ordering = ["-created_at"]
         verbose_name = "remove.bg improvement submission"
 

@@ -1,28 +1,24 @@
-"""remove.bg's endpoints: parse the request as remove.bg does, call the services, answer in its
-shapes (an image or JSON; errors as `{"errors": [...]}` with its statuses and headers)."""
+"""remove.bg's endpoints: authenticate, admit, parse the request as remove.bg does, call one
+service, answer in its shapes (an image or JSON; errors as `{"errors": [...]}` with its statuses
+and headers). Nothing reads the body before the service has admitted the call."""
 
 import base64
-import json
 import logging
 import time
 
-from django.conf import settings
-from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
-from django.http import HttpResponse, JsonResponse, QueryDict
-from django.http.multipartparser import MultiPartParserError
-from django.utils import timezone
+from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from accounts.limits import account_limits, rate_parse, rate_status, render_admit
+from accounts.limits import account_limits, rate_parse, rate_status
 from accounts.models import ApiKey
 from accounts.services import api_key_authenticate
 from core.errors import ServiceError
 from core.handlers import service_error_for
 from cutouts.queueing import bg_remove_job_enqueue
 from removebg_api import services
-from removebg_api.errors import ApiKeyError, RemoveBgError
-from removebg_api.options import options_parse
-from usage.services import usage_record
+from removebg_api.credits import credit_account_ensure, credits_left, free_calls_left
+from removebg_api.errors import ApiKeyError
+from removebg_api.parsing import request_fields
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +37,6 @@ _IMAGE_CODES = {
 _BUSY_CODES = {"render_busy"}
 # The request-rate counter every call counts against (accounts/limits.py render_admit).
 _REQUEST_RATE = "request rate"
-OPTION_FIELDS = ("size", "type", "type_level", "format", "roi", "crop", "crop_margin", "scale", "position",
-                 "channels", "add_shadow", "semitransparency", "bg_color")
 
 
 def _api(methods: tuple):
@@ -103,6 +97,9 @@ def _error_response(error: ServiceError, account) -> JsonResponse:
         response["Retry-After"] = str(int(error.retry_after))
     if status == 429 and account is not None:
         _rate_headers(response, account, error)
+    charged = getattr(error, "credits_charged", None)
+    if charged is not None:
+        response["X-Credits-Charged"] = f"{charged.normalize():f}"  # Charged: the model ran for it.
     return response
 
 
@@ -124,84 +121,19 @@ def _rate_headers(response, account, error: ServiceError | None = None) -> None:
         response["X-RateLimit-Reset"] = str(now + usage.reset_seconds)
 
 
-def _fields(request) -> tuple[dict, dict]:
-    """(fields, files) of a multipart, urlencoded or JSON body, refused from its Content-Length
-    when over REMOVEBG_MAX_REQUEST_BYTES before a byte is read."""
-    try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    limit = settings.REMOVEBG_MAX_REQUEST_BYTES
-    if length > limit:
-        raise RemoveBgError("file_too_large", "File too large", f"The request is over {limit} bytes.")
-    content_type = request.content_type
-    try:
-        if content_type == "multipart/form-data":
-            # Django's parser: files stream to disk past 2.5 MB; a plain (non-file) field is
-            # bounded by DATA_UPLOAD_MAX_MEMORY_SIZE, so large base64 goes in JSON or urlencoded.
-            return {k: request.POST.get(k) for k in request.POST}, {k: request.FILES.get(k) for k in request.FILES}
-        body = request.read(limit + 1)
-        if len(body) > limit:
-            raise RemoveBgError("file_too_large", "File too large", f"The request is over {limit} bytes.")
-        if content_type == "application/x-www-form-urlencoded":
-            query = QueryDict(body, encoding=request.encoding or "utf-8")
-            return {k: query.get(k) for k in query}, {}
-        if content_type == "application/json":
-            data = json.loads(body or b"{}")
-            if not isinstance(data, dict):
-                raise ValueError("not an object")
-            return data, {}
-    except RequestDataTooBig:
-        raise RemoveBgError("file_too_large", "File too large", (
-            "A plain multipart field is limited to 2.5 MB: send the image as image_file, or its base64 "
-            "in a JSON or urlencoded body.")) from None
-    except (ValueError, RecursionError, TooManyFieldsSent, MultiPartParserError, SuspiciousOperation):
-        raise RemoveBgError("invalid_parameters", "Invalid parameters",
-                            f"The {content_type} body could not be parsed.") from None
-    return {}, {}
-
-
-def _text(fields: dict, name: str) -> str | None:
-    value = fields.get(name)
-    if value is None or isinstance(value, str):
-        return value
-    raise RemoveBgError("invalid_parameters", "Invalid parameters", f"{name} must be a string.")
-
-
 @_api(("POST",))
 def removebg_view(request, account):
     """POST /v1.0/removebg: waits for the image's cutout job (one per distinct image), then
     answers the result; 429 with Retry-After when it is not ready in REMOVEBG_WAIT_SECONDS."""
-    fields, files = _fields(request)
-    options = options_parse({name: fields.get(name) for name in OPTION_FIELDS})
-    # Counted like a rendering request, once the request is known to be well formed.
-    render_admit(account=account)
-    data = services.image_bytes(file=files.get("image_file"), b64=_text(fields, "image_file_b64"),
-                                url=_text(fields, "image_url"))
-    if data is None:
-        raise RemoveBgError("missing_source", "No image given", "Please provide the source image in the image_url, "
-                            "image_file or image_file_b64 parameter.")
-    if options.bg_color is not None and (files.get("bg_image_file") or fields.get("bg_image_url")):
-        raise RemoveBgError("multiple_bg_sources", "Multiple background sources given: Please provide either the "
-                            "bg_color, the bg_image_url or the bg_image_file parameter.")
-    background = services.image_bytes(file=files.get("bg_image_file"), url=_text(fields, "bg_image_url"), what="bg")
-    charge = services.charge_check(account=account, options=options)
-    given = services.input_store(account=account, data=data)
-    job, queue = services.removebg_job_ensure(input=given, options=options)
-    cached = job.status == job.Status.DONE
-    if queue:
-        bg_remove_job_enqueue(job)  # 503 when the broker cannot take it.
-    if not cached:
-        with services.waiting_slot():
-            job = services.job_wait(job=job)
-    result = services.result_render(job=job, upload=given.upload, options=options, background=background)
-    services.call_record(account=account, job=job, upload=given.upload, options=options, charge=charge,
-                         result=result)
-    usage_record(source_id=given.source.id, day=timezone.now().date(), served_bytes=len(result.data), hit=cached)
-    return _result_response(request, result, options, charge, account)
+    source = services.removebg_admit(account=account)
+    fields, files = request_fields(request)
+    answer = services.removebg_call(account=account, source=source, fields=fields, files=files,
+                                    enqueue=bg_remove_job_enqueue)
+    return _result_response(request, answer, account)
 
 
-def _result_response(request, result, options, charge, account):
+def _result_response(request, answer, account):
+    result, options, charge = answer.result, answer.options, answer.charge
     left, top, width, height = result.foreground
     if "application/json" in request.META.get("HTTP_ACCEPT", ""):
         response = JsonResponse({"data": {
@@ -232,11 +164,11 @@ def _result_response(request, result, options, charge, account):
 @_api(("GET",))
 def account_view(request, account):
     """GET /v1.0/account: the account's credit balance and free calls, in remove.bg's shape."""
-    credit = services.credit_account_ensure(account=account)
-    balance = float(services.credits_left(account=account, credit=credit))
+    credit = credit_account_ensure(account=account)
+    balance = float(credits_left(credit=credit))
     response = JsonResponse({"data": {"attributes": {
         "credits": {"total": balance, "subscription": balance, "payg": 0.0, "enterprise": 0.0},
-        "api": {"free_calls": services.free_calls_left(account=account, credit=credit), "sizes": "all"},
+        "api": {"free_calls": free_calls_left(credit=credit), "sizes": "all"},
     }}})
     response["Cache-Control"] = "no-store"
     return response
@@ -245,14 +177,7 @@ def account_view(request, account):
 @_api(("POST",))
 def improve_view(request, account):
     """POST /v1.0/improve: keeps the image for the account (admin: remove.bg improvement submissions)."""
-    fields, files = _fields(request)
-    data = services.image_bytes(file=files.get("image_file"), b64=_text(fields, "image_file_b64"),
-                                url=_text(fields, "image_url"))
-    if data is None:
-        raise RemoveBgError("missing_source", "No image given", "Please provide the source image in the image_url, "
-                            "image_file or image_file_b64 parameter.")
-    upload = files.get("image_file")
-    filename = _text(fields, "image_filename") or (upload.name if upload is not None else "")
-    improvement = services.improvement_store(account=account, data=data, tag=_text(fields, "tag") or "",
-                                             filename=filename)
+    services.removebg_admit(account=account, payable=False)
+    fields, files = request_fields(request)
+    improvement = services.improvement_submit(account=account, fields=fields, files=files)
     return JsonResponse({"id": str(improvement.id)})

@@ -130,11 +130,15 @@ def render_gate(entry: Entry) -> Pass:
     else:
         signed = source.require_signature
     params = params_parse(entry.raw_query)
-    path = path_clean(entry.path)
+    # remove.bg's API names its images itself (by their content), after the body is read.
+    path = entry.path if door is Door.REMOVEBG else path_clean(entry.path)
     # 3. expires.
     expires_check(params.expires)
     # 4. Entitlement.
     if (params.bg_remove or entry.bg_remove) and not source_bg_remove_enabled(source=source):
+        if door is Door.REMOVEBG:  # Its uploads source is the account's own: the account's switch.
+            raise BgRemoveNotEnabledError("Background removal is not enabled for this account; ask your account "
+                                          "manager to enable it.")
         raise BgRemoveNotEnabledError()
     # The nested marks are checked through to the last (steps 1–4 of each), before this entry
     # counts against the rate: a refused one uses none of it.

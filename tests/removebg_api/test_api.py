@@ -13,8 +13,8 @@ from PIL import Image
 
 from accounts.services import api_key_create
 from cutouts.models import BgRemoveJob
-from removebg_api.models import Call, CreditAccount, Improvement
-from removebg_api.services import uploads_expire
+from removebg_api.models import CreditAccount, Improvement
+from removebg_api.retention import uploads_expire
 from rendering.store import render_purge
 from sources.models import Source, Upload
 from tests import hostile
@@ -278,9 +278,9 @@ class TestJobsAndLimits:
 
 class TestAccountAndImprove:
     def test_account_in_remove_bg_shape(self, call, account):
-        CreditAccount.objects.create(account=account, credits=10, free_calls=5)
-        Call.objects.create(account=account, path="x.png", size="full", credits=1, width=1, height=1)
-        Call.objects.create(account=account, path="y.png", size="preview", credits=0, free=True, width=1, height=1)
+        # Granted 10, one full call charged, one of the month's 5 free calls used.
+        CreditAccount.objects.create(account=account, credits=10, free_calls=5, charged=1, free_used=1,
+                                     free_month=timezone.now().date().replace(day=1))
         response = call(path="/v1.0/account", method="get")
         assert response.status_code == 200
         assert response.json() == {"data": {"attributes": {

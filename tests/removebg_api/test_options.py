@@ -4,7 +4,7 @@ import pytest
 
 from removebg_api.errors import RemoveBgError
 from removebg_api.options import Length, Options, options_parse
-from removebg_api.services import _params
+from removebg_api.results import _params
 from rendering.operations.pad import pad_size
 from rendering.operations.resize import output_size, rect_size
 

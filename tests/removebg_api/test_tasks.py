@@ -41,9 +41,9 @@ def test_the_task_deletes_old_improvement_submissions(call, settings):
     from removebg_api.models import Improvement
 
     names = []
-    for tag in ("old", "new"):
+    for tag, colour in (("old", (1, 1, 1)), ("new", (2, 2, 2))):
         image = io.BytesIO()
-        Image.new("RGB", (20, 20), (1, 1, 1)).save(image, "PNG")
+        Image.new("RGB", (20, 20), colour).save(image, "PNG")
         image.seek(0)
         response = call({"image_file": image, "tag": tag}, path="/v1.0/improve")
         assert response.status_code == 200, response.content

@@ -244,3 +244,24 @@ def test_the_gate_holds_for_marks_on_the_real_server(sources, worker_env, settin
     assert [(r.status_code, r.json()["error"]["code"]) for r in forged] == [(403, "bad_signature")] * 3
     assert [r.status_code for r in signed] == [200] * 3
     assert Image.open(io.BytesIO(signed[0].content)).size == (451, 300)
+
+
+def test_remove_bgs_api_enters_by_the_same_gate(client, account, source, settings):
+    """Its door reaches the account's uploads source only, with the key's account, the account's
+    entitlement and then its request rate, before the body is read."""
+    _, secret = api_key_create(account=account, scopes=["removebg"], name="rbg")
+    account.bg_remove_enabled = False
+    account.render_rate_limit = "1/h"
+    account.save()
+    refused = client.post("/v1.0/removebg", {"size": "preview"}, headers={"X-Api-Key": secret})
+    assert refused.status_code == 403
+    assert "not enabled for this account" in refused.json()["errors"][0]["title"]
+    # Refused before the rate: the account's one request of the hour is still there.
+    assert client.get("/render/acme-photos/chelsea.png?w=10").status_code == 200
+    assert client.post("/v1.0/removebg", {"size": "preview"}, headers={"X-Api-Key": secret}).status_code == 403
+    account.bg_remove_enabled = True
+    account.save()
+    over = client.post("/v1.0/removebg", {"size": "preview"}, headers={"X-Api-Key": secret})
+    assert over.status_code == 429, over.content  # The same rate as the account's rendering requests.
+    uploads = source_uploads_ensure(account=account)
+    assert error(client.get(f"/render/{uploads.slug}/x.png")) == (404, "source_not_found")

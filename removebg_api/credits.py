@@ -1,0 +1,153 @@
+"""remove.bg credits: the balance, a call's charge taken atomically before any work, given back when the call costs nothing."""
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.models import Account
+from cutouts.models import BgRemoveJob
+from removebg_api.errors import InsufficientCreditsError
+from removebg_api.models import Call, CreditAccount
+from removebg_api.options import PREVIEW_CREDITS, Options
+from sources.models import Upload
+
+
+@dataclass(frozen=True)
+class Charge:
+    credits: Decimal
+    free: bool
+    credit_id: int
+    # Nothing taken: the call may only be the same call again as one whose charge is held
+    # (call_hold), which that charge pays for.
+    on_hold: bool = False
+
+
+def credit_account_ensure(*, account: Account) -> CreditAccount:
+    credit, _ = CreditAccount.objects.get_or_create(
+        account=account, defaults={"credits": Decimal(str(settings.REMOVEBG_DEFAULT_CREDITS)),
+                                   "free_calls": settings.REMOVEBG_FREE_CALLS})
+    return credit
+
+
+def _this_month():
+    return timezone.now().date().replace(day=1)
+
+
+def free_calls_left(*, credit: CreditAccount) -> int:
+    used = credit.free_used if credit.free_month == _this_month() else 0
+    return max(0, credit.free_calls - used)
+
+
+def credits_left(*, credit: CreditAccount) -> Decimal:
+    return credit.credits - credit.charged
+
+
+def credits_payable_check(*, account: Account) -> None:
+    """402 before the body is read when the account could pay for no call at all (no free call
+    left this month, less than a preview's credits, no held charge)."""
+    credit = credit_account_ensure(account=account)
+    if (free_calls_left(credit=credit) == 0 and credits_left(credit=credit) < Decimal(PREVIEW_CREDITS)
+            and not Call.objects.filter(account=account, held=True).exists()):
+        raise InsufficientCreditsError()
+
+
+def credits_take(*, account: Account, options: Options) -> Charge:
+    """The call's charge, taken now, before anything is downloaded or stored: a free call while
+    the month's last (previews only), else its credits, or 402. Each is one conditional UPDATE,
+    so concurrent calls of one account can never take more than there is."""
+    credit = credit_account_ensure(account=account)
+    if options.size == "preview":
+        month = _this_month()
+        # A new month starts the count again; a second process starting it too finds it started.
+        CreditAccount.objects.filter(pk=credit.pk).exclude(free_month=month).update(free_month=month, free_used=0)
+        if CreditAccount.objects.filter(pk=credit.pk, free_month=month, free_used__lt=F("free_calls")).update(
+                free_used=F("free_used") + 1):
+            return Charge(Decimal(0), True, credit.pk)
+    cost = Decimal(options.credits)
+    if not CreditAccount.objects.filter(pk=credit.pk, credits__gte=F("charged") + cost).update(
+            charged=F("charged") + cost):
+        # A client sending again a call answered 429 has paid already: its held charge pays,
+        # once the call is found to be for the same job (call_hold_settle).
+        if not any(_covers(held, options) for held in Call.objects.filter(account=account, held=True)):
+            raise InsufficientCreditsError()
+        return Charge(Decimal(0), False, credit.pk, on_hold=True)
+    return Charge(cost, False, credit.pk)
+
+
+def _covers(held: Call, options: Options) -> bool:
+    return options.size == "preview" if held.free else held.credits >= Decimal(options.credits)
+
+
+def credits_give_back(*, charge: Charge) -> None:
+    """Undoes credits_take for a call that costs nothing (refused before its job, or answered
+    before its result)."""
+    if charge.free:
+        CreditAccount.objects.filter(pk=charge.credit_id, free_month=_this_month(), free_used__gt=0).update(
+            free_used=F("free_used") - 1)
+    elif charge.credits:
+        CreditAccount.objects.filter(pk=charge.credit_id).update(charged=F("charged") - charge.credits)
+
+
+def call_record(*, account: Account, job: BgRemoveJob, upload: Upload, options: Options, charge: Charge,
+                width: int = 0, height: int = 0, error_code: str = "") -> Call:
+    """The call's record (admin: remove.bg calls): a result, or the error of a call charged
+    because the model ran for it."""
+    return Call.objects.create(account=account, job=job, path=upload.path, size=options.size,
+                               credits=charge.credits, free=charge.free, width=width, height=height,
+                               error_code=error_code)
+
+
+def call_hold(*, account: Account, job: BgRemoveJob, upload: Upload, options: Options, charge: Charge,
+              error_code: str) -> bool:
+    """Keeps the charge of a call answered before its result (the model will run for it) as a
+    held call; False, and nothing kept, when the account already holds one on this job (the
+    same call sent again while it runs), so a client's retries hold one charge."""
+    try:
+        with transaction.atomic():
+            Call.objects.create(account=account, job=job, path=upload.path, size=options.size,
+                                credits=charge.credits, free=charge.free, width=0, height=0,
+                                error_code=error_code, held=True)
+    except IntegrityError:
+        return False
+    return True
+
+
+def call_hold_check(*, account: Account, upload: Upload, options: Options, charge: Charge) -> None:
+    """402, before any job is asked for, for a call let through on a held charge
+    (Charge.on_hold) that is not for this image."""
+    if charge.on_hold and not any(_covers(held, options) for held in
+                                  Call.objects.filter(account=account, path=upload.path, held=True)):
+        raise InsufficientCreditsError()
+
+
+def call_hold_settle(*, account: Account, job: BgRemoveJob, options: Options, charge: Charge) -> Charge:
+    """What a call charged for this job bills, the account's held charge on the job settled: a
+    call that paid its own charge takes the hold's place (given back: the earlier 429 and this
+    answer are one bill); a call let through on the hold is billed the hold."""
+    for held in Call.objects.filter(account=account, job=job, held=True):
+        if charge.on_hold and _covers(held, options):
+            # Deleted first, so a hold pays for one call however many processes race for it.
+            if Call.objects.filter(pk=held.pk, held=True).delete()[0]:
+                return Charge(held.credits, held.free, charge.credit_id)
+            continue
+        _hold_give_back(held)
+    if charge.on_hold:
+        raise InsufficientCreditsError()  # The hold went meanwhile: its job failed, or a call took it.
+    return charge
+
+
+def call_holds_release_failed(*, job_id) -> None:
+    """Every charge held on a job that failed is given back: the model made nothing for it."""
+    for held in Call.objects.filter(job_id=job_id, held=True, job__status=BgRemoveJob.Status.FAILED):
+        _hold_give_back(held)
+
+
+def _hold_give_back(held: Call) -> None:
+    # Deleted first, so a hold is given back once however many processes race for it.
+    if Call.objects.filter(pk=held.pk, held=True).delete()[0]:
+        credit = CreditAccount.objects.filter(account_id=held.account_id).values_list("pk", flat=True).first()
+        credits_give_back(charge=Charge(held.credits, held.free, credit))
