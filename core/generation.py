@@ -150,7 +150,7 @@ def generation_bump() -> None:
     """Moves the shared value to a new random one (never back to an old one, even after Redis
     lost its data or the file was recreated). Raises what the cache's client raises when Redis
     cannot be reached."""
-    value = secrets.randbits(63) + 1
+    value = secrets.randbits(52) + 1  # Exact as a Lua number (core/redis_cache.py), never 0 (none set).
     if generation_in_redis():
         caches["default"].generation_set(value)
     else:

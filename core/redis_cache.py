@@ -6,7 +6,10 @@ away. Here each counter operation is one server-side script (hand-written: djang
 Django's backend have no atomic incr that keeps or sets the key's expiry).
 """
 
+import hashlib
+
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
+from redis.exceptions import NoScriptError
 
 GENERATION_KEY = "cache-generation"
 
@@ -23,9 +26,11 @@ return count
 
 
 # The same, returning also a second key's value (the cache generation, core/generation.py): read in
-# the round trip every rendering request makes anyway. GET's nil is false in Lua, and a nil
-# would end the returned list, hence `or ''`.
-_INCR_WINDOW_READ = _INCR_WINDOW.replace("return count", "return {count, redis.call('GET', KEYS[2]) or ''}")
+# the round trip every rendering request makes anyway. As an integer reply, cheaper to parse than a
+# string (the generation stays below 2**53, exact as a Lua number); GET's nil is false in Lua.
+_INCR_WINDOW_READ = _INCR_WINDOW.replace("return count",
+                                         "return {count, tonumber(redis.call('GET', KEYS[2]) or '0')}")
+_INCR_WINDOW_READ_SHA = hashlib.sha1(_INCR_WINDOW_READ.encode()).hexdigest()
 
 
 class AtomicIncrRedisCacheClient(RedisCacheClient):
@@ -39,8 +44,13 @@ class AtomicIncrRedisCacheClient(RedisCacheClient):
         return self.get_client(key, write=True).eval(_INCR_WINDOW, 1, key, delta, int(timeout))
 
     def incr_window_read(self, key, delta, timeout, other):
-        count, value = self.get_client(key, write=True).eval(_INCR_WINDOW_READ, 2, key, other, delta, int(timeout))
-        return count, int(value or 0)
+        client = self.get_client(key, write=True)
+        try:
+            # By its digest: every rendering request runs it, and the script's text is most of
+            # what EVAL would send.
+            return tuple(client.evalsha(_INCR_WINDOW_READ_SHA, 2, key, other, delta, int(timeout)))
+        except NoScriptError:  # Redis restarted, or SCRIPT FLUSH: EVAL loads it again.
+            return tuple(client.eval(_INCR_WINDOW_READ, 2, key, other, delta, int(timeout)))
 
 
 class AtomicIncrRedisCache(RedisCache):
