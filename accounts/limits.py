@@ -21,6 +21,7 @@ from django.core.cache.backends.locmem import LocMemCache
 
 from accounts.models import Account
 from core.errors import ServiceError
+from core.generation import generation_counted, generation_observe, generation_restart_if_moved
 
 logger = logging.getLogger(__name__)
 
@@ -122,12 +123,28 @@ class _ProcessWindows:
 _process_windows = _ProcessWindows()
 
 
+class _Backend(threading.local):
+    settings_id: int | None = None
+    cache = None
+
+
+_backend = _Backend()
+
+
 def _cache():
-    # The backend itself, not django.core.cache.cache (a proxy that costs a lookup per attribute).
-    return caches["default"]
+    # The backend itself, not django.core.cache.cache (a proxy that costs a lookup per attribute),
+    # kept per thread (as `caches` keeps it) while the settings stay: `caches[...]` goes through
+    # asgiref's Local on every call, a tenth of a cached hit's count.
+    key = id(settings.CACHES)
+    if _backend.settings_id != key:
+        _backend.cache, _backend.settings_id = caches["default"], key
+    return _backend.cache
 
 
-def _count(*, group: str, account: Account, rate: str, increment: bool) -> RateUsage | None:
+def _count(*, group: str, account: Account, rate: str, increment: bool,
+           generation: bool = False) -> RateUsage | None:
+    """The count after this event (or a look only); with `generation`, the cache generation read
+    in the same round trip is recorded (core/generation.py; None when the cache is down)."""
     try:
         key, limit, left, lifetime = _window(group=group, account=account, rate=rate)
         cache = _cache()
@@ -135,6 +152,9 @@ def _count(*, group: str, account: Account, rate: str, increment: bool) -> RateU
             count = _process_windows.incr(key, lifetime) if increment else _process_windows.get(key)
         elif not increment:
             count = cache.get(key, 0)
+        elif generation and hasattr(cache, "incr_window_generation"):
+            count, value = cache.incr_window_generation(key, 1, lifetime)  # Redis: one round trip for both.
+            generation_observe(value)
         elif hasattr(cache, "incr_window"):
             count = cache.incr_window(key, 1, lifetime)  # Redis: one round trip.
         elif cache.add(key, 1, lifetime):
@@ -149,6 +169,8 @@ def _count(*, group: str, account: Account, rate: str, increment: bool) -> RateU
         # Fail open: with the cache down, cached images are still served; new bg-remove work
         # is stopped by the broker being down too, or by the queue ceilings (in the database).
         logger.warning("rate limit %r not checked, cache unavailable: %s", group, exc)
+        if generation:
+            generation_observe(None)  # Nothing cached so far is trusted once the cache is back.
         return None
     return RateUsage(count=count, limit=limit, reset_seconds=max(1, left))
 
@@ -157,12 +179,16 @@ def rate_limit(*, group: str, code: str, account: Account, rate: str, increment:
     """Counts one event (unless `increment` is false, a look only) and refuses it with 429 when
     it is over `rate`. The usage it found (None when the cache is down)."""
     usage = _count(group=group, account=account, rate=rate, increment=increment)
+    _refuse_over(usage, group=group, code=code, rate=rate, increment=increment)
+    return usage
+
+
+def _refuse_over(usage: RateUsage | None, *, group: str, code: str, rate: str, increment: bool = True) -> None:
     if usage is not None and (usage.count > usage.limit if increment else usage.count >= usage.limit):
         raise RateLimitedError(
             f"Over the account's {group} limit of {rate}; retry later.",
             code=code, retry_after=usage.reset_seconds,
         )
-    return usage
 
 
 def rate_count(*, group: str, account: Account, rate: str) -> RateUsage | None:
@@ -170,10 +196,21 @@ def rate_count(*, group: str, account: Account, rate: str) -> RateUsage | None:
     return _count(group=group, account=account, rate=rate, increment=True)
 
 
-def render_admit(*, account: Account) -> None:
-    """Every rendering request, cached or not, counts against the account's request limit."""
-    rate_limit(group="request rate", code="request_rate_limited", account=account,
-               rate=account_limits(account).render_rate)
+def render_admit(*, account: Account) -> RateUsage | None:
+    """Every rendering request, cached or not, counts against the account's request limit. With
+    Redis, the same round trip reads the cache generation: when it moved since the request began
+    and the request can start again (views.py), GenerationMovedError, and the attempt that starts
+    again is not counted twice. The usage found (None when the cache is down)."""
+    rate = account.render_rate_limit or settings.RENDER_RATE_LIMIT  # account_limits(), for this one.
+    counted, usage = generation_counted(account_id=account.pk)
+    if not counted:
+        usage = _count(group=RENDER_GROUP, account=account, rate=rate, increment=True, generation=True)
+    _refuse_over(usage, group=RENDER_GROUP, code="request_rate_limited", rate=rate)
+    generation_restart_if_moved(account_id=account.pk, usage=usage)
+    return usage
+
+
+RENDER_GROUP = "request rate"
 
 
 def rate_status(*, group: str, account: Account, rate: str) -> RateUsage | None:

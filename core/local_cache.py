@@ -4,13 +4,18 @@ import threading
 
 from cachetools import TTLCache
 
+from core import generation
+
 MISSING = object()
 
 
 class ExpiringCache:
     """Entries live `ttl` seconds (0 keeps nothing); when full, the least recently used go first:
     past `max_entries` entries, or past `max_weight` when entries are given a weight (bytes).
-    An entry heavier than `max_weight` is not kept. A new `max_weight` applies from the next set()."""
+    An entry heavier than `max_weight` is not kept. A new `max_weight` applies from the next set().
+
+    An entry is also used only while the cache generation it was stored under is current
+    (core/generation.py): a purge or a change in any process ends it in every process."""
 
     def __init__(self, max_entries: int, max_weight: int | None = None):
         self.max_entries = max_entries
@@ -26,14 +31,15 @@ class ExpiringCache:
 
     def get(self, key, default=MISSING):
         with self._lock:
-            try:
-                return self._entries[key][0]
-            except KeyError:
-                return default
+            entry = self._entries.get(key)
+        if entry is None or entry[2] != generation.version:
+            return default
+        return entry[0]
 
     def set(self, key, value, ttl: float, weight: int = 0) -> None:
         if ttl <= 0 or (self.max_weight is not None and weight > self.max_weight):
             return
+        stamp = generation.generation_stamp()
         with self._lock:
             entries = self._entries
             # TTLCache has one ttl, and callers read theirs from settings at each call: it only
@@ -43,7 +49,7 @@ class ExpiringCache:
             if entries.ttl != ttl or entries.maxsize != (
                     self.max_entries if self.max_weight is None else self.max_weight):
                 entries = self._entries = self._new(ttl)
-            entries[key] = (value, weight)
+            entries[key] = (value, weight, stamp)
             while len(entries) > self.max_entries:  # Weighted: maxsize bounds bytes, not entries.
                 entries.popitem()
 

@@ -6,7 +6,12 @@ away. Here each counter operation is one server-side script (hand-written: djang
 Django's backend have no atomic incr that keeps or sets the key's expiry).
 """
 
+import hashlib
+
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
+from redis.exceptions import NoScriptError
+
+GENERATION_KEY = "cache-generation"
 
 # A missing key answers nil (-> ValueError, as Django's incr); an existing one keeps its TTL.
 _INCR = "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCRBY', KEYS[1], ARGV[1]) end"
@@ -20,6 +25,14 @@ return count
 """
 
 
+# The same, returning also a second key's value (the cache generation, core/generation.py): read in
+# the round trip every rendering request makes anyway. As an integer reply, cheaper to parse than a
+# string (the generation stays below 2**53, exact as a Lua number); GET's nil is false in Lua.
+_INCR_WINDOW_READ = _INCR_WINDOW.replace("return count",
+                                         "return {count, tonumber(redis.call('GET', KEYS[2]) or '0')}")
+_INCR_WINDOW_READ_SHA = hashlib.sha1(_INCR_WINDOW_READ.encode()).hexdigest()
+
+
 class AtomicIncrRedisCacheClient(RedisCacheClient):
     def incr(self, key, delta):
         value = self.get_client(key, write=True).eval(_INCR, 1, key, delta)
@@ -29,6 +42,15 @@ class AtomicIncrRedisCacheClient(RedisCacheClient):
 
     def incr_window(self, key, delta, timeout):
         return self.get_client(key, write=True).eval(_INCR_WINDOW, 1, key, delta, int(timeout))
+
+    def incr_window_read(self, key, delta, timeout, other):
+        client = self.get_client(key, write=True)
+        try:
+            # By its digest: every rendering request runs it, and the script's text is most of
+            # what EVAL would send.
+            return tuple(client.evalsha(_INCR_WINDOW_READ_SHA, 2, key, other, delta, int(timeout)))
+        except NoScriptError:  # Redis restarted, or SCRIPT FLUSH: EVAL loads it again.
+            return tuple(client.eval(_INCR_WINDOW_READ, 2, key, other, delta, int(timeout)))
 
 
 class AtomicIncrRedisCache(RedisCache):
@@ -41,3 +63,12 @@ class AtomicIncrRedisCache(RedisCache):
         does not exist: the count after this event, in one round trip."""
         key = self.make_and_validate_key(key, version=version)
         return self._cache.incr_window(key, delta, timeout)
+
+    def incr_window_generation(self, key, delta=1, timeout=60, version=None) -> tuple[int, int]:
+        """incr_window, and the cache generation (core/generation.py) read in the same round trip:
+        (count, generation; 0 when none was ever set)."""
+        key = self.make_and_validate_key(key, version=version)
+        return self._cache.incr_window_read(key, delta, timeout, self.make_key(GENERATION_KEY))
+
+    def generation_set(self, value: int) -> None:
+        self._cache.get_client(write=True).set(self.make_key(GENERATION_KEY), value)

@@ -15,8 +15,6 @@ from datetime import timedelta
 from typing import NamedTuple
 
 from django.conf import settings
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -24,6 +22,7 @@ from PIL import Image
 
 from core.errors import ForbiddenError, ServiceError
 from core.metrics import ORIGIN_ERRORS
+from core.storage import storage_put
 from cutouts.admission import bg_remove_admission_lock, bg_remove_admit, bg_remove_count
 from cutouts.metrics import INFERENCES, JOB_SECONDS, JOBS
 from cutouts.models import BgRemoveJob
@@ -353,9 +352,9 @@ def _process(job: BgRemoveJob) -> BgRemoveJob:
     result.save(buf, "PNG", compress_level=6, compress_type=zlib.Z_RLE)
     name = f"cutouts/{job.source_id}/{job.id}.png"
     try:
-        # Both configured backends overwrite (allow_overwrite / file_overwrite), so a retried job
-        # replaces its own earlier cutout without first asking whether it exists.
-        name = default_storage.save(name, ContentFile(buf.getvalue()))
+        # Whole or not at all, replacing a retried job's earlier cutout: a full disk leaves no
+        # short cutout under the job's name.
+        name = storage_put(name, buf.getvalue())
     except Exception as exc:  # Storage vendors raise their own types; all are worth a retry.
         raise TransientJobError(f"storing the cutout failed: {exc}") from exc
 

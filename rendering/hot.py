@@ -3,16 +3,18 @@
 A cached hit through Django costs its handler, middleware, signals and URL resolution, more than
 the lookups themselves. When a plain GET of a small finished render has just been answered, the
 web process keeps that response (status, headers, bytes) under everything the response depended
-on: the host headers, the path, the query as received (its signature and `expires` included) and
-the Accept header. The same request again within RENDER_LOOKUP_CACHE_SECONDS gets it back
-directly, after what every request must still pay: the account's request rate (one Redis round
-trip), usage metering, metrics and the access log line.
+on: the host headers, the path, the query as received (its signature and `expires` included), and
+the Accept header when the URL negotiates its format (`auto=format`; no other response depends
+on it). The same request again within RENDER_LOOKUP_CACHE_SECONDS gets it back directly, after
+what every request must still pay: the account's request rate (one Redis round trip, which also
+reads the cache generation), usage metering, metrics and the access log line.
 
-It is exactly as fresh as the lookup caches it sits on (a purge, a source's or an account's
-change elsewhere shows within RENDER_LOOKUP_CACHE_SECONDS; a purge in this process clears it at
-once), and bounded by RENDER_MEMORY_CACHE_BYTES like the bodies it holds. Everything it does not
-take on goes to Django as before: conditional requests, HEAD, an `expires` that has passed, a
-request over its account's rate (which Django then refuses), and every miss.
+It is exactly as fresh as the lookup caches it sits on: a purge, a source's or an account's change
+in any process moves the cache generation (core/generation.py), and a kept response stored under
+an older one is not sent (the request goes to Django). Bounded by RENDER_MEMORY_CACHE_BYTES like
+the bodies it holds. Everything it does not take on goes to Django as before: conditional
+requests, HEAD, an `expires` that has passed, a request over its account's rate (which Django
+then refuses), and every miss.
 """
 
 import time
@@ -22,13 +24,13 @@ from datetime import UTC, datetime
 from django.conf import settings
 
 from accounts.limits import RateLimitedError, render_admit
+from core import generation
+from core.generation import generation_begin, generation_end, generation_mark_counted
 from core.local_cache import ExpiringCache
 from core.middleware import request_observed
 from usage.services import usage_record
 
-# The request's parts a response may depend on. Anything conditional is not served here.
-_KEY_FIELDS = ("PATH_INFO", "QUERY_STRING", "HTTP_HOST", "HTTP_X_FORWARDED_HOST", "HTTP_X_FORWARDED_PROTO",
-               "SERVER_NAME", "SERVER_PORT", "HTTP_ACCEPT", "wsgi.url_scheme")
+# Anything conditional is not served here.
 _CONDITIONAL = ("HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_RANGE")
 # Larger renders are streamed from storage (views.py), never kept here.
 MAX_BODY_BYTES = 256 * 1024
@@ -42,6 +44,8 @@ class HotResponse:
     source_id: int
     expires: int | None
     route: str
+    # The URL negotiates its format (auto=format): the response depends on Accept too.
+    negotiates: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,18 +57,31 @@ class _Entry:
 
 
 _entries = ExpiringCache(max_entries=20_000, max_weight=0)
+# Kept under a URL's key when its responses depend on Accept: they are under (key, Accept).
+_NEGOTIATED = object()
+# Set in a request's environ once the cache generation is read for it (the view reads it otherwise).
+GENERATION_BEGUN = "cutout.generation_begun"
 
 
 def _key(environ) -> tuple:
-    return tuple(environ.get(name) for name in _KEY_FIELDS)
+    """The request's parts a response may depend on (and Accept when the URL negotiates, _NEGOTIATED)."""
+    get = environ.get
+    return (get("PATH_INFO"), get("QUERY_STRING"), get("HTTP_HOST"), get("HTTP_X_FORWARDED_HOST"),
+            get("HTTP_X_FORWARDED_PROTO"), get("SERVER_NAME"), get("SERVER_PORT"), get("wsgi.url_scheme"))
 
 
 def hot_serve(environ, start_response):
-    """The kept response for this request, sent; None when Django must answer it."""
+    """The kept response for this request, sent; None when Django must answer it. Called first for
+    every request (config/wsgi.py): it starts the request's cache generation."""
+    begun = generation_begin()
+    environ[GENERATION_BEGUN] = True
     ttl = settings.RENDER_LOOKUP_CACHE_SECONDS
     if ttl <= 0 or environ.get("REQUEST_METHOD") != "GET" or any(name in environ for name in _CONDITIONAL):
         return None
-    entry = _entries.get(_key(environ), None)
+    key = _key(environ)
+    entry = _entries.get(key, None)
+    if entry is _NEGOTIATED:
+        entry = _entries.get((key, environ.get("HTTP_ACCEPT")), None)
     if entry is None:
         return None
     started = time.monotonic()
@@ -72,13 +89,19 @@ def hot_serve(environ, start_response):
     if hot.expires is not None and hot.expires < time.time():
         return None  # Django answers that it has expired.
     try:
-        render_admit(account=hot.account)
+        usage = render_admit(account=hot.account)
     except RateLimitedError:
         return None  # Counted; Django counts it again and refuses it (429), with its headers.
+    if generation.version != begun:
+        # The count read a new generation (a purge or a change elsewhere): the response may be
+        # stale, so Django answers, from the database, without counting the request again.
+        generation_mark_counted(account_id=hot.account.pk, usage=usage)
+        return None
     usage_record(source_id=hot.source_id, day=datetime.now(UTC).date(), served_bytes=len(entry.body), hit=True)
     start_response(entry.status, list(entry.headers))  # A server may add to the list it is given.
     request_observed(route=hot.route, method="GET", path=environ.get("PATH_INFO", ""), status=200,
                      seconds=time.monotonic() - started, account=hot.account.slug, cache="hit", served="hot")
+    generation_end()
     return [entry.body]
 
 
@@ -100,6 +123,10 @@ def hot_keep(environ, response) -> None:
     weight = len(body) + sum(len(part) for part in key if isinstance(part, str)) + sum(
         len(name) + len(value) for name, value in headers) + 512
     _entries.max_weight = budget
+    if hot.negotiates:
+        accept = environ.get("HTTP_ACCEPT")
+        _entries.set(key, _NEGOTIATED, ttl, weight=weight - len(body))
+        key, weight = (key, accept), weight + len(accept or "")
     _entries.set(key, _Entry(status, headers, body, hot), ttl, weight=weight)
 
 

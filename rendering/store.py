@@ -12,15 +12,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 
 from core.errors import ServiceUnavailableError
+from core.generation import generation_bump
 from core.local_cache import ExpiringCache
 from core.sql import CompiledLookup
+from core.storage import storage_holds, storage_missing, storage_put
 from cutouts.models import BgRemoveJob
 from rendering.hot import hot_clear
 from rendering.models import Render, RenderInput
@@ -43,8 +44,7 @@ def storage_errors():
     except FileNotFoundError:
         raise
     except Exception as exc:
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code") if hasattr(exc, "response") else None
-        if code in ("NoSuchKey", "404", "NotFound"):
+        if storage_missing(exc):
             raise FileNotFoundError(str(exc)) from exc  # S3's way of saying the object is gone.
         logger.warning("object storage failed: %s: %s", type(exc).__name__, exc)
         raise StorageUnavailableError() from exc
@@ -65,9 +65,9 @@ def _render_key(source_id: int, path: str, model: str, canonical: str, fmt: str)
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
-# key → render: a web process answers repeated hits without a query. A purge in
-# another process shows within RENDER_LOOKUP_CACHE_SECONDS; until then a purged object's absence
-# is noticed when it is opened, and the image is rendered again (views.py).
+# key → render: a web process answers repeated hits without a query. A purge in any process
+# ends it before this process's next request (the cache generation, core/generation.py); an
+# object lost otherwise is noticed when it is opened, and the image is rendered again (views.py).
 _renders = ExpiringCache(max_entries=50_000)
 
 
@@ -290,11 +290,15 @@ def _body_keep(render: Render, data: bytes) -> None:
 
 def _object_put(name: str, data: bytes) -> tuple[str, bool]:
     """Stores `data` under its content name: (the name it is stored under, whether this wrote it).
-    A store that overwrites (S3) is written to (the same bytes: no reader sees a change); a
-    local folder is written to only if the object is not there yet, and never overwritten."""
+    Written whole or not at all (core/storage.py), so a write that failed half-way (a full
+    disk) leaves no short object for the next request to take. A store that overwrites (S3) is
+    written to (the same bytes: no reader sees a change); a local folder's object is reused
+    only when it holds these very bytes (size and digest), and replaced otherwise."""
     if not getattr(default_storage, "file_overwrite", False) and default_storage.exists(name):
-        return name, False
-    return default_storage.save(name, ContentFile(data)), True
+        if storage_holds(name, data):
+            return name, False
+        logger.warning("stored object %s did not hold its content; written again", name)
+    return storage_put(name, data), True
 
 
 def render_open(render: Render):
@@ -339,20 +343,9 @@ def render_purge(*, source: Source, path: str | None = None) -> PurgeResult:
 
     Idempotent: purging again finds nothing and removes nothing.
     """
-    renders = Render.objects.filter(source=source)
-    users = Render.objects.filter(inputs__source=source)
-    jobs = BgRemoveJob.objects.filter(source=source)
-    if path is not None:
-        renders, users, jobs = renders.filter(path=path), users.filter(inputs__path=path), jobs.filter(path=path)
-    renders = Render.objects.filter(pk__in={*renders.values_list("pk", flat=True), *users.values_list("pk", flat=True)})
-    names = set(renders.values_list("storage_name", flat=True)) | {
-        name for name in jobs.values_list("cutout_name", flat=True) if name
-    }
-    render_count = renders.count()
-    renders.delete()
-    render_lookup_cache_clear()
-    job_count, _ = jobs.delete()
-    removed = storage_objects_release(names)
+    # The images a render could be made from go first (a stored mark, an uploaded image), so a
+    # request between two steps cannot make a new render from the old ones.
+    removed = 0
     marks = [mark_name(source_id=source.id, mark=path)] if path is not None else storage_tree(mark_folder(source.id))
     removed += storage_objects_delete(marks)
     if source.kind == Source.Kind.UPLOADS:
@@ -364,4 +357,35 @@ def render_purge(*, source: Source, path: str | None = None) -> PurgeResult:
             removed += storage_objects_delete([upload_name(source_id=source.id, path=path)])
         else:
             removed += storage_objects_delete(list(storage_tree(upload_folder(source.id))))
+    renders = Render.objects.filter(source=source)
+    users = Render.objects.filter(inputs__source=source)
+    jobs = BgRemoveJob.objects.filter(source=source)
+    if path is not None:
+        renders, users, jobs = renders.filter(path=path), users.filter(inputs__path=path), jobs.filter(path=path)
+    renders = Render.objects.filter(pk__in={*renders.values_list("pk", flat=True), *users.values_list("pk", flat=True)})
+    names = set(renders.values_list("storage_name", flat=True)) | {
+        name for name in jobs.values_list("cutout_name", flat=True) if name
+    }
+    render_count = renders.count()
+    renders.delete()
+    job_count, _ = jobs.delete()
+    render_lookup_cache_clear()
+    _purge_announce()
+    removed += storage_objects_release(names)
     return PurgeResult(renders=render_count, cutouts=job_count, files=removed)
+
+
+class PurgeNotAnnouncedError(ServiceUnavailableError):
+    code = "purge_not_announced"
+    default_message = ("The purge is done, but the web processes could not all be told (the cache is "
+                       "unavailable); purge again.")
+
+
+def _purge_announce() -> None:
+    """Every web process learns of the purge before its next request (core/generation.py), so the
+    purge answers only once none can serve what it removed."""
+    try:
+        generation_bump()
+    except Exception as exc:  # The cache's client raises its own types.
+        logger.warning("purge not announced, cache unavailable: %s", exc)
+        raise PurgeNotAnnouncedError() from exc

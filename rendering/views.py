@@ -12,11 +12,12 @@ from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
 
 from core.errors import BadRequestError
+from core.generation import GenerationMovedError, generation_begin, generation_restartable
 from core.handlers import error_body, error_json_response, service_error_for
 from cutouts.admission import job_retry_after
 from cutouts.queueing import bg_remove_job_enqueue
 from cutouts.views import job_status_url
-from rendering.hot import HotResponse
+from rendering.hot import GENERATION_BEGUN, HotResponse
 from rendering.services import RenderRequest, render_request
 from rendering.signing import raw_path_candidates, url_signed
 from rendering.store import SMALL_RENDER_BYTES, render_forget, render_open, render_read
@@ -70,6 +71,8 @@ def _host_check(request) -> None:
 
 
 def _render(request, source, path):
+    if GENERATION_BEGUN not in request.META:
+        generation_begin()  # Called without config/wsgi.py's hot path first (tests, another server).
     render_req = RenderRequest(
         source_slug=source,
         path=path,
@@ -100,7 +103,8 @@ def _render(request, source, path):
         if sent and not outcome.fallback and match is not None:
             # The same request again may be answered before Django, with this response (hot.py).
             response.hot = HotResponse(account=outcome.source.account, source_id=outcome.source.id,
-                                       expires=outcome.expires, route=match.route)
+                                       expires=outcome.expires, route=match.route,
+                                       negotiates=outcome.params.auto_format)
     if outcome.fallback:
         # The image without removal, for now: never cached downstream; the headers say why
         # (X-Bg-Remove-Failure-Reason, as imgix's failure-reason header).
@@ -116,7 +120,15 @@ def _render(request, source, path):
 
 
 def _render_and_queue(render_req: RenderRequest):
-    outcome = render_request(render_req)
+    generation_restartable(True)
+    try:
+        outcome = render_request(render_req)
+    except GenerationMovedError:
+        # The request's count read a new cache generation (a purge or a change in some process)
+        # after it had used cached reads: once more, from the database, without a second count.
+        outcome = render_request(render_req)
+    finally:
+        generation_restartable(False)
     for job in outcome.queue:
         bg_remove_job_enqueue(job)  # 503 when the broker cannot take it.
     return outcome

@@ -1,15 +1,22 @@
 """Reads for sources."""
 
+import logging
+
 from django.conf import settings
+from django.db import transaction
 
 from core.errors import NotFoundError
+from core.generation import generation_bump
 from core.local_cache import MISSING, ExpiringCache
 from core.model_files import model_provisioned
 from sources.models import Source, Upload
 
+logger = logging.getLogger(__name__)
+
 # slug → source (or None). Every rendering request looks its source up; keeping it a
-# moment saves a query per request. A save or delete in this process clears it at once (see
-# apps.py); other processes see a change within SOURCE_CACHE_SECONDS.
+# moment saves a query per request. A save or delete of a source or an account clears it in this
+# process at once, and in the others before their next request (the cache generation, see
+# source_cache_clear); SOURCE_CACHE_SECONDS bounds it besides.
 _cache = ExpiringCache(max_entries=10_000)
 
 
@@ -38,7 +45,19 @@ def source_get_for(*, account, slug: str) -> Source:
 
 
 def source_cache_clear(**kwargs) -> None:
+    """A source or an account changed (apps.py connects it to their saves and deletes): this
+    process forgets it now, and every process once the change is committed (the cache
+    generation moves, core/generation.py), so none goes on with the old source, entitlement or
+    limits, or with renders of a deleted source."""
     _cache.clear()
+    transaction.on_commit(_generation_move, robust=True)
+
+
+def _generation_move() -> None:
+    try:
+        generation_bump()
+    except Exception as exc:  # Redis down: no process trusts its cache until it answers again.
+        logger.warning("cache generation not moved after a source or account change: %s", exc)
 
 
 def source_bg_remove_enabled(*, source: Source) -> bool:

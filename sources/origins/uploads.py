@@ -4,6 +4,7 @@ import logging
 
 from django.core.files.storage import default_storage
 
+from core.storage import storage_missing, storage_put
 from sources.origins.base import (
     Origin,
     OriginError,
@@ -25,6 +26,24 @@ def upload_name(*, source_id: int, path: str) -> str:
     return f"{upload_folder(source_id)}/{path}"
 
 
+def upload_store(*, source_id: int, path: str, data: bytes) -> str:
+    """Keeps an uploaded image under its name whole or not at all (core/storage.py): an upload
+    that exists is complete, so a later call may take it as it is. The name stored under."""
+    return storage_put(upload_name(source_id=source_id, path=path), data)
+
+
+def upload_stored(*, source_id: int, path: str, size: int) -> bool:
+    """Whether the upload is in storage at the size its row records (one stat, or one HEAD on
+    S3): an upload row whose object is missing or of another size is stored again."""
+    name = upload_name(source_id=source_id, path=path)
+    try:
+        return default_storage.size(name) == size
+    except Exception as exc:  # S3's missing key too; anything else is the storage failing.
+        if storage_missing(exc):
+            return False
+        raise
+
+
 class UploadsOrigin(Origin):
     def __init__(self, source_id: int):
         self.source_id = source_id
@@ -41,8 +60,7 @@ class UploadsOrigin(Origin):
         except OSError as exc:
             raise OriginUnavailableError(f"Object storage failed: {exc}") from exc
         except Exception as exc:  # Storage vendors raise their own types; S3's missing key among them.
-            code = getattr(exc, "response", {}).get("Error", {}).get("Code") if hasattr(exc, "response") else None
-            if code in ("NoSuchKey", "404", "NotFound"):
+            if storage_missing(exc):
                 raise OriginNotFoundError("The uploaded image is gone (expired or purged); upload it again.") from None
             logger.warning("uploads origin: storage failed: %s: %s", type(exc).__name__, exc)
             raise OriginUnavailableError("Object storage is unavailable.") from exc

@@ -5,6 +5,7 @@ import sys
 import threading
 import time
 
+from core import generation
 from core.local_cache import MISSING, ExpiringCache
 
 
@@ -91,4 +92,23 @@ def test_threads_sharing_it_keep_it_consistent():
     assert errors == []
     entries = cache._entries  # The weights it counts are the weights it holds.
     assert len(entries) <= 50
-    assert entries.currsize == sum(weight for _, weight in entries.values()) <= 200
+    assert entries.currsize == sum(entry[1] for entry in entries.values()) <= 200
+
+
+def test_an_entry_stored_under_an_older_cache_generation_is_not_returned():
+    cache = ExpiringCache(max_entries=10)
+    cache.set("a", 1, 60)
+    assert cache.get("a") == 1
+    generation.generation_observe(object())  # Another process's purge, read by this one.
+    assert cache.get("a", None) is None
+    cache.set("a", 2, 60)
+    assert cache.get("a") == 2
+
+
+def test_an_entry_read_before_a_change_and_stored_after_it_is_not_taken_for_a_new_one():
+    cache = ExpiringCache(max_entries=10)
+    generation.generation_begin()  # A request begins, and reads the database…
+    generation.generation_observe(object())  # …while another thread reads a new generation…
+    cache.set("a", "read before the change", 60)  # …and only then stores what it read.
+    generation.generation_end()
+    assert cache.get("a", None) is None

@@ -94,14 +94,32 @@ def test_hot_hits_are_metered(source):
     assert int(counts[f"{source.id}:bytes".encode()]) == 6 * body_size
 
 
-def test_conditional_head_and_another_accept_go_to_django(source, django_calls):
+def test_conditional_and_head_go_to_django(source, django_calls):
     call(), call()
     etag = dict(call()[1])["ETag"]
     before = len(django_calls)
     assert call(HTTP_IF_NONE_MATCH=etag)[0] == 304
     assert call(method="HEAD")[0] == 200
-    assert call(HTTP_ACCEPT="image/webp")[0] == 200  # Another Accept: another key.
-    assert len(django_calls) == before + 3
+    assert len(django_calls) == before + 2
+
+
+def test_accept_keys_a_kept_response_only_when_the_url_negotiates_its_format(source, django_calls):
+    first = call(HTTP_ACCEPT="image/webp")
+    before = len(django_calls)
+    # No auto=format: the response does not depend on Accept, so any Accept is the same hit.
+    for accept in ("image/avif,image/webp", "*/*", None):
+        extra = {} if accept is None else {"HTTP_ACCEPT": accept}
+        assert call(**extra) == first
+    assert len(django_calls) == before
+    # auto=format: each Accept its own kept response, each the format it negotiated.
+    query = "w=30&auto=format"
+    webp = call(query=query, HTTP_ACCEPT="image/webp")
+    jpeg = call(query=query, HTTP_ACCEPT="image/jpeg")
+    assert dict(webp[1])["Content-Type"] == "image/webp" and dict(jpeg[1])["Content-Type"] == "image/jpeg"
+    assert len(django_calls) == before + 2
+    assert call(query=query, HTTP_ACCEPT="image/webp") == webp
+    assert call(query=query, HTTP_ACCEPT="image/jpeg") == jpeg
+    assert len(django_calls) == before + 2  # Both kept, neither taken for the other.
 
 
 def test_a_purge_in_this_process_forgets_at_once(source, origin_root, django_calls):
