@@ -4,12 +4,12 @@ import hashlib
 import uuid
 
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Sum
 
 from accounts.models import Account
+from core.storage import storage_put
 from imaging.decode import DECODERS, image_sniff
 from removebg_api.errors import ImprovementsFullError, RemoveBgError
 from removebg_api.models import Improvement
@@ -39,7 +39,7 @@ def improvement_store(*, account: Account, data: bytes, tag: str = "", filename:
             raise ImprovementsFullError()
     ident = uuid.uuid4()
     with storage_errors():
-        name = default_storage.save(f"improve/{account.pk}/{ident}.{EXTENSIONS.get(kind, kind)}", ContentFile(data))
+        name = storage_put(f"improve/{account.pk}/{ident}.{EXTENSIONS.get(kind, kind)}", data)
     try:
         with transaction.atomic():
             return Improvement.objects.create(id=ident, account=account, tag=tag[:200], filename=filename[:200],

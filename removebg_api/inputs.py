@@ -7,8 +7,6 @@ import io
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from PIL import Image
 
 from accounts.models import Account
@@ -31,7 +29,7 @@ from rendering.store import storage_errors
 from sources.models import Source, Upload
 from sources.origins import OriginError
 from sources.origins.net import fetch_url
-from sources.origins.uploads import upload_name
+from sources.origins.uploads import upload_store, upload_stored
 from sources.services import upload_record
 
 EXTENSIONS = {"jpeg": "jpg", "png": "png"}
@@ -127,10 +125,10 @@ def input_store(*, account: Account, source: Source, data: bytes) -> Input:
     digest = hashlib.sha256(data).hexdigest()
     path = f"{digest}.{EXTENSIONS.get(kind, 'png')}"
     existing = Upload.objects.filter(source=source, path=path).first()
-    name = upload_name(source_id=source.id, path=path)
     if existing is not None:
+        # Complete at its recorded size (written whole, core/storage.py), or stored again.
         with storage_errors():
-            present = default_storage.exists(name)
+            present = upload_stored(source_id=source.id, path=path, size=existing.size)
         if present:
             return Input(source, upload_record(source=source, path=path, size=existing.size, width=existing.width,
                                                height=existing.height))
@@ -149,7 +147,7 @@ def input_store(*, account: Account, source: Source, data: bytes) -> Input:
     if existing is None:
         uploads_room_make(source=source, size=len(stored))
     with storage_errors():
-        default_storage.save(name, ContentFile(stored))
+        upload_store(source_id=source.id, path=path, data=stored)
     return Input(source, upload_record(source=source, path=path, size=len(stored), width=width, height=height),
                  new=existing is None)
 

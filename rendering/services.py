@@ -7,12 +7,12 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from PIL import Image
 
 from core.errors import ServiceError, ServiceUnavailableError
 from core.metrics import ORIGIN_ERRORS
+from core.storage import storage_put
 from cutouts.models import BgRemoveJob
 from cutouts.selectors import job_find
 from cutouts.services import bg_remove_job_ensure, bg_remove_job_raise_failure
@@ -189,7 +189,7 @@ def _serve(*, gate: Pass, accept: str) -> RenderOutcome:
         mark_image = image_decode(mark.data) if mark.data else None
         if mark.store_as:
             with storage_errors():
-                default_storage.save(mark.store_as, ContentFile(mark.data))
+                storage_put(mark.store_as, mark.data)  # Whole or not at all: a kept mark is complete.
         # Trim first, before the budget: the output's size follows the trimmed image's.
         image = trim_apply(image, stage_params)
         # 4. Budget: what the output may cost, checked before any work on pixels (budget.py).

@@ -100,7 +100,9 @@ def _render(request, source, path):
         sent = outcome.render.size if response.status_code == 200 and request.method == "GET" else 0
         usage_record(source_id=outcome.source.id, day=timezone.now().date(), served_bytes=sent, hit=outcome.hit)
         match = request.resolver_match  # None when the view is called directly (tests).
-        if sent and not outcome.fallback and match is not None:
+        # A composite whose marks are rendering URLs counted more than one entry at the gate: it is
+        # not replayed before Django, which counts (and checks) each of them again.
+        if sent and not outcome.fallback and match is not None and outcome.admits == 1:
             # The same request again may be answered before Django, with this response (hot.py).
             response.hot = HotResponse(account=outcome.source.account, source_id=outcome.source.id,
                                        expires=outcome.expires, route=match.route,

@@ -265,3 +265,19 @@ def test_remove_bgs_api_enters_by_the_same_gate(client, account, source, setting
     assert over.status_code == 429, over.content  # The same rate as the account's rendering requests.
     uploads = source_uploads_ensure(account=account)
     assert error(client.get(f"/render/{uploads.slug}/x.png")) == (404, "source_not_found")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_composite_of_rendering_urls_counts_each_of_them_on_every_repeat(sources, settings, account):
+    """Before Django (rendering/hot.py) as through it: a repeat counts what its first request did."""
+    settings.RENDER_LOOKUP_CACHE_SECONDS = 60
+    settings.RENDER_MEMORY_CACHE_BYTES = 8 * 1024 * 1024
+    account.render_rate_limit = "5/h"
+    account.save()
+    render_lookup_cache_clear()
+    try:
+        query = f"mark={quote('astronaut.jpg?w=40', safe='')}&fm=png&w=100"
+        statuses = [wsgi_get("/render/acme-photos/chelsea.png", query) for _ in range(3)]
+        assert statuses == [200, 200, 429]  # 2 + 2, then 6 > 5.
+    finally:
+        render_lookup_cache_clear()
