@@ -80,6 +80,7 @@ class MarkPass:
 
     ref: MarkRef
     render: "Pass | None" = None
+    expires: int | None = None  # A file's own `expires`, when its query names one.
 
 
 @dataclass(frozen=True)
@@ -97,8 +98,9 @@ class Pass:
     def expires(self) -> int | None:
         """The earliest `expires` of this entry and its nested marks: a response made of them
         may not be served after it."""
-        times = [t for t in (self.params.expires, self.mark.render.expires if self._mark_render else None)
-                 if t is not None]
+        mark = self.mark
+        inner = (mark.render.expires if mark.render is not None else mark.expires) if mark is not None else None
+        times = [t for t in (self.params.expires, inner) if t is not None]
         return min(times) if times else None
 
     @property
@@ -157,11 +159,11 @@ def _mark_pass(source: Source, signed: bool, params: RenderParams, chain: tuple)
     its own entry answers (403 for a missing signature or entitlement, 404 when expired)."""
     ref = mark_ref(params.mark)
     if ref.kind != "render":
-        if ref.query:
-            # A file of the same source: covered by the base's own checks, but not past its own
-            # `expires` when it names one.
-            expires_check(params_parse(ref.query).expires)
-        return MarkPass(ref=ref)
+        # A file of the same source: covered by the base's own checks, but not past its own
+        # `expires` when it names one.
+        expires = params_parse(ref.query).expires if ref.query else None
+        expires_check(expires)
+        return MarkPass(ref=ref, expires=expires)
     if len(chain) > MAX_MARK_DEPTH:
         raise MarkTooDeepError()
     same = not ref.source_slug or ref.source_slug == source.slug

@@ -186,10 +186,14 @@ def test_a_kept_composite_is_not_replayed_past_its_marks_expires(sources, settin
     render_lookup_cache_clear()
     try:
         soon = int(time.time()) + 2
-        query = f"mark={quote(f'astronaut.jpg?w=40&expires={soon}', safe='')}&fm=png&w=100"
-        assert [wsgi_get("/render/acme-photos/chelsea.png", query) for _ in range(3)] == [200, 200, 200]
+        # A rendering URL as the mark, and the file itself with an expires of its own.
+        queries = [f"mark={quote(f'astronaut.jpg?w=40&expires={soon}', safe='')}&fm=png&w=100",
+                   f"mark={quote(f'astronaut.jpg?expires={soon}', safe='')}&fm=png&w=100"]
+        for query in queries:
+            assert [wsgi_get("/render/acme-photos/chelsea.png", query) for _ in range(3)] == [200, 200, 200]
         time.sleep(max(0.0, soon + 1 - time.time()))
-        assert wsgi_get("/render/acme-photos/chelsea.png", query) == 404
+        for query in queries:
+            assert wsgi_get("/render/acme-photos/chelsea.png", query) == 404
     finally:
         render_lookup_cache_clear()
 
