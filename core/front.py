@@ -18,12 +18,12 @@ client costs a coroutine, not a thread:
 The WSGI environ is the one granian's WSGI interface builds (granian has no raw path in RSGI: a
 path whose percent-escapes are not UTF-8 reaches the application with U+FFFD in their place).
 Responses are sent from the thread that ran the application, as granian's WSGI interface sends
-them, so a thread's work ends with its response; the coroutine that waited is woken in batches,
-which keeps the loop's wake-ups off each request's cost.
+them, so a thread's work ends with its response; the coroutines that waited are woken in batches
+every few milliseconds while requests keep finishing, which keeps most of the loop's wake-ups off
+each request's cost, and not at all while none finish (a long request costs no polling).
 """
 
 import asyncio
-import collections
 import io
 import json
 import logging
@@ -72,9 +72,9 @@ class BodyFront:
         self.max_buffered_bytes = max_buffered_bytes
         self.buffered = 0  # Bytes of bodies being received now; the loop's own counter.
         self._jobs = queue.SimpleQueue()
-        self._finished = collections.deque()
-        self._waiting = 0
-        self._reaper = None
+        self._finished = []
+        self._finished_lock = threading.Lock()
+        self._idle = True  # No wake-up of the loop is due: the next finished request must ask for one.
         self._loop = None
         self._workers = []
 
@@ -104,9 +104,6 @@ class BodyFront:
                 protocol.response_bytes(*body)
                 return
         done = self._loop.create_future()
-        self._waiting += 1
-        if self._reaper is None:
-            self._reaper = self._loop.call_later(_REAP_SECONDS, self._reap)
         self._jobs.put((self._environ(scope, headers, body), protocol, done))
         await done
 
@@ -181,7 +178,7 @@ class BodyFront:
         return environ
 
     def _work(self):
-        jobs, finished = self._jobs, self._finished
+        jobs, finished, lock = self._jobs, self._finished, self._finished_lock
         while True:
             job = jobs.get()
             if job is _STOP:
@@ -192,7 +189,11 @@ class BodyFront:
             except BaseException:
                 logger.exception("the WSGI application failed")
                 protocol.response_empty(500, [])  # Ignored when a response was already sent.
-            finished.append(done)
+            with lock:
+                finished.append(done)
+                wake, self._idle = self._idle, False
+            if wake:
+                self._loop.call_soon_threadsafe(self._reap)
 
     def _respond(self, environ, protocol):
         started = []
@@ -234,16 +235,17 @@ class BodyFront:
             asyncio.run_coroutine_threadsafe(_send(transport, chunk), self._loop).result()
 
     def _reap(self):
-        """Wakes the coroutines whose requests a thread has answered since the last call."""
-        self._reaper = None
-        finished = self._finished
-        while finished:
-            done = finished.popleft()
-            self._waiting -= 1
+        """Wakes the coroutines whose requests a thread has answered since the last call; again
+        in _REAP_SECONDS while requests keep finishing, else at the next one that finishes."""
+        with self._finished_lock:
+            batch = self._finished[:]
+            self._finished.clear()
+            self._idle = not batch
+        for done in batch:
             if not done.done():
                 done.set_result(None)
-        if self._waiting:
-            self._reaper = self._loop.call_later(_REAP_SECONDS, self._reap)
+        if batch:
+            self._loop.call_later(_REAP_SECONDS, self._reap)
 
 
 async def _send(transport, chunk: bytes):
