@@ -514,7 +514,8 @@ def main():
               f"cpus: {os.cpu_count()}; flag over {CPU_LIMIT:g} CPU-s or {RSS_LIMIT} MB or 5xx\n")
         warm = ", ".join(str(status_kib(pid, "VmRSS") // 1024) for pid in pids)
         print(f"web processes' RSS after warm-up: {warm} MB\n")
-        print(f"{'case':48s} {'status':>6s} {'CPU-s':>7s} {'RSS+ MB':>8s} {'peak MB':>8s} {'wall s':>7s}  answer")
+        if cases:
+            print(f"{'case':48s} {'status':>6s} {'CPU-s':>7s} {'RSS+ MB':>8s} {'peak MB':>8s} {'wall s':>7s}  answer")
         for name, path, accept, (want_status, want_code) in cases:
             for i in range(args.repeat):
                 query = path if i == 0 else f"{path}{'&' if '?' in path else '?'}q={70 - i}"
