@@ -31,6 +31,8 @@ import queue
 import sys
 import threading
 
+from granian.rsgi import ProtocolClosed, ProtocolError
+
 logger = logging.getLogger(__name__)
 
 _BASE_ENVIRON = {
@@ -140,8 +142,15 @@ class BodyFront:
         except TimeoutError:
             return _error(408, "request_timeout",
                           f"The request body did not arrive within {self.body_timeout:g} seconds.")
+        except (ProtocolClosed, ProtocolError):
+            received_all = False
+        else:
+            received_all = length is None or received == declared
         finally:
             self.buffered -= received
+        if not received_all:
+            # The client went away mid-body: what came is not the request it meant.
+            return _error(400, "bad_request", "The request body ended before its Content-Length.")
         return b"".join(chunks)
 
     # --- the application, on a thread ----------------------------------------------------------
