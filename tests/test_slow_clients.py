@@ -100,17 +100,23 @@ def trickling_origin():
     server.server_close()
 
 
+def _serve(worker_env, settings, workers=2, **extra):
+    port = free_port()
+    env = {**worker_env, "REDIS_URL": settings.REDIS_URL or "", "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+           "RENDER_RATE_LIMIT": "1000000/m", "ORIGIN_ALLOW_LOOPBACK": "true", "WEB_BODY_TIMEOUT": str(BODY_TIMEOUT),
+           **extra}
+    proc = subprocess.Popen(web_command(port, workers=workers, threads=4), cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    wait_for_port(port, proc=proc)
+    return port, proc
+
+
 @pytest.fixture
 def web_server(source, trickling_origin, worker_env, settings):
     SourceFactory(account=source.account, slug="trickle", kind="web", base_url=trickling_origin, local_path="")
-    port = free_port()
-    env = {**worker_env, "REDIS_URL": settings.REDIS_URL or "", "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-           "RENDER_RATE_LIMIT": "1000000/m", "ORIGIN_ALLOW_LOOPBACK": "true", "WEB_BODY_TIMEOUT": str(BODY_TIMEOUT)}
     # Two processes of four threads, as platform/Procfile runs the web server.
-    proc = subprocess.Popen(web_command(port, workers=2, threads=4), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    port, proc = _serve(worker_env, settings)
     try:
-        wait_for_port(port, proc=proc)
         yield port
     finally:
         stop_process(proc)
@@ -213,3 +219,44 @@ def test_a_large_body_is_received_and_one_over_the_cap_is_refused_before_it_is_s
     body = json.loads(response.read())
     assert response.status == 413 and body["error"]["code"] == "request_too_large"
     assert time.monotonic() - started < 2
+
+
+def _partial_post(port: int, declared: int, sent: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(f"POST /admin/login/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {declared}\r\n"
+                 "Content-Type: application/x-www-form-urlencoded\r\n\r\n".encode() + b"a" * sent)
+    return sock
+
+
+def _answer(sock: socket.socket) -> tuple[int, dict, str]:
+    data = b""
+    while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers, json.loads(body)["error"]["code"]
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_bodies_being_received_hold_at_most_the_buffer_budget(source, worker_env, settings):
+    """Clients that each send most of a large body and stall cannot take a process's memory:
+    past WEB_BODY_BUFFER_BYTES a request is refused (503, Retry-After); the budget comes back."""
+    port, proc = _serve(worker_env, settings, workers=1, WEB_BODY_BUFFER_BYTES="1000000")
+    try:
+        first = _partial_post(port, 900_000, 700_000)
+        time.sleep(1)  # The first 700 kB are held by the process.
+        second = _partial_post(port, 900_000, 700_000)
+        status, headers, code = _answer(second)
+        assert (status, code) == (503, "server_busy") and headers["retry-after"] == "5"
+        assert _answer(first)[:1] == (408,)  # At WEB_BODY_TIMEOUT: its bytes are let go.
+        third = _partial_post(port, 900_000, 900_000)
+        # Received whole and handed to Django, which refuses it for its missing CSRF cookie.
+        assert third.recv(12) == b"HTTP/1.1 403"
+    finally:
+        stop_process(proc)
