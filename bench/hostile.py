@@ -1,6 +1,6 @@
 """Hostile requests against the real web server: what each one costs it, next to a normal render.
 
-Usage: .venv/bin/python bench/hostile.py [--repeat 1] [--only SUBSTRING] [--timeout 120]
+Usage: .venv/bin/python bench/hostile.py [--repeat 1] [--only SUBSTRING] [--timeout 120] [--slow-only]
 
 Starts the `make run` stack (platform/Procfile: granian, 2 workers × 4 threads, and a Celery
 worker; embedded defaults) in a temporary folder with tiny origins (2×2 pixels), a 12 MB noise
@@ -10,17 +10,31 @@ server's CPU-seconds (utime + stime of every granian process, from /proc) and it
 largest VmHWM after the request minus VmRSS before it, over the granian processes, with VmHWM
 reset through /proc/PID/clear_refs first), the status and the wall time. A case is flagged when
 it costs over 3 CPU-s or 600 MB, or answers 5xx (503 render_busy excepted: cases run one at a time).
+
+Then the slow peers and the loop (issue 20), each measured the same way over the whole attack, while
+a client asks for a cached render every 50 ms (its latencies say whether the server still answers),
+next to a normal request of the same kind: 20 clients sending a request body a byte a second
+(`slow body`), 20 renders of a web-folder source whose origin trickles a byte a second
+(`trickling origin`), and a mark on another host that redirects to our own render URL carrying the
+same mark (`redirect loop`), watched for 15 s after its client gave up.
 """
 
 import argparse
 import http.client
 import io
 import os
+import re
 import shutil
+import socket
+import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import quote
 
 import numpy as np
@@ -203,19 +217,291 @@ def _describe(response, body) -> str:
     return kind
 
 
+# --- Slow peers and the redirect loop (issue 20) ------------------------------------------------
+
+SLOW_CLIENTS = 20
+HIT = "/render/demo/astronaut.jpg?w=64&fm=webp"
+
+
+class _Peer(BaseHTTPRequestHandler):
+    """What the bench plays on another host: an origin that declares 100 kB and sends a byte a
+    second (/trickle/…), and a mark server that redirects to `redirect_to` (/mark.png)."""
+
+    stop = threading.Event()
+    redirect_to = ""
+    asked: ClassVar[list] = []
+    files: ClassVar[dict] = {}  # /ok/NAME: a normal origin or mark, sent at once.
+
+    def do_GET(self):
+        _Peer.asked.append((self.path, time.monotonic()))
+        if self.path in _Peer.files:
+            body = _Peer.files[self.path]
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg" if self.path.endswith(".jpg") else "image/png")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        if self.path.startswith("/mark.png"):
+            self.send_response(302)
+            self.send_header("Location", _Peer.redirect_to)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.send_header("Content-Length", "100000")
+        self.end_headers()
+        try:
+            self.wfile.write(b"\x89")
+            self.wfile.flush()
+            while not _Peer.stop.wait(1):
+                self.wfile.write(b"P")
+                self.wfile.flush()
+        except OSError:
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+class Attack:
+    """A case of this section: the server's CPU-seconds and RSS over `run()`, while a client asks
+    for a cached render every 50 ms."""
+
+    def __init__(self, port, pids):
+        self.port, self.pids = port, pids
+        self.hits = []
+        self.stop_hits = threading.Event()
+
+    def _hit_loop(self):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        while not self.stop_hits.is_set():
+            started = time.perf_counter()
+            try:
+                conn.request("GET", HIT, headers={"Accept": "image/webp"})
+                response = conn.getresponse()
+                response.read()
+                status = response.status
+            except (OSError, http.client.HTTPException):
+                status = 0
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            self.hits.append((status, time.perf_counter() - started))
+            self.stop_hits.wait(0.05)
+
+    def measure(self, run, *, hits=True):
+        reset_peaks(self.pids)
+        time.sleep(0.2)
+        before_rss = {pid: status_kib(pid, "VmRSS") for pid in self.pids}
+        cpu = cpu_seconds(self.pids)
+        watcher = threading.Thread(target=self._hit_loop)
+        if hits:
+            watcher.start()
+        started = time.perf_counter()
+        answer = run()
+        wall = time.perf_counter() - started
+        self.stop_hits.set()
+        if hits:
+            watcher.join()
+        time.sleep(0.3)
+        cpu = cpu_seconds(self.pids) - cpu
+        peaks = {pid: status_kib(pid, "VmHWM") for pid in self.pids}
+        growth = max(max(peaks[pid] - before_rss[pid] for pid in self.pids), 0) / 1024
+        if self.hits:
+            latencies = sorted(seconds for _, seconds in self.hits)
+            bad = sum(1 for status, _ in self.hits if status != 200)
+            answer += (f"; cached hits meanwhile: {len(latencies)}, p50 {statistics.median(latencies) * 1000:.0f} ms, "
+                       f"max {latencies[-1] * 1000:.0f} ms, not 200: {bad}")
+        return cpu, growth, max(peaks.values()) / 1024, wall, answer
+
+
+def _csrf_cookie(port) -> str:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/admin/login/")
+    response = conn.getresponse()
+    response.read()
+    return re.search(r"csrftoken=([^;]+)", response.getheader("Set-Cookie", "")).group(1)
+
+
+def _login_post(port, cookie, body_bytes: int, byte_every: float | None, results: list):
+    """POST /admin/login/ declaring `body_bytes`; with `byte_every`, one byte per that many
+    seconds after the first few, as a slow client sends it. Records (status, seconds)."""
+    started = time.monotonic()
+    form = f"csrfmiddlewaretoken={cookie}&username=a&password=b".encode()
+    sock = socket.create_connection(("127.0.0.1", port), timeout=120)
+    head = (f"POST /admin/login/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: csrftoken={cookie}\r\n"
+            f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {body_bytes}\r\n"
+            "Connection: close\r\n\r\n").encode()
+    answer = b""
+    try:
+        if byte_every is None:
+            sock.sendall(head + form + b"&x=" + b"a" * (body_bytes - len(form) - 3))
+        else:
+            sock.sendall(head + form)
+            sock.settimeout(byte_every)
+        while time.monotonic() - started < 120:
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                sock.sendall(b"a")
+                continue
+            if not data:
+                break
+            answer += data
+    except OSError:
+        pass
+    finally:
+        sock.close()
+    status = int(answer.split()[1]) if answer.startswith(b"HTTP/") else 0
+    results.append((status, time.monotonic() - started))
+
+
+def _summary(results) -> str:
+    statuses = {}
+    for status, seconds in results:
+        statuses.setdefault(status, []).append(seconds)
+    return ", ".join(f"{len(times)}× {status} after {min(times):.1f}–{max(times):.1f} s"
+                     for status, times in sorted(statuses.items()))
+
+
+def _requests_logged(stack, pattern: str) -> int:
+    return len(re.findall(pattern, (stack.tmp / "stack.log").read_text(errors="replace")))
+
+
+def slow_cases(stack, pids, peer_port) -> list[tuple[str, tuple]]:
+    """(name, measure's result) for each case of this section and its normal counterpart."""
+    port = stack.port
+    cookie = _csrf_cookie(port)
+    rows = []
+
+    def normal_hits():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        for _ in range(200):
+            conn.request("GET", HIT, headers={"Accept": "image/webp"})
+            conn.getresponse().read()
+        return "200 cached hits, one after another"
+
+    rows.append(("normal: 200 cached hits", Attack(port, pids).measure(normal_hits, hits=False)))
+
+    def normal_post():
+        results = []
+        _login_post(port, cookie, 100_000, None, results)
+        return _summary(results)
+
+    rows.append(("normal: POST /admin/login/, 100 kB form", Attack(port, pids).measure(normal_post)))
+
+    def slow_body():
+        logged = _requests_logged(stack, r"POST /admin/login/")
+        results = []
+        clients = [threading.Thread(target=_login_post, args=(port, cookie, 100_000, 1.0, results))
+                   for _ in range(SLOW_CLIENTS)]
+        for t in clients:
+            t.start()
+        for t in clients:
+            t.join()
+        reached = _requests_logged(stack, r"POST /admin/login/") - logged
+        return f"{SLOW_CLIENTS} clients, 1 byte/s: {_summary(results)}; reached Django: {reached}"
+
+    rows.append((f"slow body: {SLOW_CLIENTS} × POST, 1 byte/s", Attack(port, pids).measure(slow_body)))
+
+    def one_render(path, results, timeout=180):
+        started = time.monotonic()
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+            conn.request("GET", path, headers={"Accept": "*/*"})
+            response = conn.getresponse()
+            response.read()
+            results.append((response.status, time.monotonic() - started))
+        except (OSError, http.client.HTTPException):
+            results.append((0, time.monotonic() - started))
+
+    def normal_origin():
+        results = []
+        one_render("/render/bench-web/astronaut.jpg?w=64&fm=webp", results)
+        return f"web-folder origin, uncached: {_summary(results)}"
+
+    rows.append(("normal: web-folder origin, w=64", Attack(port, pids).measure(normal_origin)))
+
+    def trickling_origin():
+        _Peer.stop.clear()
+        results = []
+        clients = [threading.Thread(target=one_render, args=(f"/render/bench-trickle/t{n}.png?w=10", results))
+                   for n in range(SLOW_CLIENTS)]
+        for t in clients:
+            t.start()
+        # The origin trickles for at most 90 s, then ends its responses.
+        threading.Timer(90, _Peer.stop.set).start()
+        for t in clients:
+            t.join()
+        _Peer.stop.set()
+        return f"{SLOW_CLIENTS} renders, origin 1 byte/s: {_summary(results)}"
+
+    rows.append((f"trickling origin: {SLOW_CLIENTS} renders, 1 byte/s", Attack(port, pids).measure(trickling_origin)))
+
+    def normal_mark():
+        results = []
+        mark = quote(f"http://127.0.0.1:{peer_port}/ok/mark50.png", safe="")
+        one_render(f"/render/demo/astronaut.jpg?w=100&fm=jpg&mark={mark}", results)
+        return f"a mark on another host: {_summary(results)}"
+
+    rows.append(("normal: a mark on another host", Attack(port, pids).measure(normal_mark)))
+
+    def redirect_loop():
+        _Peer.asked.clear()
+        mark = f"http://127.0.0.1:{peer_port}/mark.png"
+        _Peer.redirect_to = f"http://127.0.0.1:{port}/render/demo/astronaut.jpg?w=40&fm=png&mark={quote(mark, safe='')}"
+        results = []
+        one_render(f"/render/demo/astronaut.jpg?w=100&fm=jpg&mark={quote(mark, safe='')}", results, timeout=30)
+        gave_up = time.monotonic()
+        time.sleep(15)  # Does the loop go on without its client?
+        after = sum(1 for _, at in _Peer.asked if at > gave_up)
+        return (f"first request: {_summary(results)}; the mark server was asked {len(_Peer.asked)} times, "
+                f"{after} after the client gave up")
+
+    rows.append(("redirect loop: mark → our render with the same mark", Attack(port, pids).measure(redirect_loop)))
+    return rows
+
+
+def _peer_server():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Peer)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def _peer_sources(stack, peer_port, folder: Path):
+    """Two web-folder sources of the demo account on the bench's other host: one whose origin
+    trickles, one that answers at once (the normal case)."""
+    _Peer.files.update({"/ok/astronaut.jpg": (ROOT / "tests" / "fixtures" / "astronaut.jpg").read_bytes(),
+                        "/ok/mark50.png": (folder / "mark50.png").read_bytes()})
+    code = (
+        "from accounts.models import Account; from sources.models import Source\n"
+        "account = Account.objects.get(slug='demo')\n"
+        f"Source.objects.update_or_create(slug='bench-trickle', defaults=dict(account=account, kind='web', "
+        f"base_url='http://127.0.0.1:{peer_port}/trickle/'))\n"
+        f"Source.objects.update_or_create(slug='bench-web', defaults=dict(account=account, kind='web', "
+        f"base_url='http://127.0.0.1:{peer_port}/ok/'))\n"
+    )
+    subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=stack.env, check=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=1, help="send each case this many times (distinct q)")
     parser.add_argument("--only", default="", help="run only the cases whose name contains this")
     parser.add_argument("--timeout", type=float, default=120)
+    parser.add_argument("--slow-only", action="store_true", help="only the slow peers and the redirect loop")
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="cutout-hostile-"))
     files = origins(folder)
     cases = [(*case, (None, None)) for case in CASES] + hostile_origins(folder)
     files += [p for p in folder.iterdir() if p.name.startswith("hostile-")]
-    cases = [c for c in cases if args.only in c[0]]
+    cases = [] if args.slow_only else [c for c in cases if args.only in c[0]]
     stack = Stack(files)
+    peer = _peer_server()
+    stack.env["ORIGIN_ALLOW_LOOPBACK"] = "true"  # The bench's "other host" is this machine.
+    _peer_sources(stack, peer.server_address[1], folder)
     flagged, unexpected = [], []
     try:
         stack.start()
@@ -228,7 +514,8 @@ def main():
               f"cpus: {os.cpu_count()}; flag over {CPU_LIMIT:g} CPU-s or {RSS_LIMIT} MB or 5xx\n")
         warm = ", ".join(str(status_kib(pid, "VmRSS") // 1024) for pid in pids)
         print(f"web processes' RSS after warm-up: {warm} MB\n")
-        print(f"{'case':48s} {'status':>6s} {'CPU-s':>7s} {'RSS+ MB':>8s} {'peak MB':>8s} {'wall s':>7s}  answer")
+        if cases:
+            print(f"{'case':48s} {'status':>6s} {'CPU-s':>7s} {'RSS+ MB':>8s} {'peak MB':>8s} {'wall s':>7s}  answer")
         for name, path, accept, (want_status, want_code) in cases:
             for i in range(args.repeat):
                 query = path if i == 0 else f"{path}{'&' if '?' in path else '?'}q={70 - i}"
@@ -242,7 +529,21 @@ def main():
                     note += f"  (tests/hostile.py expects {want_status} {want_code or ''})"
                 print(f"{name:48s} {status:6d} {cpu:7.2f} {growth:8.0f} {peak:8.0f} {wall:7.2f}  {info}{note}",
                       flush=True)
+        wait_for(stack.port, HIT)
+        print(f"\n{'slow peers and loops':52s} {'CPU-s':>7s} {'RSS+ MB':>8s} {'peak MB':>8s} {'wall s':>7s}  answer")
+        for name, (cpu, growth, peak, wall, info) in slow_cases(stack, pids, peer.server_address[1]):
+            # Over: more than the per-request limits for the 20 requests together, or a cached hit
+            # that failed or took a second or more while the case ran.
+            slow_hit = re.search(r"max (\d+) ms, not 200: (\d+)", info)
+            over = (cpu > CPU_LIMIT * SLOW_CLIENTS or growth > RSS_LIMIT
+                    or (slow_hit is not None and (int(slow_hit.group(1)) >= 1000 or int(slow_hit.group(2)) > 0)))
+            if over:
+                flagged.append(name)
+            print(f"{name:52s} {cpu:7.2f} {growth:8.0f} {peak:8.0f} {wall:7.2f}  {info}"
+                  f"{'  <-- OVER' if over else ''}", flush=True)
     finally:
+        _Peer.stop.set()
+        peer.shutdown()
         stack.close()
         shutil.rmtree(folder, ignore_errors=True)
     print(f"\n{len(flagged)} case(s) over the target" + (": " + ", ".join(flagged) if flagged else ""))

@@ -433,6 +433,18 @@ CELERY_BEAT_SCHEDULE["removebg-uploads-expire"] = {
 # Housekeeping, on the usage queue (the `webhooks` process): never behind cutouts.
 CELERY_TASK_ROUTES["removebg_api.tasks.removebg_uploads_expire_run"] = {"queue": CELERY_USAGE_QUEUE}
 
+# --- The web server's front (config/rsgi.py, core/front.py) ----------------------------------
+# Threads per web process that run requests (core/front.py hands each request to one of them).
+WEB_THREADS = env.int("WEB_THREADS", default=4)
+# Seconds a request's whole body may take to arrive after its headers: a later one gets 408. Bodies
+# are received by the event loop, so a slow client never holds a thread, only this long a connection.
+WEB_BODY_TIMEOUT = env.float("WEB_BODY_TIMEOUT", default=30)
+# Largest request body, refused (413) from its Content-Length before a byte is read: the largest any
+# endpoint takes (the remove.bg API's; uploads of a 12 MB image fit well within it).
+WEB_MAX_BODY_BYTES = env.int("WEB_MAX_BODY_BYTES", default=REMOVEBG_MAX_REQUEST_BYTES)
+# Bytes of request bodies a web process holds while receiving them; past it a request gets 503.
+WEB_BODY_BUFFER_BYTES = env.int("WEB_BODY_BUFFER_BYTES", default=268_435_456)  # 256 MiB
+
 # --- REST framework ---------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "core.handlers.exception_handler",

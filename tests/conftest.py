@@ -110,9 +110,10 @@ def source(account, origin_root):
 
 
 def web_command(port: int, *, workers: int = 1, threads: int = 4) -> list[str]:
-    """The web server as platform/Procfile runs it (granian), on the test's own port."""
-    return [sys.executable, "-m", "granian", "config.wsgi:application", "--interface", "wsgi",
-            "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--blocking-threads", str(threads)]
+    """The web server as platform/Procfile runs it (granian, config/rsgi.py's front with `threads`
+    threads per process), on the test's own port."""
+    return ["env", f"WEB_THREADS={threads}", sys.executable, "-m", "granian", "config.rsgi:application",
+            "--interface", "rsgi", "--no-ws", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
 
 
 def free_port() -> int:

@@ -446,16 +446,24 @@ def test_s3_endpoint_and_credentials_are_those_of_the_s3_service():
     assert createbucket["depends_on"][url.hostname]["condition"] == "service_healthy"
 
 
-def test_web_serves_config_wsgi_on_the_port_it_publishes():
+def _serves_the_front(line: CommandLine):
+    """granian serves config/rsgi.py's front (bodies received before a thread runs a request)
+    around settings.WSGI_APPLICATION, with its threads from WEB_THREADS, not granian's."""
     from django.conf import settings
 
+    assert line.program == "granian" and line.options["--interface"] == "rsgi"
+    assert line.positional[0] == "config.rsgi:application"
+    assert "--blocking-threads" not in line.options and "--no-ws" in line.options
+    source = (ROOT / "config" / "rsgi.py").read_text()
+    assert settings.WSGI_APPLICATION == "config.wsgi.application"
+    assert "from config.wsgi import application" in source and "settings.WEB_THREADS" in source
+
+
+def test_web_serves_config_rsgi_on_the_port_it_publishes():
     config = stack(PORT="9000")
     web = config["services"]["web"]
     line = parse_command(command(web["command"]))
-    assert line.program == "granian" and line.options["--interface"] == "wsgi"
-    module, _, attribute = line.positional[0].partition(":")
-    assert module == "config.wsgi" and settings.WSGI_APPLICATION == f"{module}.{attribute}"
-    assert (ROOT / (module.replace(".", "/") + ".py")).is_file()
+    _serves_the_front(line)
     host, port = line.options["--host"], line.options["--port"]
     assert host == "0.0.0.0"  # Reachable from outside the container.
     assert published_ports(web) == [("9000", int(port))]
@@ -589,13 +597,12 @@ def test_dockerfile_provisions_the_models_with_their_checksums_at_build_time():
     assert set(compose_models.split(",")) == named
 
 
-def test_dockerfile_serves_config_wsgi_on_the_port_it_exposes_and_checks_healthz():
+def test_dockerfile_serves_config_rsgi_on_the_port_it_exposes_and_checks_healthz():
     global_args, stages = dockerfile()
     final = stages[-1]
     env = stage_env(global_args, final)
     line = parse_command(dockerfile_cmd(global_args, final))
-    assert line.program == "granian" and line.positional[0] == "config.wsgi:application"
-    assert line.options["--interface"] == "wsgi"
+    _serves_the_front(line)
     assert (line.options["--host"], line.options["--port"]) == ("0.0.0.0", env["PORT"])
     assert final.all("EXPOSE")[-1].args == env["PORT"]
     healthcheck = final.all("HEALTHCHECK")[-1].args
