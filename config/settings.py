@@ -180,9 +180,17 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Redis: cache (and rate-limit counters) and broker ----------------------------------------
 # Redis for the cache (rate-limit counters), the usage counters and, by default, the broker.
 REDIS_URL = env.str("REDIS_URL", default=None)
+# The cache is on every request's path (the rate count, the cache generation): a Redis that
+# hangs costs a request at most these two waits, never redis-py's defaults (5 s each, retried 3
+# times), and nothing is retried blindly (core/redis_cache.py); the rate limit then fails open and the per-process
+# caches are not trusted (accounts/limits.py, core/generation.py).
+REDIS_CONNECT_TIMEOUT = env.float("REDIS_CONNECT_TIMEOUT", default=0.05)
+REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=0.2)
 if REDIS_URL:
     # Django's RedisCache, with an atomic one-round-trip incr (core/redis_cache.py).
-    CACHES = {"default": {"BACKEND": "core.redis_cache.AtomicIncrRedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {"default": {"BACKEND": "core.redis_cache.AtomicIncrRedisCache", "LOCATION": REDIS_URL,
+                          "OPTIONS": {"socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+                                      "socket_timeout": REDIS_SOCKET_TIMEOUT}}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 

@@ -9,7 +9,9 @@ Django's backend have no atomic incr that keeps or sets the key's expiry).
 import hashlib
 
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
+from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError
+from redis.retry import Retry
 
 GENERATION_KEY = "cache-generation"
 
@@ -34,6 +36,12 @@ _INCR_WINDOW_READ_SHA = hashlib.sha1(_INCR_WINDOW_READ.encode()).hexdigest()
 
 
 class AtomicIncrRedisCacheClient(RedisCacheClient):
+    def __init__(self, servers, **options):
+        # No retry of a command that timed out or lost its connection: the cache is on every
+        # request's path, and redis-py's default retries a hung server three times more.
+        options.setdefault("retry", Retry(NoBackoff(), 0))
+        super().__init__(servers, **options)
+
     def incr(self, key, delta):
         value = self.get_client(key, write=True).eval(_INCR, 1, key, delta)
         if value is None:
