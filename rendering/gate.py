@@ -69,7 +69,8 @@ class Entry:
     covered_by: int | None = None
     # For the authenticated doors, which have no query of their own to say it.
     bg_remove: bool = False
-    # The door's rate, counted at step 5; by default the account's rendering request rate.
+    # The door's rate, counted at step 5; by default the account's rendering request rate. A mark's
+    # door counts nothing itself: the outermost entry counts it.
     admit: Callable = None
     chain: tuple = ()  # (source id, path) of the renders this one is a mark of, outermost first.
 
@@ -92,7 +93,6 @@ class Pass:
     params: RenderParams
     signed: bool = False  # Verified by (or covered by) this source's signature.
     mark: MarkPass | None = None
-    chain: tuple = ()
 
     @property
     def expires(self) -> int | None:
@@ -146,11 +146,15 @@ def render_gate(entry: Entry) -> Pass:
     # counts against the rate: a refused one uses none of it.
     chain = (*entry.chain, (source.id, path))
     mark = _mark_pass(source, signed, params, chain) if params.mark and door not in _AUTHENTICATED else None
-    # 5. Rate, once the whole entry is known to be valid.
-    (entry.admit or render_admit)(account=source.account)
-    if mark is not None and mark.render is not None:
-        _admit_marks(mark.render)
-    return Pass(source=source, path=path, params=params, signed=signed, mark=mark, chain=entry.chain)
+    gate = Pass(source=source, path=path, params=params, signed=signed, mark=mark)
+    # 5. Rate, once the whole entry is known to be valid. A nested mark is counted here, by the
+    # outermost entry (its own door admits nothing): each rendering URL in the chain counts once,
+    # against the same account.
+    if door is not Door.MARK:
+        (entry.admit or render_admit)(account=source.account)
+        for _ in range(gate.admits - 1):
+            render_admit(account=source.account)
+    return gate
 
 
 def _mark_pass(source: Source, signed: bool, params: RenderParams, chain: tuple) -> MarkPass:
@@ -177,16 +181,5 @@ def _mark_pass(source: Source, signed: bool, params: RenderParams, chain: tuple)
     entry = Entry(door=Door.MARK, source=mark_source, path=ref.path, raw_query=ref.query,
                   signed_paths=lambda: ref.signed_paths(mark_source.slug),
                   # Text signed with the base's token vouches for a mark on the same source only.
-                  covered_by=source.id if signed and same else None,
-                  admit=_no_admit, chain=chain)
+                  covered_by=source.id if signed and same else None, chain=chain)
     return MarkPass(ref=ref, render=render_gate(entry))
-
-
-def _no_admit(*, account) -> None:
-    """Nested marks are counted by the outermost entry once all of them are valid."""
-
-
-def _admit_marks(inner: Pass) -> None:
-    render_admit(account=inner.source.account)
-    if inner.mark is not None and inner.mark.render is not None:
-        _admit_marks(inner.mark.render)
