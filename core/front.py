@@ -173,6 +173,10 @@ class BodyFront:
                 environ["CONTENT_TYPE"] = value
             elif name == "content-length":
                 environ["CONTENT_LENGTH"] = value
+            elif "_" in name:
+                # `X_Forwarded_Proto` would pose as the `X-Forwarded-Proto` a proxy sets (both are
+                # HTTP_X_FORWARDED_PROTO): dropped, as Django's runserver and gunicorn drop it.
+                continue
             else:
                 key = "HTTP_" + name.upper().replace("-", "_")
                 if key in environ:
