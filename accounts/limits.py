@@ -175,6 +175,12 @@ def _count(*, group: str, account: Account, rate: str, increment: bool,
     return RateUsage(count=count, limit=limit, reset_seconds=max(1, left))
 
 
+def rate_count_waits() -> bool:
+    """Whether counting an event may wait on another process (Redis), or only takes this
+    process's lock (the embedded default's counters, _ProcessWindows)."""
+    return not isinstance(_cache(), LocMemCache)
+
+
 def rate_limit(*, group: str, code: str, account: Account, rate: str, increment: bool = True) -> RateUsage | None:
     """Counts one event (unless `increment` is false, a look only) and refuses it with 429 when
     it is over `rate`. The usage it found (None when the cache is down)."""

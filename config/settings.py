@@ -501,10 +501,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {"class": "core.logging.PlainFormatter", "format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
         "json": {"()": "core.logging.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json" if LOG_FORMAT == "json" else "plain"}},
+    # Lines are written in batches, at most LOG_FLUSH_SECONDS after they are logged (a WARNING or
+    # worse at once); 0 writes each line at once.
+    "handlers": {"console": {"class": "core.logging.BufferedStreamHandler",
+                             "flush_seconds": env.float("LOG_FLUSH_SECONDS", default=0.2),
+                             "formatter": "json" if LOG_FORMAT == "json" else "plain"}},
     # The root logger's level (to standard error).
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {

@@ -7,7 +7,8 @@ likes, and a handful of them hold every thread of a process (granian's WSGI read
 calling thread, without any timeout). Here the body is received by the event loop, where a slow
 client costs a coroutine, not a thread:
 
-- a request without a body (every render, every GET) goes to a thread at once;
+- a request without a body (every render, every GET) goes to a thread at once, unless `fast`
+  answers it in the loop first (a response kept in memory, config/rsgi.py);
 - a declared Content-Length over `max_body_bytes` is refused at once (413), before a byte is read;
 - a body must be complete within `body_timeout` seconds of the headers, or the request is answered
   408 and closed, and no thread ever sees it; a chunked body is counted as it arrives (413 past the cap);
@@ -66,8 +67,13 @@ class BodyFront:
     """`app` (a WSGI callable) served over RSGI by `threads` threads per process, with request
     bodies received in the event loop first (see the module's docstring)."""
 
-    def __init__(self, app, *, threads: int, body_timeout: float, max_body_bytes: int, max_buffered_bytes: int):
+    def __init__(self, app, *, threads: int, body_timeout: float, max_body_bytes: int, max_buffered_bytes: int,
+                 fast=None):
         self.app = app
+        # fast(environ) -> (status, headers, body) | None: called in the event loop for each request
+        # without a body, before a thread is asked; an answer is sent at once. It must never wait
+        # (no socket, no database): the loop serves every connection of the process.
+        self.fast = fast
         self.threads = threads
         self.body_timeout = body_timeout
         self.max_body_bytes = max_body_bytes
@@ -105,8 +111,18 @@ class BodyFront:
             if isinstance(body, tuple):
                 protocol.response_bytes(*body)
                 return
+        environ = self._environ(scope, headers, body)
+        if body is _NO_BODY and self.fast is not None:
+            try:
+                answer = self.fast(environ)
+            except Exception:
+                logger.exception("the event loop's answer failed; a thread answers")
+                answer = None
+            if answer is not None:
+                protocol.response_bytes(*answer)
+                return
         done = self._loop.create_future()
-        self._jobs.put((self._environ(scope, headers, body), protocol, done))
+        self._jobs.put((environ, protocol, done))
         await done
 
     # --- the body, in the event loop ---------------------------------------------------------

@@ -23,12 +23,12 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 
-from accounts.limits import RateLimitedError, render_admit
+from accounts.limits import RateLimitedError, rate_count_waits, render_admit
 from core import generation
-from core.generation import generation_begin, generation_end, generation_mark_counted
+from core.generation import generation_begin, generation_end, generation_in_redis, generation_mark_counted
 from core.local_cache import ExpiringCache
 from core.middleware import request_observed
-from usage.services import usage_record
+from usage.services import usage_record, usage_record_waits
 
 # Anything conditional is not served here.
 _CONDITIONAL = ("HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_RANGE")
@@ -51,6 +51,7 @@ class HotResponse:
 @dataclass(frozen=True)
 class _Entry:
     status: str
+    code: int
     headers: list
     body: bytes
     hot: HotResponse
@@ -61,6 +62,8 @@ _entries = ExpiringCache(max_entries=20_000, max_weight=0)
 _NEGOTIATED = object()
 # Set in a request's environ once the cache generation is read for it (the view reads it otherwise).
 GENERATION_BEGUN = "cutout.generation_begun"
+# Set when the event loop counted the request and handed it to a thread (hot_fast).
+_COUNTED = "cutout.hot_counted"
 
 
 def _key(environ) -> tuple:
@@ -72,9 +75,39 @@ def _key(environ) -> tuple:
 
 def hot_serve(environ, start_response):
     """The kept response for this request, sent; None when Django must answer it. Called first for
-    every request (config/wsgi.py): it starts the request's cache generation."""
+    every request a thread runs (config/wsgi.py): it starts the request's cache generation."""
+    entry = _answer(environ)
+    if entry is None:
+        return None
+    start_response(entry.status, list(entry.headers))  # A server may add to the list it is given.
+    return [entry.body]
+
+
+def hot_fast(environ):
+    """The kept response as (status, headers, body), for core/front.py's event loop; None when a
+    thread must run the request (config/wsgi.py, hot_serve first). The loop answers only where
+    nothing on the way can wait: the rate counted in this process, the cache generation read
+    from the mapped file, usage added to the in-process buffer (the embedded defaults). With
+    Redis, or when the usage buffer is due to be written, a thread answers, as it answers every
+    miss: the loop never waits on a socket or the database."""
+    if generation_in_redis() or rate_count_waits() or usage_record_waits():
+        return None
+    entry = _answer(environ)
+    if entry is None:
+        return None
+    return entry.code, entry.headers, entry.body
+
+
+def _answer(environ) -> "_Entry | None":
+    """The kept entry to send for this request, with what every request pays counted; None when
+    Django must answer it."""
     begun = generation_begin()
     environ[GENERATION_BEGUN] = True
+    counted = environ.pop(_COUNTED, None)
+    if counted is not None:
+        # The event loop counted this request, then found the generation moved (hot_fast).
+        generation_mark_counted(account_id=counted[0], usage=counted[1])
+        return None
     ttl = settings.RENDER_LOOKUP_CACHE_SECONDS
     if ttl <= 0 or environ.get("REQUEST_METHOD") != "GET" or any(name in environ for name in _CONDITIONAL):
         return None
@@ -96,13 +129,13 @@ def hot_serve(environ, start_response):
         # The count read a new generation (a purge or a change elsewhere): the response may be
         # stale, so Django answers, from the database, without counting the request again.
         generation_mark_counted(account_id=hot.account.pk, usage=usage)
+        environ[_COUNTED] = (hot.account.pk, usage)  # For the thread, when this is the event loop.
         return None
     usage_record(source_id=hot.source_id, day=datetime.now(UTC).date(), served_bytes=len(entry.body), hit=True)
-    start_response(entry.status, list(entry.headers))  # A server may add to the list it is given.
     request_observed(route=hot.route, method="GET", path=environ.get("PATH_INFO", ""), status=200,
                      seconds=time.monotonic() - started, account=hot.account.slug, cache="hit", served="hot")
     generation_end()
-    return [entry.body]
+    return entry
 
 
 def hot_keep(environ, response) -> None:
@@ -127,7 +160,7 @@ def hot_keep(environ, response) -> None:
         accept = environ.get("HTTP_ACCEPT")
         _entries.set(key, _NEGOTIATED, ttl, weight=weight - len(body))
         key, weight = (key, accept), weight + len(accept or "")
-    _entries.set(key, _Entry(status, headers, body, hot), ttl, weight=weight)
+    _entries.set(key, _Entry(status, response.status_code, headers, body, hot), ttl, weight=weight)
 
 
 def hot_clear() -> None:

@@ -79,6 +79,12 @@ def usage_record(*, source_id: int, day: date, served_bytes: int, hit: bool) -> 
         logger.exception("usage: a render was not counted")
 
 
+def usage_record_waits() -> bool:
+    """Whether usage_record may wait on another process: Redis, or the database when the
+    in-process buffer is due to be written (the next record writes it)."""
+    return bool(settings.REDIS_URL) or _buffer.due()
+
+
 def _redis_record(client: redis.Redis, *, source_id: int, day: date, served_bytes: int, hit: bool) -> None:
     key = KEY_PREFIX + day.isoformat()
     # MULTI/EXEC in one round trip: a persister's RENAME lands before or after all of it, so the
@@ -131,8 +137,11 @@ class _Buffer:
             counts[1] += served_bytes
             counts[2] += int(hit)
             self._records += 1
-            return (self._records >= settings.USAGE_BUFFER_MAX_RECORDS
-                    or time.monotonic() - self._since >= settings.USAGE_BUFFER_SECONDS)
+            return self.due()
+
+    def due(self) -> bool:
+        return (self._records >= settings.USAGE_BUFFER_MAX_RECORDS
+                or time.monotonic() - self._since >= settings.USAGE_BUFFER_SECONDS)
 
     def take(self) -> Counts:
         # Swapped under the lock, so concurrent flushers each get disjoint counts.
