@@ -28,7 +28,9 @@ import asyncio
 import io
 import json
 import logging
+import os
 import queue
+import stat
 import sys
 import threading
 
@@ -36,17 +38,6 @@ from granian.rsgi import ProtocolClosed, ProtocolError
 
 logger = logging.getLogger(__name__)
 
-_BASE_ENVIRON = {
-    "GATEWAY_INTERFACE": "CGI/1.1",
-    "SCRIPT_NAME": "",
-    "SERVER_SOFTWARE": "Granian",
-    "wsgi.errors": sys.stderr,
-    "wsgi.input_terminated": True,
-    "wsgi.multiprocess": False,
-    "wsgi.multithread": True,
-    "wsgi.run_once": False,
-    "wsgi.version": (1, 0),
-}
 _NO_BODY = b""
 # How long a finished request's coroutine may wait to be woken (its response is already sent).
 _REAP_SECONDS = 0.002
@@ -54,6 +45,55 @@ _STOP = object()
 # A streamed response up to this size is read whole and sent at once: one call instead of a
 # round trip through the event loop per chunk (Django's files stream in 8 KB blocks).
 _WHOLE_BYTES = 512 * 1024
+
+
+class FileWrapper:
+    """`wsgi.file_wrapper` (PEP 3333): a file the application returns whole. Sent by granian from
+    its path when it is a regular file on disk (BodyFront._respond), else read in blocks."""
+
+    def __init__(self, filelike, block_size: int = 64 * 1024):
+        self.filelike = filelike
+        self.block_size = block_size
+
+    def path(self) -> str | None:
+        """The file's path when it names the very file open here (a regular file, not renamed
+        away since), else None."""
+        raw = getattr(self.filelike, "file", self.filelike)  # Django's File wraps the open file.
+        name = getattr(raw, "name", None)
+        try:
+            if not isinstance(name, str) or raw.tell() != 0:
+                return None
+            opened, named = os.fstat(raw.fileno()), os.stat(name)
+        except (AttributeError, OSError, ValueError):
+            return None
+        same = (opened.st_dev, opened.st_ino) == (named.st_dev, named.st_ino)
+        return name if same and stat.S_ISREG(named.st_mode) else None
+
+    def __iter__(self):
+        while True:
+            block = self.filelike.read(self.block_size)
+            if not block:
+                return
+            yield block
+
+    def close(self):
+        close = getattr(self.filelike, "close", None)
+        if close is not None:
+            close()  # Django's: the response's close(), so request_finished too.
+
+
+_BASE_ENVIRON = {
+    "GATEWAY_INTERFACE": "CGI/1.1",
+    "SCRIPT_NAME": "",
+    "SERVER_SOFTWARE": "Granian",
+    "wsgi.errors": sys.stderr,
+    "wsgi.file_wrapper": FileWrapper,
+    "wsgi.input_terminated": True,
+    "wsgi.multiprocess": False,
+    "wsgi.multithread": True,
+    "wsgi.run_once": False,
+    "wsgi.version": (1, 0),
+}
 
 
 def _error(status: int, code: str, message: str, extra=()):
@@ -235,6 +275,18 @@ class BodyFront:
             status, headers = started
             protocol.response_bytes(status, headers, b"".join(result))
             return
+        if isinstance(result, FileWrapper):
+            path = result.path()
+            if path is not None:
+                # granian sends the file itself, reading it as the client takes it: a client that
+                # reads slowly holds neither a thread nor the file's bytes in memory (a streamed
+                # body is taken from the application as fast as it comes, with no backpressure).
+                status, headers = started
+                try:
+                    protocol.response_file(status, headers, path)
+                finally:
+                    result.close()
+                return
         try:
             chunks = iter(result)
             head, size = [], 0
@@ -279,3 +331,4 @@ class BodyFront:
 
 async def _send(transport, chunk: bytes):
     await transport.send_bytes(chunk)
+

@@ -260,3 +260,65 @@ def test_bodies_being_received_hold_at_most_the_buffer_budget(source, worker_env
         assert third.recv(12) == b"HTTP/1.1 403"
     finally:
         stop_process(proc)
+
+
+def _rss_kib(pid: int) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise LookupError(pid)
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_clients_that_read_a_large_render_slowly_hold_neither_threads_nor_its_bytes(source, origin_root, worker_env,
+                                                                                   settings):
+    import numpy as np
+    from PIL import Image
+
+    from tests.processes import pool_children
+
+    # Noise does not compress: a 16.7 MB PNG, stored as a local file (over RENDER's 256 KB in memory).
+    noise = np.random.default_rng(1).integers(0, 255, (1500, 1500, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(origin_root / "photos" / "noise.png")
+    port, proc = _serve(worker_env, settings, workers=1)  # Four threads, as the Procfile's.
+    large = "/render/acme-photos/noise.png?fm=png&w=2400&fit=scale"
+    readers = []
+    try:
+        made = requests.get(f"http://127.0.0.1:{port}{large}", timeout=120)
+        assert made.status_code == 200 and len(made.content) > 10_000_000
+        assert requests.get(f"http://127.0.0.1:{port}{large}", timeout=60).content == made.content
+        (worker,) = pool_children(proc.pid)
+        before = _rss_kib(worker)
+        for _ in range(20):  # Each asks for the file and reads a few hundred bytes of it, no more.
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", port))
+            sock.sendall(f"GET {large} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+            assert sock.recv(256).startswith(b"HTTP/1.1 200")
+            readers.append(sock)
+        time.sleep(2)
+        grown = _rss_kib(worker) - before
+        started = time.monotonic()
+        other = requests.get(f"http://127.0.0.1:{port}/render/acme-photos/astronaut.jpg?w=31", timeout=10)
+        seconds = time.monotonic() - started
+        print(f"\n20 slow readers of a {len(made.content) / 1e6:.1f} MB render: web process RSS +{grown / 1024:.0f} MiB;"
+              f" another render answered in {seconds * 1000:.0f} ms")
+        assert other.status_code == 200 and seconds < 5
+        # Sent from the file as they read it: not 20 copies of its bytes (335 MB) in memory.
+        assert grown < 64 * 1024, grown
+        # A reader that resumes gets every byte.
+        sock = readers.pop()
+        sock.settimeout(30)
+        data = b""
+        while len(data) < len(made.content) + 200:
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                break
+            data += chunk
+        assert data.endswith(made.content)
+    finally:
+        for sock in readers:
+            sock.close()
+        stop_process(proc)
