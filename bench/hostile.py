@@ -15,8 +15,9 @@ Then the slow peers and the loop (issue 20), each measured the same way over the
 a client asks for a cached render every 50 ms (its latencies say whether the server still answers),
 next to a normal request of the same kind: 20 clients sending a request body a byte a second
 (`slow body`), 20 renders of a web-folder source whose origin trickles a byte a second
-(`trickling origin`), and a mark on another host that redirects to our own render URL carrying the
-same mark (`redirect loop`), watched for 15 s after its client gave up.
+(`trickling origin`), 20 clients that ask for a 16.7 MB render and read none of it (`slow
+readers`), and a mark on another host that redirects to our own render URL carrying the same mark
+(`redirect loop`), watched for 15 s after its client gave up.
 """
 
 import argparse
@@ -437,6 +438,35 @@ def slow_cases(stack, pids, peer_port) -> list[tuple[str, tuple]]:
         return f"{SLOW_CLIENTS} renders, origin 1 byte/s: {_summary(results)}"
 
     rows.append((f"trickling origin: {SLOW_CLIENTS} renders, 1 byte/s", Attack(port, pids).measure(trickling_origin)))
+
+    # Noise does not compress: a 16.7 MB PNG, stored as a local file.
+    noise = np.random.default_rng(1).integers(0, 255, (1500, 1500, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(stack.tmp / "demo" / "origin" / "noise.png")
+    large = "/render/demo/noise.png?fm=png&w=2400&fit=scale"
+    one_render(large, [])  # Rendered and stored once, before either case.
+
+    def normal_large():
+        results = []
+        one_render(large, results)
+        return f"a 16.7 MB render, read at once: {_summary(results)}"
+
+    rows.append(("normal: a 16.7 MB stored render", Attack(port, pids).measure(normal_large)))
+
+    def slow_readers():
+        readers = []
+        for _ in range(SLOW_CLIENTS):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", port))
+            sock.sendall(f"GET {large} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+            sock.recv(256)
+            readers.append(sock)
+        time.sleep(5)  # Reading nothing more, while the hits go on.
+        for sock in readers:
+            sock.close()
+        return f"{SLOW_CLIENTS} clients read 256 bytes of it, then nothing for 5 s"
+
+    rows.append((f"slow readers: {SLOW_CLIENTS} × a 16.7 MB render", Attack(port, pids).measure(slow_readers)))
 
     def normal_mark():
         results = []
