@@ -215,7 +215,13 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
 elif CELERY_BROKER_URL.startswith("redis"):
     # A message whose worker died is delivered again after this many seconds.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=600)}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=600),
+        # A Redis that stops answering holds a publishing request this long per attempt, not for
+        # ever (the worker's BRPOP waits 1 s on the server, under this).
+        "socket_connect_timeout": env.float("CELERY_BROKER_CONNECT_TIMEOUT", default=0.5),
+        "socket_timeout": env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=2),
+    }
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True
@@ -239,9 +245,10 @@ CELERY_TASK_ROUTES = {
     "rendering.tasks.usage_persist_run": {"queue": CELERY_USAGE_QUEUE},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-# Publishing must fail fast when the broker is down, so the request can answer 503.
-CELERY_BROKER_TRANSPORT_OPTIONS.setdefault("max_retries", 2)
-CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2}
+# Publishing must fail fast when the broker is down, so the request can answer 503: one retry (a
+# pooled connection the broker closed is found broken on first use), so at most two attempts.
+CELERY_BROKER_TRANSPORT_OPTIONS.setdefault("max_retries", 1)
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
 # https://docs.celeryq.dev/en/stable/userguide/periodic-tasks.html — run by `celery beat`.
 # Usage counted in Redis is moved into the database this often.
 USAGE_PERSIST_SECONDS = env.int("USAGE_PERSIST_SECONDS", default=60)

@@ -33,7 +33,7 @@ RECOVERY_SECONDS = float(os.environ.get("RECOVERY_SECONDS", "30"))
 LOAD_RATE = float(os.environ.get("LOAD_RATE", "15"))
 BEFORE_SECONDS = 10
 # What a 503 may say: the service that is down, or the work it cannot take now.
-UNAVAILABLE = {"queue_unavailable", "storage_unavailable", "database_unavailable", "render_busy",
+UNAVAILABLE = {"queue_unavailable", "storage_unavailable", "database_unavailable", "render_busy", "purge_not_announced",
                "service_unavailable", "cache_unavailable", "server_busy"}
 
 
