@@ -25,7 +25,11 @@ def start_procfile_process(name: str, env_overrides: dict, log_path: Path, *, re
     env = {**os.environ, **env_overrides}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     log = log_path.open("wb")
-    proc = subprocess.Popen(["/bin/sh", "-c", f"exec {procfile_line(name)}"], cwd=ROOT, env=env, stdout=log,
+    line = procfile_line(name)
+    # exec, so the process is the program itself; not for a line of several commands (beat's
+    # `mkdir … && celery beat`), whose shell stays (stop_process ends the whole group).
+    command = line if "&&" in line else f"exec {line}"
+    proc = subprocess.Popen(["/bin/sh", "-c", command], cwd=ROOT, env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     process = WorkerProcess(proc, log_path)
     deadline = time.monotonic() + ready_timeout
