@@ -34,7 +34,7 @@ class TcpForwarder:
     def refuse(self) -> None:
         listener, self._listener = self._listener, None
         if listener is not None:
-            listener.close()
+            _cut(listener)  # shutdown() first: a close() alone leaves it listening while accept() waits on it.
         with self._lock:
             conns, self._conns = self._conns, set()
         for conn in conns:
