@@ -813,8 +813,9 @@ def test_the_stacks_own_commands_and_health_checks_serve_a_cutout(tmp_path, sett
                                                   stderr=subprocess.STDOUT, start_new_session=True)
         wait_for_port(port, timeout=60, proc=processes["web"])
         _wait_for(lambda: check("web"), "web health check")
-        ready = subprocess.run(["cutout-healthcheck", "/readyz"], env=env, capture_output=True, text=True)
-        assert ready.returncode == 0, ready.stdout
+        # Ready once the worker consumes the job queue (it loads the model first).
+        _wait_for(lambda: subprocess.run(["cutout-healthcheck", "/readyz"], env=env, capture_output=True, text=True),
+                  "/readyz")
 
         url = f"http://127.0.0.1:{port}/render/platform-photos/astronaut.jpg?bg-remove=true"
         first = requests.get(url, headers={"Host": "localhost"}, timeout=30)
