@@ -20,7 +20,7 @@ from django.utils import timezone
 from accounts.models import Account
 from cutouts.models import BgRemoveJob
 from cutouts.queueing import bg_remove_job_request
-from tests.conftest import ROOT, free_port, stop_process, wait_for_port, web_command
+from tests.conftest import ROOT, free_port, require, stop_process, wait_for_port, web_command
 from tests.factories import AccountFactory, SourceFactory
 from tests.processes import start_procfile_process
 from tests.tcp_forwarder import TcpForwarder
@@ -175,14 +175,24 @@ def test_a_pool_process_killed_mid_job_leaves_no_job_running(source, slow_origin
     assert (job.status, job.inferences, job.crashes, job.attempts) == ("done", 1, 1, 2), worker.log()
 
 
-def test_a_worker_killed_whole_mid_job_leaves_no_job_running_after_it_restarts(source, slow_origin, env, processes):
+# The killed worker ran on another machine (its own host name, in a UTS namespace): nobody can see
+# its processes, so only its lease running out says it is gone.
+ELSEWHERE = ("unshare", "--uts", "/bin/sh", "-c", 'hostname cutout-elsewhere && exec "$@"', "sh")
+
+
+@pytest.mark.parametrize("where", ["same host", "another host"])
+def test_a_worker_killed_whole_mid_job_leaves_no_job_running_after_it_restarts(source, slow_origin, env, processes,
+                                                                               where):
     """SIGKILL to the worker's main process (its pool dies with it) while a job runs and another
     waits: once a worker runs again, both end within a lease and a sweep, not after Redis's
-    visibility timeout (600 s)."""
+    visibility timeout (600 s). On the same host the dead process is seen at once; from another,
+    its lease runs out and the sweep puts the job back."""
+    if where == "another host":
+        require("unshare --uts (root)", subprocess.run([*ELSEWHERE, "true"], capture_output=True).returncode == 0)
     unlimited(source.account, slow_origin.account)
     processes("webhooks", env)
     processes("beat", env)
-    first = processes("worker", env, log="first")
+    first = processes("worker", env, log="first", argv_prefix=ELSEWHERE if where == "another host" else ())
     slow = bg_remove_job_request(source=slow_origin, path="slow.jpg", model="u2netp")
     assert slow_origin.fetching.wait(60), first.log()
     bg_remove_job_request(source=source, path="astronaut.jpg", model="u2netp")
@@ -192,9 +202,10 @@ def test_a_worker_killed_whole_mid_job_leaves_no_job_running_after_it_restarts(s
     slow_origin.release.set()  # The origin (one thread) stops waiting for the dead process.
     second = processes("worker", env, log="second")
     seconds_until(all_final, FINAL_WITHIN, log=second.log)
-    record("worker main process SIGKILLed mid-job (until final, restart included)", time.monotonic() - killed)
+    record(f"worker main process SIGKILLed mid-job, restarted on {where} (until final, restart included)",
+           time.monotonic() - killed)
     job = BgRemoveJob.objects.get(pk=slow.pk)
-    assert (job.status, job.inferences) == ("done", 1), second.log()
+    assert (job.status, job.inferences, job.crashes, job.attempts) == ("done", 1, 1, 2), second.log()
     assert BgRemoveJob.objects.get(path="astronaut.jpg").status == "done"
 
 
