@@ -62,9 +62,9 @@ class TransientJobError(Exception):
 
 class JobInterruptedError(Exception):
     """The database went away mid-job (or before the claim): neither a crash nor a retry of the
-    job. The message comes back after `wait` carrying `release`, the claim to put back (None when
-    it was put back already or never made), so the job returns to the queue once the database
-    answers and the message then runs it."""
+    job. The task sends its message again after a backoff, carrying `release`, the claim to put
+    back (None when it was put back already or never made), so the job returns to the queue once
+    the database answers and the message then runs it."""
 
     def __init__(self, release: dict | None):
         super().__init__("the database is unavailable")
@@ -141,7 +141,7 @@ def bg_remove_job_ensure(*, source: Source, path: str, model: str, refinement: s
                 queue = _requeue(job, Q(status=Status.FAILED, finished_at=job.finished_at))
     elif job.status == Status.QUEUED and job.enqueued_at is None:
         # Publishing its message failed (the broker was down): this request sends it again. Other
-        # losses (a broker that lost messages, a dead worker) are the sweep's (bg_remove_jobs_sweep),
+        # losses (a broker that lost messages, a dead worker) are the sweep's (bg_remove_jobs_unsent),
         # which counts what the queue holds instead of guessing per job.
         queue = bool(BgRemoveJob.objects.filter(pk=job.pk, enqueued_at=None).update(enqueued_at=now))
     job.refresh_from_db()

@@ -538,6 +538,13 @@ def test_migrate_runs_once_before_web_and_worker():
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
 
 
+def test_long_running_services_are_restarted_when_they_die():
+    # A dead worker comes back by itself (and /readyz says so meanwhile: docs/deploy.md).
+    services = stack()["services"]
+    for name in ("web", "worker", "webhooks", "beat"):
+        assert services[name].get("restart") in ("always", "unless-stopped"), name
+
+
 def test_dependencies_exist_and_what_is_waited_on_can_say_so():
     services = stack()["services"]
     for name, spec in services.items():
