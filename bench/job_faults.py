@@ -29,6 +29,7 @@ SELECT = "not without_redis and not redis_hangs"
 
 def tree_of(ref: str, into: Path) -> Path:
     archive = subprocess.run(["git", "archive", ref], cwd=ROOT, check=True, capture_output=True).stdout
+    into.mkdir(parents=True)
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
     for name in SCENARIOS:
         shutil.copy(ROOT / name, into / name)
