@@ -4,7 +4,7 @@ import os
 import sys
 from pathlib import Path
 
-from celery import Celery
+from celery import Celery, bootsteps
 from celery.signals import worker_init, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -74,3 +74,32 @@ def _load_models(**kwargs):
         return
     for name in settings.BG_REMOVE_MODELS:
         session_get(name)
+
+
+class _WorkerReports(bootsteps.StartStopStep):
+    """While the consumer runs (connected, taking messages), a worker of the job queue reports in
+    for /readyz (cutouts/workers.py); a worker that lost its broker or died stops reporting."""
+
+    requires = {"celery.worker.consumer.tasks:Tasks"}
+
+    def __init__(self, parent, **kwargs):
+        self.reports = None
+        super().__init__(parent, **kwargs)
+
+    def start(self, parent):
+        if not _runs_jobs():
+            return
+        from cutouts.workers import WorkerReports
+
+        self.reports = WorkerReports()
+        self.reports.start()
+
+    def stop(self, parent):
+        if self.reports is not None:
+            self.reports.stop()
+            self.reports = None
+
+    shutdown = stop
+
+
+app.steps["consumer"].add(_WorkerReports)

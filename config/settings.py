@@ -369,8 +369,16 @@ BG_REMOVE_DEFAULT_MODEL = env.str("BG_REMOVE_DEFAULT_MODEL", default="u2netp")
 BG_REMOVE_MODELS = env.list("BG_REMOVE_MODELS", default=[BG_REMOVE_DEFAULT_MODEL])
 if BG_REMOVE_DEFAULT_MODEL not in BG_REMOVE_MODELS:
     raise ImproperlyConfigured("BG_REMOVE_DEFAULT_MODEL must be one of BG_REMOVE_MODELS.")
-# A job claimed by a worker that then vanished may be claimed again after this many seconds.
-BG_REMOVE_JOB_LEASE = env.int("BG_REMOVE_JOB_LEASE", default=300)
+# A job claimed by a worker that then vanished may be claimed again after this many seconds (the
+# worker renews it every third of it while the job runs: one UPDATE per 20 s per running job).
+BG_REMOVE_JOB_LEASE = env.int("BG_REMOVE_JOB_LEASE", default=60)
+# Every this many seconds (by beat) running jobs whose worker is gone go back to the queue, and
+# queued jobs outnumbering the queue's messages get one (cutouts/tasks.py): after a fault, every
+# job ends within about one lease plus one sweep.
+BG_REMOVE_SWEEP_SECONDS = env.float("BG_REMOVE_SWEEP_SECONDS", default=15)
+# /readyz says no worker consumes the job queue when none has reported for this many seconds
+# (each reports every third of it: cutouts/workers.py).
+BG_REMOVE_WORKER_STALE_SECONDS = env.float("BG_REMOVE_WORKER_STALE_SECONDS", default=30)
 # A job that failed because of its origin is tried again on a request after this many seconds,
 # so a fixed origin file recovers without a purge.
 BG_REMOVE_FAILED_RETRY_AFTER = env.int("BG_REMOVE_FAILED_RETRY_AFTER", default=60)
@@ -447,6 +455,12 @@ CELERY_BEAT_SCHEDULE["removebg-uploads-expire"] = {
 }
 # Housekeeping, on the usage queue (the `webhooks` process): never behind cutouts.
 CELERY_TASK_ROUTES["removebg_api.tasks.removebg_uploads_expire_run"] = {"queue": CELERY_USAGE_QUEUE}
+CELERY_BEAT_SCHEDULE["bg-remove-jobs-sweep"] = {
+    "task": "cutouts.tasks.bg_remove_jobs_sweep_run",
+    "schedule": BG_REMOVE_SWEEP_SECONDS,
+    "options": {"expires": BG_REMOVE_SWEEP_SECONDS},  # A late one is dropped: the next does the same.
+}
+CELERY_TASK_ROUTES["cutouts.tasks.bg_remove_jobs_sweep_run"] = {"queue": CELERY_USAGE_QUEUE}
 
 # --- The web server's front (config/rsgi.py, core/front.py) ----------------------------------
 # Threads per web process that run requests (core/front.py hands each request to one of them).
@@ -492,8 +506,9 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
-# /readyz checks these; a web-only machine without model files may drop "models".
-READYZ_CHECKS = env.list("READYZ_CHECKS", default=["database", "broker", "storage", "models"])
+# /readyz checks these; a web-only machine without model files may drop "models", and "workers"
+# (a worker consuming the job queue: cutouts/workers.py) needs Redis, or one machine (embedded).
+READYZ_CHECKS = env.list("READYZ_CHECKS", default=["database", "broker", "storage", "models", "workers"])
 
 # --- Misc -------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -12,6 +12,10 @@ from django.http import HttpResponse, JsonResponse
 from core.metrics import metrics_text
 
 CHECK_TIMEOUT = 0.5
+
+
+class NotReadyError(Exception):
+    """A check's own reason, shown as it is in /readyz's answer: write none with a URL or secret."""
 _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="readyz")
 
 
@@ -47,7 +51,8 @@ def _storage():
     _storage_probe()()
 
 
-# Apps add their own (cutouts/apps.py: "models"); a check raises to say what is wrong.
+# Apps add their own (cutouts/apps.py: "models", "workers"); a check raises to say what is wrong,
+# in its own words with NotReadyError, else by its exception's type name.
 CHECKS = {"database": _database, "broker": _broker, "storage": _storage}
 
 
@@ -73,6 +78,8 @@ def readyz(request):
             results[name] = "ok"
         except FutureTimeout:
             results[name] = "timeout"
+        except NotReadyError as exc:
+            results[name] = f"not ready: {exc}"
         except Exception as exc:  # Each backend raises its own; the type name is enough to act on.
             results[name] = f"error: {type(exc).__name__}"
     ok = all(v == "ok" for v in results.values())

@@ -14,6 +14,7 @@ class CutoutsConfig(AppConfig):
         from core import health, metrics
         from core.model_files import model_path
         from cutouts.metrics import QueueCollector
+        from cutouts.workers import bg_remove_workers_check
 
         metrics.SCRAPE_COLLECTORS.append(QueueCollector())
 
@@ -25,3 +26,4 @@ class CutoutsConfig(AppConfig):
                 raise RuntimeError(f"not provisioned: {', '.join(missing)}")
 
         health.CHECKS["models"] = models_check
+        health.CHECKS["workers"] = bg_remove_workers_check

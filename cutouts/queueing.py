@@ -2,6 +2,8 @@
 
 import logging
 
+from django.db import transaction
+
 from core.errors import ServiceUnavailableError
 from cutouts import services
 from cutouts.models import BgRemoveJob
@@ -16,14 +18,20 @@ class QueueUnavailableError(ServiceUnavailableError):
 
 
 def bg_remove_job_enqueue(job: BgRemoveJob) -> None:
-    """Publishes the job's message now, so a broker outage is this request's 503 (the row is
-    committed already, by bg_remove_job_ensure's own transaction)."""
-    try:
-        bg_remove_job_run.apply_async(kwargs={"job_id": str(job.id)}, retry=True)
-    except Exception as exc:  # kombu/redis raise many types; all mean "not queued".
-        logger.warning("could not enqueue bg-remove job %s: %s", job.id, exc)
-        services.bg_remove_job_unqueued(job=job)
-        raise QueueUnavailableError() from None
+    """Publishes the job's message once the row is committed (at once outside a transaction), so
+    a worker never gets a message for a row it cannot see yet. A broker outage is the request's
+    503; the row stays queued without a message (enqueued_at None), and the next request or the
+    sweep (cutouts/tasks.py) sends it."""
+
+    def publish():
+        try:
+            bg_remove_job_run.apply_async(kwargs={"job_id": str(job.id)}, retry=True)
+        except Exception as exc:  # kombu/redis raise many types; all mean "not queued".
+            logger.warning("could not enqueue bg-remove job %s: %s", job.id, exc)
+            services.bg_remove_job_unqueued(job=job)
+            raise QueueUnavailableError() from None
+
+    transaction.on_commit(publish)
 
 
 def bg_remove_job_request(*, source, path: str, model: str, refinement: str = "none") -> BgRemoveJob:

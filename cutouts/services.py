@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import NamedTuple
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from PIL import Image
@@ -58,6 +58,22 @@ class TransientJobError(Exception):
     """
 
     wait = 0.0
+
+
+class JobInterruptedError(Exception):
+    """The database went away mid-job (or before the claim): neither a crash nor a retry of the
+    job. The task sends its message again after a backoff, carrying `release`, the claim to put
+    back (None when it was put back already or never made), so the job returns to the queue once
+    the database answers and the message then runs it."""
+
+    def __init__(self, release: dict | None):
+        super().__init__("the database is unavailable")
+        self.release = release
+
+
+# What a lost or refused database connection raises (psycopg's "the connection is closed" is an
+# InterfaceError); a bug in a query (ProgrammingError, IntegrityError) is not among them.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
 
 
 class JobLeaseHeldError(Exception):
@@ -123,18 +139,13 @@ def bg_remove_job_ensure(*, source: Source, path: str, model: str, refinement: s
                 bg_remove_admission_lock()
                 bg_remove_admit(account=source.account)
                 queue = _requeue(job, Q(status=Status.FAILED, finished_at=job.finished_at))
-    elif (job.status == Status.QUEUED and _enqueue_overdue(job, now)) or (
-        job.status == Status.RUNNING and job.lease_expires_at and job.lease_expires_at <= now
-    ):
-        # The message was lost (broker restarted, publishing failed, worker gone): send it
-        # again. The worker's claim keeps a duplicate message from running the model twice.
-        queue = bool(BgRemoveJob.objects.filter(pk=job.pk, enqueued_at=job.enqueued_at).update(enqueued_at=now))
+    elif job.status == Status.QUEUED and job.enqueued_at is None:
+        # Publishing its message failed (the broker was down): this request sends it again. Other
+        # losses (a broker that lost messages, a dead worker) are the sweep's (bg_remove_jobs_unsent),
+        # which counts what the queue holds instead of guessing per job.
+        queue = bool(BgRemoveJob.objects.filter(pk=job.pk, enqueued_at=None).update(enqueued_at=now))
     job.refresh_from_db()
     return Ensured(job, queue)
-
-
-def _enqueue_overdue(job, now) -> bool:
-    return job.enqueued_at is None or job.enqueued_at <= now - timedelta(seconds=settings.BG_REMOVE_JOB_LEASE)
 
 
 def _requeue(job, condition) -> bool:
@@ -147,8 +158,12 @@ def _requeue(job, condition) -> bool:
 
 
 def bg_remove_job_unqueued(*, job: BgRemoveJob) -> None:
-    """Publishing the job's message failed: the next request sends it again."""
-    BgRemoveJob.objects.filter(pk=job.pk).update(enqueued_at=None)
+    """Publishing the job's message failed: the next request or sweep sends it again."""
+    bg_remove_jobs_unqueued(ids=[job.pk])
+
+
+def bg_remove_jobs_unqueued(*, ids: list) -> None:
+    BgRemoveJob.objects.filter(pk__in=ids).update(enqueued_at=None)
 
 
 def bg_remove_job_raise_failure(job: BgRemoveJob) -> None:
@@ -165,12 +180,14 @@ def bg_remove_job_claim(*, job_id) -> BgRemoveJob | None:
     """Marks a job running for this worker and returns it, or None when there is nothing to do.
 
     A message means "run one job" (there is one message per job, so the counts match), chosen in
-    this order: the message's own job when its worker died mid-run (taken over, or failed as a
-    poison job after BG_REMOVE_MAX_ATTEMPTS deaths); else the oldest runnable queued job of the
-    account served least recently (round-robin across accounts, so one tenant's backlog never
-    makes the others wait behind it); else nothing, or JobLeaseHeldError when the message's own
-    job is held or backing off (the message then waits for it). Claims are conditional updates:
-    a duplicate or a late message runs no job twice.
+    this order: a job whose worker is gone (the message's own first, then any other: a killed
+    process's message may have named another job than the one it ran, so waiting for the right
+    name could wait forever), taken over, or failed as a poison job after BG_REMOVE_MAX_ATTEMPTS
+    deaths; else the oldest runnable queued job of the account served least recently
+    (round-robin across accounts, so one tenant's backlog never makes the others wait behind it);
+    else nothing, or JobLeaseHeldError when the message's own job is held or backing off (the
+    message then waits for it). Claims are conditional updates: a duplicate or a late message
+    runs no job twice.
     """
     now = timezone.now()
     claim = {
@@ -179,21 +196,26 @@ def bg_remove_job_claim(*, job_id) -> BgRemoveJob | None:
         "lease_expires_at": now + timedelta(seconds=settings.BG_REMOVE_JOB_LEASE),
     }
     named = BgRemoveJob.objects.filter(pk=job_id).first()
-    if named is not None and named.status == Status.RUNNING and _holder_gone(named, now):
-        return _take_over(named, claim)
+    for abandoned in _abandoned(now, first=job_id):
+        if _take_over(abandoned, claim):
+            return BgRemoveJob.objects.select_related("source__account").get(pk=abandoned.pk)
     for _ in range(5):  # Another worker may claim the pick first; then pick again.
         pick = _fair_next(now)
         if pick is None:
             break
         if BgRemoveJob.objects.filter(pk=pick, status=Status.QUEUED).update(**claim):
             return BgRemoveJob.objects.select_related("source__account").get(pk=pick)
+    if named is not None and named.status == Status.RUNNING:
+        named = BgRemoveJob.objects.filter(pk=job_id).first()  # Perhaps just given up above.
     if named is None or named.status in (Status.DONE, Status.FAILED):
         return None  # Done, failed or purged already: a duplicate message.
     if named.status == Status.QUEUED:
         # Only its backoff keeps it (or another worker just took it): the message waits for it.
         wait = (named.run_after - now).total_seconds() if named.run_after else 0
         raise JobLeaseHeldError(max(wait, 1))
-    raise JobLeaseHeldError((named.lease_expires_at - now).total_seconds())
+    if named.lease_expires_at is None:
+        return None
+    raise JobLeaseHeldError(max((named.lease_expires_at - now).total_seconds(), 1))
 
 
 # Least recently served account first, then its oldest job. Served: its latest start in the last
@@ -222,40 +244,59 @@ def _fair_next(now):
     return row and BgRemoveJob._meta.pk.to_python(row[0])
 
 
+def _abandoned(now, first=None) -> list[BgRemoveJob]:
+    """Running jobs nobody is running any more: the lease ran out (the worker stopped renewing
+    it), or the holder was a process on this machine that is gone (a killed pool process, whose
+    message comes back at once). One indexed query: running jobs are few (one per pool process)."""
+    local = Q(claimed_by__startswith=f"{socket.gethostname()}:")
+    running = BgRemoveJob.objects.filter(Q(lease_expires_at__lte=now) | local, status=Status.RUNNING)
+    found = [job for job in running.select_related("source__account") if _holder_gone(job, now)]
+    return sorted(found, key=lambda job: (str(job.pk) != str(first), job.started_at or now))
+
+
 def _holder_gone(job: BgRemoveJob, now) -> bool:
-    # Its lease ran out (the worker stopped renewing it), or the holder was a process on this
-    # machine that died mid-job (a killed pool process), whose message came back at once.
     return bool(job.lease_expires_at and job.lease_expires_at <= now) or _holder_is_dead(job.claimed_by)
 
 
-def _take_over(job: BgRemoveJob, claim: dict) -> BgRemoveJob | None:
+def _take_over(job: BgRemoveJob, update: dict) -> bool:
+    """Gives an abandoned job to `update` (this worker's claim, or the queue) if nobody took it
+    first. Its holder's death counts as a crash (at BG_REMOVE_MAX_ATTEMPTS the job fails as a
+    poison job) unless the holder is known alive: a lease that ran out under a live process means
+    the database or the store stalled it, which says nothing about the image."""
     held = BgRemoveJob.objects.filter(pk=job.pk, status=Status.RUNNING, claimed_by=job.claimed_by,
                                       lease_expires_at=job.lease_expires_at)
-    deaths = job.crashes + 1
-    if deaths >= settings.BG_REMOVE_MAX_ATTEMPTS:
+    deaths = job.crashes + (0 if _holder_is_alive(job.claimed_by) else 1)
+    if deaths > job.crashes and deaths >= settings.BG_REMOVE_MAX_ATTEMPTS:
         if held.update(crashes=deaths, lease_expires_at=None):
             logger.warning("bg-remove job %s given up: its worker died %d times", job.pk, deaths)
             job.crashes = deaths
             bg_remove_job_fail(job=job, status=422, code=WORKER_DIED, message=(
                 f"Background removal of this image made the worker die {deaths} times (killed, or out "
                 "of memory), so it is not tried again; purge the image to try once more."))
-        return None
-    if not held.update(**claim, crashes=deaths):
-        return None  # Another message took it over first.
-    logger.warning("bg-remove job %s taken over from dead worker %s", job.pk, job.claimed_by)
-    return BgRemoveJob.objects.select_related("source__account").get(pk=job.pk)
+        return False
+    if not held.update(**update, crashes=deaths):
+        return False  # Another message or the sweep took it first.
+    logger.warning("bg-remove job %s taken over from %s worker %s", job.pk,
+                   "dead" if deaths > job.crashes else "stalled", job.claimed_by)
+    return True
 
 
 def _worker_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _holder_is_dead(holder: str) -> bool:
+def _holder_pid(holder: str) -> int | None:
+    """The holder's process id when it ran on this machine, else None (another host's is unknown)."""
     host, _, pid = holder.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+    return int(pid) if host == socket.gethostname() and pid.isdigit() else None
+
+
+def _holder_is_dead(holder: str) -> bool:
+    pid = _holder_pid(holder)
+    if pid is None or pid == os.getpid():
         return False
     try:
-        os.kill(int(pid), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return True
     except PermissionError:
@@ -263,14 +304,83 @@ def _holder_is_dead(holder: str) -> bool:
     return False
 
 
-def bg_remove_job_process(*, job_id) -> BgRemoveJob | None:
-    """Fetches the origin, checks it, runs the model once, stores the cutout, records the end."""
-    job = bg_remove_job_claim(job_id=job_id)
+def _holder_is_alive(holder: str) -> bool:
+    return _holder_pid(holder) is not None and not _holder_is_dead(holder)
+
+
+# --- The sweep (beat: cutouts/tasks.py bg_remove_jobs_sweep_run) ---------------------------------
+
+def bg_remove_jobs_reclaim() -> int:
+    """Puts running jobs whose worker is gone back in the queue (as a claim would take them over,
+    counting a crash only for a dead holder), so none waits for a message naming it. Returns how
+    many."""
+    now = timezone.now()
+    back = {"status": Status.QUEUED, "lease_expires_at": None, "run_after": None, "enqueued_at": None}
+    return sum(_take_over(job, back) for job in _abandoned(now))
+
+
+def bg_remove_jobs_unsent(*, waiting: int) -> list:
+    """The jobs to publish a message for, marked sent: as many as runnable queued jobs outnumber
+    the `waiting` messages of the job queue (a message runs whichever job is fairest, so only the
+    count tells whether one is missing: a failed publish, a broker that lost messages, a dead
+    worker's reserved ones). Jobs sent within the last sweep interval are not re-sent (their
+    message may be on its way); the oldest unsent first. A miscount costs at most a message
+    that finds nothing to do."""
+    now = timezone.now()
+    runnable = BgRemoveJob.objects.filter(Q(run_after__isnull=True) | Q(run_after__lte=now), status=Status.QUEUED)
+    missing = runnable.count() - waiting
+    if missing <= 0:
+        return []
+    settled = now - timedelta(seconds=settings.BG_REMOVE_SWEEP_SECONDS)
+    ids = list(runnable.filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lte=settled))
+               .order_by(F("enqueued_at").asc(nulls_first=True), "created_at").values_list("pk", flat=True)[:missing])
+    BgRemoveJob.objects.filter(pk__in=ids).update(enqueued_at=now)
+    return ids
+
+
+# --- Running a job -------------------------------------------------------------------------------
+
+def bg_remove_job_release(*, job_id, holder: str, attempts: int) -> bool:
+    """Puts back in the queue the job this claim (holder, attempts) left running when the database
+    went away mid-job: not a crash, not a retry of the job."""
+    return bool(BgRemoveJob.objects.filter(pk=job_id, status=Status.RUNNING, claimed_by=holder, attempts=attempts)
+                .update(status=Status.QUEUED, lease_expires_at=None, run_after=None))
+
+
+def bg_remove_job_process(*, job_id, release: dict | None = None) -> BgRemoveJob | None:
+    """Fetches the origin, checks it, runs the model once, stores the cutout, records the end.
+
+    With the database unreachable at any point, raises JobInterruptedError (the task retries
+    with backoff); `release` is such an interrupted run's claim, put back first."""
+    try:
+        if release:
+            bg_remove_job_release(**release)
+        job = bg_remove_job_claim(job_id=job_id)
+    except DATABASE_UNAVAILABLE as exc:
+        logger.warning("bg-remove message for job %s: database unavailable: %s", job_id, exc)
+        raise JobInterruptedError(release) from None
     if job is None:
         return None
     try:
         with _LeaseKept(job):
-            return _process(job)
+            return _run(job)
+    except DATABASE_UNAVAILABLE as exc:
+        logger.warning("bg-remove job %s interrupted: database unavailable: %s", job.pk, exc)
+        release = {"job_id": str(job.pk), "holder": job.claimed_by, "attempts": job.attempts}
+        try:
+            connection.close_if_unusable_or_obsolete()
+            if bg_remove_job_release(**release):
+                release = None
+        except DATABASE_UNAVAILABLE:
+            pass  # Still down: the retried message puts it back.
+        raise JobInterruptedError(release) from None
+
+
+def _run(job: BgRemoveJob) -> BgRemoveJob:
+    try:
+        return _process(job)
+    except DATABASE_UNAVAILABLE:
+        raise
     except TransientJobError as exc:
         retries = job.retries + 1
         if retries > settings.BG_REMOVE_MAX_RETRIES:
@@ -284,15 +394,15 @@ def bg_remove_job_process(*, job_id) -> BgRemoveJob | None:
         raise
     except Exception:
         logger.exception("bg-remove job %s failed unexpectedly", job.id)
-        bg_remove_job_fail(job=job, status=500, code="internal_error",
-                           message="Background removal failed because of an internal error.")
-        return job
+        return bg_remove_job_fail(job=job, status=500, code="internal_error",
+                                  message="Background removal failed because of an internal error.")
 
 
 class _LeaseKept:
     """Renews this worker's lease on the job every third of BG_REMOVE_JOB_LEASE while it runs, so
     a job longer than the lease (a big image, alpha matting, a slow origin) is not taken over by
-    another worker. A worker that dies stops renewing, and the lease runs out as before."""
+    another worker. A worker that dies stops renewing, and the lease runs out as before; a
+    database that goes away for a while only skips renewals."""
 
     def __init__(self, job: BgRemoveJob):
         self.job_pk, self.holder = job.pk, job.claimed_by
@@ -311,13 +421,16 @@ class _LeaseKept:
     def _run(self):
         try:
             while not self._stop.wait(max(self.lease / 3, 0.5)):
-                renewed = BgRemoveJob.objects.filter(pk=self.job_pk, status=Status.RUNNING,
-                                                     claimed_by=self.holder).update(
-                    lease_expires_at=timezone.now() + timedelta(seconds=self.lease))
+                try:
+                    renewed = BgRemoveJob.objects.filter(pk=self.job_pk, status=Status.RUNNING,
+                                                         claimed_by=self.holder).update(
+                        lease_expires_at=timezone.now() + timedelta(seconds=self.lease))
+                except DATABASE_UNAVAILABLE as exc:
+                    logger.warning("bg-remove job %s: lease not renewed: %s", self.job_pk, exc)
+                    connection.close()  # A new connection at the next renewal.
+                    continue
                 if not renewed:
                     return  # Finished, failed or taken over meanwhile: nothing left to keep.
-        except Exception as exc:  # The database is down: the job's own writes will say so.
-            logger.warning("bg-remove job %s: lease not renewed: %s", self.job_pk, exc)
         finally:
             connection.close()  # This thread's own connection.
 

@@ -20,17 +20,17 @@ def procfile_line(name: str) -> str:
 
 
 def start_procfile_process(name: str, env_overrides: dict, log_path: Path, *, ready_timeout: float = 90,
-                           ready_marker: str = " ready.") -> WorkerProcess:
-    """The Procfile's `name` line run by /bin/sh (it uses ${VAR:-default}), the venv first on PATH."""
+                           ready_marker: str = " ready.", argv_prefix: tuple = ()) -> WorkerProcess:
+    """The Procfile's `name` line run by /bin/sh (it uses ${VAR:-default}), the venv first on PATH;
+    `argv_prefix` runs it through another program (e.g. `unshare`), which must exec it."""
     env = {**os.environ, **env_overrides}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     log = log_path.open("wb")
     line = procfile_line(name)
-    # `exec` so the process is the command itself; a line of several commands (beat's `mkdir -p … &&
-    # celery …`) execs its last.
-    first, sep, last = line.rpartition(" && ")
-    command = f"{first}{sep}exec {last}" if sep else f"exec {line}"
-    proc = subprocess.Popen(["/bin/sh", "-c", command], cwd=ROOT, env=env, stdout=log,
+    # exec, so the process is the program itself; not for a line of several commands (beat's
+    # `mkdir … && celery beat`), whose shell stays (stop_process ends the whole group).
+    command = line if "&&" in line else f"exec {line}"
+    proc = subprocess.Popen([*argv_prefix, "/bin/sh", "-c", command], cwd=ROOT, env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     process = WorkerProcess(proc, log_path)
     deadline = time.monotonic() + ready_timeout

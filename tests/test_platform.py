@@ -538,6 +538,13 @@ def test_migrate_runs_once_before_web_and_worker():
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
 
 
+def test_long_running_services_are_restarted_when_they_die():
+    # A dead worker comes back by itself (and /readyz says so meanwhile: docs/deploy.md).
+    services = stack()["services"]
+    for name in ("web", "worker", "webhooks", "beat"):
+        assert services[name].get("restart") in ("always", "unless-stopped"), name
+
+
 def test_dependencies_exist_and_what_is_waited_on_can_say_so():
     services = stack()["services"]
     for name, spec in services.items():
@@ -813,8 +820,9 @@ def test_the_stacks_own_commands_and_health_checks_serve_a_cutout(tmp_path, sett
                                                   stderr=subprocess.STDOUT, start_new_session=True)
         wait_for_port(port, timeout=60, proc=processes["web"])
         _wait_for(lambda: check("web"), "web health check")
-        ready = subprocess.run(["cutout-healthcheck", "/readyz"], env=env, capture_output=True, text=True)
-        assert ready.returncode == 0, ready.stdout
+        # Ready once the worker consumes the job queue (it loads the model first).
+        _wait_for(lambda: subprocess.run(["cutout-healthcheck", "/readyz"], env=env, capture_output=True, text=True),
+                  "/readyz")
 
         url = f"http://127.0.0.1:{port}/render/platform-photos/astronaut.jpg?bg-remove=true"
         first = requests.get(url, headers={"Host": "localhost"}, timeout=30)

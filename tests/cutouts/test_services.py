@@ -202,3 +202,56 @@ def test_a_large_jpeg_is_decoded_in_draft_mode_and_scaled_to_the_inference_ceili
     assert drafts == [((3162, 3162), (3500, 3500))]
     assert image.size == (3162, 3162) == inference_size(7000, 7000)
     assert inference_size(3000, 3000) is None and inference_size(8000, 5000) == (4000, 2500)
+
+
+# --- The sweep (issue 21) -------------------------------------------------------------------------
+
+def test_the_sweep_puts_abandoned_jobs_back_counting_a_crash_only_for_a_holder_not_known_alive(source, settings):
+    import os
+    import socket
+
+    settings.BG_REMOVE_MAX_ATTEMPTS = 3
+    expired = timezone.now() - timedelta(seconds=1)
+    held = timezone.now() + timedelta(seconds=60)
+
+    def running(path, holder, lease, crashes=0):
+        return BgRemoveJob.objects.create(source=source, path=path, model="u2netp", status="running",
+                                          claimed_by=holder, lease_expires_at=lease, crashes=crashes,
+                                          enqueued_at=timezone.now())
+
+    here = socket.gethostname()
+    other_host = running("a.jpg", "other-host:1", expired)  # Its machine is gone, or not: unknown.
+    stalled = running("b.jpg", f"{here}:{os.getpid()}", expired)  # Alive here: the database stalled it.
+    dead_here = running("c.jpg", f"{here}:999999999", held)  # Its lease runs on, its process is gone.
+    alive = running("d.jpg", "other-host:2", held)  # Held, renewing: left alone.
+    poison = running("e.jpg", "other-host:3", expired, crashes=2)
+    assert jobs.bg_remove_jobs_reclaim() == 3  # The poison job fails instead.
+    state = {j.path: (j.status, j.crashes, j.enqueued_at) for j in BgRemoveJob.objects.all()}
+    assert state["a.jpg"] == ("queued", 1, None) and state["c.jpg"] == ("queued", 1, None)
+    assert state["b.jpg"] == ("queued", 0, None)
+    assert state["d.jpg"][:2] == ("running", 0)
+    assert state["e.jpg"][:2] == ("failed", 3)
+    assert jobs.bg_remove_jobs_reclaim() == 0  # Nothing left to do: the sweep is idempotent.
+    del other_host, stalled, dead_here, alive, poison
+
+
+def test_the_sweep_sends_only_the_messages_the_queue_lacks(source, settings):
+    settings.BG_REMOVE_SWEEP_SECONDS = 15
+    now = timezone.now()
+
+    def queued(path, **fields):
+        return BgRemoveJob.objects.create(source=source, path=path, model="u2netp", **fields)
+
+    unsent = queued("a.jpg", enqueued_at=None)  # Its publish failed.
+    old = queued("b.jpg", enqueued_at=now - timedelta(minutes=5))
+    fresh = queued("c.jpg", enqueued_at=now)  # Sent a moment ago: its message may be on its way.
+    queued("d.jpg", enqueued_at=None, run_after=now + timedelta(seconds=60))  # Backing off: its message waits.
+    queued("e.jpg", status="done")
+    # Three runnable jobs: the queue holding three messages lacks none, whichever job they name.
+    assert jobs.bg_remove_jobs_unsent(waiting=3) == []
+    assert jobs.bg_remove_jobs_unsent(waiting=2) == [unsent.pk]
+    assert BgRemoveJob.objects.get(pk=unsent.pk).enqueued_at is not None
+    # Marked sent: asked again at once it is not sent twice; only the old one is left to send.
+    assert jobs.bg_remove_jobs_unsent(waiting=0) == [old.pk]
+    assert jobs.bg_remove_jobs_unsent(waiting=0) == []
+    del fresh
