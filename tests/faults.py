@@ -1,7 +1,8 @@
 """A TCP forwarder a test owns, to make a service's outage without touching the service: in front of
 Postgres, Redis or S3, it relays (`up`), refuses connections (`refuse`: nothing listens, and the
-connections it relayed are cut), or goes silent (`hang`: connections are accepted and bytes taken,
-but nothing is relayed either way, as a peer that stopped answering)."""
+connections it relayed are cut), or goes silent (`hang`: as a server process that stopped, e.g.
+SIGSTOP — the kernel still completes new connections into the listen backlog and takes what is
+sent into its buffers, but nothing is read or answered; after `up`, what waited is relayed)."""
 
 import selectors
 import socket
@@ -43,8 +44,7 @@ class Forwarder:
             self._pairs.clear()
 
     def hang(self) -> None:
-        """Connections are accepted and what is sent is taken, but nothing comes back, on new
-        connections and open ones alike."""
+        """Nothing is read or answered, on new connections and open ones alike, until `up`."""
         with self._lock:
             self.mode = "hang"
             if self._listener is None:
@@ -76,6 +76,9 @@ class Forwarder:
         while not self._stop.is_set():
             with self._lock:
                 listener, pairs, mode = self._listener, list(self._pairs), self.mode
+            if mode == "hang":
+                time.sleep(0.05)  # Stopped: the kernel queues connections and bytes meanwhile.
+                continue
             selector = selectors.DefaultSelector()
             if listener is not None:
                 selector.register(listener, selectors.EVENT_READ, None)
@@ -103,19 +106,13 @@ class Forwarder:
             client, _ = listener.accept()
         except OSError:
             return
-        if mode == "hang":
-            server = None
-        else:
-            try:
-                server = socket.create_connection(self.target, timeout=2)
-            except OSError:
-                _close(client)
-                return
+        try:
+            server = socket.create_connection(self.target, timeout=2)
+        except OSError:
+            _close(client)
+            return
         client.setblocking(False)
-        if server is None:
-            server = _Sink()
-        else:
-            server.setblocking(False)
+        server.setblocking(False)
         with self._lock:
             self._pairs.append((client, server))
 
@@ -129,8 +126,6 @@ class Forwarder:
         if not data:
             self._drop(sock)
             return
-        if mode == "hang":
-            return  # Taken, never passed on.
         try:
             peer.setblocking(True)
             peer.sendall(data)
@@ -145,25 +140,6 @@ class Forwarder:
                     self._pairs.remove(pair)
                     for each in pair:
                         _close(each)
-
-
-class _Sink:
-    """The server side of a connection accepted while silent: it takes everything."""
-
-    def fileno(self):
-        return -1
-
-    def setblocking(self, flag):
-        pass
-
-    def sendall(self, data):
-        pass
-
-    def recv(self, size):
-        raise BlockingIOError
-
-    def close(self):
-        pass
 
 
 def _close(sock) -> None:

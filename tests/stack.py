@@ -1,4 +1,4 @@
-"""The production stack for load-and-fault tests: platform/Procfile's web, worker and beat on
+"""The production stack for load-and-fault tests: platform/Procfile's web, worker, webhooks and beat on
 Postgres, Redis and S3 (moto), each service reached through a forwarder the test owns
 (tests/faults.py), so an outage is made without touching the machine's shared services; and a
 mixed client load recorded request by request."""
@@ -46,7 +46,7 @@ class Stack:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def start(self, name: str, **extra) -> None:
-        markers = {"web": "Started worker", "worker": " ready.", "beat": "beat: Starting"}
+        markers = {"web": "Started worker", "worker": " ready.", "webhooks": " ready.", "beat": "beat: Starting"}
         self.processes[name] = start_procfile_process(name, {**self.env, **extra}, self.tmp / f"{name}.log",
                                                       ready_marker=markers[name])
         if name == "web":
@@ -56,6 +56,9 @@ class Stack:
         """The process itself, as the kernel's OOM killer would (its children are left to notice)."""
         os.kill(self.processes[name].proc.pid, sig)
         self.processes[name].proc.wait(timeout=10)
+
+    def lease_and_sweep(self) -> float:
+        return float(self.env["BG_REMOVE_JOB_LEASE"]) + float(self.env["BG_REMOVE_SWEEP_SECONDS"])
 
     def kill_pool_process(self) -> int:
         """One prefork pool process of the worker, SIGKILLed; its pid."""
@@ -110,11 +113,14 @@ def stack_start(*, tmp: Path, moto_url: str, bucket: str, origin_root: Path, **e
         "WORKER_CONCURRENCY": "1",
         "RENDER_RATE_LIMIT": "100000/m",
         "LOG_FLUSH_SECONDS": "0",
+        # Shorter than production's (60 s, 15 s), so a fault's jobs end within a test's minute.
+        "BG_REMOVE_JOB_LEASE": "20",
+        "BG_REMOVE_SWEEP_SECONDS": "5",
         **extra,
     }
     stack = Stack(port=port, env=env, postgres=postgres, redis=cache, s3=s3, tmp=tmp)
     try:
-        for name in ("web", "worker", "beat"):
+        for name in ("web", "worker", "webhooks", "beat"):
             stack.start(name)
     except BaseException:
         stack.stop()
