@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from celery import Celery, bootsteps
-from celery.signals import worker_init, worker_process_init
+from celery.signals import celeryd_init, worker_init, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # Alpha matting (pymatting's numba kernels) runs in a forked child of the worker; numba's own
@@ -24,6 +24,17 @@ def _make_broker_folders(sender, **kwargs):
         folder = sender.conf.broker_transport_options.get(key)
         if folder:
             Path(folder).mkdir(parents=True, exist_ok=True)
+
+
+@celeryd_init.connect
+def _wait_on_the_broker(conf=None, **kwargs):
+    # The broker's socket_timeout bounds how long a request waits to publish a job (settings.py). A
+    # worker's own connection keeps none: with one, a Redis that stops answering for a few seconds
+    # made an ack time out ("Couldn't ack … TimeoutError") and left the consumer taking no more
+    # messages; without it the worker waits for Redis to answer, and goes on.
+    options = dict(conf.broker_transport_options or {})
+    options.pop("socket_timeout", None)
+    conf.broker_transport_options = options
 
 
 def _runs_jobs() -> bool:
