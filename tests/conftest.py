@@ -46,7 +46,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture
 def _needs_postgres():
-    require("postgres", settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql")
+    require("postgres", connection.vendor == "postgresql")
 
 
 @pytest.fixture
@@ -240,7 +240,7 @@ def worker_env(settings, tmp_path):
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "REDIS_URL": settings.REDIS_URL or "",
     }
-    if db["ENGINE"] == "django.db.backends.postgresql":
+    if connection.vendor == "postgresql":
         env["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
     else:
         env["DATABASE_URL"] = f"sqlite:///{db['NAME']}"

@@ -681,7 +681,7 @@ def test_settings_under_the_stack_environment_select_postgres_redis_and_s3(tmp_p
     assert result.returncode == 0, result.stderr
     values = json.loads(result.stdout)
     assert values["debug"] is False
-    assert values["db"] == ["django.db.backends.postgresql", "postgres", 5432, "cutout"]
+    assert values["db"] == ["core.postgresql", "postgres", 5432, "cutout"]
     assert values["broker"] == values["redis"] == compose_env["REDIS_URL"]
     assert values["cache"]["BACKEND"].endswith("RedisCache") and values["cache"]["LOCATION"] == values["redis"]
     assert values["storage"] == "storages.backends.s3.S3Storage"
