@@ -365,6 +365,15 @@ SOURCE_CACHE_SECONDS = env.float("SOURCE_CACHE_SECONDS", default=2)
 RENDER_LOOKUP_CACHE_SECONDS = env.float("RENDER_LOOKUP_CACHE_SECONDS", default=2)
 # Bytes of small finished renders a web process keeps in memory for as long (0: read every time).
 RENDER_MEMORY_CACHE_BYTES = env.int("RENDER_MEMORY_CACHE_BYTES", default=32 * 1024 * 1024)
+# With a bucket (AWS_STORAGE_BUCKET_NAME), finished renders are also kept on each machine's disk,
+# shared by its web processes, so a hit reads no S3 and is served while the store is down
+# (rendering/node_cache.py): this many bytes at most (0: none), in this folder.
+RENDER_NODE_CACHE_BYTES = env.int("RENDER_NODE_CACHE_BYTES", default=1024**3)
+RENDER_NODE_CACHE_DIR = Path(env.str("RENDER_NODE_CACHE_DIR", default=str(VAR_DIR / "node-cache")))
+# While the database is down, a web process still serves the hits its machine kept (and the node
+# cache holds), with each source as the process read it at most this many seconds before, when
+# nothing was purged or changed since (0: none; rendering/node_cache.py).
+RENDER_STALE_IF_ERROR_SECONDS = env.int("RENDER_STALE_IF_ERROR_SECONDS", default=86400)
 # Per account, derived renders kept in object storage: at most this many, and this many bytes
 # (0: no ceiling). Past either, the least recently used are evicted; cutouts never are.
 RENDER_MAX_STORED_PER_ACCOUNT = env.int("RENDER_MAX_STORED_PER_ACCOUNT", default=1_000_000)

@@ -75,8 +75,9 @@ def photo_png() -> bytes:
 
 @pytest.fixture(autouse=True)
 def media_storage(tmp_path, settings):
-    """Each test renders into its own folder of local object storage."""
+    """Each test renders into its own folder of local object storage (and node cache)."""
     media = tmp_path / "media"
+    settings.RENDER_NODE_CACHE_DIR = tmp_path / "node-cache"
     settings.STORAGES = {
         **settings.STORAGES,
         "default": {
