@@ -166,12 +166,13 @@ DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR 
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Bounded waits on PostgreSQL, which every request may need: seconds to connect (libpq's
-# connect_timeout, whole seconds, at least 2 as libpq counts it; 0: none), seconds a statement
-# may run in the server before it cancels it (0: none), and seconds any wait for the server may
-# last, so a server that stops answering (a frozen host, a held connection) costs a request this
-# and not forever (core/postgresql/base.py; 0: none). The read bound is above the statement's,
-# so a slow query is cancelled by the server, keeping its connection, before the client gives up.
-DATABASE_CONNECT_TIMEOUT = env.int("DATABASE_CONNECT_TIMEOUT", default=2)
+# connect_timeout, whole seconds, at least 2 as libpq counts it; 0: none; a new connection is a new
+# server process and authentication, over 2 s on a loaded 2-core machine), seconds a statement may
+# run in the server before it cancels it (0: none), and seconds any wait for the server may last,
+# so a server that stops answering (a frozen host, a held connection) costs a request this and
+# not forever (core/postgresql/base.py; 0: none). The read bound is above the statement's, so a
+# slow query is cancelled by the server, keeping its connection, before the client gives up.
+DATABASE_CONNECT_TIMEOUT = env.int("DATABASE_CONNECT_TIMEOUT", default=5)
 DATABASE_STATEMENT_TIMEOUT = env.float("DATABASE_STATEMENT_TIMEOUT", default=5)
 DATABASE_READ_TIMEOUT = env.float("DATABASE_READ_TIMEOUT", default=DATABASE_STATEMENT_TIMEOUT + 1)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":

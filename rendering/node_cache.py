@@ -112,9 +112,11 @@ def node_cache_keep(*, etag: str, data: bytes) -> None:
 
 # --- The index, for stale-if-error -----------------------------------------------------------------
 
-# (folder, key) → the generation its index entry was last written under, in this process: a
-# render looked up again under the same generation is not written again.
-_indexed = LRUCache(maxsize=50_000)
+# (folder, key) → (the generation its index entry was last written under by this process, when):
+# a render looked up again under the same generation is written again only after
+# INDEX_REWRITE_SECONDS, so the entry of a render in use stays young for the sweep.
+_indexed = LRUCache(maxsize=20_000)
+INDEX_REWRITE_SECONDS = 600
 _indexed_lock = threading.Lock()
 
 
@@ -124,11 +126,12 @@ def node_cache_index(*, key: str, row: dict) -> None:
     generation = generation_shared()
     if generation is None or len(key) != 64 or not _HEX.issuperset(key):
         return
-    folder = _folder()
+    folder, now = _folder(), time.monotonic()
     with _indexed_lock:
-        if _indexed.get((folder, key)) == generation:
+        written = _indexed.get((folder, key))
+        if written is not None and written[0] == generation and now - written[1] < INDEX_REWRITE_SECONDS:
             return
-        _indexed[(folder, key)] = generation
+        _indexed[(folder, key)] = (generation, now)
     data = json.dumps({"generation": generation, "row": row}, separators=(",", ":")).encode()
     _write(f"{_INDEX}/{key[:2]}/{key}", data)
 

@@ -44,6 +44,7 @@ NOT_PASSED = {
     "ORIGIN_ALLOW_LOOPBACK": "development only",
     "DJANGO_STATIC_ROOT": "the image collects static files into the default folder at build time",
     "CUTOUT_ENV_FILE": "the image has no .env (Dockerfile.dockerignore): the stack passes every setting",
+    "RENDER_NODE_CACHE_DIR": "each container's own folder, under CUTOUT_VAR_DIR (set by the image)",
 }
 APP_SERVICES = ("web", "worker", "webhooks", "beat", "migrate", "createbucket")
 SERVICES = {"postgres": "postgres:", "redis": "redis:", "s3": "chrislusf/seaweedfs:"}
