@@ -15,7 +15,7 @@ from django.db import connection
 from accounts.services import api_key_create
 from rendering.models import Render
 from tests.conftest import ROOT, free_port, stop_process, wait_for_port, web_command
-from tests.forwarder import Forwarder
+from tests.faults import Forwarder
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
@@ -64,8 +64,8 @@ def stack(request, source, worker_env, s3_bucket, moto_server, tmp_path, _needs_
     forwarder of the test's, and no per-process caching of lookups or bodies: every hit looks its
     render up in the database and reads its bytes from the node cache or the store."""
     _, bucket = s3_bucket
-    s3 = Forwarder(int(moto_server.rsplit(":", 1)[1]))
-    db = Forwarder(int(connection.settings_dict["PORT"] or 5432))
+    s3 = Forwarder("127.0.0.1", int(moto_server.rsplit(":", 1)[1]))
+    db = Forwarder("127.0.0.1", int(connection.settings_dict["PORT"] or 5432))
     folder = tmp_path / "node-cache"
     settings_db = connection.settings_dict
     env = {**worker_env, "CELERY_BROKER_URL": "memory://", "AWS_STORAGE_BUCKET_NAME": bucket,
@@ -94,7 +94,7 @@ def test_a_hit_is_served_from_the_node_cache_while_the_store_is_refused(stack):
     assert status == 200
     render = Render.objects.get()
     assert blobs(stack.folder) == {render.etag.strip('"'): render.size}  # Kept by the process that made it.
-    stack.s3.set("refuse")
+    stack.s3.refuse()
     # Each on a new connection, so both processes answer: the one that never read it too.
     answers = [get(stack.port) for _ in range(20)]
     assert answers == [(200, made)] * 20
@@ -105,11 +105,11 @@ def test_after_a_purge_a_kept_render_is_not_served(stack, account):
     assert get(stack.port)[0] == 200
     assert get(stack.port)[0] == 200
     purge(stack.port, account, {"source": "acme-photos"})
-    stack.s3.set("refuse")
+    stack.s3.refuse()
     status, body = get(stack.port)
     assert status == 503 and json.loads(body)["error"]["code"] == "storage_unavailable"
     # Nor while the database is down too: the purge moved the cache generation.
-    stack.db.set("refuse")
+    stack.db.refuse()
     status, body = get(stack.port)
     assert status == 503, body
 
@@ -135,16 +135,16 @@ def test_an_entry_that_is_not_whole_is_never_served(stack):
     assert status == 200
     render = Render.objects.get()
     (path,) = (stack.folder / "blobs").glob(f"*/{render.etag.strip(chr(34))}")
-    stack.s3.set("refuse")
+    stack.s3.refuse()
     for damage in (lambda data: data[: len(data) // 2], lambda data: data[:-1] + bytes([data[-1] ^ 1])):
         path.write_bytes(damage(made))  # Cut short, or one bit changed (the same size).
         status, body = get(stack.port)
         assert status == 503 and body != made, body[:200]
         assert not path.exists()  # Removed, not served.
-        stack.s3.set("pass")
+        stack.s3.up()
         assert get(stack.port) == (200, made)  # Read from the store, and kept again, whole.
         assert path.read_bytes() == made
-        stack.s3.set("refuse")
+        stack.s3.refuse()
 
 
 @pytest.mark.parametrize("stack", [{"WORKERS": "1"}], indirect=True)
@@ -154,8 +154,8 @@ def test_while_the_database_and_the_store_are_refused_kept_hits_are_served_withi
     assert status == 200
     status, made_expiring = get(stack.port, expiring)
     assert status == 200
-    stack.db.set("refuse")
-    stack.s3.set("refuse")
+    stack.db.refuse()
+    stack.s3.refuse()
     assert get(stack.port) == (200, made)
     assert get(stack.port, expiring) == (200, made_expiring)
     status, body = get(stack.port, "/render/acme-photos/astronaut.jpg?w=41")  # Never kept.
@@ -163,8 +163,8 @@ def test_while_the_database_and_the_store_are_refused_kept_hits_are_served_withi
     time.sleep(max(0.0, int(expiring.rsplit("=", 1)[1]) + 1 - time.time()))
     status, body = get(stack.port, expiring)
     assert status == 404 and json.loads(body)["error"]["code"] == "expired"  # Its own rule still holds.
-    stack.db.set("pass")
-    stack.s3.set("pass")
+    stack.db.up()
+    stack.s3.up()
     assert get(stack.port) == (200, made)
 
 
