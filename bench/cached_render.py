@@ -12,7 +12,12 @@ keep-alive clients (wrk when installed) for
     behind a CDN, and every request goes through Django to the (cached) render lookup;
   - a static file with the very same bytes, served by granian itself (--static-path-mount);
   - the same static file served by the same server through WhiteNoise (Django);
-and, with --gunicorn, the same cached render from the same application under gunicorn
+With --s3, instead: a hit that misses the processes' memory (RENDER_LOOKUP_CACHE_SECONDS=0, so
+every request looks its render up and reads its bytes), on local files, on S3 (moto[server] over
+HTTP) through the node cache, and on S3 without it (RENDER_NODE_CACHE_BYTES=0); CPU per request
+of each and the ratios to local files (target: S3 through the node cache <= 1.5x local).
+
+And, with --gunicorn, the same cached render from the same application under gunicorn
 (2 workers × 4 threads, the server the platform used before granian; installed into the
 project's virtual environment if missing). Prints the server's CPU milliseconds per request (from
 /proc, all its processes), requests/s and p50/p99 latency, and the ratios; CPU per request is the
@@ -26,6 +31,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 from common import ROOT, Stack, cpu_seconds, free_port, group_members, load, report, wait_for, wrk_available
 
@@ -89,12 +95,68 @@ def load_variants(port, seconds, connections, server):
             "errors": int(bad.group(1)) if bad else 0, "client": "wrk", "cpu_ms": 1000 * spent / max(done, 1)}
 
 
+# A plain render (no cutout, so no worker is needed), larger than one socket read.
+PLAIN = "/render/demo/astronaut.jpg?w=256&fm=webp"
+
+
+def moto_start():
+    """An S3-compatible server (moto[server]) with a bucket: (process, endpoint)."""
+    import boto3
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    endpoint = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="bench",
+                         aws_secret_access_key="bench").create_bucket(Bucket="bench")
+            return proc, endpoint
+        except Exception:  # Not listening yet.
+            time.sleep(0.1)
+    raise TimeoutError("moto did not start")
+
+
+def s3_main(args):
+    moto, endpoint = moto_start()
+    s3 = {"AWS_STORAGE_BUCKET_NAME": "bench", "AWS_S3_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "bench",
+          "AWS_SECRET_ACCESS_KEY": "bench"}
+    stacks = {"local files": {}, "S3, node cache": s3, "S3, no node cache": {**s3, "RENDER_NODE_CACHE_BYTES": "0"}}
+    results = {}
+    try:
+        for name, extra in stacks.items():
+            stack = Stack([ROOT / "tests" / "fixtures" / "astronaut.jpg"])
+            stack.env.update(RENDER_LOOKUP_CACHE_SECONDS="0", **extra)
+            try:
+                stack.start()
+                body = wait_for(stack.port, PLAIN)
+                load(stack.port, [PLAIN], 1, args.connections)  # Warm: every process has read it once.
+                web = lambda: group_members(stack.proc.pid)  # noqa: E731
+                results[name] = load(stack.port, [PLAIN], args.seconds, args.connections, server=web)
+            finally:
+                stack.close()
+    finally:
+        os.killpg(moto.pid, signal.SIGTERM)
+        moto.wait(timeout=30)
+    print(f"{len(body)} bytes, a hit with no per-process caching (RENDER_LOOKUP_CACHE_SECONDS=0), "
+          f"{args.connections} keep-alive connections, {args.seconds:g} s each, cpus: {os.cpu_count()}")
+    for name, result in results.items():
+        report(name, result)
+    local = results["local files"]["cpu_ms"]
+    for name in ("S3, node cache", "S3, no node cache"):
+        print(f"CPU per request {name} / local files: {results[name]['cpu_ms'] / local:.2f}")
+    print("(target: S3 through the node cache <= 1.5)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--gunicorn", action="store_true", help="also the cached render under gunicorn")
+    parser.add_argument("--s3", action="store_true", help="a hit on local files vs on S3, with and without the node cache")
     args = parser.parse_args()
+    if args.s3:
+        return s3_main(args)
     peer = None
     stack = Stack([ROOT / "tests" / "fixtures" / "astronaut.jpg"])
     try:

@@ -5,6 +5,7 @@ from collections.abc import MutableMapping
 from pathlib import Path
 
 import environ
+from botocore.config import Config
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -164,6 +165,33 @@ DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR 
 # Seconds a connection is reused (checked before reuse); 0 closes it after each request.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Bounded waits on PostgreSQL, which every request may need: seconds to connect (libpq's
+# connect_timeout, whole seconds, at least 2 as libpq counts it; 0: none; a new connection is a new
+# server process and authentication, over 2 s on a loaded 2-core machine), seconds a statement may
+# run in the server before it cancels it (0: none), and seconds any wait for the server may last,
+# so a server that stops answering (a frozen host, a held connection) costs a request this and
+# not forever (core/postgresql/base.py; 0: none). The read bound is above the statement's, so a
+# slow query is cancelled by the server, keeping its connection, before the client gives up.
+DATABASE_CONNECT_TIMEOUT = env.int("DATABASE_CONNECT_TIMEOUT", default=5)
+DATABASE_STATEMENT_TIMEOUT = env.float("DATABASE_STATEMENT_TIMEOUT", default=5)
+DATABASE_READ_TIMEOUT = env.float("DATABASE_READ_TIMEOUT", default=DATABASE_STATEMENT_TIMEOUT + 1)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    if DATABASE_CONNECT_TIMEOUT == 1 or DATABASE_CONNECT_TIMEOUT < 0:
+        raise ImproperlyConfigured("DATABASE_CONNECT_TIMEOUT is whole seconds, 0 (none) or at least 2 "
+                                   "(libpq would wait 2 for 1).")
+    if DATABASE_STATEMENT_TIMEOUT < 0 or DATABASE_READ_TIMEOUT < 0:
+        raise ImproperlyConfigured("DATABASE_STATEMENT_TIMEOUT and DATABASE_READ_TIMEOUT are seconds, 0 for none.")
+    DATABASES["default"]["ENGINE"] = "core.postgresql"  # Django's, with the read bound.
+    options = DATABASES["default"].setdefault("OPTIONS", {})
+    options.setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT)
+    if DATABASE_STATEMENT_TIMEOUT:
+        options.setdefault("options", f"-c statement_timeout={round(DATABASE_STATEMENT_TIMEOUT * 1000)}")
+    options.setdefault("read_timeout", DATABASE_READ_TIMEOUT)
+    # A peer that vanished (a host down, a dropped route) is noticed by the kernel too: keepalives
+    # after 10 s idle, and data left unacknowledged for the read bound ends the connection.
+    options.update({"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 2, "keepalives_count": 3})
+    if DATABASE_READ_TIMEOUT:
+        options.setdefault("tcp_user_timeout", round(DATABASE_READ_TIMEOUT * 1000))
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web and worker share the file: wait for the other's write lock instead of failing.
     # WAL lets readers and the one writer proceed together, and with synchronous=NORMAL a commit
@@ -268,6 +296,17 @@ CELERY_BEAT_SCHEDULE = {
 MEDIA_ROOT = Path(env.str("CUTOUT_MEDIA_ROOT", default=str(VAR_DIR / "media")))
 # The bucket for cutouts and renders; set, it selects S3 storage.
 AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default=None)
+# Bounded waits on the bucket, which a render's first hit on a node and every new render need:
+# seconds to connect, seconds to wait for each read of an answer, and attempts per call (1: none
+# repeated; botocore's default tries 5 times, so a store that hangs would cost a request five
+# read timeouts). A failed call is a 503 the client may retry; a job's write is retried by the
+# job's own backoff (cutouts/tasks.py).
+AWS_S3_CONNECT_TIMEOUT = env.float("AWS_S3_CONNECT_TIMEOUT", default=1)
+AWS_S3_READ_TIMEOUT = env.float("AWS_S3_READ_TIMEOUT", default=5)
+AWS_S3_MAX_ATTEMPTS = env.int("AWS_S3_MAX_ATTEMPTS", default=1)
+if AWS_S3_CONNECT_TIMEOUT <= 0 or AWS_S3_READ_TIMEOUT <= 0 or AWS_S3_MAX_ATTEMPTS < 1:
+    raise ImproperlyConfigured("AWS_S3_CONNECT_TIMEOUT and AWS_S3_READ_TIMEOUT are seconds above 0, "
+                               "AWS_S3_MAX_ATTEMPTS at least 1.")
 if AWS_STORAGE_BUCKET_NAME:
     RENDER_STORAGE = {
         "BACKEND": "storages.backends.s3.S3Storage",
@@ -284,6 +323,8 @@ if AWS_STORAGE_BUCKET_NAME:
             "default_acl": None,
             "file_overwrite": True,
             "querystring_auth": False,
+            "client_config": Config(connect_timeout=AWS_S3_CONNECT_TIMEOUT, read_timeout=AWS_S3_READ_TIMEOUT,
+                                    retries={"total_max_attempts": AWS_S3_MAX_ATTEMPTS, "mode": "standard"}),
         },
     }
 else:
@@ -325,6 +366,15 @@ SOURCE_CACHE_SECONDS = env.float("SOURCE_CACHE_SECONDS", default=2)
 RENDER_LOOKUP_CACHE_SECONDS = env.float("RENDER_LOOKUP_CACHE_SECONDS", default=2)
 # Bytes of small finished renders a web process keeps in memory for as long (0: read every time).
 RENDER_MEMORY_CACHE_BYTES = env.int("RENDER_MEMORY_CACHE_BYTES", default=32 * 1024 * 1024)
+# With a bucket (AWS_STORAGE_BUCKET_NAME), finished renders are also kept on each machine's disk,
+# shared by its web processes, so a hit reads no S3 and is served while the store is down
+# (rendering/node_cache.py): this many bytes at most (0: none), in this folder.
+RENDER_NODE_CACHE_BYTES = env.int("RENDER_NODE_CACHE_BYTES", default=1024**3)
+RENDER_NODE_CACHE_DIR = Path(env.str("RENDER_NODE_CACHE_DIR", default=str(VAR_DIR / "node-cache")))
+# While the database is down, a web process still serves the hits its machine kept (and the node
+# cache holds), with each source as the process read it at most this many seconds before, when
+# nothing was purged or changed since (0: none; rendering/node_cache.py).
+RENDER_STALE_IF_ERROR_SECONDS = env.int("RENDER_STALE_IF_ERROR_SECONDS", default=86400)
 # Per account, derived renders kept in object storage: at most this many, and this many bytes
 # (0: no ceiling). Past either, the least recently used are evicted; cutouts never are.
 RENDER_MAX_STORED_PER_ACCOUNT = env.int("RENDER_MAX_STORED_PER_ACCOUNT", default=1_000_000)

@@ -72,6 +72,17 @@ def generation_stamp() -> int:
     return version if begun is None else begun
 
 
+def generation_shared() -> int | None:
+    """The shared value as this process last read it, when the current request began under it:
+    what an entry kept outside the process's memory (rendering/node_cache.py's index, shared by
+    the machine's processes) is stamped with and checked against. None when it could not be read,
+    or moved during the request."""
+    value = _last
+    if value is _MISSING or value is None or generation_stamp() != version:
+        return None
+    return value
+
+
 def generation_in_redis() -> bool:
     """Whether the shared value is in Redis (the default cache), else in the file."""
     key = id(settings.CACHES)

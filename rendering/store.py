@@ -9,11 +9,11 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage, default_storage
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 
@@ -25,6 +25,13 @@ from core.storage import storage_holds, storage_missing, storage_put
 from cutouts.models import BgRemoveJob
 from rendering.hot import hot_clear
 from rendering.models import Render, RenderInput
+from rendering.node_cache import (
+    node_cache_enabled,
+    node_cache_index,
+    node_cache_keep,
+    node_cache_read,
+    node_cache_render,
+)
 from sources.models import Source, Upload
 from sources.origins.uploads import upload_folder, upload_name
 
@@ -80,11 +87,44 @@ def render_get(*, key: str) -> Render | None:
     render = _renders.get(key, None) if ttl > 0 else None
     if render is not None:
         return render
-    render = _render_by_key.get(key)
+    try:
+        render = _render_by_key.get(key)
+    except (OperationalError, InterfaceError):
+        # The database is down: the render as this machine last read it, when nothing was purged
+        # or changed since (rendering/node_cache.py), else the error (503).
+        render = _render_kept(key)
+        if render is None:
+            raise
+        return render
     if render is not None:  # Misses are not kept: the render is usually made right after.
         _render_touch(render)
         _renders.set(key, render, ttl)
+        _render_index(render)
     return render
+
+
+_ROW_FIELDS = ("id", "source_id", "path", "storage_name", "content_type", "size", "etag")
+
+
+def _render_index(render: Render) -> None:
+    if node_cache_enabled():
+        row = {name: getattr(render, name) for name in _ROW_FIELDS}
+        row.update(created_at=render.created_at.isoformat(), last_used_at=render.last_used_at.isoformat())
+        node_cache_index(key=render.key, row=row)
+
+
+def _render_kept(key: str) -> Render | None:
+    row = node_cache_render(key=key) if node_cache_enabled() else None
+    if row is None:
+        return None
+    try:
+        fields = {name: row[name] for name in _ROW_FIELDS}
+        fields.update(created_at=datetime.fromisoformat(row["created_at"]),
+                      last_used_at=datetime.fromisoformat(row["last_used_at"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+    logger.info("database unavailable: render %s served as this machine kept it", key)
+    return Render(key=key, **fields)
 
 
 def render_inputs(render: Render) -> set[tuple[int, str]]:
@@ -140,6 +180,9 @@ def render_store(*, key: str, source, path: str, data: bytes, content_type: str,
     if ttl > 0:
         _renders.set(key, render, ttl)
         _body_keep(render, data)
+    if node_cache_enabled():
+        node_cache_keep(etag=etag, data=data)  # The next hit on this machine reads no store.
+        _render_index(render)
     _ceiling_check(account_id=source.account_id, size=len(data))
     return render
 
@@ -275,9 +318,21 @@ def render_read(render: Render) -> bytes:
     data = _bodies.get((render.storage_name, render.etag), None)
     if data is not None:
         return data
-    with storage_errors(), default_storage.open(render.storage_name, "rb") as fh:
-        data = fh.read()
+    data = _remote_read(render)
     _body_keep(render, data)
+    return data
+
+
+def _remote_read(render: Render) -> bytes:
+    """The render's bytes from this machine's node cache (rendering/node_cache.py) when it holds
+    them whole, else from the store (then kept there)."""
+    kept = node_cache_enabled()
+    data = node_cache_read(etag=render.etag, size=render.size) if kept else None
+    if data is None:
+        with storage_errors(), default_storage.open(render.storage_name, "rb") as fh:
+            data = fh.read()
+        if kept and len(data) == render.size:
+            node_cache_keep(etag=render.etag, data=data)
     return data
 
 
@@ -304,12 +359,10 @@ def _object_put(name: str, data: bytes) -> tuple[str, bool]:
 def render_open(render: Render):
     """The stored bytes, ready to send. A remote store is read whole first, so an outage is a
     clean 503 rather than a response that breaks off; local files are streamed."""
+    if not isinstance(default_storage, FileSystemStorage):
+        return io.BytesIO(_remote_read(render))
     with storage_errors():
-        fh = default_storage.open(render.storage_name, "rb")
-        if isinstance(default_storage, FileSystemStorage):
-            return fh
-        with fh:
-            return io.BytesIO(fh.read())
+        return default_storage.open(render.storage_name, "rb")
 
 
 def render_forget(render: Render) -> None:

@@ -3,7 +3,7 @@
 import logging
 
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 
 from core.errors import NotFoundError
 from core.generation import generation_bump
@@ -18,6 +18,10 @@ logger = logging.getLogger(__name__)
 # process at once, and in the others before their next request (the cache generation, see
 # source_cache_clear); SOURCE_CACHE_SECONDS bounds it besides.
 _cache = ExpiringCache(max_entries=10_000)
+# The same, as last read, for RENDER_STALE_IF_ERROR_SECONDS: while the database is down, hits
+# this machine kept are still served (rendering/node_cache.py), through the gate, with the source
+# as it was, when nothing changed since (the cache generation ends these entries as it does _cache's).
+_last_read = ExpiringCache(max_entries=10_000)
 
 
 def source_get(*, slug: str) -> Source | None:
@@ -25,10 +29,18 @@ def source_get(*, slug: str) -> Source | None:
     source = _cache.get(slug) if ttl > 0 else MISSING
     if source is not MISSING:
         return source
-    # [:1], not first(): no ORDER BY to build or run.
-    found = list(Source.objects.select_related("account").filter(slug=slug)[:1])
+    try:
+        # [:1], not first(): no ORDER BY to build or run.
+        found = list(Source.objects.select_related("account").filter(slug=slug)[:1])
+    except (OperationalError, InterfaceError):
+        source = _last_read.get(slug)
+        if source is MISSING:
+            raise
+        return source
     source = found[0] if found else None
     _cache.set(slug, source, ttl)
+    if source is not None:  # A source not found is not answered as such while the database is down.
+        _last_read.set(slug, source, settings.RENDER_STALE_IF_ERROR_SECONDS)
     return source
 
 
@@ -50,6 +62,7 @@ def source_cache_clear(**kwargs) -> None:
     generation moves, core/generation.py), so none goes on with the old source, entitlement or
     limits, or with renders of a deleted source."""
     _cache.clear()
+    _last_read.clear()
     transaction.on_commit(_generation_move, robust=True)
 
 

@@ -46,7 +46,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture
 def _needs_postgres():
-    require("postgres", settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql")
+    require("postgres", connection.vendor == "postgresql")
 
 
 @pytest.fixture
@@ -75,8 +75,9 @@ def photo_png() -> bytes:
 
 @pytest.fixture(autouse=True)
 def media_storage(tmp_path, settings):
-    """Each test renders into its own folder of local object storage."""
+    """Each test renders into its own folder of local object storage (and node cache)."""
     media = tmp_path / "media"
+    settings.RENDER_NODE_CACHE_DIR = tmp_path / "node-cache"
     settings.STORAGES = {
         **settings.STORAGES,
         "default": {
@@ -240,7 +241,7 @@ def worker_env(settings, tmp_path):
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "REDIS_URL": settings.REDIS_URL or "",
     }
-    if db["ENGINE"] == "django.db.backends.postgresql":
+    if connection.vendor == "postgresql":
         env["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
     else:
         env["DATABASE_URL"] = f"sqlite:///{db['NAME']}"

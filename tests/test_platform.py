@@ -44,6 +44,7 @@ NOT_PASSED = {
     "ORIGIN_ALLOW_LOOPBACK": "development only",
     "DJANGO_STATIC_ROOT": "the image collects static files into the default folder at build time",
     "CUTOUT_ENV_FILE": "the image has no .env (Dockerfile.dockerignore): the stack passes every setting",
+    "RENDER_NODE_CACHE_DIR": "each container's own folder, under CUTOUT_VAR_DIR (set by the image)",
 }
 APP_SERVICES = ("web", "worker", "webhooks", "beat", "migrate", "createbucket")
 SERVICES = {"postgres": "postgres:", "redis": "redis:", "s3": "chrislusf/seaweedfs:"}
@@ -681,7 +682,7 @@ def test_settings_under_the_stack_environment_select_postgres_redis_and_s3(tmp_p
     assert result.returncode == 0, result.stderr
     values = json.loads(result.stdout)
     assert values["debug"] is False
-    assert values["db"] == ["django.db.backends.postgresql", "postgres", 5432, "cutout"]
+    assert values["db"] == ["core.postgresql", "postgres", 5432, "cutout"]
     assert values["broker"] == values["redis"] == compose_env["REDIS_URL"]
     assert values["cache"]["BACKEND"].endswith("RedisCache") and values["cache"]["LOCATION"] == values["redis"]
     assert values["storage"] == "storages.backends.s3.S3Storage"

@@ -43,7 +43,7 @@ def test_production_variables_select_postgres_redis_and_s3(tmp_path):
                   RENDER_DOMAIN="img.example.com")
     assert result.returncode == 0, result.stderr
     values = json.loads(result.stdout)
-    assert values["db"] == "django.db.backends.postgresql"
+    assert values["db"] == "core.postgresql"
     assert values["broker"] == "redis://cache:6379/0" and values["cache"].endswith("RedisCache")
     assert values["storage"] == "storages.backends.s3.S3Storage"
     assert ".img.example.com" in values["hosts"]
