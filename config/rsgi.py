@@ -8,4 +8,4 @@ from core.front import BodyFront
 
 application = BodyFront(wsgi_application, threads=settings.WEB_THREADS, body_timeout=settings.WEB_BODY_TIMEOUT,
                         max_body_bytes=settings.WEB_MAX_BODY_BYTES,
-                        max_buffered_bytes=settings.WEB_BODY_BUFFER_BYTES)
+                        max_buffered_bytes=settings.WEB_BODY_BUFFER_BYTES, keep_alive_hint=settings.WEB_KEEPALIVE_HINT)

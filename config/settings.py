@@ -466,6 +466,13 @@ WEB_BODY_TIMEOUT = env.float("WEB_BODY_TIMEOUT", default=30)
 WEB_MAX_BODY_BYTES = env.int("WEB_MAX_BODY_BYTES", default=REMOVEBG_MAX_REQUEST_BYTES)
 # Bytes of request bodies a web process holds while receiving them; past it a request gets 503.
 WEB_BODY_BUFFER_BYTES = env.int("WEB_BODY_BUFFER_BYTES", default=268_435_456)  # 256 MiB
+# granian closes a keep-alive connection idle this long (its header read timeout, milliseconds,
+# 30 s by default and at most 60 s; granian reads the same variable itself). Each response tells
+# the client with `Keep-Alive: timeout=N`, a second under it, so a pool that reads the hint (Node's
+# http.Agent, undici) drops the connection first instead of sending a request on one being
+# closed (docs/deploy.md, "Keep-alive"). Under 2 s: no hint.
+_idle_seconds = env.int("GRANIAN_HTTP1_HEADER_READ_TIMEOUT", default=30000) // 1000
+WEB_KEEPALIVE_HINT = _idle_seconds - 1 if _idle_seconds >= 2 else None
 
 # --- REST framework ---------------------------------------------------------------------------
 REST_FRAMEWORK = {

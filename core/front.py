@@ -66,8 +66,12 @@ class BodyFront:
     """`app` (a WSGI callable) served over RSGI by `threads` threads per process, with request
     bodies received in the event loop first (see the module's docstring)."""
 
-    def __init__(self, app, *, threads: int, body_timeout: float, max_body_bytes: int, max_buffered_bytes: int):
+    def __init__(self, app, *, threads: int, body_timeout: float, max_body_bytes: int, max_buffered_bytes: int,
+                 keep_alive_hint: int | None = None):
         self.app = app
+        # `Keep-Alive: timeout=N` on every response the application makes: how long an idle
+        # connection is kept, so a client pool that reads it closes first (docs/deploy.md).
+        self._keep_alive = [("keep-alive", f"timeout={keep_alive_hint}")] if keep_alive_hint else []
         self.threads = threads
         self.body_timeout = body_timeout
         self.max_body_bytes = max_body_bytes
@@ -212,7 +216,7 @@ class BodyFront:
         started = []
 
         def start_response(status, headers, exc_info=None):
-            started[:] = [int(status[:3]), headers]
+            started[:] = [int(status[:3]), headers + self._keep_alive]  # A new list: a replay may reuse its own.
 
         result = self.app(environ, start_response)
         if isinstance(result, list):

@@ -132,3 +132,10 @@ def test_render_slot_waiters_leave_threads_for_cached_hits(tmp_path):
     assert "RENDER_SLOT_MAX_WAITERS=3 is over 2" in result.stderr and "raise WEB_THREADS" in result.stderr
     result = load(tmp_path, SLOTS_PROBE, DJANGO_DEBUG="true", RENDER_SLOT_MAX_WAITERS="1")
     assert json.loads(result.stdout)["waiters"] == 1
+
+
+def test_the_keep_alive_hint_is_a_second_under_granians_idle_timeout(tmp_path):
+    probe = "import config.settings as s; print(s.WEB_KEEPALIVE_HINT)"
+    assert load(tmp_path, probe, DJANGO_DEBUG="true").stdout.strip() == "29"  # granian's default, 30 s.
+    assert load(tmp_path, probe, DJANGO_DEBUG="true", GRANIAN_HTTP1_HEADER_READ_TIMEOUT="60000").stdout.strip() == "59"
+    assert load(tmp_path, probe, DJANGO_DEBUG="true", GRANIAN_HTTP1_HEADER_READ_TIMEOUT="1500").stdout.strip() == "None"
