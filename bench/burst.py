@@ -54,20 +54,30 @@ class Client:
             worker.start()
 
     def _work(self):
-        conn = None
+        conn, last_used, idle_limit = None, 0.0, None
         while True:
             job = self.jobs.get()
             if job is None:
                 return
             kind, path, due = job
+            # A path, or (method, path, body, headers).
+            method, path, body, headers = path if isinstance(path, tuple) else ("GET", path, None, {})
             started = time.monotonic()
+            if conn is not None and idle_limit is not None and started - last_used >= idle_limit:
+                # Idle as long as the server's `Keep-Alive: timeout=N` said it keeps a connection:
+                # a new one, as Node's http.Agent does (a client that ignores the hint gets errors).
+                conn.close()
+                conn = None
             try:
                 if conn is None:
                     conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-                conn.request("GET", path, headers={"Accept": "image/webp"})
+                conn.request(method, path, body=body, headers={"Accept": "image/webp", **headers})
                 response = conn.getresponse()
                 body = response.read()
                 status = response.status
+                hint = response.getheader("Keep-Alive", "")
+                idle_limit = int(hint.partition("timeout=")[2]) if "timeout=" in hint else None
+                last_used = time.monotonic()
                 code = body[body.find(b'"code"'):][:40].split(b'"')[3].decode() if status >= 400 else ""
             except (OSError, http.client.HTTPException) as exc:
                 status, code, conn = 0, type(exc).__name__, None
