@@ -1,8 +1,10 @@
-"""glibc's malloc arenas bounded for a long-lived web process whose threads decode and encode images."""
+"""glibc's malloc bounded for a long-lived web process whose threads decode and encode images."""
 
 import ctypes
 import logging
 import os
+import threading
+import time
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +22,7 @@ def malloc_arenas_bound(arenas: int) -> bool:
     allocations; its mmap threshold rises to the size of the largest such block freed (up to 32 MiB),
     so later ones land in the arenas too. Under mixed load each of a web process's threads came to
     hold its largest renders' worth of heap: processes grew from about 170 MiB to 560 MiB in five
-    minutes and went on; with two arenas they level off near 300 MiB, at no cost in CPU per render
+    minutes and went on; with two arenas they level off near 400 MiB, at no cost in CPU per render
     (bench/soak.py, bench/README.md)."""
     if "MALLOC_ARENA_MAX" in os.environ or "glibc.malloc.arena_max" in os.environ.get("GLIBC_TUNABLES", ""):
         return False
@@ -33,3 +35,27 @@ def malloc_arenas_bound(arenas: int) -> bool:
     if not mallopt(M_ARENA_MAX, arenas):
         raise RuntimeError(f"mallopt refused M_ARENA_MAX={arenas}")
     return True
+
+
+def malloc_trim_every(seconds: float) -> None:
+    """Every `seconds`, glibc's malloc_trim(0) on a daemon thread of this process (and of any
+    process forked from it): free pages anywhere in the arenas go back to the system, not only at
+    the top of each heap as free() gives them. Two arenas leave fragments all the same, freed pages
+    between live blocks that an image's buffers left behind; trimming them costs a few milliseconds
+    each time. Nothing where the C library is not glibc."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim.argtypes = (ctypes.c_size_t,)
+
+    def loop():
+        while True:
+            time.sleep(seconds)
+            trim(0)
+
+    def start():
+        threading.Thread(target=loop, name="malloc-trim", daemon=True).start()
+
+    os.register_at_fork(after_in_child=start)
+    start()
