@@ -16,8 +16,9 @@ RENDER_SECONDS = Histogram(
 )
 RENDER_SLOT_WAITS = Histogram(
     "cutout_render_slot_wait_seconds",
-    "Uncached renders that found no free render slot: the wait, by outcome (slot: it got one; "
-    "timed_out, refused: too many waiting, 503 render_busy).", ["outcome"],
+    "Uncached renders that found no free render slot, and how long they waited, by outcome: slot (one "
+    "came in time), timed_out (none came: 503 render_busy), refused (too many waiting: 503 at once).",
+    ["outcome"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5),
 )
 ORIGIN_ERRORS = Counter("cutout_origin_fetch_errors", "Origin fetch failures, by kind.", ["kind"])
