@@ -398,8 +398,8 @@ RENDER_MAX_AVIF_PIXELS = env.int("RENDER_MAX_AVIF_PIXELS", default=2_100_000)
 # The watermark as drawn (after mark-w/mark-h/mark-scale and mark-rot), and its tile count.
 RENDER_MAX_MARK_PIXELS = env.int("RENDER_MAX_MARK_PIXELS", default=8_000_000)
 RENDER_MAX_MARK_TILES = env.int("RENDER_MAX_MARK_TILES", default=10_000)
-# Uncached renders (origin fetch, decode, render, encode) at once per web process; beyond: 503.
-# 2 of the Procfile's 4 threads per process, so cached hits always find a free thread.
+# Uncached renders (origin fetch, decode, render, encode) at once per web process; beyond, a render
+# waits for a slot (RENDER_SLOT_WAIT_SECONDS, RENDER_SLOT_MAX_WAITERS below, beside WEB_THREADS).
 RENDER_MAX_CONCURRENT = env.int("RENDER_MAX_CONCURRENT", default=2)
 
 # --- Usage metering ---------------------------------------------------------------------------
@@ -467,7 +467,7 @@ WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=6)
 # the same call again finds it, done or further along).
 REMOVEBG_WAIT_SECONDS = env.float("REMOVEBG_WAIT_SECONDS", default=30)
 # Calls waiting for a job at once per web process; one more gets 429 at once, so waiting calls
-# never hold every thread (the Procfile runs 4 per process; cached renders need the others).
+# never hold every thread (WEB_THREADS, 8 by default; cached renders need the others).
 REMOVEBG_MAX_WAITING = env.int("REMOVEBG_MAX_WAITING", default=2)
 # Largest request body, refused from its Content-Length before it is read: two images (the
 # image and a background) base64-encoded, and the other fields.
@@ -514,7 +514,21 @@ CELERY_TASK_ROUTES["cutouts.tasks.bg_remove_jobs_sweep_run"] = {"queue": CELERY_
 
 # --- The web server's front (config/rsgi.py, core/front.py) ----------------------------------
 # Threads per web process that run requests (core/front.py hands each request to one of them).
-WEB_THREADS = env.int("WEB_THREADS", default=4)
+WEB_THREADS = env.int("WEB_THREADS", default=8)
+# An uncached render with no free slot waits this many seconds for one, first come first served,
+# then answers 503 render_busy; with RENDER_SLOT_MAX_WAITERS already waiting it answers at once.
+RENDER_SLOT_WAIT_SECONDS = env.float("RENDER_SLOT_WAIT_SECONDS", default=1.5)
+# Each waiter holds a thread, as does each render and each remove.bg call waiting for its job:
+# two threads are never theirs, so cached hits (and the API) always find one. The default is all
+# the room WEB_THREADS leaves (8 threads: 2 waiters); more is refused here.
+_threads_for_hits = 2
+_waiters_room = max(0, WEB_THREADS - RENDER_MAX_CONCURRENT - REMOVEBG_MAX_WAITING - _threads_for_hits)
+RENDER_SLOT_MAX_WAITERS = env.int("RENDER_SLOT_MAX_WAITERS", default=_waiters_room)
+if not 0 <= RENDER_SLOT_MAX_WAITERS <= _waiters_room:
+    raise ImproperlyConfigured(
+        f"RENDER_SLOT_MAX_WAITERS={RENDER_SLOT_MAX_WAITERS} is over {_waiters_room}: WEB_THREADS ({WEB_THREADS}) "
+        f"less RENDER_MAX_CONCURRENT ({RENDER_MAX_CONCURRENT}), REMOVEBG_MAX_WAITING ({REMOVEBG_MAX_WAITING}) and "
+        f"the {_threads_for_hits} threads kept for cached hits; raise WEB_THREADS or lower it.")
 # Seconds a request's whole body may take to arrive after its headers: a later one gets 408. Bodies
 # are received by the event loop, so a slow client never holds a thread, only this long a connection.
 WEB_BODY_TIMEOUT = env.float("WEB_BODY_TIMEOUT", default=30)
@@ -523,6 +537,13 @@ WEB_BODY_TIMEOUT = env.float("WEB_BODY_TIMEOUT", default=30)
 WEB_MAX_BODY_BYTES = env.int("WEB_MAX_BODY_BYTES", default=REMOVEBG_MAX_REQUEST_BYTES)
 # Bytes of request bodies a web process holds while receiving them; past it a request gets 503.
 WEB_BODY_BUFFER_BYTES = env.int("WEB_BODY_BUFFER_BYTES", default=268_435_456)  # 256 MiB
+# granian closes a keep-alive connection idle this long (its header read timeout, milliseconds,
+# 30 s by default and at most 60 s; granian reads the same variable itself). Each response tells
+# the client with `Keep-Alive: timeout=N`, a second under it, so a pool that reads the hint (Node's
+# http.Agent, undici) drops the connection first instead of sending a request on one being
+# closed (docs/deploy.md, "Keep-alive"). Under 2 s: no hint.
+_idle_seconds = env.int("GRANIAN_HTTP1_HEADER_READ_TIMEOUT", default=30000) // 1000
+WEB_KEEPALIVE_HINT = _idle_seconds - 1 if _idle_seconds >= 2 else None
 
 # --- REST framework ---------------------------------------------------------------------------
 REST_FRAMEWORK = {

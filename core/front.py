@@ -108,12 +108,15 @@ class BodyFront:
     bodies received in the event loop first (see the module's docstring)."""
 
     def __init__(self, app, *, threads: int, body_timeout: float, max_body_bytes: int, max_buffered_bytes: int,
-                 fast=None):
+                 fast=None, keep_alive_hint: int | None = None):
         self.app = app
         # fast(environ) -> (status, headers, body) | None: called in the event loop for each request
         # without a body, before a thread is asked; an answer is sent at once. It must never wait
         # (no socket, no database): the loop serves every connection of the process.
         self.fast = fast
+        # `Keep-Alive: timeout=N` on every response the application makes: how long an idle
+        # connection is kept, so a client pool that reads it closes first (docs/deploy.md).
+        self._keep_alive = [("keep-alive", f"timeout={keep_alive_hint}")] if keep_alive_hint else []
         self.threads = threads
         self.body_timeout = body_timeout
         self.max_body_bytes = max_body_bytes
@@ -159,7 +162,8 @@ class BodyFront:
                 logger.exception("the event loop's answer failed; a thread answers")
                 answer = None
             if answer is not None:
-                protocol.response_bytes(*answer)
+                status, headers, content = answer
+                protocol.response_bytes(status, headers + self._keep_alive, content)
                 return
         done = self._loop.create_future()
         self._jobs.put((environ, protocol, done))
@@ -268,7 +272,7 @@ class BodyFront:
         started = []
 
         def start_response(status, headers, exc_info=None):
-            started[:] = [int(status[:3]), headers]
+            started[:] = [int(status[:3]), headers + self._keep_alive]  # A new list: a replay may reuse its own.
 
         result = self.app(environ, start_response)
         if isinstance(result, list):

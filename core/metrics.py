@@ -14,6 +14,13 @@ RENDER_SECONDS = Histogram(
     "cutout_render_seconds", "Time to answer a rendering request, by render-cache outcome.", ["cache"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+RENDER_SLOT_WAITS = Histogram(
+    "cutout_render_slot_wait_seconds",
+    "Uncached renders that found no free render slot, and how long they waited, by outcome: slot (one "
+    "came in time), timed_out (none came: 503 render_busy), refused (too many waiting: 503 at once).",
+    ["outcome"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5),
+)
 ORIGIN_ERRORS = Counter("cutout_origin_fetch_errors", "Origin fetch failures, by kind.", ["kind"])
 
 

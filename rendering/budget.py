@@ -1,12 +1,16 @@
 """The output budget and the uncached-render slots: what one render may cost, checked before it starts."""
 
 import threading
+import time
+from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import transaction
 
 from core.errors import ServiceError, ServiceUnavailableError
+from core.metrics import RENDER_SLOT_WAITS
 from rendering.encode import format_resolve
 from rendering.operations.mark import mark_drawn_size, mark_tile_count
 from rendering.operations.pad import pad_size
@@ -120,22 +124,69 @@ def _mp(pixels: int) -> str:
 
 # --- Uncached-render slots ------------------------------------------------------------------------
 
+# Taken and given back under _slots_lock. A waiter is a lock of its own, held until the slot
+# is handed to it: a slot given back goes to the longest waiter, never to a newcomer (FIFO).
 _slots_lock = threading.Lock()
 _slots_taken = 0
+_waiters: deque = deque()
+_holding = threading.local()
 
 
 @contextmanager
 def render_slot():
-    """Holds one of the process's RENDER_MAX_CONCURRENT uncached-render slots, or answers 503 at
-    once: waiting would pile requests up behind the expensive ones, and hold threads that cached
-    hits need."""
-    global _slots_taken
-    with _slots_lock:
-        if _slots_taken >= settings.RENDER_MAX_CONCURRENT:
-            raise RenderBusyError()
-        _slots_taken += 1
+    """Holds one of the process's RENDER_MAX_CONCURRENT uncached-render slots. When none is free
+    the render waits for one, first come first served, at most RENDER_SLOT_WAIT_SECONDS, with at
+    most RENDER_SLOT_MAX_WAITERS waiting; past either it answers 503 `render_busy`. Each waiter
+    holds a web thread, so the waiters are bounded well below WEB_THREADS (config/settings.py):
+    the other threads serve cached hits, which never take a slot.
+
+    A waiter holds nothing else: no call site takes a slot inside a transaction or another slot
+    (the database connection it keeps is the thread's own, idle). A transaction's locks would
+    be held while waiting, so inside one a render never waits; a slot asked for while holding
+    one is a bug (it could wait for itself), refused loudly."""
+    if getattr(_holding, "slot", False):
+        raise RuntimeError("render_slot() is not re-entrant: this thread already holds a slot.")
+    _slot_take()
+    _holding.slot = True
     try:
         yield
     finally:
+        _holding.slot = False
+        _slot_give()
+
+
+def _slot_take() -> None:
+    global _slots_taken
+    with _slots_lock:
+        if _slots_taken < settings.RENDER_MAX_CONCURRENT and not _waiters:
+            _slots_taken += 1
+            return
+        wait = settings.RENDER_SLOT_WAIT_SECONDS
+        # No slot at all (RENDER_MAX_CONCURRENT=0) would never come: no wait for it either.
+        if (len(_waiters) >= settings.RENDER_SLOT_MAX_WAITERS or wait <= 0 or settings.RENDER_MAX_CONCURRENT <= 0
+                or transaction.get_connection().in_atomic_block):
+            RENDER_SLOT_WAITS.labels(outcome="refused").observe(0)
+            raise RenderBusyError()
+        turn = threading.Lock()
+        turn.acquire()
+        _waiters.append(turn)
+    started = time.monotonic()
+    handed = turn.acquire(timeout=wait)
+    if not handed:
         with _slots_lock:
+            try:
+                _waiters.remove(turn)
+            except ValueError:
+                handed = True  # Handed over between the timeout and this lock: the slot is ours.
+    RENDER_SLOT_WAITS.labels(outcome="slot" if handed else "timed_out").observe(time.monotonic() - started)
+    if not handed:
+        raise RenderBusyError()
+
+
+def _slot_give() -> None:
+    global _slots_taken
+    with _slots_lock:
+        if _waiters and _slots_taken <= settings.RENDER_MAX_CONCURRENT:
+            _waiters.popleft().release()  # The slot passes to the longest waiter, still counted.
+        else:
             _slots_taken -= 1

@@ -110,3 +110,32 @@ def test_a_malformed_number_stops_start_up(tmp_path):
     result = load(tmp_path, probe=NUMBER_PROBE, DJANGO_DEBUG="true", ORIGIN_TOTAL_TIMEOUT="2,5s")
     assert result.returncode != 0
     assert "Not a number: '2,5s'" in result.stderr
+
+
+SLOTS_PROBE = """
+import json, config.settings as s
+print(json.dumps({"threads": s.WEB_THREADS, "waiters": s.RENDER_SLOT_MAX_WAITERS, "wait": s.RENDER_SLOT_WAIT_SECONDS}))
+"""
+
+
+def test_render_slot_waiters_leave_threads_for_cached_hits(tmp_path):
+    # Slots (2) + waiters + remove.bg calls waiting (2) leave 2 threads: 8 threads → 2 waiters.
+    result = load(tmp_path, SLOTS_PROBE, DJANGO_DEBUG="true")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"threads": 8, "waiters": 2, "wait": 1.5}
+    result = load(tmp_path, SLOTS_PROBE, DJANGO_DEBUG="true", WEB_THREADS="12")
+    assert json.loads(result.stdout)["waiters"] == 6
+    result = load(tmp_path, SLOTS_PROBE, DJANGO_DEBUG="true", WEB_THREADS="4")
+    assert json.loads(result.stdout)["waiters"] == 0  # No room: renders beyond the slots are refused at once.
+    result = load(tmp_path, SLOTS_PROBE, DJANGO_DEBUG="true", RENDER_SLOT_MAX_WAITERS="3")
+    assert result.returncode != 0
+    assert "RENDER_SLOT_MAX_WAITERS=3 is over 2" in result.stderr and "raise WEB_THREADS" in result.stderr
+    result = load(tmp_path, SLOTS_PROBE, DJANGO_DEBUG="true", RENDER_SLOT_MAX_WAITERS="1")
+    assert json.loads(result.stdout)["waiters"] == 1
+
+
+def test_the_keep_alive_hint_is_a_second_under_granians_idle_timeout(tmp_path):
+    probe = "import config.settings as s; print(s.WEB_KEEPALIVE_HINT)"
+    assert load(tmp_path, probe, DJANGO_DEBUG="true").stdout.strip() == "29"  # granian's default, 30 s.
+    assert load(tmp_path, probe, DJANGO_DEBUG="true", GRANIAN_HTTP1_HEADER_READ_TIMEOUT="60000").stdout.strip() == "59"
+    assert load(tmp_path, probe, DJANGO_DEBUG="true", GRANIAN_HTTP1_HEADER_READ_TIMEOUT="1500").stdout.strip() == "None"

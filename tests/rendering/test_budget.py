@@ -253,11 +253,21 @@ def test_two_pixel_tiles_on_a_huge_canvas_cost_nothing(client, tiny):
 
 def test_slots_are_taken_and_given_back(settings):
     settings.RENDER_MAX_CONCURRENT = 1
-    with render_slot():
-        with pytest.raises(RenderBusyError) as busy:
+    settings.RENDER_SLOT_MAX_WAITERS = 0
+    busy = []
+
+    def other_render():
+        try:
             with render_slot():
                 pass
-    assert busy.value.status_code == 503 and busy.value.retry_after == 2
+        except RenderBusyError as exc:
+            busy.append(exc)
+
+    with render_slot():
+        thread = threading.Thread(target=other_render)
+        thread.start()
+        thread.join()
+    assert busy and busy[0].status_code == 503 and busy[0].retry_after == 2
     with pytest.raises(ValueError):
         with render_slot():
             raise ValueError  # A failed render gives its slot back.
