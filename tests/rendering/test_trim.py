@@ -354,5 +354,3 @@ def test_the_recipe_and_the_matte_through_a_real_worker(client, source, worker_e
     assert values[0].max() > 0 and values[-1].max() > 0 and values[:, 0].max() > 0 and values[:, -1].max() > 0
 
 
-def body_of(response) -> bytes:
-    return b"".join(response.streaming_content) if response.streaming else response.content
