@@ -52,10 +52,10 @@ test: models
 	$(MANAGE) provision_models u2net
 	$(BIN)/python -m pytest
 
-# Slower: hundreds of jobs through one worker, and a soak on cached renders.
+# Slower: hundreds of jobs through one worker, a soak on cached renders, and the fault suite.
 # LOAD_JOBS (default 300) and SOAK_SECONDS (default 300) make it shorter.
 test-load: models
-	$(BIN)/python -m pytest -m load -s tests/test_load.py
+	$(BIN)/python -m pytest -m load -s tests/test_load.py tests/test_faults.py
 
 clean:
 	rm -rf $(VENV) var staticfiles
