@@ -53,7 +53,8 @@ test: models
 	$(BIN)/python -m pytest
 
 # Slower: hundreds of jobs through one worker, a soak on cached renders, and the fault suite.
-# LOAD_JOBS (default 300) and SOAK_SECONDS (default 300) make it shorter.
+# LOAD_JOBS (default 300), SOAK_SECONDS (default 300), FAULT_SECONDS (20) and RECOVERY_SECONDS (30)
+# make it shorter.
 test-load: models
 	$(BIN)/python -m pytest -m load -s tests/test_load.py tests/test_faults.py
 
