@@ -195,7 +195,6 @@ def bg_remove_job_claim(*, job_id) -> BgRemoveJob | None:
         "claimed_by": _worker_identity(), "run_after": None,
         "lease_expires_at": now + timedelta(seconds=settings.BG_REMOVE_JOB_LEASE),
     }
-    named = BgRemoveJob.objects.filter(pk=job_id).first()
     for abandoned in _abandoned(now, first=job_id):
         if _take_over(abandoned, claim):
             return BgRemoveJob.objects.select_related("source__account").get(pk=abandoned.pk)
@@ -205,8 +204,7 @@ def bg_remove_job_claim(*, job_id) -> BgRemoveJob | None:
             break
         if BgRemoveJob.objects.filter(pk=pick, status=Status.QUEUED).update(**claim):
             return BgRemoveJob.objects.select_related("source__account").get(pk=pick)
-    if named is not None and named.status == Status.RUNNING:
-        named = BgRemoveJob.objects.filter(pk=job_id).first()  # Perhaps just given up above.
+    named = BgRemoveJob.objects.filter(pk=job_id).first()  # Read last: the common path never needs it.
     if named is None or named.status in (Status.DONE, Status.FAILED):
         return None  # Done, failed or purged already: a duplicate message.
     if named.status == Status.QUEUED:
