@@ -94,6 +94,7 @@ def hot_fast(environ):
         return None
     entry = _answer(environ)
     if entry is None:
+        generation_end()  # The loop thread's own state; the thread that runs it begins it again.
         return None
     return entry.code, entry.headers, entry.body
 
