@@ -266,7 +266,9 @@ class Load:
 
     def _purge(self, http, rng):
         started = time.monotonic()
-        path = f"/render/{self.source}/astronaut.jpg?w={rng.randrange(20, 920)}&fm=webp"
+        # Another photo than the hits': a purge removes every render of its image, so purging the
+        # hits' photo would make each hit a new render (and, with S3 down, a 503).
+        path = f"/render/{self.source}/chelsea.png?w={rng.randrange(20, 920)}&fm=webp"
         try:
             response = http.post(self.stack.url("/api/v1/purge"), json={"url": self.stack.url(path)},
                                  headers={"Authorization": f"Bearer {self.api_key}"}, timeout=30)
