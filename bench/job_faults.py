@@ -22,7 +22,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = ["tests/cutouts/test_job_faults.py", "tests/tcp_forwarder.py", "tests/processes.py"]
+SCENARIOS = ["tests/cutouts/test_job_faults.py", "tests/faults.py", "tests/processes.py"]
 # The checks on their own (no fault to recover from) are not timed.
 SELECT = "not without_redis and not redis_hangs"
 

@@ -22,8 +22,8 @@ from cutouts.models import BgRemoveJob
 from cutouts.queueing import bg_remove_job_request
 from tests.conftest import ROOT, free_port, require, stop_process, wait_for_port, web_command
 from tests.factories import AccountFactory, SourceFactory
+from tests.faults import Forwarder
 from tests.processes import start_procfile_process
-from tests.tcp_forwarder import TcpForwarder
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
@@ -121,7 +121,7 @@ def test_jobs_whose_messages_were_refused_by_redis_run_after_it_returns(source, 
     message. Once Redis is back, with no further request, the sweep (beat) sends their messages
     and both jobs end done."""
     redis_port = int(django_settings.REDIS_URL.rsplit(":", 1)[1].split("/")[0])
-    forwarder = TcpForwarder(redis_port)
+    forwarder = Forwarder("127.0.0.1", redis_port)
     through = django_settings.REDIS_URL.replace(f":{redis_port}/", f":{forwarder.port}/")
     env = {**env, "REDIS_URL": through, "CELERY_BROKER_URL": through}
     processes("worker", env)
@@ -139,7 +139,7 @@ def test_jobs_whose_messages_were_refused_by_redis_run_after_it_returns(source, 
             assert down.status_code == 503 and down.json()["error"]["code"] == "queue_unavailable", down.text
         assert list(BgRemoveJob.objects.values_list("status", "enqueued_at")) == [("queued", None)] * 2
         time.sleep(float(SWEEP) * 2)  # Sweeps come and fail meanwhile.
-        forwarder.restore()
+        forwarder.up()
         seconds = seconds_until(all_final, FINAL_WITHIN)
         record("redis refused while enqueueing (after it returns)", seconds)
     finally:
@@ -217,7 +217,7 @@ def test_postgres_refused_mid_job_puts_the_job_back_without_counting_a_crash(slo
     counted against it (a database outage says nothing about the image)."""
     unlimited(slow_origin.account)
     db = django_settings.DATABASES["default"]
-    forwarder = TcpForwarder(int(db["PORT"] or 5432))
+    forwarder = Forwarder(db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432))
     worker_db = f"postgres://{db['USER']}@127.0.0.1:{forwarder.port}/{db['NAME']}"
     try:
         worker = processes("worker", {**env, "DATABASE_URL": worker_db})
@@ -227,7 +227,7 @@ def test_postgres_refused_mid_job_puts_the_job_back_without_counting_a_crash(slo
         slow_origin.release.set()  # The fetch ends; the job's next write finds no database.
         time.sleep(4)
         assert BgRemoveJob.objects.get(pk=job.pk).status == "running"  # Nobody could write since.
-        forwarder.restore()
+        forwarder.up()
         seconds = seconds_until(all_final, FINAL_WITHIN, log=worker.log)
         record("postgres refused mid-job (after it returns)", seconds)
     finally:
