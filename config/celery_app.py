@@ -26,6 +26,15 @@ def _make_broker_folders(sender, **kwargs):
             Path(folder).mkdir(parents=True, exist_ok=True)
 
 
+@worker_init.connect
+def _write_log_lines_at_once(**kwargs):
+    # Buffered log lines (core/logging.py) save a web request a system call; a worker has no such
+    # need, and its pool processes end with os._exit, which would drop lines still waiting.
+    from core.logging import write_lines_at_once
+
+    write_lines_at_once()
+
+
 @celeryd_init.connect
 def _wait_on_the_broker(conf=None, **kwargs):
     # The broker's socket_timeout bounds how long a request waits to publish a job (settings.py). A

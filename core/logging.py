@@ -104,3 +104,13 @@ class BufferedStreamHandler(logging.StreamHandler):
     def close(self):
         self.flush()
         super().close()
+
+
+def write_lines_at_once():
+    """Make every BufferedStreamHandler write each line as it comes. For Celery's processes: a
+    job logs a few lines a second at most, and a pool process ends with os._exit, which would drop
+    the lines still waiting (a job's "done" line among them)."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, BufferedStreamHandler):
+            handler.flush()
+            handler.flush_seconds = 0

@@ -81,7 +81,12 @@ def test_concurrent_first_requests_make_one_job_and_one_inference(
     # The job waits in Redis until a worker appears; then exactly one inference runs.
     metrics_dir = tmp_path / "prometheus"
     metrics_dir.mkdir()
-    worker = start_worker({**worker_env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}, tmp_path / "worker.log")
+    # A web process writes its log lines in batches; a worker writes each at once, or its pool
+    # process, which ends with os._exit, would drop the job's lines (LOG_FLUSH_SECONDS is long here).
+    worker = start_worker(
+        {**worker_env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "LOG_FLUSH_SECONDS": "60"},
+        tmp_path / "worker.log",
+    )
     try:
         done = wait_until(lambda: (r := requests.get(url, timeout=30)).status_code == 200 and r)
     finally:
