@@ -1,0 +1,107 @@
+"""What a stage is: one operation of a render, declaring everything the rest of the system derives.
+
+A stage names the URL parameters it reads (imgix's names and aliases, how each value parses,
+its default), the fields it adds to RenderParams, which of them change the image (the render
+cache's key, in their canonical form), whether it has anything to do, what it does to the
+output's size (for the budget, before any pixel work) and how it applies to pixels. The parser,
+the cache key, the "anything to do?" shortcut, the decode size and the budget all come from the
+list of stages (rendering/stages.py); a parameter no stage declares is not read at all."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from rendering.values import Parser
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from rendering.params import RenderParams
+
+Box = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One URL parameter. `field` is the RenderParams attribute it sets (its name with `-` as `_`
+    by default). `parse` reads the raw value (None: the stage's own `parse` reads it, for a value
+    that depends on another). `keyed` False: not part of what the image looks like (access, a
+    choice of response), so not in the cache key."""
+
+    name: str
+    parse: Parser | None = None
+    default: Any = None
+    aliases: tuple[str, ...] = ()
+    field: str = ""
+    keyed: bool = True
+
+    def __post_init__(self):
+        if not self.field:
+            object.__setattr__(self, "field", self.name.replace("-", "_"))
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What stages need beyond the image and the parameters."""
+
+    mark: Any = None  # The decoded watermark, when `mark` is asked for.
+    # The encoder's pixel budget for an image served at its own size (budget.py).
+    max_pixels: int | None = None
+
+
+class Stage:
+    """A render operation. Subclasses set `name` and `params` and override what they need."""
+
+    name = ""
+    params: tuple[Param, ...] = ()
+    # Request-level stages (background removal, the output format, access) set fields but do no
+    # pixel work of their own in the stage loop.
+    pixels = True
+    # True: when active, the stage needs the image's own pixels (no reduced-scale JPEG decode),
+    # e.g. a crop window in source pixels.
+    full_decode = False
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """Field name → default, in declaration order (the first Param naming a field sets it)."""
+        out: dict[str, Any] = {}
+        for param in self.params:
+            out.setdefault(param.field, param.default)
+        return out
+
+    @property
+    def keyed_fields(self) -> tuple[str, ...]:
+        unkeyed = {p.field for p in self.params if not p.keyed}
+        return tuple(f for f in self.fields if f not in unkeyed)
+
+    def parse(self, values: dict[str, str], parsed: dict[str, Any]) -> dict[str, Any]:
+        """Field values from the query's `values` (names already de-aliased, last one wins);
+        `parsed` holds the fields of the stages before this one. An absent or unreadable value
+        is left out, so the field keeps its default."""
+        out = {}
+        for param in self.params:
+            if param.parse is not None and param.name in values:
+                value = param.parse(values[param.name])
+                if value is not None:
+                    out[param.field] = value
+        return out
+
+    def active(self, p: RenderParams) -> bool:
+        """Whether the stage changes anything for these parameters."""
+        return any(getattr(p, f) != d for f, d in self.fields.items() if f in self.keyed_fields)
+
+    def effective(self, p: RenderParams, fmt: str) -> dict[str, Any]:
+        """The stage's keyed fields as they act: values that cannot change the output reset to
+        their defaults, so two URLs that draw the same image share one stored render."""
+        fields = self.fields
+        if not self.active(p):
+            return {f: fields[f] for f in self.keyed_fields}
+        return {f: getattr(p, f) for f in self.keyed_fields}
+
+    def size(self, size: Box, p: RenderParams, context: StageContext) -> Box:
+        """The size `apply` gives an image of `size`, without any pixels."""
+        return size
+
+    def apply(self, image: Image.Image, p: RenderParams, context: StageContext) -> Image.Image:
+        return image
