@@ -133,7 +133,7 @@ MIDDLEWARE = [
     "simple_history.middleware.HistoryRequestMiddleware",
 ]
 
-# Rendering requests skip what they do not use (sessions, CSRF, auth, messages): config/wsgi.py.
+# Rendering requests skip what they do not use (sessions, CSRF, auth, messages): rendering/wsgi.py.
 RENDER_MIDDLEWARE = [
     "core.middleware.RequestObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",

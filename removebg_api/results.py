@@ -23,7 +23,8 @@ from rendering.operations.bg import bg_apply
 from rendering.operations.mark import mark_apply
 from rendering.operations.resize import resize_apply
 from rendering.params import Dim, RenderParams
-from rendering.services import STAGES, StageContext
+from rendering.stage import StageContext
+from rendering.stages import stages_apply
 from rendering.store import (
     SMALL_RENDER_BYTES,
     render_forget,
@@ -98,7 +99,7 @@ def _result_unpack(data: bytes) -> Result:
 
 def _result_make(*, job: BgRemoveJob, upload: Upload, options: Options, background: bytes | None) -> Result:
     """The finished cutout as remove.bg would answer: roi, then the rendering pipeline's own
-    stages (rendering.services.STAGES: the matte for channels=alpha, rect for crop and position,
+    stages (rendering/stages.py: the matte for channels=alpha, rect for crop and position,
     resize to the size's pixel ceiling, pad for crop_margin and the canvas) under its budget and
     in one of its render slots, then the shadow, bg colour or image (the mark stage, the cutout
     as the mark), and the encoder."""
@@ -119,10 +120,7 @@ def _result_make(*, job: BgRemoveJob, upload: Upload, options: Options, backgrou
         params = _params(cutout.size, box, options, _ceiling(options, fmt))
         budget = render_budget_check(size=cutout.size, params=params, requested=fmt, default="png", accept="",
                                      has_alpha=True)
-        image = cutout
-        context = StageContext(max_pixels=budget.max_pixels)
-        for stage in STAGES:
-            image = stage(image, params, context)
+        image = stages_apply(cutout, params, StageContext(max_pixels=budget.max_pixels))
         if options.channels == "rgba":
             if options.add_shadow:
                 image = _shadow(image)

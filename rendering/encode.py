@@ -19,7 +19,7 @@ CONTENT_TYPES = {
 }
 # What an origin of each sniffed type is served as when no format is asked for.
 DEFAULT_FOR_ORIGIN = {"jpeg": "jpg", "png": "png", "webp": "webp", "gif": "gif", "avif": "avif"}
-COMPRESS_QUALITY = 45  # imgix's q default under auto=compress (research §3.2).
+COMPRESS_QUALITY = 45  # imgix's q default under auto=compress (its auto=compress documentation).
 GIF_TRANSPARENT_INDEX = 255
 GIF_ALPHA_THRESHOLD = 128  # GIF transparency is all or nothing: below half opacity is transparent.
 WHITE = (255, 255, 255)
@@ -43,7 +43,7 @@ def format_negotiate(params, accept: str) -> str:
 
 def format_resolve(requested: str, *, params, has_alpha: bool, default: str) -> str:
     """The final format once the rendered image is known: `requested` (from `format_negotiate`),
-    else auto=compress's choice by transparency (research §3.3), else `default`.
+    else auto=compress's choice by transparency (docs/rendering.md), else `default`.
     `has_alpha` is `image_has_alpha(rendered_image)`."""
     if requested:
         return requested
@@ -154,7 +154,7 @@ def _quantize(image: Image.Image, colors: int, method: Image.Quantize) -> Image.
 
 
 def _flatten(image: Image.Image) -> Image.Image:
-    """RGB; transparency flattened on white, since JPEG has no alpha (SPEC)."""
+    """RGB; transparency flattened on white, since JPEG has no alpha (docs/rendering.md)."""
     if not image.has_transparency_data:
         return image.convert("RGB")
     rgba = image.convert("RGBA")

@@ -75,7 +75,7 @@ def _key(environ) -> tuple:
 
 def hot_serve(environ, start_response):
     """The kept response for this request, sent; None when Django must answer it. Called first for
-    every request a thread runs (config/wsgi.py): it starts the request's cache generation."""
+    every request a thread runs (rendering/wsgi.py): it starts the request's cache generation."""
     entry = _answer(environ)
     if entry is None:
         return None
@@ -85,7 +85,7 @@ def hot_serve(environ, start_response):
 
 def hot_fast(environ):
     """The kept response as (status, headers, body), for core/front.py's event loop; None when a
-    thread must run the request (config/wsgi.py, hot_serve first). The loop answers only where
+    thread must run the request (rendering/wsgi.py, hot_serve first). The loop answers only where
     nothing on the way can wait: the rate counted in this process, the cache generation read
     from the mapped file, usage added to the in-process buffer (the embedded defaults). With
     Redis, or when the usage buffer is due to be written, a thread answers, as it answers every

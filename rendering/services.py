@@ -1,14 +1,12 @@
 """The rendering pipeline: one request in, a stored render or a job in progress out."""
 
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cached_property
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from PIL import Image
 
 from core.errors import ServiceError, ServiceUnavailableError
 from core.metrics import ORIGIN_ERRORS
@@ -21,12 +19,9 @@ from rendering.budget import RenderBusyError, render_budget_check, render_slot
 from rendering.encode import format_default, format_negotiate, format_resolve, image_encode, image_has_alpha
 from rendering.gate import Door, Entry, MarkPass, Pass, render_gate
 from rendering.models import Render
-from rendering.operations.bg import bg_apply
-from rendering.operations.mark import mark_apply
-from rendering.operations.pad import pad_apply
-from rendering.operations.resize import rect_apply, resize_apply
-from rendering.operations.trim import trim_apply
 from rendering.params import MAX_DIMENSION, RenderParams
+from rendering.stage import StageContext
+from rendering.stages import EARLY_STAGES, stages_apply, stages_decode_size
 from rendering.store import mark_name, render_get, render_inputs, render_key, render_store, storage_errors
 from sources.models import Source
 from sources.origins import OriginError, origin_for
@@ -101,113 +96,151 @@ def render_serve(*, gate: Pass, accept: str) -> RenderOutcome:
 
 
 def _serve(*, gate: Pass, accept: str) -> RenderOutcome:
-    """The whole order of a render on one screen, after the gate's checks: lookup → source image
-    (the cutout, or the origin) → the mark's image → decode → trim → budget → stages (STAGES) →
-    encode → store. Each step answers or hands on; the fallbacks are renders under keys of their
-    own."""
+    """The render of an entry that passed the gate; its mark, when the mark is itself a rendering
+    URL (at any depth), rendered first by `_marks_render`'s loop."""
+    return _render(gate=gate, accept=accept, mark_for=lambda: _marks_render(gate))
+
+
+def _render(*, gate: Pass, accept: str, mark_for: Callable[[], "_Mark"]) -> RenderOutcome:
+    """The whole order of one render on one screen, after the gate's checks. Each step answers
+    or hands on; the fallbacks are renders under keys of their own."""
     source, path, params = gate.source, gate.path, gate.params
     fmt = format_negotiate(params, accept)
+    key = _render_key(source, path, params, fmt)
 
     # 1. Lookup: a finished render is one indexed lookup away, with no image work at all.
-    key = _render_key(source, path, params, fmt)
     render = render_get(key=key)
     if render is not None:
         return RenderOutcome(source=source, params=params, render=render, hit=True)
 
-    # 2. The source image. With bg-remove: the cutout once its job is done; until then a 202, or
-    # (imgix's bg-remove-fallback) the image without removal, under that render's own key. An
-    # origin that is transparent enough already (bg-remove-transparency-threshold) is its own
-    # cutout, and no job is made for it.
-    job, queue, stage_params, reason, as_is = None, (), params, "", None
-    if params.bg_remove:
-        identity = {"source": source, "path": path, "model": _model(source, params),
-                    "refinement": source.bg_remove_refinement}
-        found = job_find(**identity)
-        if found is None:
-            as_is = _transparent_origin(source, path, params)
-        if as_is is None:
-            # A finished job is the common case: its row, read once, is all a render needs.
-            done = found is not None and found.status == BgRemoveJob.Status.DONE
-            job, needs_queue = (found, False) if done else bg_remove_job_ensure(**identity)
-            queue = (job,) if needs_queue else ()
-            if job.status != BgRemoveJob.Status.DONE:
-                if not params.bg_remove_fallback:
-                    if job.status == BgRemoveJob.Status.FAILED:
-                        bg_remove_job_raise_failure(job)
-                    return RenderOutcome(source=source, params=params, job=job, queue=queue)
-                reason = job.error_message if job.status == BgRemoveJob.Status.FAILED else PROCESSING
-                stage_params = replace(params, bg_remove=False)
-                key = _render_key(source, path, stage_params, fmt)
-                render = render_get(key=key)
-                if render is not None:
-                    return RenderOutcome(source=source, params=params, render=render, job=job, queue=queue,
-                                         fallback=True, hit=True, failure_reason=reason)
-    fallback = stage_params is not params
-    cutout = stage_params.bg_remove
-    if cutout and as_is is None:
-        data = _storage_read(job.cutout_name)
-        small_enough = max(job.width or 0, job.height or 0) <= MAX_DIMENSION
-        if (format_resolve(fmt, params=params, has_alpha=True, default="png") == "png"
-                and not params.has_operations and params.q is None and small_enough):
-            # The stored cutout is already the answer: the render points at it, no copy.
-            render = render_store(key=key, source=source, path=path, data=data, content_type="image/png",
-                                  storage_name=job.cutout_name)
-            return RenderOutcome(source=source, params=params, render=render, job=job)
+    # 2. The source image: the cutout once its job is done (until then a 202 or the fallback), or
+    # the origin.
+    origin = _source_resolve(source, path, params, fmt, key)
+    if origin.answer is not None:
+        return origin.answer
 
-    # 2b. The mark's bytes, before the render slot: a mark that is a rendering URL is rendered by
-    # this same function (in a slot of its own), and while its cutout is made, the composite
-    # answers as that render does (202) or with the mark's fallback, under a key of its own.
+    # 3. The mark's image, before the render slot (a mark that is a rendering URL takes its own).
     mark = _Mark()
-    if stage_params.mark and fmt != "json":
-        mark = _mark_fetch(source, gate.mark)
-        queue += mark.queue
+    if origin.params.mark and fmt != "json":
+        mark = mark_for()
+        origin = replace(origin, queue=origin.queue + mark.queue)
         if mark.waiting is not None:
-            return RenderOutcome(source=source, params=params, job=mark.waiting.job, queue=queue)
+            return RenderOutcome(source=source, params=params, job=mark.waiting.job, queue=origin.queue)
         if mark.fallback is not None:
-            fallback, job, reason = True, mark.fallback.job, mark.fallback.failure_reason
-            key = _render_key(source, path, stage_params, fmt, variant="mark-fallback")
-            render = render_get(key=key)
+            origin = replace(origin, fallback=True, job=mark.fallback.job, reason=mark.fallback.failure_reason,
+                             key=_render_key(source, path, origin.params, fmt, variant="mark-fallback"))
+            render = render_get(key=origin.key)
             if render is not None:
-                return RenderOutcome(source=source, params=params, render=render, job=job, queue=queue,
-                                     fallback=True, hit=True, failure_reason=reason)
-    outcome = {"source": source, "params": params, "job": job, "queue": queue, "fallback": fallback,
-               "failure_reason": reason}
+                return origin.outcome(render, hit=True)
 
-    # 3–7. In a render slot (cached hits never wait for one).
+    # 4–7. In a render slot (cached hits never wait for one).
     with render_slot():
-        # 3. Decode: the origin at the smallest scale the output needs (JPEG draft), or the cutout.
-        if as_is is not None:
-            image, kind, size = as_is
-        elif cutout:
-            image, kind, size = image_decode(data), "png", len(data)
-        else:
-            image, kind, size = _origin_image(source, path, at_least=_decode_size(stage_params, fmt))
+        # 4. Decode: the origin at the smallest scale the output needs (JPEG draft), or the cutout.
+        image, kind, size = _source_decode(origin, fmt)
         if fmt == "json":
             body = json.dumps(_metadata(image, kind=kind, size=size)).encode()
-            render = render_store(key=key, source=source, path=path, data=body, content_type="application/json")
-            return RenderOutcome(render=render, **outcome)
-        mark_image = image_decode(mark.data) if mark.data else None
-        if mark.store_as:
-            with storage_errors():
-                storage_put(mark.store_as, mark.data)  # Whole or not at all: a kept mark is complete.
-        # Trim first, before the budget: the output's size follows the trimmed image's.
-        image = trim_apply(image, stage_params)
-        # 4. Budget: what the output may cost, checked before any work on pixels (budget.py).
-        default = format_default(kind, cutout=cutout)
-        budget = render_budget_check(size=image_geometry(image).size, params=stage_params, requested=fmt,
-                                     default=default, accept=accept, has_alpha=_may_have_alpha(image, stage_params),
-                                     mark_size=mark_image.size if mark_image is not None else None)
-        # 5. Stages, in imgix's order.
-        context = StageContext(mark=mark_image, max_pixels=budget.max_pixels)
-        for stage in STAGES:
-            image = stage(image, stage_params, context)
+            return origin.outcome(render_store(key=origin.key, source=source, path=path, data=body,
+                                               content_type="application/json"))
+        mark_image = _mark_decode(mark)
+        # 5. Stages (rendering/stages.py), under the output budget.
+        image, budget, default = _stages_run(image, origin, kind=kind, fmt=fmt, accept=accept, mark=mark_image)
         # 6. Encode, 7. store.
         data, content_type = image_encode(
-            image, format_resolve(budget.fmt, params=stage_params, has_alpha=image_has_alpha(image), default=default),
-            stage_params)
-        render = render_store(key=key, source=source, path=path, data=data, content_type=content_type,
+            image, format_resolve(budget.fmt, params=origin.params, has_alpha=image_has_alpha(image), default=default),
+            origin.params)
+        render = render_store(key=origin.key, source=source, path=path, data=data, content_type=content_type,
                               inputs=mark.inputs)
-    return RenderOutcome(render=render, **outcome)
+    return origin.outcome(render)
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Where a render's pixels come from, once step 2 has decided: the parameters the stages run
+    with (without bg-remove for its fallback), the key the render is stored under, and the job."""
+
+    source: Source
+    path: str
+    request_params: RenderParams
+    params: RenderParams
+    key: str
+    job: BgRemoveJob | None = None
+    queue: tuple = ()
+    fallback: bool = False
+    reason: str = ""
+    # An origin transparent enough to be its own cutout: (image, kind, size), decoded.
+    as_is: tuple | None = None
+    cutout: bytes | None = None  # The cutout's PNG bytes.
+    # The step's own answer, when it ends the render (a 202, a fallback's or the cutout's render).
+    answer: RenderOutcome | None = None
+
+    def outcome(self, render: Render, *, hit: bool = False) -> RenderOutcome:
+        return RenderOutcome(source=self.source, params=self.request_params, render=render, job=self.job,
+                             queue=self.queue, fallback=self.fallback, hit=hit, failure_reason=self.reason)
+
+
+def _source_resolve(source: Source, path: str, params: RenderParams, fmt: str, key: str) -> _Source:
+    """Step 2. With bg-remove: the cutout once its job is done; until then a 202, or (imgix's
+    bg-remove-fallback) the image without removal, under that render's own key. An origin that
+    is transparent enough already (bg-remove-transparency-threshold) is its own cutout, and no
+    job is made for it. Without bg-remove: the origin, fetched in step 4."""
+    plain = _Source(source=source, path=path, request_params=params, params=params, key=key)
+    if not params.bg_remove:
+        return plain
+    identity = {"source": source, "path": path, "model": _model(source, params),
+                "refinement": source.bg_remove_refinement}
+    found = job_find(**identity)
+    if found is None:
+        as_is = _transparent_origin(source, path, params)
+        if as_is is not None:
+            return replace(plain, as_is=as_is)
+    # A finished job is the common case: its row, read once, is all a render needs.
+    done = found is not None and found.status == BgRemoveJob.Status.DONE
+    job, needs_queue = (found, False) if done else bg_remove_job_ensure(**identity)
+    queue = (job,) if needs_queue else ()
+    if job.status != BgRemoveJob.Status.DONE:
+        if not params.bg_remove_fallback:
+            if job.status == BgRemoveJob.Status.FAILED:
+                bg_remove_job_raise_failure(job)
+            return replace(plain, job=job, queue=queue,
+                           answer=RenderOutcome(source=source, params=params, job=job, queue=queue))
+        reason = job.error_message if job.status == BgRemoveJob.Status.FAILED else PROCESSING
+        without = replace(params, bg_remove=False)
+        fallback = replace(plain, params=without, key=_render_key(source, path, without, fmt), job=job, queue=queue,
+                           fallback=True, reason=reason)
+        render = render_get(key=fallback.key)
+        return replace(fallback, answer=fallback.outcome(render, hit=True)) if render is not None else fallback
+    cutout = _Source(source=source, path=path, request_params=params, params=params, key=key, job=job,
+                     cutout=_storage_read(job.cutout_name))
+    small_enough = max(job.width or 0, job.height or 0) <= MAX_DIMENSION
+    if (format_resolve(fmt, params=params, has_alpha=True, default="png") == "png"
+            and not params.has_operations and params.q is None and small_enough):
+        # The stored cutout is already the answer: the render points at it, no copy.
+        render = render_store(key=key, source=source, path=path, data=cutout.cutout, content_type="image/png",
+                              storage_name=job.cutout_name)
+        return replace(cutout, answer=RenderOutcome(source=source, params=params, render=render, job=job))
+    return cutout
+
+
+def _source_decode(origin: _Source, fmt: str):
+    """Step 4: (image, kind, size in bytes) of the source image."""
+    if origin.as_is is not None:
+        return origin.as_is
+    if origin.cutout is not None:
+        return image_decode(origin.cutout), "png", len(origin.cutout)
+    return _origin_image(origin.source, origin.path, at_least=_decode_size(origin.params, fmt))
+
+
+def _stages_run(image, origin: _Source, *, kind: str, fmt: str, accept: str, mark):
+    """Step 5: the stages whose size depends on pixels (trim), the output budget (budget.py: what
+    the output may cost, checked before any further work on pixels), then the other stages."""
+    params, cutout = origin.params, origin.params.bg_remove
+    image = stages_apply(image, params, StageContext(), EARLY_STAGES)
+    default = format_default(kind, cutout=cutout)
+    budget = render_budget_check(size=image_geometry(image).size, params=params, requested=fmt, default=default,
+                                 accept=accept, has_alpha=_may_have_alpha(image, params),
+                                 mark_size=mark.size if mark is not None else None)
+    image = stages_apply(image, params, StageContext(mark=mark, max_pixels=budget.max_pixels))
+    return image, budget, default
 
 
 PROCESSING = "Processing background removal request."
@@ -250,51 +283,6 @@ def _render_key(source: Source, path: str, params: RenderParams, fmt: str, varia
     return render_key(source_id=source.id, path=path, model=model, canonical=canonical, fmt=fmt)
 
 
-# --- Stages ----------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class StageContext:
-    """What stages need beyond the image and the parameters."""
-
-    mark: object = None  # The decoded watermark, when `mark` is asked for.
-    # The encoder's pixel budget for an image served at its own size (budget.py).
-    max_pixels: int | None = None
-
-
-def _mask(image, params: RenderParams, context: StageContext):
-    # bg-remove-output=mask: the cutout's alpha as a greyscale image (white: the subject).
-    if not (params.bg_remove and params.bg_remove_output == "mask"):
-        return image
-    return image.getchannel("A") if "A" in image.getbands() else Image.new("L", image.size, 255)
-
-
-def _rect(image, params: RenderParams, context: StageContext):
-    return rect_apply(image, params.rect) if params.rect else image
-
-
-def _resize(image, params: RenderParams, context: StageContext):
-    # fit=fill/fillmax also lays the fill around the image.
-    return resize_apply(image, params, max_pixels=context.max_pixels)
-
-
-def _pad(image, params: RenderParams, context: StageContext):
-    return pad_apply(image, params, max_pixels=context.max_pixels)
-
-
-def _bg(image, params: RenderParams, context: StageContext):
-    return bg_apply(image, params.bg) if params.bg else image
-
-
-def _mark(image, params: RenderParams, context: StageContext):
-    return mark_apply(image, context.mark, params) if context.mark is not None else image
-
-
-# The order of operations after decode, background removal and trim (SPEC, docs/rendering.md):
-# the matte when it is asked for instead of the cutout → rect → fit/crop/resize (w, h, dpr, ar,
-# min/max) → fill → pad → bg → mark. Each stage: (image, params, context).
-STAGES = (_mask, _rect, _resize, _pad, _bg, _mark)
-
-
 def _may_have_alpha(image, params: RenderParams) -> bool:
     """Whether the render may come out with transparency (for auto=compress's choice of encoder
     before the work): an opaque bg removes it, a transparent fill or pad adds it."""
@@ -305,21 +293,7 @@ def _may_have_alpha(image, params: RenderParams) -> bool:
 
 def _decode_size(params: RenderParams, fmt: str) -> tuple[int, int] | None:
     """The smallest decoded size the render needs, when it is known before decoding."""
-    if fmt == "json" or params.rect or params.mark or params.trim:  # trim's box needs every pixel.
-        return None
-    if not (params.w or params.h):
-        if params.ar:
-            return None  # The output's size follows the decoded one.
-        # No size asked: the output is the image clamped to RENDER_MAX_OUTPUT_PIXELS. A decode
-        # whose shorter side is at least √ceiling still has more pixels than that, so it clamps
-        # to the same size; a 50-megapixel JPEG then decodes at 1/2, for a second less CPU.
-        side = math.isqrt(settings.RENDER_MAX_OUTPUT_PIXELS - 1) + 1
-        return (side, side)
-    if (params.w and params.w.ratio) or (params.h and params.h.ratio):
-        return None
-    scale = params.dpr if params.dpr > 0 else 1
-    return (max(1, round((params.w.value if params.w else 1) * scale)),
-            max(1, round((params.h.value if params.h else 1) * scale)))
+    return None if fmt == "json" else stages_decode_size(params)
 
 
 def _origin_fetch(source: Source, path: str):
@@ -362,20 +336,40 @@ class _Mark:
     store_as: str = ""
 
 
+def _marks_render(gate: Pass) -> _Mark:
+    """The mark of `gate`'s render. A mark that is a rendering URL is rendered here, with its own
+    parameters, entitlement, model and cache (it passed the gate with the request), and so on
+    down: the chain of marks is walked to its innermost, whose own mark (a file or an image on
+    the web) is fetched, then each render up the chain is made with the one below as its mark.
+    While a mark's cutout is made, the composite answers as that render does (202) or with the
+    mark's fallback, under a key of its own."""
+    chain = []  # The marks that are rendering URLs, outermost first.
+    owner, mark = gate, gate.mark
+    while mark is not None and mark.render is not None:
+        chain.append(mark)
+        owner, mark = mark.render, mark.render.mark
+    below = _mark_fetch(owner.source, mark) if mark is not None and owner.params.mark else _Mark()
+    for mark in reversed(chain):
+        below = _mark_of(mark, _render(gate=mark.render, accept="", mark_for=lambda below=below: below))
+        if below.waiting is not None:
+            return below  # Nothing above it can be made yet.
+    return below
+
+
+def _mark_of(mark: MarkPass, inner: RenderOutcome) -> _Mark:
+    """A rendering URL's render as the mark of the render above it."""
+    if inner.render is None:
+        return _Mark(queue=inner.queue, waiting=inner)
+    inputs = frozenset({(mark.render.source.id, mark.ref.path), *render_inputs(inner.render)})
+    return _Mark(data=_storage_read(inner.render.storage_name), inputs=inputs, queue=inner.queue,
+                 fallback=inner if inner.fallback else None)
+
+
 def _mark_fetch(source: Source, mark: MarkPass) -> _Mark:
-    """The mark's bytes: a rendering URL rendered here, with its own parameters, entitlement,
-    model and cache (it passed the gate with the request); a file of the source or an image on
-    the web fetched under the origin rules (network safety, size cap, deadline) in a render slot,
-    as an origin is, and kept in storage under the source, so purging the source (or the mark's
-    own path) removes it."""
+    """A mark that is a file of the source or an image on the web: fetched under the origin rules
+    (network safety, size cap, deadline) in a render slot, as an origin is, and kept in storage
+    under the source, so purging the source (or the mark's own path) removes it."""
     ref = mark.ref
-    if mark.render is not None:
-        inner = _serve(gate=mark.render, accept="")
-        if inner.render is None:
-            return _Mark(queue=inner.queue, waiting=inner)
-        inputs = frozenset({(mark.render.source.id, ref.path), *render_inputs(inner.render)})
-        return _Mark(data=_storage_read(inner.render.storage_name), inputs=inputs, queue=inner.queue,
-                     fallback=inner if inner.fallback else None)
     name = mark_name(source_id=source.id, mark=ref.url or ref.path)
     with storage_errors():
         cached = default_storage.exists(name)
@@ -390,6 +384,18 @@ def _mark_fetch(source: Source, mark: MarkPass) -> _Mark:
                 data = origin_for(source).fetch(ref.path, max_bytes=settings.ORIGIN_MAX_BYTES).data
     return _Mark(data=data, inputs=frozenset({(source.id, ref.path)}) if ref.kind == "path" else frozenset(),
                  store_as="" if cached else name)
+
+
+def _mark_decode(mark: _Mark):
+    """The mark's image; fetched bytes are kept once they decode (a file that is not an image
+    never is)."""
+    if not mark.data:
+        return None
+    image = image_decode(mark.data)
+    if mark.store_as:
+        with storage_errors():
+            storage_put(mark.store_as, mark.data)  # Whole or not at all: a kept mark is complete.
+    return image
 
 
 def _storage_read(name: str) -> bytes:

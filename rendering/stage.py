@@ -17,9 +17,10 @@ from rendering.values import Parser
 if TYPE_CHECKING:
     from PIL import Image
 
-    from rendering.params import RenderParams
-
 Box = tuple[int, int]
+# rendering.params.RenderParams, which is built from the stages (so not imported here): one
+# attribute per field of every stage.
+RenderParams = Any
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class Param:
     aliases: tuple[str, ...] = ()
     field: str = ""
     keyed: bool = True
+    # Where we differ from imgix's description of the parameter, for docs/rendering.md's table.
+    differs: str = ""
 
     def __post_init__(self):
         if not self.field:
@@ -61,6 +64,9 @@ class Stage:
     # True: when active, the stage needs the image's own pixels (no reduced-scale JPEG decode),
     # e.g. a crop window in source pixels.
     full_decode = False
+    # True: the stage's output size depends on the pixels (trim), so it runs before the output
+    # budget is checked, on the decoded image; such stages come first in the order.
+    before_budget = False
 
     @property
     def fields(self) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """Rendering URLs: the site's (the home page and /render/…), and the two URLconfs that rendering
-requests resolve against alone (config/wsgi.py, rendering/hosts.py).
+requests resolve against alone (rendering/wsgi.py, rendering/hosts.py).
 
 The two are classes, which Django accepts wherever it takes a URLconf module: one module then
 holds every rendering route, and each name is declared once, so `reverse` gives the same URLs.

@@ -72,7 +72,7 @@ def _host_check(request) -> None:
 
 def _render(request, source, path):
     if GENERATION_BEGUN not in request.META:
-        generation_begin()  # Called without config/wsgi.py's hot path first (tests, another server).
+        generation_begin()  # Called without rendering/wsgi.py's hot path first (tests, another server).
     render_req = RenderRequest(
         source_slug=source,
         path=path,
@@ -116,6 +116,9 @@ def _render(request, source, path):
         # ASCII on one line: a job's message may hold "×" or a newline.
         reason = " ".join(outcome.failure_reason.split()).encode("ascii", "replace").decode()
         response["X-Bg-Remove-Failure-Reason"] = reason
+    if outcome.params.fallbacks:
+        # What the URL asked for that the image does not have, and why (rendering/operations/unsupported.py).
+        response["X-Render-Fallback"] = "; ".join(outcome.params.fallbacks)
     if outcome.params.auto_format:
         response["Vary"] = "Accept"
     return response

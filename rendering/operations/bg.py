@@ -2,6 +2,9 @@
 
 from PIL import Image
 
+from rendering.stage import Param, Stage
+from rendering.values import color
+
 
 def bg_apply(image: Image.Image, rgba: tuple[int, int, int, int] | None) -> Image.Image:
     """The image "over" `rgba`: RGB when the colour is opaque, else RGBA keeping partial alpha."""
@@ -10,3 +13,20 @@ def bg_apply(image: Image.Image, rgba: tuple[int, int, int, int] | None) -> Imag
     background = Image.new("RGBA", image.size, tuple(rgba))
     result = Image.alpha_composite(background, image.convert("RGBA"))
     return result.convert("RGB") if rgba[3] == 255 else result
+
+
+class BgStage(Stage):
+    name = "bg"
+    params = (Param("bg", color),)
+
+    def active(self, p):
+        return bool(p.bg and p.bg[3] > 0)  # Over a transparent colour: unchanged.
+
+    def effective(self, p, fmt):
+        return {"bg": p.bg if self.active(p) else None}
+
+    def apply(self, image, p, context):
+        return bg_apply(image, p.bg) if p.bg else image
+
+
+STAGE = BgStage()

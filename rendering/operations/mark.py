@@ -1,11 +1,19 @@
-"""Watermark: size, opacity, rotation and placement of an already-decoded mark (research §5)."""
+"""Watermark: size, opacity, rotation and placement of an already-decoded mark (docs/rendering.md)."""
+
+from __future__ import annotations
 
 import math
 
 from PIL import Image
 
 from rendering.operations.resize import fit_apply, fit_size
-from rendering.params import HORIZONTAL_ALIGNS, MAX_DIMENSION, VERTICAL_ALIGNS, RenderParams
+from rendering.stage import Param, RenderParams, Stage
+from rendering.values import MAX_DIMENSION, choice, decimal, dimension, integer, items, text
+
+HORIZONTAL_ALIGNS = {"left", "center", "right"}
+VERTICAL_ALIGNS = {"top", "middle", "bottom"}
+ALIGNS = HORIZONTAL_ALIGNS | VERTICAL_ALIGNS
+MARK_FITS = {"clip", "crop", "fill", "max", "scale"}
 
 Point = tuple[int, int]
 
@@ -131,3 +139,64 @@ def _composite(image: Image.Image, mark: Image.Image, positions: list[Point]) ->
         # alpha_composite refuses a negative destination: clip the mark's source corner instead.
         result.alpha_composite(mark, dest=(max(x, 0), max(y, 0)), source=(max(-x, 0), max(-y, 0)))
     return result if image.mode == "RGBA" else result.convert(image.mode)
+
+
+class MarkStage(Stage):
+    """mark and mark-*: the watermark, fetched and decoded before the render (services.py) and
+    handed to `apply` in the stage context."""
+
+    name = "mark"
+    full_decode = True
+    # The canonical form of a mark's own rendering query (rendering/params.py sets it: it parses
+    # with every stage, this one included).
+    query_canonical = None
+    params = (
+        Param("mark", text, "", aliases=("m",)),
+        Param("mark-align", items(ALIGNS), ("bottom", "right"), aliases=("ma", "markalign")),
+        Param("mark-alpha", integer(0, 100), 100, aliases=("malph", "markalpha")),
+        Param("mark-pad", integer(0, MAX_DIMENSION), 5, aliases=("mp", "markpad")),
+        Param("mark-scale", integer(0, 100), aliases=("ms", "markscale")),
+        Param("mark-w", dimension(), aliases=("mw",)),
+        Param("mark-h", dimension(), aliases=("mh",)),
+        Param("mark-x", integer(-MAX_DIMENSION, MAX_DIMENSION), aliases=("mx",)),
+        Param("mark-y", integer(-MAX_DIMENSION, MAX_DIMENSION), aliases=("my",)),
+        Param("mark-fit", choice(MARK_FITS), "clip", aliases=("mf", "markfit")),
+        Param("mark-tile", choice({"grid"}), "", aliases=("mtile",)),
+        Param("mark-rot", decimal(0.0, 359.0), 0.0),
+    )
+
+    def active(self, p):
+        return bool(p.mark)
+
+    def effective(self, p, fmt):
+        if not p.mark:
+            return {f: d for f, d in self.fields.items()}
+        sized = bool(p.mark_w or p.mark_h)
+        horizontal = next((a for a in p.mark_align if a in HORIZONTAL_ALIGNS), "right")
+        vertical = next((a for a in p.mark_align if a in VERTICAL_ALIGNS), "bottom")
+        if p.mark_x is not None:
+            horizontal = "right"  # An explicit position wins over the alignment.
+        if p.mark_y is not None:
+            vertical = "bottom"
+        padded = p.mark_tile == "grid" or (p.mark_x is None and horizontal != "center") or (
+            p.mark_y is None and vertical != "middle")
+        mark = p.mark
+        if "://" not in mark:
+            # A path on the source, as it is fetched; with a query, a rendering of it, whose
+            # parameters are part of what the composite means (in any order).
+            path, _, query = mark.lstrip("/").partition("?")
+            nested = self.query_canonical(query) if query else ""
+            mark = f"{path}?{nested}" if nested else path
+        return dict(
+            mark=mark, mark_align=(vertical, horizontal), mark_alpha=p.mark_alpha,
+            mark_pad=p.mark_pad if padded else 5,
+            mark_scale=None if sized else p.mark_scale,
+            mark_w=p.mark_w, mark_h=p.mark_h, mark_x=p.mark_x, mark_y=p.mark_y,
+            mark_fit=p.mark_fit if sized else "clip", mark_tile=p.mark_tile, mark_rot=p.mark_rot,
+        )
+
+    def apply(self, image, p, context):
+        return mark_apply(image, context.mark, p) if context.mark is not None else image
+
+
+STAGE = MarkStage()

@@ -1,13 +1,18 @@
 """pad: a margin around the sized image, transparent until `bg` colours it (imgix's pad, pad-left…)."""
 
+from __future__ import annotations
+
 import math
 
 from django.conf import settings
 from PIL import Image
 
-from rendering.params import MAX_DIMENSION, TRANSPARENT_WHITE, RenderParams
+from rendering.stage import Param, RenderParams, Stage
+from rendering.values import MAX_DIMENSION, integer
 
 Box = tuple[int, int]
+PAD_SIDES = ("left", "top", "right", "bottom")
+TRANSPARENT_WHITE = (255, 255, 255, 0)  # imgix's default fill, `0FFF`: white once flattened.
 
 
 def pad_sides(params: RenderParams) -> tuple[int, int, int, int]:
@@ -67,3 +72,31 @@ def pad_apply(image: Image.Image, params: RenderParams, *, max_pixels: int | Non
     # A plain paste, not a composite: the image's own alpha is kept exactly, for `bg` to apply.
     canvas.paste(image if canvas.mode == image.mode else image.convert(canvas.mode), offset)
     return canvas
+
+
+class PadStage(Stage):
+    """pad for every side, pad-left|top|right|bottom for one (they win over pad)."""
+
+    name = "pad"
+    params = (Param("pad", None, (0, 0, 0, 0)),) + tuple(
+        Param(f"pad-{side}", None, field="pad") for side in PAD_SIDES)
+
+    def parse(self, values, parsed):
+        if not any(name in values for name in ("pad", *(f"pad-{side}" for side in PAD_SIDES))):
+            return {}
+        side_parse = integer(0, MAX_DIMENSION)
+        every = side_parse(values.get("pad", "")) or 0
+        sides = (side_parse(values[f"pad-{side}"]) if f"pad-{side}" in values else None for side in PAD_SIDES)
+        return {"pad": tuple(every if side is None else side for side in sides)}
+
+    def active(self, p):
+        return any(p.pad)
+
+    def size(self, size, p, context):
+        return pad_size(size, p, max_pixels=context.max_pixels)
+
+    def apply(self, image, p, context):
+        return pad_apply(image, p, max_pixels=context.max_pixels)
+
+
+STAGE = PadStage()

@@ -1,19 +1,39 @@
-"""Size: rect, then w/h/dpr/ar/min/max with every imgix fit mode and crop anchor (research §4)."""
+"""Size: rect, then w/h/dpr/ar/min/max with every imgix fit mode and crop anchor (docs/rendering.md)."""
+
+from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 from django.conf import settings
 from PIL import Image, ImageFilter
 
 from imaging.decode import image_geometry
-from rendering.operations.pad import pad_inner
-from rendering.params import MAX_DIMENSION, SMART_CROPS, TRANSPARENT_WHITE, Dim, RenderParams
+from rendering.operations.pad import TRANSPARENT_WHITE, pad_inner
+from rendering.stage import Param, RenderParams, Stage
+from rendering.values import (
+    MAX_DIMENSION,
+    Dim,
+    ParamError,
+    choice,
+    color,
+    decimal,
+    dimension,
+    integer,
+    items,
+    number_parse,
+)
 
 Box = tuple[int, int]
 Window = tuple[float, float, float, float]
 
-DEFAULTS = RenderParams()
+FIT_NAMES = {"clip", "crop", "fill", "fillmax", "max", "min", "scale", "clamp", "facearea"}
+CROPS = {"top", "bottom", "left", "right", "faces", "entropy", "edges", "focalpoint"}
+SMART_CROPS = ("focalpoint", "entropy", "edges")  # "faces" has no detector: it falls through.
+FILLS = {"solid", "blur"}
+# The crop anchor and fill of a plain centred crop (a blurred fill's cover).
+DEFAULTS = SimpleNamespace(crop=(), fp_x=0.5, fp_y=0.5, fp_z=1.0, fill="", fill_color=None)
 # Pillow first shrinks by whole-pixel steps while the image is over 3× the target: fast, same look.
 REDUCING_GAP = 3.0
 # entropy/edges are measured on a thumbnail: the choice of window does not need full resolution.
@@ -110,7 +130,7 @@ def target_box(size: Box, params: RenderParams) -> Box | None:
     return pad_inner(_fit_cap((w, h), params.fit), params)
 
 
-def fit_apply(image: Image.Image, box: Box, fit: str, params: RenderParams = DEFAULTS) -> Image.Image:
+def fit_apply(image: Image.Image, box: Box, fit: str, params=DEFAULTS) -> Image.Image:
     """One fit mode into `box`; `params` only supplies the crop anchor and the fill style."""
     return FITS.get(fit, _clip)(image, box, params)
 
@@ -359,3 +379,164 @@ def _resample(image: Image.Image, size: Box, window: Window | None = None) -> Im
     source = image.convert("RGBa") if premultiply else image
     resized = source.resize(size, Image.Resampling.LANCZOS, box=window, reducing_gap=REDUCING_GAP)
     return resized.convert("RGBA") if premultiply else resized
+
+
+# --- Stages ---------------------------------------------------------------------------------------
+
+def _ar_parse(value: str) -> tuple | None:
+    width, sep, height = value.partition(":")
+    w, h = number_parse(width), number_parse(height)
+    if not sep or not w or not h or w <= 0 or h <= 0:
+        return None
+    return (w, h)
+
+
+def _rect_parse(value: str) -> tuple:
+    """x,y,w,h: integers are pixels, decimals up to 1 are ratios of the source. Bad syntax is 400."""
+    parts = [p.strip() for p in value.split(",")]
+    if len(parts) != 4:
+        raise ParamError("rect must be four numbers: x,y,width,height.")
+    dims = []
+    for part in parts:
+        number = number_parse(part)
+        if number is None or number < 0:
+            raise ParamError("rect must be four non-negative numbers: x,y,width,height.")
+        dims.append(Dim(number, ratio=True) if "." in part and number <= 1 else Dim(round(number)))
+    if dims[2].value == 0 or dims[3].value == 0:
+        raise ParamError("rect width and height must be greater than zero.")
+    return tuple(dims)
+
+
+class RectStage(Stage):
+    """rect: a window of the source, in its own pixels, before sizing."""
+
+    name = "rect"
+    params = (Param("rect", _rect_parse, differs="x and y as numbers only; `left`/`center`/`right` and "
+                                                   "`top`/`middle`/`bottom` are a 400"),)
+    full_decode = True  # The window is in the source's pixels.
+
+    def effective(self, p, fmt):
+        if not p.rect:
+            return {"rect": None}
+        zero = tuple(Dim(0) if d.value == 0 else d for d in p.rect[:2])
+        return {"rect": zero + p.rect[2:]}
+
+    def size(self, size, p, context):
+        return rect_size(size, p.rect)
+
+    def apply(self, image, p, context):
+        return rect_apply(image, p.rect) if p.rect else image
+
+
+class ResizeStage(Stage):
+    """w, h, dpr, ar, min/max, fit and crop, and the fill a fit=fill lays around the image."""
+
+    name = "resize"
+    params = (
+        Param("w", dimension(), aliases=("width",)),
+        Param("h", dimension(), aliases=("height",)),
+        Param("dpr", decimal(0.01, 5.0), 1.0),
+        Param("fit", None, "clip", aliases=("f",),
+              differs="`facearea` is served as `crop` (no face detector), said in X-Render-Fallback"),
+        Param("crop", None, (), differs="`faces` falls back to the other values (no face detector), said in "
+                                         "X-Render-Fallback"),
+        Param("fp-x", decimal(0.0, 1.0), 0.5),
+        Param("fp-y", decimal(0.0, 1.0), 0.5),
+        Param("fp-z", decimal(1.0, 100.0), 1.0),
+        Param("max-w", None, aliases=("max-width",)),
+        Param("max-h", None, aliases=("max-height",)),
+        Param("min-w", None, aliases=("min-width",)),
+        Param("min-h", None, aliases=("min-height",)),
+        Param("ar", None),
+        Param("fill", None, ""),
+        Param("fill-color", None),
+    )
+
+    def parse(self, values, parsed):
+        out = super().parse(values, parsed)
+        fit = choice(FIT_NAMES)(values.get("fit", "")) or "clip"
+        if fit == "facearea":
+            fit = "crop"  # No face detector: documented fallback to a centred crop.
+        out["fit"] = fit
+        crop, fill = fit == "crop", fit in ("fill", "fillmax")
+        if crop:
+            out["crop"] = items(CROPS)(values.get("crop", "")) or ()
+            for name in ("max-w", "max-h", "min-w", "min-h"):
+                value = integer(1, MAX_DIMENSION)(values[name]) if name in values else None
+                if value is not None:
+                    out[name.replace("-", "_")] = value
+        if (crop or fill) and "ar" in values:
+            ar = _ar_parse(values["ar"])
+            if ar is not None:
+                out["ar"] = ar
+        if fill:
+            out["fill"] = choice(FILLS)(values.get("fill", "")) or ""
+            fill_color = color(values["fill-color"]) if "fill-color" in values else None
+            if fill_color is not None:
+                out["fill_color"] = fill_color
+        return out
+
+    def active(self, p):
+        return bool(p.w or p.h or p.ar)
+
+    def effective(self, p, fmt):
+        sized = self.active(p)  # Otherwise fit and crop have no box to work in.
+        crop = _crop_effective(p.crop) if sized and p.fit == "crop" else ()
+        focal = crop == ("focalpoint",)
+        bounded = p.fit == "crop" and bool(p.w or p.h)  # min/max only bound a w/h box.
+        fill = p.fit in ("fill", "fillmax") and sized
+        fill_style = "blur" if fill and p.fill == "blur" else ""  # solid is what "" draws.
+        fill_color = p.fill_color if fill and fill_style != "blur" else None
+        return dict(
+            w=p.w, h=p.h,
+            dpr=p.dpr if p.w or p.h else 1.0,
+            fit=p.fit if sized else "clip",
+            crop=crop,
+            fp_x=p.fp_x if focal else 0.5, fp_y=p.fp_y if focal else 0.5, fp_z=p.fp_z if focal else 1.0,
+            max_w=p.max_w if bounded else None, max_h=p.max_h if bounded else None,
+            min_w=p.min_w if bounded and (p.min_w or 0) > 1 else None,
+            min_h=p.min_h if bounded and (p.min_h or 0) > 1 else None,
+            # With both w and h the box is given; ar only sets the missing side. As a ratio, so 16:9 is 32:18.
+            ar=(p.ar[0] / p.ar[1], 1.0) if p.ar and sized and not (p.w and p.h) else None,
+            fill=fill_style,
+            fill_color=None if fill_color == TRANSPARENT_WHITE else fill_color,
+        )
+
+    def size(self, size, p, context):
+        return output_size(size, p, max_pixels=context.max_pixels)
+
+    def apply(self, image, p, context):
+        # fit=fill/fillmax also lays the fill around the image.
+        return resize_apply(image, p, max_pixels=context.max_pixels)
+
+    def decode_size(self, p) -> Box | None:
+        """The smallest decoded size the render needs, when it is known before decoding (a JPEG
+        may then decode at 1/2, 1/4 or 1/8 of its size)."""
+        if not (p.w or p.h):
+            if p.ar:
+                return None  # The output's size follows the decoded one.
+            # No size asked: the output is the image clamped to RENDER_MAX_OUTPUT_PIXELS. A decode
+            # whose shorter side is at least √ceiling still has more pixels than that, so it clamps
+            # to the same size; a 50-megapixel JPEG then decodes at 1/2, for a second less CPU.
+            side = math.isqrt(settings.RENDER_MAX_OUTPUT_PIXELS - 1) + 1
+            return (side, side)
+        if (p.w and p.w.ratio) or (p.h and p.h.ratio):
+            return None
+        scale = p.dpr if p.dpr > 0 else 1
+        return (max(1, round((p.w.value if p.w else 1) * scale)),
+                max(1, round((p.h.value if p.h else 1) * scale)))
+
+
+def _crop_effective(crop: tuple) -> tuple:
+    """The crop anchor as `_anchor` reads it: the first smart crop alone, else one horizontal and
+    one vertical side (centre, the default, left out)."""
+    smart = next((c for c in crop if c in SMART_CROPS), None)
+    if smart:
+        return (smart,)
+    horizontal = "left" if "left" in crop else ("right" if "right" in crop else None)
+    vertical = "top" if "top" in crop else ("bottom" if "bottom" in crop else None)
+    return tuple(side for side in (horizontal, vertical) if side)
+
+
+RECT = RectStage()
+RESIZE = ResizeStage()

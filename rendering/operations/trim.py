@@ -1,12 +1,17 @@
 """trim: the image cropped to its subject, found by alpha, by a colour or by a uniform border."""
 
+from __future__ import annotations
+
 import numpy as np
 from PIL import Image
 
 from rendering.encode import image_has_alpha
-from rendering.params import RenderParams
+from rendering.stage import Param, RenderParams, Stage
+from rendering.values import MAX_DIMENSION, choice, color, decimal, integer
 
 Box = tuple[int, int, int, int]
+TRIMS = {"alpha", "color", "auto", "colorunlessalpha"}
+TRIM_MD, TRIM_SD = 11.0, 10.0  # imgix's defaults for trim=auto.
 
 # Pixels looked at per step: the scans go band by band (rows, or columns for trim=auto), so a
 # 50-megapixel image never has a second full-size copy.
@@ -165,3 +170,46 @@ def _pixels(image: Image.Image) -> np.ndarray:
     if "A" in image.getbands():
         image = image.convert("RGBa")
     return np.asarray(image)
+
+
+class TrimStage(Stage):
+    """trim, first: the output's size follows the trimmed image's, so it runs before the budget."""
+
+    name = "trim"
+    params = (
+        Param("trim", choice(TRIMS), ""),
+        Param("trim-alpha", integer(0, 255), 0),
+        Param("trim-color", color, aliases=("trimcolor",)),  # None: the top-left pixel's (imgix).
+        Param("trim-tol", decimal(0.0, 255.0), 0.0, aliases=("trimtol",)),
+        Param("trim-md", decimal(0.0, 255.0), TRIM_MD, aliases=("trimmd",)),
+        Param("trim-sd", decimal(0.0, 255.0), TRIM_SD, aliases=("trimsd",)),
+        Param("trim-pad", integer(-MAX_DIMENSION, MAX_DIMENSION), 0, aliases=("trimpad",)),
+    )
+    full_decode = True  # The box is found on every pixel.
+    before_budget = True
+
+    def active(self, p):
+        return bool(p.trim)
+
+    def effective(self, p, fmt):
+        by_alpha = p.trim in ("alpha", "colorunlessalpha")
+        by_color = p.trim in ("color", "colorunlessalpha")
+        auto = p.trim == "auto"
+        return dict(
+            trim=p.trim,
+            trim_alpha=p.trim_alpha if by_alpha else 0,
+            trim_color=p.trim_color if by_color else None,
+            trim_tol=p.trim_tol if by_color else 0.0,
+            trim_md=p.trim_md if auto else TRIM_MD,
+            trim_sd=p.trim_sd if auto else TRIM_SD,
+            trim_pad=p.trim_pad if p.trim else 0,
+        )
+
+    def size(self, size, p, context):
+        raise NotImplementedError("trim's size depends on the pixels: it runs before the budget.")
+
+    def apply(self, image, p, context):
+        return trim_apply(image, p)
+
+
+STAGE = TrimStage()

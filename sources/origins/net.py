@@ -112,7 +112,7 @@ def address_allowed(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-# Every request of ours carries this header; config/wsgi.py refuses one that arrives with our value
+# Every request of ours carries this header; rendering/wsgi.py refuses one that arrives with our value
 # before any work, so a fetch that reaches us by a name or address we do not know (an alias, a
 # proxy, a development machine's loopback) ends there instead of rendering again.
 FETCH_MARKER_HEADER = "X-Cutout-Fetch"
@@ -321,7 +321,7 @@ def _get(url: str, *, max_bytes: int, deadline) -> OriginObject:
             if response.status in (401, 403):
                 raise OriginForbiddenError()
             if response.status == 508:
-                # Our own refusal of a request carrying our marker (config/wsgi.py): the URL led
+                # Our own refusal of a request carrying our marker (rendering/wsgi.py): the URL led
                 # back to us by a way the checks above could not see (an alias, a proxy).
                 raise OriginLoopError("The URL leads back to this service, which refused to fetch from itself.")
             if response.status != 200:

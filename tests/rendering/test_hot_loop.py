@@ -156,7 +156,7 @@ def test_a_moved_generation_hands_the_request_to_a_thread_counted_once(source, e
     assert hot.hot_fast(environ) is None  # The kept response may be stale: not sent.
     assert _count(account) == before + 1
     monkeypatch.setattr(hot, "render_admit", real_admit)
-    # A thread runs it (config/wsgi.py): Django answers from the database without counting again.
+    # A thread runs it (rendering/wsgi.py): Django answers from the database without counting again.
     import io
     import sys
 

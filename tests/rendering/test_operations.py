@@ -171,7 +171,7 @@ def test_min_max_bounds_with_crop(rgb_bands):
     assert target_box((300, 200), params_parse("w=400&ar=1:3&fit=crop&max-h=800")) == (400, 800)
     assert resize(rgb_bands, "w=100&h=100&fit=crop&min-w=200").size == (200, 100)
     assert resize(rgb_bands, "w=100&h=100&fit=crop&max-w=50").size == (50, 100)
-    # Only with fit=crop (research §4.3).
+    # Only with fit=crop (imgix's crop documentation).
     assert resize(rgb_bands, "w=100&h=100&max-w=50").size == (100, 67)
 
 

@@ -1,4 +1,4 @@
-"""imgix signed URLs: the SPEC's vectors, and URLs made by imgix's own Python library."""
+"""imgix signed URLs: imgix's published signing vectors, and URLs made by imgix's own Python library."""
 
 import time
 from urllib.parse import urlsplit

@@ -1,4 +1,5 @@
-"""config/wsgi.py: rendering requests take the short middleware chain, everything else the full one."""
+"""rendering/wsgi.py (config/wsgi.py's application): rendering requests take the short middleware
+chain, everything else the full one."""
 
 import io
 import json
