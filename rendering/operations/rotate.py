@@ -222,7 +222,9 @@ def _turned(image: Image.Image, canvas: Box, matrix, mode: str) -> Image.Image:
             y0, y1 = max(0, math.floor(min(ys)) - 2), min(image.height, math.ceil(max(ys)) + 2)
             if x0 >= x1 or y0 >= y1:
                 continue  # A corner of the canvas that no source pixel reaches.
-            part = image.crop((x0, y0, x1, y1)).convert(work)
+            part = image.crop((x0, y0, x1, y1))
+            for step in (mode, work):  # Pillow has no L → La: through LA.
+                part = part.convert(step) if part.mode != step else part
             shift = (a, b, c + a * left + b * top - x0, d, e, f + d * left + e * top - y0)
             tile = part.transform((right - left, bottom - top), Image.Transform.AFFINE, shift,
                                   Image.Resampling.BILINEAR, fillcolor=0)
