@@ -89,9 +89,13 @@ class OrientStage(Stage):
         Param("orient", orient_value, None, aliases=("or",)),
         Param("flip", choice(set(FLIPS), {"vh": "hv"}), None),
     )
+    # The reduced-scale decode is asked for in the upright source's frame, which a sideways
+    # orient turns: decode it whole rather than too small on one side.
+    full_decode = True
 
     def _method(self, p, context: StageContext | None):
-        # The source's EXIF orientation, which decoding has already applied (1: none).
+        # The source's EXIF orientation, which decoding has already applied (1: none); a
+        # context that does not carry it is an upright source.
         source = getattr(context, "orientation", 1) or 1
         return orient_transpose(p.orient, p.flip, source)
 

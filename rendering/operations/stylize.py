@@ -3,7 +3,7 @@
 They run after sizing, in the order of STAGES: blur, px and htn work on the sized image's pixels,
 then the colour maps (monochrome, sepia, duotone), so a halftone's dots take the duotone's colours.
 Lengths (blur's radius, htn's dots) are relative to the image, so an effect looks the same at any
-output size or dpr; px's blocks are output pixels, as imgix draws them. Alpha is kept exactly: the
+output size or dpr; px's blocks are output pixels. Alpha is kept exactly: the
 colour maps work on the colour bands alone, and the filters on premultiplied colour so that
 transparent pixels cannot bleed into visible ones."""
 
@@ -18,7 +18,8 @@ from rendering.colors import color_parse
 from rendering.stage import Box, Param, Stage, StageContext
 from rendering.values import color, integer
 
-# blur=2000 (imgix's top value) is a gaussian of sigma half the image's longer side.
+# imgix gives blur's range (0–2000), not its unit: here blur=2000 is a gaussian of sigma half
+# the image's longer side (a wash of its mean colours), blur=20 a soft focus.
 BLUR_MAX = 2000
 BLUR_SIGMA_PER_UNIT = 1 / (2 * BLUR_MAX)
 # Above this sigma the blur runs on a copy scaled down to it, then scaled back up: what a larger
@@ -33,8 +34,8 @@ HALFTONE_MIN_CELL = 3
 LUMA = (0.299, 0.587, 0.114)
 # The usual sepia tone matrix (rows: red, green, blue out of red, green, blue in).
 SEPIA_MATRIX = (0.393, 0.769, 0.189, 0,
-         0.349, 0.686, 0.168, 0,
-         0.272, 0.534, 0.131, 0)
+                0.349, 0.686, 0.168, 0,
+                0.272, 0.534, 0.131, 0)
 
 PREMULTIPLIED = {"RGBA": "RGBa", "LA": "La"}
 
