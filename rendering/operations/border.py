@@ -4,8 +4,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageChops
 
-from rendering.operations.mask import Radii, color_canonical, corner_radii, rounded_mask, row_bands
-from rendering.params import TRANSPARENT_WHITE
+from rendering.operations.mask import TRANSPARENT_WHITE, Radii, color_canonical, corner_radii, rounded_mask, row_bands
 from rendering.stage import Param, Stage
 from rendering.values import MAX_DIMENSION, integer, number_parse
 

@@ -6,7 +6,6 @@ import re
 import numpy as np
 from PIL import Image, ImageChops
 
-from rendering.params import TRANSPARENT_WHITE
 from rendering.stage import Param, Stage
 from rendering.values import MAX_DIMENSION, ParamError, color, number_parse
 
@@ -14,6 +13,7 @@ Box = tuple[int, int]
 Radii = tuple[float, float, float, float]  # top-left, top-right, bottom-right, bottom-left
 
 MASKS = ("ellipse", "corners")
+TRANSPARENT_WHITE = (255, 255, 255, 0)  # imgix's default colour, `0FFF`: white once flattened.
 CORNER_SHARE = 0.2  # imgix: without corner-radius, 20% of the smaller side.
 BAND_ROWS = 512  # Rows per band when a full-size layer would otherwise be held twice.
 PATCH_ROWS = 512  # Rows of a corner's coverage computed at a time (float32 temporaries).

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from rendering.operations.border import STAGE
-from rendering.params import TRANSPARENT_WHITE
+from rendering.operations.mask import TRANSPARENT_WHITE
 from tests.conftest import FIXTURES
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)

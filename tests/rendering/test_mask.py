@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rendering.operations.mask import STAGE, ellipse_mask, rounded_mask
-from rendering.params import TRANSPARENT_WHITE
+from rendering.operations.mask import STAGE, TRANSPARENT_WHITE, ellipse_mask, rounded_mask
 from rendering.values import ParamError
 from tests.conftest import FIXTURES
 
