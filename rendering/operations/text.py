@@ -320,9 +320,11 @@ def text_layout(size: Box, p) -> Layout:
     placed = []
     for index, (line, line_w) in enumerate(zip(lines, widths, strict=True)):
         y = top + index * (line_height + lead)
+        x = left + {"left": 0, "center": (block_w - line_w) // 2, "right": block_w - line_w}[horizontal]
         if not line.strip() or y + reach < 0 or y - reach > height:
             continue
-        x = left + {"left": 0, "center": (block_w - line_w) // 2, "right": block_w - line_w}[horizontal]
+        if x + line_w + reach < 0 or x - reach > width:
+            continue
         placed.append((line, x, y))
     return Layout(font, tuple(placed), track, outline, shadow)
 
