@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,10 +22,15 @@ MAX_TEXT_CHARS = 1024
 # The size glyphs are drawn at, after dpr: a line of this size is 8192 × ~2600 pixels per layer,
 # which keeps the worst case (three layers, an 8192² canvas) within the render's CPU and memory.
 MAX_FONT_PIXELS = 2048
+# The area the lines' masks may cover, in pixels: one full-width line at MAX_FONT_PIXELS with the
+# widest outline and shadow is ~29 MP. More text than this (lines of huge type filling an 8192²
+# canvas) is not drawn, which keeps painting (three layers) within the render's CPU budget.
+MAX_TEXT_AREA = 32_000_000
 # Shadow "strength" is imgix's 0–10 (the spec's range): blur radius in pixels, and opacity.
 MAX_SHADOW = 10.0
 MAX_OUTLINE = 100
 ELLIPSIS = "…"
+FONT_CACHE_SIZE = 32  # faces × sizes kept loaded per thread
 PAINT_BAND = 256  # rows of an RGBA image composited at a time
 
 VERTICAL = ("top", "middle", "bottom")
@@ -101,9 +107,20 @@ def font_resolve(value: str | None) -> tuple[str, bool]:
     return FAMILIES[family][bold + 2 * italic], substitute
 
 
-@functools.lru_cache(maxsize=64)
+_fonts = threading.local()
+
+
 def _font(face: str, size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(str(FONTS / f"{face}.ttf"), size)
+    """The face at `size`, loaded once per thread: a FreeType face must not be used by two
+    threads at once, and renders run in threads."""
+    cache = getattr(_fonts, "cache", None)
+    if cache is None:
+        cache = _fonts.cache = {}
+    if (face, size) not in cache:
+        if len(cache) >= FONT_CACHE_SIZE:
+            cache.pop(next(iter(cache)))
+        cache[face, size] = ImageFont.truetype(str(FONTS / f"{face}.ttf"), size)
+    return cache[face, size]
 
 
 def _text_parse(value: str) -> str | None:
@@ -211,18 +228,17 @@ class TextStage(Stage):
             return image
         mode = {"L": "RGB", "LA": "RGBA"}.get(image.mode, image.mode)
         result = image.convert(mode) if mode != image.mode else image.copy()
-        # Every shadow first, then each line's outline and fill, so no shadow darkens a glyph.
+        # The ink and its outline once per line; every shadow first, then each line's outline and
+        # fill, so no shadow darkens a glyph.
+        outer = [(_line_mask(layout, line, layout.outline), x, y) for line, x, y in layout.lines]
         if layout.shadow:
             opacity = 0.5 + layout.shadow / (2 * MAX_SHADOW)
-            for line, x, y in layout.lines:
-                mask, (dx, dy) = _line_mask(layout, line, layout.outline)
-                mask = mask.filter(ImageFilter.GaussianBlur(layout.shadow))
-                _paint(result, (0, 0, 0, round(255 * opacity)), mask, (x + dx, y + dy))
-        for line, x, y in layout.lines:
+            for (mask, (dx, dy)), x, y in outer:
+                _paint(result, (0, 0, 0, round(255 * opacity)), _blur(mask, layout.shadow), (x + dx, y + dy))
+        for ((mask, (dx, dy)), x, y), (line, _, _) in zip(outer, layout.lines, strict=True):
             if layout.outline:
-                mask, (dx, dy) = _line_mask(layout, line, layout.outline)
                 _paint(result, p.txt_line_color, mask, (x + dx, y + dy))
-            mask, (dx, dy) = _line_mask(layout, line, 0)
+                mask, (dx, dy) = _line_mask(layout, line, 0)
             _paint(result, p.txt_color, mask, (x + dx, y + dy))
         return result
 
@@ -233,8 +249,12 @@ def text_scale(p) -> float:
 
 
 @functools.lru_cache(maxsize=8192)
+def _char_advance(face: str, size: int, ch: str) -> float:
+    return _font(face, size).getlength(ch)
+
+
 def _advance(font: ImageFont.FreeTypeFont, ch: str) -> float:
-    return font.getlength(ch)
+    return _char_advance(Path(font.path).stem, font.size, ch)
 
 
 def _width(font: ImageFont.FreeTypeFont, line: str, track: int) -> int:
@@ -314,10 +334,12 @@ def text_layout(size: Box, p) -> Layout:
     else:
         top = {"top": pad, "middle": (height - block_h) // 2, "bottom": height - pad - block_h}[vertical]
 
-    outline = min(round(p.txt_line * scale), font_size)
+    # An outline wider than an eighth of the glyphs' size buries them (and costs area).
+    outline = min(round(p.txt_line * scale), max(1, font_size // 8))
     shadow = p.txt_shad * scale
-    reach = line_height + 2 * (outline + math.ceil(3 * shadow))
-    placed = []
+    margin = outline + math.ceil(3 * shadow)
+    reach = line_height + 2 * margin
+    placed, area = [], 0
     for index, (line, line_w) in enumerate(zip(lines, widths, strict=True)):
         y = top + index * (line_height + lead)
         x = left + {"left": 0, "center": (block_w - line_w) // 2, "right": block_w - line_w}[horizontal]
@@ -325,6 +347,11 @@ def text_layout(size: Box, p) -> Layout:
             continue
         if x + line_w + reach < 0 or x - reach > width:
             continue
+        # The cost is the area drawn: past MAX_TEXT_AREA (a full-width line at the largest size
+        # fits), further lines are not drawn.
+        area += (line_w + 2 * margin) * reach
+        if placed and area > MAX_TEXT_AREA:
+            break
         placed.append((line, x, y))
     return Layout(font, tuple(placed), track, outline, shadow)
 
@@ -352,6 +379,16 @@ def _line_mask(layout: Layout, line: str, outline: int) -> tuple[Image.Image, tu
     for x, part in glyphs:
         draw.text((x - left, -top), part, fill=255, font=font, stroke_width=outline, stroke_fill=255)
     return mask, (left, top)
+
+
+def _blur(mask: Image.Image, radius: float) -> Image.Image:
+    """A Gaussian blur of `radius`; a wide one on a reduced copy, scaled back (a soft shadow
+    loses nothing, and the cost no longer grows with the line's area at full resolution)."""
+    factor = max(1, min(8, int(radius // 2)))
+    if factor == 1:
+        return mask.filter(ImageFilter.GaussianBlur(radius))
+    small = mask.reduce(factor).filter(ImageFilter.GaussianBlur(radius / factor))
+    return small.resize(mask.size, Image.Resampling.BILINEAR)
 
 
 def _paint(image: Image.Image, rgba: tuple, mask: Image.Image, origin: tuple[int, int]) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageChops
 
 from rendering.operations.text import FAMILIES, FONTS, MAX_FONT_PIXELS, MAX_TEXT_CHARS, STAGE, font_resolve, text_layout
 from rendering.stage import StageContext
@@ -356,13 +356,27 @@ def test_effective_keeps_only_what_draws():
 
 # Cost.
 
-def test_worst_case_stays_within_the_cpu_budget():
-    """The longest text, the largest size, the widest outline and strongest shadow on an 8192²
-    canvas (the query bench/hostile.py runs)."""
-    canvas = Image.new("RGB", (8192, 8192), GREY)
-    p = params({"txt": "W" * 5000, "txt-size": "100000", "txt-line": "1000", "txt-shad": "10",
-                "txt-clip": "middle,ellipsis", "txt-align": "middle,center"})
+@pytest.mark.parametrize("mode, query", [
+    # The longest text at the largest size, with the widest outline and strongest shadow.
+    ("RGB", {"txt": "W" * 5000, "txt-size": "100000", "txt-line": "1000", "txt-shad": "10",
+             "txt-clip": "middle,ellipsis", "txt-align": "middle,center"}),
+    # Lines of large type filling the canvas, on a cutout (the dearer compositing).
+    ("RGBA", {"txt": ("W" * 36 + "\n") * 27, "txt-size": "256", "txt-line": "100", "txt-shad": "10",
+              "txt-align": "top,left"}),
+])
+def test_worst_case_stays_within_the_cpu_budget(mode, query):
+    """On an 8192² canvas (the queries bench/hostile.py runs)."""
+    canvas = Image.new(mode, (8192, 8192), (*GREY, 255)[:len(mode)])
+    p = params(query)
     start = time.process_time()
     out = STAGE.apply(canvas, p, StageContext())
     assert time.process_time() - start < 3.0
-    assert out.size == canvas.size and ink(canvas, out).any()
+    assert out.size == canvas.size and ImageChops.difference(canvas, out).getbbox(alpha_only=False) is not None
+
+
+def test_the_area_drawn_is_bounded():
+    p = params({"txt": ("W" * 36 + "\n") * 27, "txt-size": "256", "txt-line": "100", "txt-shad": "10",
+                "txt-align": "top,left"})
+    layout = text_layout((8192, 8192), p)
+    assert 1 < len(layout.lines) < 27
+    assert layout.outline == 256 // 8
