@@ -6,6 +6,7 @@ import functools
 import math
 import re
 import threading
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,8 +17,9 @@ from rendering.values import MAX_DIMENSION, choice, color, decimal, integer, ite
 
 FONTS = Path(__file__).resolve().parent.parent / "fonts"
 
-# imgix documents no limit; a URL holds at most 8000 characters, and more text than this cannot
-# be read on any image (the widest canvas fits ~1400 glyphs at txt-size=10), so the rest is cut.
+# imgix documents no limit (a URL holds at most 8000 characters). A caption is a line or a few:
+# 1024 characters is more than any needs, and keeps each per-character step (clipping, tracking)
+# small whatever the URL holds. The rest is cut.
 MAX_TEXT_CHARS = 1024
 # The size glyphs are drawn at, after dpr: a line of this size is 8192 × ~2600 pixels per layer,
 # which keeps the worst case (three layers, an 8192² canvas) within the render's CPU and memory.
@@ -26,9 +28,10 @@ MAX_FONT_PIXELS = 2048
 # widest outline and shadow is ~29 MP. More text than this (lines of huge type filling an 8192²
 # canvas) is not drawn, which keeps painting (three layers) within the render's CPU budget.
 MAX_TEXT_AREA = 32_000_000
-# Shadow "strength" is imgix's 0–10 (the spec's range): blur radius in pixels, and opacity.
+# Shadow "strength" is imgix's 0–10 (the spec's range): a black halo's blur radius in pixels.
 MAX_SHADOW = 10.0
-MAX_OUTLINE = 100
+SHADOW_GAIN, SHADOW_OPACITY = 3, 200
+MAX_OUTLINE = 100  # imgix gives none; drawn at most 1/8 of the font size (text_layout)
 ELLIPSIS = "…"
 FONT_CACHE_SIZE = 32  # faces × sizes kept loaded per thread
 PAINT_BAND = 256  # rows of an RGBA image composited at a time
@@ -67,8 +70,8 @@ FAMILY_PREFIXES = (
                "bigcaslon", "centurysch", "c059", "p052", "nimbusrom", "urwpalladio",
                "urwbookman", "ptserif", "liberationserif", "freeserif", "stixgeneral",
                "superclarendon", "rockwell", "marion", "newpeninim", "notoserif", "garamond",
-               "cambria", "bookantiqua", "snellroundhand", "zapfino", "apple-chancery",
-               "applechancery", "savoyelet", "brushscript", "urwchancery", "z003")),
+               "cambria", "bookantiqua", "snellroundhand", "zapfino", "applechancery",
+               "savoyelet", "brushscript", "urwchancery", "z003")),
     ("sans", ("sansserif", "sans", "fantasy", "helvetica", "arial", "avenir", "futura", "gillsans",
               "verdana", "tahoma", "trebuchet", "lucidagrande", "geneva", "optima", "skia",
               "seravek", "ptsans", "lato", "nimbussan", "nimbussans", "freesans", "liberationsans",
@@ -129,8 +132,9 @@ def _text_parse(value: str) -> str | None:
     value = text(value)
     if value is None:
         return None
-    value = value.replace("\r\n", "\n").replace("\r", "\n")
-    value = "".join(ch for ch in value if ch == "\n" or ch.isprintable() or ch == " ")
+    value = value.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ")
+    # Control characters go; format characters stay (a joiner shapes emoji and Persian).
+    value = "".join(ch for ch in value if ch == "\n" or unicodedata.category(ch) != "Cc")
     value = "\n".join(line.rstrip() for line in value[:MAX_TEXT_CHARS].split("\n")).strip("\n")
     return value if value.strip() else None
 
@@ -232,9 +236,8 @@ class TextStage(Stage):
         # fill, so no shadow darkens a glyph.
         outer = [(_line_mask(layout, line, layout.outline), x, y) for line, x, y in layout.lines]
         if layout.shadow:
-            opacity = 0.5 + layout.shadow / (2 * MAX_SHADOW)
             for (mask, (dx, dy)), x, y in outer:
-                _paint(result, (0, 0, 0, round(255 * opacity)), _blur(mask, layout.shadow), (x + dx, y + dy))
+                _paint(result, (0, 0, 0, 255), _shadow(mask, layout.shadow), (x + dx, y + dy))
         for ((mask, (dx, dy)), x, y), (line, _, _) in zip(outer, layout.lines, strict=True):
             if layout.outline:
                 _paint(result, p.txt_line_color, mask, (x + dx, y + dy))
@@ -381,14 +384,17 @@ def _line_mask(layout: Layout, line: str, outline: int) -> tuple[Image.Image, tu
     return mask, (left, top)
 
 
-def _blur(mask: Image.Image, radius: float) -> Image.Image:
-    """A Gaussian blur of `radius`; a wide one on a reduced copy, scaled back (a soft shadow
-    loses nothing, and the cost no longer grows with the line's area at full resolution)."""
+def _shadow(mask: Image.Image, radius: float) -> Image.Image:
+    """A soft halo around the ink: its coverage blurred by `radius` and strengthened (a plain
+    blur spreads thin strokes to nothing), up to SHADOW_OPACITY. A wide blur runs on a reduced
+    copy, scaled back: a soft shadow loses nothing, and the cost stays that of the line's area."""
     factor = max(1, min(8, int(radius // 2)))
     if factor == 1:
-        return mask.filter(ImageFilter.GaussianBlur(radius))
-    small = mask.reduce(factor).filter(ImageFilter.GaussianBlur(radius / factor))
-    return small.resize(mask.size, Image.Resampling.BILINEAR)
+        halo = mask.filter(ImageFilter.GaussianBlur(radius))
+    else:
+        small = mask.reduce(factor).filter(ImageFilter.GaussianBlur(radius / factor))
+        halo = small.resize(mask.size, Image.Resampling.BILINEAR)
+    return halo.point(lambda value: min(SHADOW_OPACITY, value * SHADOW_GAIN))
 
 
 def _paint(image: Image.Image, rgba: tuple, mask: Image.Image, origin: tuple[int, int]) -> None:

@@ -97,7 +97,7 @@ def test_align_and_clip_have_one_canonical_form():
 
 def test_text_is_capped_and_cleaned():
     assert len(params({"txt": "x" * 5000}).txt) == MAX_TEXT_CHARS
-    assert params({"txt": "a\tb\x00c"}).txt == "abc"
+    assert params({"txt": "a\tb\x00c\u200dd"}).txt == "a bc\u200dd"
     assert params({"txt": "one\r\ntwo"}).txt == "one\ntwo"
     assert params({"txt": "   "}).txt is None
 
