@@ -144,6 +144,11 @@ def _font_parse(value: str) -> str | None:
     return font_resolve(value)[0] if value.strip() else None
 
 
+def _width_parse(value: str) -> int | None:
+    """Pixels; 0 (imgix's floor) is no width of its own: the image's, less the padding."""
+    return integer(0, MAX_DIMENSION)(value) or None
+
+
 def _align(words: tuple) -> tuple[str, str]:
     """(vertical, horizontal); the last word of each kind wins, imgix's bottom,right otherwise."""
     vertical = [w for w in words if w in VERTICAL]
@@ -187,7 +192,7 @@ class TextStage(Stage):
         Param("txt-size", integer(1, MAX_FONT_PIXELS), 12, aliases=("tsz", "txtsize")),
         # imgix's suggested floor: tighter than -4 px the glyphs run into each other.
         Param("txt-track", integer(-4, MAX_DIMENSION), 0, aliases=("txttrack", "tt")),
-        Param("txt-width", integer(1, MAX_DIMENSION), None, aliases=("txtwidth",)),
+        Param("txt-width", _width_parse, None, aliases=("txtwidth",)),
         Param("txt-x", integer(-MAX_DIMENSION, MAX_DIMENSION), None, aliases=("txtx",)),
         Param("txt-y", integer(-MAX_DIMENSION, MAX_DIMENSION), None, aliases=("txty",)),
     )

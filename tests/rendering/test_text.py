@@ -82,6 +82,8 @@ def test_values_are_clamped_and_unreadable_ones_keep_the_default():
                 "txt-pad": "-3", "txt-lead": "-2", "txt-line": "5000"})
     assert (p.txt_size, p.txt_shad, p.txt_track, p.txt_pad, p.txt_lead) == (MAX_FONT_PIXELS, 10.0, -4, 0, 0)
     assert p.txt_line == 100
+    assert params({"txt": "Hi", "txt-width": "0"}).txt_width is None
+    assert params({"txt": "Hi", "txt-width": "99999"}).txt_width == 8192
     p = params({"txt": "Hi", "txt-size": "big", "txt-color": "nope", "txt-align": "sideways",
                 "txt-fit": "crop"})
     assert (p.txt_size, p.txt_color, p.txt_align, p.txt_fit) == (12, (0, 0, 0, 255), ("bottom", "right"), None)
