@@ -206,6 +206,7 @@ def image_decode(data: bytes, *, at_least: tuple[int, int] | None = None) -> Ima
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             image.load()
+            orientation = image.getexif().get(EXIF_ORIENTATION, 1)
             image = image_orient(image)
     except DECODE_ERRORS:
         raise NotAnImageError("The origin image is truncated or corrupt.") from None
@@ -224,7 +225,15 @@ def image_decode(data: bytes, *, at_least: tuple[int, int] | None = None) -> Ima
         # An attribute, not info: a new image made from this one (a crop, a resize) does not
         # inherit it, so no later stage can read a geometry that is not its image's.
         image.geometry = geometry
+    # The EXIF orientation it was turned upright by (1: none): `orient` replaces it.
+    image.orientation = orientation if orientation in ORIENTATIONS or orientation == 1 else 1
     return image
+
+
+def image_orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1–8) decoding turned the image upright by; 1 for an image not
+    decoded here."""
+    return getattr(image, "orientation", 1)
 
 
 def image_alpha_possible(data: bytes) -> bool:

@@ -13,9 +13,10 @@ from core.errors import ServiceError, ServiceUnavailableError
 from core.metrics import RENDER_SLOT_WAITS
 from rendering.encode import format_resolve
 from rendering.operations.mark import mark_drawn_size, mark_tile_count
-from rendering.operations.pad import pad_size
-from rendering.operations.resize import output_size, rect_size, target_box
+from rendering.operations.resize import rect_size, target_box
 from rendering.params import RenderParams
+from rendering.stage import StageContext
+from rendering.stages import stages_size
 
 # The setting that bounds each encoder's output pixels; JPEG has none beyond RENDER_MAX_OUTPUT_PIXELS.
 ENCODER_LIMITS = {
@@ -60,7 +61,8 @@ class Budget:
 
 
 def render_budget_check(*, size: tuple[int, int], params: RenderParams, requested: str, default: str,
-                        accept: str, has_alpha: bool, mark_size: tuple[int, int] | None = None) -> Budget:
+                        accept: str, has_alpha: bool, mark_size: tuple[int, int] | None = None,
+                        orientation: int = 1) -> Budget:
     """Refuses a render whose work is over budget, from the decoded size and the parameters alone.
 
     The format is `requested`, except that auto=format chooses WebP over AVIF when the client
@@ -73,7 +75,8 @@ def render_budget_check(*, size: tuple[int, int], params: RenderParams, requeste
     counts the padding: what the encoder writes is the padded canvas.
     """
     own_size = rect_size(size, params.rect)
-    out = pad_size(output_size(own_size, params), params)
+    # What every stage does to the size (rendering/stages.py), as it will do it.
+    out = stages_size(size, params, StageContext(orientation=orientation))
     if mark_size is not None:
         _mark_check(mark_size, out, params)
     fmt = format_resolve(requested, params=params, has_alpha=has_alpha, default=default)

@@ -14,7 +14,14 @@ from core.storage import storage_put
 from cutouts.models import BgRemoveJob
 from cutouts.selectors import job_find
 from cutouts.services import bg_remove_job_ensure, bg_remove_job_raise_failure
-from imaging.decode import image_alpha_possible, image_decode, image_geometry, image_sniff, image_transparency
+from imaging.decode import (
+    image_alpha_possible,
+    image_decode,
+    image_geometry,
+    image_orientation,
+    image_sniff,
+    image_transparency,
+)
 from rendering.budget import RenderBusyError, render_budget_check, render_slot
 from rendering.encode import format_default, format_negotiate, format_resolve, image_encode, image_has_alpha
 from rendering.gate import Door, Entry, MarkPass, Pass, render_gate
@@ -234,12 +241,14 @@ def _stages_run(image, origin: _Source, *, kind: str, fmt: str, accept: str, mar
     """Step 5: the stages whose size depends on pixels (trim), the output budget (budget.py: what
     the output may cost, checked before any further work on pixels), then the other stages."""
     params, cutout = origin.params, origin.params.bg_remove
-    image = stages_apply(image, params, StageContext(), EARLY_STAGES)
+    orientation = image_orientation(image)
+    image = stages_apply(image, params, StageContext(orientation=orientation), EARLY_STAGES)
     default = format_default(kind, cutout=cutout)
     budget = render_budget_check(size=image_geometry(image).size, params=params, requested=fmt, default=default,
                                  accept=accept, has_alpha=_may_have_alpha(image, params),
-                                 mark_size=mark.size if mark is not None else None)
-    image = stages_apply(image, params, StageContext(mark=mark, max_pixels=budget.max_pixels))
+                                 mark_size=mark.size if mark is not None else None, orientation=orientation)
+    image = stages_apply(image, params, StageContext(mark=mark, max_pixels=budget.max_pixels,
+                                                     orientation=orientation))
     return image, budget, default
 
 

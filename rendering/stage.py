@@ -51,6 +51,8 @@ class StageContext:
     mark: Any = None  # The decoded watermark, when `mark` is asked for.
     # The encoder's pixel budget for an image served at its own size (budget.py).
     max_pixels: int | None = None
+    # The source's EXIF orientation, which decoding already applied (1: none); `orient` replaces it.
+    orientation: int = 1
 
 
 class Stage:

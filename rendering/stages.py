@@ -5,20 +5,44 @@ the "anything to do?" shortcut, the decode size and the output's size before any
 Adding an operation: one module in rendering/operations/ with its stage, its place below, its
 tests and its line in docs/rendering.md."""
 
-from rendering.operations import bg, bgremove, mark, output, pad, resize, trim, unsupported
+from rendering.operations import (
+    bg,
+    bgremove,
+    border,
+    fillgradient,
+    mark,
+    mask,
+    output,
+    pad,
+    resize,
+    rotate,
+    stylize,
+    text,
+    trim,
+    unsupported,
+)
 from rendering.stage import Box, Stage, StageContext
 
 # Trim first (its size depends on pixels: before the budget) → the matte when it is asked for
-# instead of the cutout → rect → fit/crop/resize (w, h, dpr, ar, min/max, fill) → pad → bg →
-# mark; then the response's own choices (format, quality, access), which do no pixel work.
+# instead of the cutout → orient/flip → rect → fit/crop/resize (w, h, dpr, ar, min/max, fill) →
+# rot → stylize (blur, px, htn, monochrome, sepia, duotone) → pad → border → mask → bg → text →
+# mark → transparency; then the response's own choices (format, quality, access), which do no
+# pixel work, and last what is refused.
 STAGES: tuple[Stage, ...] = (
     trim.STAGE,
     bgremove.STAGE,
+    rotate.ORIENT,
     resize.RECT,
     resize.RESIZE,
+    rotate.ROT,
+    *stylize.STAGES,
     pad.STAGE,
+    border.STAGE,
+    mask.STAGE,
     bg.STAGE,
+    text.STAGE,
     mark.STAGE,
+    fillgradient.STAGE,  # transparency=grid: behind whatever is still transparent.
     output.STAGE,
     output.ACCESS,
     unsupported.STAGE,  # Last: it reads what the others left (and their parsed values).

@@ -10,6 +10,7 @@ from django.conf import settings
 from PIL import Image, ImageFilter
 
 from imaging.decode import image_geometry
+from rendering.operations.fillgradient import gradient_canvas
 from rendering.operations.pad import TRANSPARENT_WHITE, pad_inner
 from rendering.stage import Param, RenderParams, Stage
 from rendering.values import (
@@ -31,7 +32,7 @@ Window = tuple[float, float, float, float]
 FIT_NAMES = {"clip", "crop", "fill", "fillmax", "max", "min", "scale", "clamp", "facearea"}
 CROPS = {"top", "bottom", "left", "right", "faces", "entropy", "edges", "focalpoint"}
 SMART_CROPS = ("focalpoint", "entropy", "edges")  # "faces" has no detector: it falls through.
-FILLS = {"solid", "blur"}
+FILLS = {"solid", "blur", "gradient"}
 # The crop anchor and fill of a plain centred crop (a blurred fill's cover).
 DEFAULTS = SimpleNamespace(crop=(), fp_x=0.5, fp_y=0.5, fp_z=1.0, fill="", fill_color=None)
 # Pillow first shrinks by whole-pixel steps while the image is over 3× the target: fast, same look.
@@ -193,6 +194,8 @@ FITS = {
 
 def _fill_canvas(image: Image.Image, box: Box, params: RenderParams) -> Image.Image:
     """What shows around a fitted image: a blurred cover of it, fill-color, or transparency."""
+    if params.fill == "gradient":
+        return gradient_canvas(box, params, image)
     if params.fill == "blur":
         # Blurred small and scaled up: looks the same as blurring at full size, for a fraction of
         # the work on a large canvas.
@@ -485,8 +488,8 @@ class ResizeStage(Stage):
         focal = crop == ("focalpoint",)
         bounded = p.fit == "crop" and bool(p.w or p.h)  # min/max only bound a w/h box.
         fill = p.fit in ("fill", "fillmax") and sized
-        fill_style = "blur" if fill and p.fill == "blur" else ""  # solid is what "" draws.
-        fill_color = p.fill_color if fill and fill_style != "blur" else None
+        fill_style = p.fill if fill and p.fill in ("blur", "gradient") else ""  # solid is what "" draws.
+        fill_color = p.fill_color if fill and not fill_style else None
         return dict(
             w=p.w, h=p.h,
             dpr=p.dpr if p.w or p.h else 1.0,

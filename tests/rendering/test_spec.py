@@ -21,7 +21,14 @@ BASE = "w=300&h=200"
 # What the spec leaves out of `depends`, or where our default differs from it: a parameter of the
 # family acts only with the family's switch.
 BASES = {"ar": "w=300"}  # ar sets the missing side; with both w and h it has nothing to set.
-EXTRA_DEPENDS = {"bg-remove-": "bg-remove=true", "mark-": "mark=mark.png", "fill": "fit=fill"}
+# The longest start that matches a name wins.
+EXTRA_DEPENDS = {
+    "bg-remove-": "bg-remove=true", "mark-": "mark=mark.png", "fill": "fit=fill",
+    "fill-gradient-": "fit=fill&fill=gradient",
+    "fill-gradient-radial": "fit=fill&fill=gradient&fill-gradient-type=radial",
+    "border-stroke-color": "border-stroke-size=4", "border-stroke-size": "border-stroke-color=ff0000",
+    "rot-type": "rot=30", "txt-lead": "txt=a%0Ab",  # Leading is the space between two lines.
+}
 # Values that draw what the default draws (fill=solid is what no fill draws).
 SAME_AS_DEFAULT = {"fill": {"solid"}}
 
@@ -37,6 +44,9 @@ def _sample(name: str, spec: dict) -> str:
               if v not in VALUES.get(name, {}) and v not in SAME_AS_DEFAULT.get(name, ())]
     if name == "rect":
         return "10,20,100,50"
+    if kind == "list" and "length" in first:
+        # A fixed list: one sample per element, from the element's first type.
+        return ",".join(_element(first[str(i)][0], i) for i in range(first["length"]))
     if values:
         return next((v for v in values if str(v) != str(default)), values[0])
     if kind in ("integer", "number"):
@@ -49,6 +59,17 @@ def _sample(name: str, spec: dict) -> str:
         "hex_color": "ff0000", "color_keyword": "red", "ratio": "16:9", "timestamp": "2000000000",
         "url": "mark.png", "path": "mark.png", "font": "serif", "list": "a", "interval": "1,2",
     }.get(kind, "hello")
+
+
+def _element(spec: dict, index: int) -> str:
+    kind = spec.get("type")
+    if kind == "hex_color":
+        return ("ff0000", "0000ff", "00ff00", "ffff00")[index % 4]
+    if kind in ("integer", "number"):
+        bounds = spec.get("strict_range") or spec.get("suggested_range") or {}
+        low, high = bounds.get("min", 0), bounds.get("max")
+        return str(low + (max(1, (high - low) // 3) if high is not None else 7) + index)
+    return {"unit_scalar": "0.3", "color_keyword": "red"}.get(kind, "a")
 
 
 def _depends(spec: dict) -> str:
@@ -64,7 +85,8 @@ def _depends(spec: dict) -> str:
 
 
 def _base(name: str, spec: dict) -> str:
-    extra = next((q for start, q in EXTRA_DEPENDS.items() if name.startswith(start) and name != q.split("=")[0]), "")
+    starts = sorted((start for start in EXTRA_DEPENDS if name.startswith(start)), key=len, reverse=True)
+    extra = EXTRA_DEPENDS[starts[0]] if starts and name != EXTRA_DEPENDS[starts[0]].split("=")[0] else ""
     return "&".join(part for part in (BASES.get(name, BASE), _depends(spec), extra) if part)
 
 
