@@ -39,8 +39,8 @@ class _RenderParamsMethods:
         PNG, …): what the render cache is keyed by, so ineffective parameters and defaults spelled
         out make no new stored render."""
         if fmt == "json":
-            # The source's metadata, nothing else.
-            return stages_effective(RenderParams(bg_remove=self.bg_remove), fmt)
+            # The source's metadata (with its faces, for faces=1), nothing else.
+            return stages_effective(RenderParams(bg_remove=self.bg_remove, faces=self.faces), fmt)
         return stages_effective(self, fmt)
 
     def canonical(self, fmt: str | None = None) -> str:

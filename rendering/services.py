@@ -26,6 +26,7 @@ from rendering.budget import RenderBusyError, render_budget_check, render_slot
 from rendering.encode import format_default, format_negotiate, format_resolve, image_encode, image_has_alpha
 from rendering.gate import Door, Entry, MarkPass, Pass, render_gate
 from rendering.models import Render
+from rendering.operations.faces import faces_json
 from rendering.params import MAX_DIMENSION, RenderParams
 from rendering.stage import StageContext
 from rendering.stages import EARLY_STAGES, stages_apply, stages_decode_size
@@ -145,7 +146,7 @@ def _render(*, gate: Pass, accept: str, mark_for: Callable[[], "_Mark"]) -> Rend
         # 4. Decode: the origin at the smallest scale the output needs (JPEG draft), or the cutout.
         image, kind, size = _source_decode(origin, fmt)
         if fmt == "json":
-            body = json.dumps(_metadata(image, kind=kind, size=size)).encode()
+            body = json.dumps(_metadata(image, kind=kind, size=size, faces=origin.params.faces)).encode()
             return origin.outcome(render_store(key=origin.key, source=source, path=path, data=body,
                                                content_type="application/json"))
         mark_image = _mark_decode(mark)
@@ -318,8 +319,8 @@ def _origin_image(source: Source, path: str, *, at_least=None):
     return image_decode(obj.data, at_least=at_least), image_sniff(obj.data), len(obj.data)
 
 
-def _metadata(image, *, kind, size) -> dict:
-    return {
+def _metadata(image, *, kind, size, faces=False) -> dict:
+    metadata = {
         "Content-Type": f"image/{kind}" if kind else "application/octet-stream",
         "Content-Length": size,
         "PixelWidth": image.width,
@@ -327,6 +328,9 @@ def _metadata(image, *, kind, size) -> dict:
         "ColorModel": "RGB" if image.mode in ("RGB", "RGBA", "P") else "Gray",
         "HasAlpha": "A" in image.getbands(),
     }
+    if faces:
+        metadata["Faces"] = faces_json(image)  # imgix's faces=1.
+    return metadata
 
 
 # --- Marks -----------------------------------------------------------------------------------------

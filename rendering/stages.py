@@ -9,6 +9,7 @@ from rendering.operations import (
     bg,
     bgremove,
     border,
+    faces,
     fillgradient,
     mark,
     mask,
@@ -24,8 +25,8 @@ from rendering.operations import (
 from rendering.stage import Box, Stage, StageContext
 
 # Trim first (its size depends on pixels: before the budget) → the matte when it is asked for
-# instead of the cutout → orient/flip → rect → fit/crop/resize (w, h, dpr, ar, min/max, fill) →
-# rot → stylize (blur, px, htn, monochrome, sepia, duotone) → pad → border → mask → bg → text →
+# instead of the cutout → orient/flip → rect → fit/crop/resize (w, h, dpr, ar, min/max, fill,
+# crop=faces, facearea) → face-blur/face-pixel → rot → stylize (blur, px, htn, monochrome, sepia, duotone) → pad → border → mask → bg → text →
 # mark → transparency; then the response's own choices (format, quality, access), which do no
 # pixel work, and last what is refused.
 STAGES: tuple[Stage, ...] = (
@@ -34,6 +35,7 @@ STAGES: tuple[Stage, ...] = (
     rotate.ORIENT,
     resize.RECT,
     resize.RESIZE,
+    faces.STAGE,  # face-blur/face-pixel: on the sized image, before rot turns the faces.
     rotate.ROT,
     *stylize.STAGES,
     pad.STAGE,

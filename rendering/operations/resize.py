@@ -10,6 +10,7 @@ from django.conf import settings
 from PIL import Image, ImageFilter
 
 from imaging.decode import image_geometry
+from rendering.operations.faces import faces_area, faces_find
 from rendering.operations.fillgradient import gradient_canvas
 from rendering.operations.pad import TRANSPARENT_WHITE, pad_inner
 from rendering.stage import Param, RenderParams, Stage
@@ -31,10 +32,10 @@ Window = tuple[float, float, float, float]
 
 FIT_NAMES = {"clip", "crop", "fill", "fillmax", "max", "min", "scale", "clamp", "facearea"}
 CROPS = {"top", "bottom", "left", "right", "faces", "entropy", "edges", "focalpoint"}
-SMART_CROPS = ("focalpoint", "entropy", "edges")  # "faces" has no detector: it falls through.
+SMART_CROPS = ("focalpoint", "entropy", "edges")  # After "faces", which falls back to them when it finds none.
 FILLS = {"solid", "blur", "gradient"}
 # The crop anchor and fill of a plain centred crop (a blurred fill's cover).
-DEFAULTS = SimpleNamespace(crop=(), fp_x=0.5, fp_y=0.5, fp_z=1.0, fill="", fill_color=None)
+DEFAULTS = SimpleNamespace(crop=(), fp_x=0.5, fp_y=0.5, fp_z=1.0, faceindex=None, facepad=1.0, fill="", fill_color=None)
 # Pillow first shrinks by whole-pixel steps while the image is over 3× the target: fast, same look.
 REDUCING_GAP = 3.0
 # entropy/edges are measured on a thumbnail: the choice of window does not need full resolution.
@@ -114,10 +115,11 @@ def target_box(size: Box, params: RenderParams) -> Box | None:
     width, height = size
     w = params.w.pixels(width) if params.w else None
     h = params.h.pixels(height) if params.h else None
-    ar = params.ar if params.fit in ("crop", "fill", "fillmax") else None
+    ar = params.ar if params.fit in ("crop", "facearea", "fill", "fillmax") else None
     if w is None and h is None:
         # ar alone reframes at native resolution: cropped for crop, padded for fill (imgix ar doc).
-        return _fit_cap(_ar_frame(size, ar, inside=params.fit == "crop"), params.fit) if ar else None
+        inside = params.fit in ("crop", "facearea")
+        return _fit_cap(_ar_frame(size, ar, inside=inside), params.fit) if ar else None
     aspect = ar[0] / ar[1] if ar else width / height
     across, down = params.pad[0] + params.pad[2], params.pad[1] + params.pad[3]
     if w is None:
@@ -157,6 +159,26 @@ def _crop(image: Image.Image, box: Box, params: RenderParams) -> Image.Image:
     return _resample(image, box, _anchor(image, window, params))
 
 
+def _facearea(image: Image.Image, box: Box, params: RenderParams) -> Image.Image:
+    """The face (faceindex's, else all of them) padded by facepad (1: the face's own box, 2: twice
+    its width and height), widened to the box's aspect ratio and kept inside the image, scaled to
+    the box. Without a face, imgix's fallback: fit=crop with the crop values."""
+    area = faces_area(faces_find(image), params.faceindex)
+    if area is None:
+        return _crop(image, box, params)
+    width, height = _size(image)
+    x, y, w, h = area
+    centre = (x + w / 2, y + h / 2)
+    w, h = max(w * params.facepad, 1.0), max(h * params.facepad, 1.0)
+    aspect = box[0] / box[1]
+    w, h = (h * aspect, h) if w / h < aspect else (w, w / aspect)
+    shrink = min(1.0, width / w, height / h)  # Within the image: as much of the face as it holds.
+    w, h = w * shrink, h * shrink
+    left = min(max(centre[0] - w / 2, 0.0), width - w)
+    top = min(max(centre[1] - h / 2, 0.0), height - h)
+    return _resample(image, box, (left, top, left + w, top + h))
+
+
 def _min(image: Image.Image, box: Box, params: RenderParams) -> Image.Image:
     return _crop(image, _min_box(_size(image), box), params)
 
@@ -185,7 +207,7 @@ def _clamp(image: Image.Image, box: Box, params: RenderParams) -> Image.Image:
 
 
 FITS = {
-    "clip": _clip, "max": _max, "scale": _scale, "crop": _crop, "min": _min,
+    "clip": _clip, "max": _max, "scale": _scale, "crop": _crop, "facearea": _facearea, "min": _min,
     "fill": _fill, "fillmax": _fillmax, "clamp": _clamp,
 }
 
@@ -223,12 +245,17 @@ def _pad(fitted: Image.Image, box: Box, canvas: Image.Image) -> Image.Image:
 # --- Crop anchor ------------------------------------------------------------------------------------
 
 def _anchor(image: Image.Image, window: tuple[float, float], params: RenderParams) -> Window:
-    """Where the crop window sits in the image: the first of focalpoint/entropy/edges asked for,
-    else the directional values (centre by default)."""
+    """Where the crop window sits in the image: centred on the faces (faceindex's, else all of
+    them) with crop=faces; without one found, or without crop=faces, the first of
+    focalpoint/entropy/edges asked for, else the directional values (centre by default)."""
     width, height = _size(image)
     cw, ch = window
     strategy = next((c for c in params.crop if c in SMART_CROPS), "")
-    if strategy == "focalpoint":
+    face = faces_area(faces_find(image), params.faceindex) if "faces" in params.crop else None
+    if face is not None:
+        x = face[0] + face[2] / 2 - cw / 2
+        y = face[1] + face[3] / 2 - ch / 2
+    elif strategy == "focalpoint":
         cw, ch = cw / params.fp_z, ch / params.fp_z
         x = params.fp_x * width - cw / 2
         y = params.fp_y * height - ch / 2
@@ -440,9 +467,10 @@ class ResizeStage(Stage):
         Param("h", dimension(), aliases=("height",)),
         Param("dpr", decimal(0.01, 5.0), 1.0),
         Param("fit", None, "clip", aliases=("f",),
-              differs="`facearea` is served as `crop` (no face detector), said in X-Render-Fallback"),
-        Param("crop", None, (), differs="`faces` falls back to the other values (no face detector), said in "
-                                         "X-Render-Fallback"),
+              differs="`facearea` acts with `w`/`h` or `ar` (a missing side follows the image, not the face); "
+                      "without a face it is `crop` with the `crop` values (`facearea,fill` is not read)"),
+        Param("crop", None, (), differs="`faces`: OpenCV's Haar cascades (frontal and profile faces at least 3% of "
+                                         "the image's longer side)"),
         Param("fp-x", decimal(0.0, 1.0), 0.5),
         Param("fp-y", decimal(0.0, 1.0), 0.5),
         Param("fp-z", decimal(1.0, 100.0), 1.0),
@@ -453,17 +481,20 @@ class ResizeStage(Stage):
         Param("ar", None),
         Param("fill", None, ""),
         Param("fill-color", None),
+        # Which face crop=faces and fit=facearea centre on (1-based, left to right; all by default),
+        # and how much of the face's own size fit=facearea shows around it.
+        Param("faceindex", integer(1, 10_000)),
+        Param("facepad", decimal(1.0, 10.0), 1.0),
     )
 
     def parse(self, values, parsed):
         out = super().parse(values, parsed)
         fit = choice(FIT_NAMES)(values.get("fit", "")) or "clip"
-        if fit == "facearea":
-            fit = "crop"  # No face detector: documented fallback to a centred crop.
         out["fit"] = fit
-        crop, fill = fit == "crop", fit in ("fill", "fillmax")
+        crop, fill = fit in ("crop", "facearea"), fit in ("fill", "fillmax")
         if crop:
-            out["crop"] = items(CROPS)(values.get("crop", "")) or ()
+            out["crop"] = items(CROPS)(values.get("crop", "")) or ()  # facearea's, when it finds no face.
+        if fit == "crop":
             for name in ("max-w", "max-h", "min-w", "min-h"):
                 value = integer(1, MAX_DIMENSION)(values[name]) if name in values else None
                 if value is not None:
@@ -484,8 +515,11 @@ class ResizeStage(Stage):
 
     def effective(self, p, fmt):
         sized = self.active(p)  # Otherwise fit and crop have no box to work in.
-        crop = _crop_effective(p.crop) if sized and p.fit == "crop" else ()
-        focal = crop == ("focalpoint",)
+        crop = _crop_effective(p.crop) if sized and p.fit in ("crop", "facearea") else ()
+        if p.fit == "facearea":
+            crop = tuple(c for c in crop if c != "faces")  # Its fallback is for when there is no face.
+        focal = "focalpoint" in crop
+        faces = sized and (p.fit == "facearea" or "faces" in crop)
         bounded = p.fit == "crop" and bool(p.w or p.h)  # min/max only bound a w/h box.
         fill = p.fit in ("fill", "fillmax") and sized
         fill_style = p.fill if fill and p.fill in ("blur", "gradient") else ""  # solid is what "" draws.
@@ -503,6 +537,8 @@ class ResizeStage(Stage):
             ar=(p.ar[0] / p.ar[1], 1.0) if p.ar and sized and not (p.w and p.h) else None,
             fill=fill_style,
             fill_color=None if fill_color == TRANSPARENT_WHITE else fill_color,
+            faceindex=p.faceindex if faces else None,
+            facepad=p.facepad if sized and p.fit == "facearea" else 1.0,
         )
 
     def size(self, size, p, context):
@@ -515,6 +551,8 @@ class ResizeStage(Stage):
     def decode_size(self, p) -> Box | None:
         """The smallest decoded size the render needs, when it is known before decoding (a JPEG
         may then decode at 1/2, 1/4 or 1/8 of its size)."""
+        if p.fit == "facearea" and self.active(p):
+            return None  # It zooms into the face: the output's size says nothing of the pixels it needs.
         if not (p.w or p.h):
             if p.ar:
                 return None  # The output's size follows the decoded one.
@@ -531,14 +569,16 @@ class ResizeStage(Stage):
 
 
 def _crop_effective(crop: tuple) -> tuple:
-    """The crop anchor as `_anchor` reads it: the first smart crop alone, else one horizontal and
-    one vertical side (centre, the default, left out)."""
+    """The crop anchor as `_anchor` reads it: faces first when asked for, then what it falls back
+    to: the first smart crop alone, else one horizontal and one vertical side (centre, the
+    default, left out)."""
+    faces = ("faces",) if "faces" in crop else ()
     smart = next((c for c in crop if c in SMART_CROPS), None)
     if smart:
-        return (smart,)
+        return faces + (smart,)
     horizontal = "left" if "left" in crop else ("right" if "right" in crop else None)
     vertical = "top" if "top" in crop else ("bottom" if "bottom" in crop else None)
-    return tuple(side for side in (horizontal, vertical) if side)
+    return faces + tuple(side for side in (horizontal, vertical) if side)
 
 
 RECT = RectStage()

@@ -4,9 +4,8 @@ Every parameter of imgix's published spec (rendering/imgix/parameters.json) that
 refused with a 400 naming it, and so is a value no stage serves (fm=jp2, fill=gen, auto=enhance,
 …). Where imgix's contract names a fallback and the URL asks for it (bg-replace-fallback,
 fill-gen-fallback, upscale-fallback), the image is served without the operation and the
-`X-Render-Fallback` header says what was left out and why; crop=faces and fit=facearea, whose
-contract is to fall back when no face is found, are served as that fallback, and say so the same
-way. A name that is not imgix's (a cache-buster, `ixlib`) is ignored, as imgix does."""
+`X-Render-Fallback` header says what was left out and why. A name that is not imgix's (a
+cache-buster, `ixlib`) is ignored, as imgix does."""
 
 import json
 from pathlib import Path
@@ -22,7 +21,6 @@ REASONS = (
      "needs a generative model, which this platform does not run"),
     (("lp-blur",), "needs a licence-plate detector, which this platform does not run"),
     (("video-",), "is a video parameter; this platform renders images"),
-    (("face", "faces"), "needs a face detector, which this platform does not run yet"),
     (("page", "pdf-"), "applies to PDF origins, which this platform does not render"),
 )
 DEFAULT_REASON = "is not served by this platform yet (docs/rendering.md lists what is)"
@@ -37,8 +35,7 @@ VALUES = {
                                                                          "spritesheet")},
     "fill": {"gen": "needs a generative model, which this platform does not run",
              "generative": "needs a generative model, which this platform does not run"},
-    "auto": {"enhance": "is not served by this platform yet", "redeye": "needs a face detector, which this platform "
-             "does not run yet", "true": "is not a value this platform serves (use format and compress)"},
+    "auto": {"enhance": "is not served by this platform yet", "redeye": "is not served by this platform yet", "true": "is not a value this platform serves (use format and compress)"},
 }
 
 
@@ -88,12 +85,6 @@ class UnsupportedStage(Stage):
                                      "(fill-gen-fallback=true)")
                         continue
                     raise UnsupportedParameterError(f"{name}={value} {refused_values[value]}.")
-        if parsed.get("fit") == "crop" and values.get("fit", "").strip().lower() == "facearea":
-            notes.append("fit=facearea needs a face detector; served as fit=crop, imgix's fallback when no face "
-                         "is found")
-        if "faces" in (parsed.get("crop") or ()):
-            notes.append("crop=faces needs a face detector; served with the other crop values, imgix's fallback "
-                         "when no face is found")
         if notes:
             out["fallbacks"] = tuple(notes)
         return out

@@ -146,8 +146,6 @@ def test_a_name_that_is_not_imgix_is_ignored_as_imgix_does():
     ("bg-replace=a%20beach&bg-replace-fallback=true", "bg-replace needs a generative model"),
     ("upscale=true&upscale-fallback=1", "upscale needs a generative model"),
     ("w=100&h=100&fit=fill&fill=gen&fill-gen-fallback=true", "fill=gen needs a generative model"),
-    ("w=100&h=100&fit=facearea", "fit=facearea needs a face detector"),
-    ("w=100&h=100&fit=crop&crop=faces,top", "crop=faces needs a face detector"),
 ])
 def test_a_fallback_the_url_asks_for_is_served_and_said(query, note):
     assert any(note in n for n in params_parse(query).fallbacks)
