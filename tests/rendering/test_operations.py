@@ -97,7 +97,7 @@ def test_clamp_extends_edge_pixels(rgb_bands):
     ("", RED, BLUE),  # Centre: source columns 50–250.
     ("left", RED, GREEN),  # Columns 0–200.
     ("right", GREEN, BLUE),  # Columns 100–300.
-    ("faces", RED, BLUE),  # No face detector: centre.
+    ("faces", RED, BLUE),  # No face in colour bands: centre.
     ("faces,right", GREEN, BLUE),  # …and the next value applies.
     ("top,left", RED, GREEN),
 ])

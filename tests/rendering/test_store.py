@@ -53,7 +53,6 @@ SAME_EFFECT = [
         "w=120&h=80&fit=crop&fm=png&mark-align=top,left&mark-alpha=40&mark-pad=30&mark-w=20&mark-rot=45",  # No mark.
         "w=120&h=80&fit=crop&fm=png&q=20&lossless=true",  # PNG has neither quality nor a lossless switch.
         "w=120&h=80&fit=crop&fm=png&fill=solid&fill-color=ff0000",  # No fill with fit=crop.
-        "w=120&h=80&fit=crop&fm=png&crop=faces",  # No face detector: the centre (and a header says so).
         "w=120&h=80&fit=crop&fm=png&ar=16:9&min-w=1&dpr=1",  # ar with both sides given; defaults.
         "w=120&h=80&fit=crop&fm=png&bg=00ff0000",  # A transparent bg.
     ], id="crop-box"),
@@ -73,7 +72,6 @@ SAME_EFFECT = [
     pytest.param([
         "w=160&h=100&fit=crop&crop=top,left&fm=png",
         "w=160&h=100&fit=crop&crop=left,top,right&fm=png",  # The first side of each axis counts.
-        "w=160&h=100&fit=crop&crop=top,left,faces&fm=png",
     ], id="crop-sides"),
     pytest.param([
         "w=300&fm=png&mark=chelsea.png&mark-w=60&mark-x=10&mark-y=12",
