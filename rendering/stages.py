@@ -26,16 +26,17 @@ from rendering.stage import Box, Stage, StageContext
 
 # Trim first (its size depends on pixels: before the budget) → the matte when it is asked for
 # instead of the cutout → orient/flip → rect → fit/crop/resize (w, h, dpr, ar, min/max, fill,
-# crop=faces, facearea) → face-blur/face-pixel → rot → stylize (blur, px, htn, monochrome, sepia, duotone) → pad → border → mask → bg → text →
-# mark → transparency; then the response's own choices (format, quality, access), which do no
-# pixel work, and last what is refused.
+# crop=faces, facearea) → face-blur/face-pixel/redeye → rot → stylize (blur, px, htn,
+# monochrome, sepia, duotone) → pad → border → mask → bg → text → mark → transparency; then the
+# response's own choices (format, quality, access), which do no pixel work, and last what is
+# refused.
 STAGES: tuple[Stage, ...] = (
     trim.STAGE,
     bgremove.STAGE,
     rotate.ORIENT,
     resize.RECT,
     resize.RESIZE,
-    faces.STAGE,  # face-blur/face-pixel: on the sized image, before rot turns the faces.
+    faces.STAGE,  # face-blur/face-pixel/redeye: on the sized image, before rot turns the faces.
     rotate.ROT,
     *stylize.STAGES,
     pad.STAGE,

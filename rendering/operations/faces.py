@@ -1,6 +1,7 @@
 """Faces: where the faces of an image are, and the stage that blurs or pixellates them (face-blur,
-face-pixel); crop=faces, fit=facearea and faceindex/facepad (rendering/operations/resize.py) and
-faces=1 with fm=json (rendering/services.py) ask the same finder.
+face-pixel) or takes the red out of their eyes (auto=redeye); crop=faces, fit=facearea and
+faceindex/facepad (rendering/operations/resize.py) and faces=1 with fm=json
+(rendering/services.py) ask the same finder.
 
 The detector is OpenCV's Haar cascades (frontal, and profile both ways), whose trained files ship
 inside the opencv-python-headless wheel: nothing is fetched at run time. It runs on a grey copy
@@ -45,6 +46,16 @@ MAX_FACES = 32
 SAME_FACE = 0.5
 CASCADES = (("haarcascade_frontalface_alt2.xml", False), ("haarcascade_profileface.xml", False),
             ("haarcascade_profileface.xml", True))  # The profile cascade sees one side: mirrored for the other.
+EYES = "haarcascade_eye.xml"
+# auto=redeye: eyes are looked for in the upper EYE_ZONE of each face, on a grey copy EYE_SIDE
+# pixels wide; in each eye, the pixels within PUPIL of its box's size from its centre whose red
+# is over REDNESS times the mean of green and blue, and over it by RED_EXCESS (a flash's red, not
+# skin or a dark lash), lose that excess.
+EYE_ZONE = 0.6
+EYE_SIDE = 128
+PUPIL = 0.3
+REDNESS = 2.0
+RED_EXCESS = 60
 # face-blur=100 is a gaussian of sigma a quarter of the face's longer side; face-pixel=100 blocks
 # of a quarter of it (four across the face). Both scale down linearly.
 FACE_EFFECT_AT_100 = 0.25
@@ -60,7 +71,7 @@ def _cascades() -> dict:
         import cv2  # Only a render that asks for faces loads OpenCV.
 
         cv2.setNumThreads(1)  # One render, one core: the render slots share the machine.
-        cascades = {name: cv2.CascadeClassifier(cv2.data.haarcascades + name) for name, _ in CASCADES}
+        cascades = {name: cv2.CascadeClassifier(cv2.data.haarcascades + name) for name in {*dict(CASCADES), EYES}}
         _local.cascades = cascades
     return cascades
 
@@ -129,6 +140,44 @@ def _overlap(a, b) -> float:
     return width * height / min(a[2] * a[3], b[2] * b[3])
 
 
+def eyes_find(image: Image.Image, face: Face) -> list[tuple[float, float, float, float]]:
+    """The eyes in `face` (x, y, width, height in `image`'s pixels, a sized image's own)."""
+    x, y, w, h = face
+    zone = (max(0, round(x)), max(0, round(y)),
+            min(image.width, round(x + w)), min(image.height, round(y + h * EYE_ZONE)))
+    if zone[2] - zone[0] < 8 or zone[3] - zone[1] < 8:
+        return []
+    import cv2
+
+    scale = EYE_SIDE / (zone[2] - zone[0])
+    size = (EYE_SIDE, max(1, round((zone[3] - zone[1]) * scale)))
+    source = image if image.mode in ("RGB", "L") else image.convert("RGBA").convert("RGB")
+    grey = cv2.equalizeHist(np.asarray(source.resize(size, Image.Resampling.BILINEAR, box=zone).convert("L")))
+    least = max(8, EYE_SIDE // 10)
+    rects = _cascades()[EYES].detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(least, least),
+                                                maxSize=(EYE_SIDE // 2, EYE_SIDE // 2))
+    return [(zone[0] + ex / scale, zone[1] + ey / scale, ew / scale, eh / scale) for ex, ey, ew, eh in
+            (tuple(int(v) for v in r) for r in rects)]
+
+
+def _red_removed(image: Image.Image, eye) -> tuple[Image.Image, tuple[int, int]] | None:
+    """The eye's box with the red of its pupil taken out, and where it goes; None when it has none."""
+    x, y, w, h = eye
+    box = (max(0, int(x)), max(0, int(y)),
+           min(image.width, int(np.ceil(x + w))), min(image.height, int(np.ceil(y + h))))
+    if box[2] - box[0] < 2 or box[3] - box[1] < 2 or image.mode not in ("RGB", "RGBA"):
+        return None
+    pixels = np.asarray(image.crop(box)).astype(np.float32)
+    red, rest = pixels[..., 0], (pixels[..., 1] + pixels[..., 2]) / 2
+    rows, cols = np.ogrid[box[1]:box[3], box[0]:box[2]]
+    near = (cols + 0.5 - (x + w / 2)) ** 2 + (rows + 0.5 - (y + h / 2)) ** 2 <= (PUPIL * max(w, h)) ** 2
+    mask = near & (red > REDNESS * rest) & (red - rest > RED_EXCESS)
+    if not mask.any():
+        return None
+    pixels[..., 0] = np.where(mask, rest, red)  # Red down to the grey of the other two: a dark pupil.
+    return Image.fromarray(pixels.round().astype(np.uint8), image.mode), box[:2]
+
+
 def face_region(face: Face, size: tuple[int, int]) -> tuple[int, int, int, int]:
     """The pixels face-blur and face-pixel change for `face`: its box and FACE_MARGIN around it,
     inside the image (left, top, right, bottom)."""
@@ -167,7 +216,8 @@ def _pixellated(region: Image.Image, block: int) -> Image.Image:
 
 class FacesStage(Stage):
     """face-blur and face-pixel (0–100: how strongly each face found is blurred or pixellated,
-    relative to the face's size), and faces=1, which adds the faces to fm=json's output."""
+    relative to the face's size), auto=redeye (the `auto` field is the output stage's), and
+    faces=1, which adds the faces to fm=json's output."""
 
     name = "faces"
     params = (
@@ -177,7 +227,7 @@ class FacesStage(Stage):
     )
 
     def active(self, p) -> bool:
-        return bool(p.face_blur or p.face_pixel)
+        return bool(p.face_blur or p.face_pixel or "redeye" in p.auto)
 
     def effective(self, p, fmt):
         # faces=1 changes fm=json's output only, and face-blur/face-pixel an image only.
@@ -189,13 +239,24 @@ class FacesStage(Stage):
         faces = faces_find(image)
         if not faces:
             return image
-        out = image.copy()
+        base = image
+        if "redeye" in p.auto:
+            base = image.copy()
+            for face in faces:
+                for eye in eyes_find(image, face):
+                    fixed = _red_removed(image, eye)
+                    if fixed is not None:
+                        base.paste(*fixed)
+        if not (p.face_blur or p.face_pixel):
+            return base
+        out = base.copy()
         for face in faces:
             region = face_region(face, image.size)
             if region[2] - region[0] < 2 or region[3] - region[1] < 2:
                 continue
-            # Each from the original pixels, so two overlapping faces are not blurred twice.
-            part = image.crop(region)
+            # Each from the pixels before any face's effect, so two overlapping faces are not
+            # blurred twice.
+            part = base.crop(region)
             longest = max(face[2], face[3])
             if p.face_pixel:
                 part = _pixellated(part, max(2, min(round(longest * FACE_EFFECT_AT_100 * p.face_pixel / 100),

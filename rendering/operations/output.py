@@ -43,6 +43,7 @@ class OutputStage(Stage):
             quality = quality_for(p)  # q, else the default it stands for (75, or 45 with auto=compress).
         # auto=compress picks the format by transparency, PNG8 rather than PNG with auto=format.
         auto = frozenset({"compress", "format"} & p.auto) if not fmt and compress else frozenset()
+        auto |= {"redeye"} & p.auto  # Pixels (rendering/operations/faces.py), whatever the format.
         return {"q": quality, "lossless": lossless, "auto": auto}
 
 

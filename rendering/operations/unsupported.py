@@ -35,7 +35,8 @@ VALUES = {
                                                                          "spritesheet")},
     "fill": {"gen": "needs a generative model, which this platform does not run",
              "generative": "needs a generative model, which this platform does not run"},
-    "auto": {"enhance": "is not served by this platform yet", "redeye": "is not served by this platform yet", "true": "is not a value this platform serves (use format and compress)"},
+    "auto": {"enhance": "is not served by this platform yet",
+             "true": "is not a value this platform serves (use format and compress)"},
 }
 
 

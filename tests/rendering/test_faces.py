@@ -318,5 +318,48 @@ def test_served_over_http_without_a_fallback_note(client, source, query, without
 
 
 @pytest.mark.django_db
-def test_redeye_is_still_refused(client, source):
-    assert client.get(f"/render/{source.slug}/astronaut.jpg?w=100&auto=redeye").status_code == 400
+def test_redeye_over_http(client, source):
+    response = client.get(f"/render/{source.slug}/astronaut.jpg?w=100&auto=redeye")
+    assert response.status_code == 200 and "X-Render-Fallback" not in response
+
+
+# --- auto=redeye --------------------------------------------------------------------------------
+
+def redness(image: Image.Image, box) -> float:
+    pixels = np.asarray(image.crop(box), dtype=np.float64)
+    return float((pixels[..., 0] - (pixels[..., 1] + pixels[..., 2]) / 2).mean())
+
+
+def test_redeye_takes_the_red_out_of_the_pupils_only():
+    from PIL import ImageDraw
+
+    from rendering.operations.faces import eyes_find
+
+    image = photo()
+    face, = faces_find(image)
+    eyes = eyes_find(image, face)
+    assert len(eyes) == 2
+    # Red pupils, as a flash makes them.
+    red = image.copy()
+    draw = ImageDraw.Draw(red)
+    pupils = []
+    for x, y, w, h in eyes:
+        cx, cy, r = x + w / 2, y + h / 2, w / 6
+        pupils.append((round(cx - r), round(cy - r), round(cx + r), round(cy + r)))
+        draw.ellipse(pupils[-1], fill=(210, 30, 35))
+    out = STAGE.apply(red, params_parse("auto=redeye"), CONTEXT)
+    for pupil in pupils:
+        assert redness(red, pupil) > 100 and redness(out, pupil) < 20
+    # Her lips, the flag's stripes and the suit stay red: nothing outside the eyes changes.
+    outside = np.asarray(red).copy(), np.asarray(out).copy()
+    for pixels in outside:
+        for x, y, w, h in eyes:
+            pixels[int(y):int(y + h) + 1, int(x):int(x + w) + 1] = 0
+    assert np.array_equal(*outside)
+    # Eyes that are not red are left alone.
+    assert np.array_equal(np.asarray(STAGE.apply(image, params_parse("auto=redeye"), CONTEXT)), np.asarray(image))
+
+
+def test_redeye_keys_the_cache_and_is_served():
+    assert params_parse("w=100&auto=redeye").canonical() != params_parse("w=100").canonical()
+    assert params_parse("w=100&auto=redeye").has_operations and params_parse("auto=redeye").has_operations
