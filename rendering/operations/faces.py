@@ -239,24 +239,18 @@ class FacesStage(Stage):
         faces = faces_find(image)
         if not faces:
             return image
-        base = image
+        out = image.copy()  # The one copy: at 50 MP, each is 150 MB.
         if "redeye" in p.auto:
-            base = image.copy()
             for face in faces:
                 for eye in eyes_find(image, face):
                     fixed = _red_removed(image, eye)
                     if fixed is not None:
-                        base.paste(*fixed)
-        if not (p.face_blur or p.face_pixel):
-            return base
-        out = base.copy()
-        for face in faces:
-            region = face_region(face, image.size)
-            if region[2] - region[0] < 2 or region[3] - region[1] < 2:
-                continue
-            # Each from the pixels before any face's effect, so two overlapping faces are not
-            # blurred twice.
-            part = base.crop(region)
+                        out.paste(*fixed)
+        # Every face's pixels before any face's effect, so two overlapping faces are not blurred twice.
+        regions = [(face, face_region(face, image.size)) for face in faces] if p.face_blur or p.face_pixel else []
+        parts = [(face, region, out.crop(region)) for face, region in regions
+                 if region[2] - region[0] >= 2 and region[3] - region[1] >= 2]
+        for face, region, part in parts:
             longest = max(face[2], face[3])
             if p.face_pixel:
                 part = _pixellated(part, max(2, min(round(longest * FACE_EFFECT_AT_100 * p.face_pixel / 100),
