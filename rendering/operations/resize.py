@@ -63,14 +63,24 @@ def rect_size(size: Box, rect: tuple[Dim, Dim, Dim, Dim] | None) -> Box:
     return (right - left, bottom - top)
 
 
-def _rect_edges(size: Box, rect: tuple[Dim, Dim, Dim, Dim]) -> tuple[int, int, int, int]:
+def _rect_edges(size: Box, rect: tuple) -> tuple[int, int, int, int]:
     width, height = size
     x, y, w, h = rect
-    left = min(_offset(x, width), width - 1)
-    top = min(_offset(y, height), height - 1)
+    left = min(_rect_offset(x, width, w.pixels(width)), width - 1)
+    top = min(_rect_offset(y, height, h.pixels(height)), height - 1)
     right = left + min(max(w.pixels(width), 1), width - left)
     bottom = top + min(max(h.pixels(height), 1), height - top)
     return left, top, right, bottom
+
+
+def _rect_offset(value, reference: int, length: int) -> int:
+    """x or y: pixels, a ratio, or where the window sits (left/center/right, top/middle/bottom)."""
+    if isinstance(value, str):
+        return max(0, round((reference - length) * RECT_ALIGNS[value]))
+    return _offset(value, reference)
+
+
+RECT_ALIGNS = {"left": 0.0, "top": 0.0, "center": 0.5, "middle": 0.5, "right": 1.0, "bottom": 1.0}
 
 
 def resize_apply(image: Image.Image, params: RenderParams, *, max_pixels: int | None = None) -> Image.Image:
@@ -395,15 +405,21 @@ def _ar_parse(value: str) -> tuple | None:
 
 
 def _rect_parse(value: str) -> tuple:
-    """x,y,w,h: integers are pixels, decimals up to 1 are ratios of the source. Bad syntax is 400."""
-    parts = [p.strip() for p in value.split(",")]
+    """x,y,w,h: integers are pixels, decimals up to 1 are ratios of the source; x may be left,
+    center or right and y top, middle or bottom (where the window sits). Bad syntax is 400."""
+    parts = [p.strip().lower() for p in value.split(",")]
     if len(parts) != 4:
-        raise ParamError("rect must be four numbers: x,y,width,height.")
+        raise ParamError("rect must be four values: x,y,width,height.")
     dims = []
-    for part in parts:
+    for index, part in enumerate(parts):
+        if part in (("left", "center", "right"), ("top", "middle", "bottom"), (), ())[index]:
+            # left and top are 0: one spelling for the cache key.
+            dims.append(Dim(0) if part in ("left", "top") else part)
+            continue
         number = number_parse(part)
         if number is None or number < 0:
-            raise ParamError("rect must be four non-negative numbers: x,y,width,height.")
+            raise ParamError("rect must be x (a number, left, center or right), y (a number, top, middle or "
+                             "bottom), width and height (non-negative numbers).")
         dims.append(Dim(number, ratio=True) if "." in part and number <= 1 else Dim(round(number)))
     if dims[2].value == 0 or dims[3].value == 0:
         raise ParamError("rect width and height must be greater than zero.")
@@ -414,14 +430,13 @@ class RectStage(Stage):
     """rect: a window of the source, in its own pixels, before sizing."""
 
     name = "rect"
-    params = (Param("rect", _rect_parse, differs="x and y as numbers only; `left`/`center`/`right` and "
-                                                   "`top`/`middle`/`bottom` are a 400"),)
+    params = (Param("rect", _rect_parse),)
     full_decode = True  # The window is in the source's pixels.
 
     def effective(self, p, fmt):
         if not p.rect:
             return {"rect": None}
-        zero = tuple(Dim(0) if d.value == 0 else d for d in p.rect[:2])
+        zero = tuple(Dim(0) if isinstance(d, Dim) and d.value == 0 else d for d in p.rect[:2])
         return {"rect": zero + p.rect[2:]}
 
     def size(self, size, p, context):
