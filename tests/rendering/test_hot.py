@@ -103,6 +103,18 @@ def test_conditional_and_head_go_to_django(source, django_calls):
     assert len(django_calls) == before + 2
 
 
+def test_a_304_is_the_kept_200s_headers_without_the_bodys(source, django_calls):
+    query, accept = "w=30&auto=format", {"HTTP_ACCEPT": "image/webp"}
+    call(query=query, **accept)
+    status, headers, _ = call(query=query, **accept)  # The kept response, sent without Django.
+    assert status == 200 and dict(headers)["Content-Type"] == "image/webp"
+    before = len(django_calls)
+    expected = [(name, value) for name, value in headers if name not in ("Content-Type", "Content-Length")]
+    for tag in (dict(headers)["ETag"], "*"):
+        assert call(query=query, HTTP_IF_NONE_MATCH=tag, **accept) == (304, expected, b"")
+    assert len(django_calls) == before + 2  # Django answers conditionals (rendering/hot.py).
+
+
 def test_accept_keys_a_kept_response_only_when_the_url_negotiates_its_format(source, django_calls):
     first = call(HTTP_ACCEPT="image/webp")
     before = len(django_calls)
