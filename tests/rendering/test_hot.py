@@ -132,6 +132,9 @@ def test_accept_keys_a_kept_response_only_when_the_url_negotiates_its_format(sou
     assert call(query=query, HTTP_ACCEPT="image/webp") == webp
     assert call(query=query, HTTP_ACCEPT="image/jpeg") == jpeg
     assert len(django_calls) == before + 2  # Both kept, neither taken for the other.
+    # An Accept that weighs WebP 0 is not the one that asked for WebP.
+    refused = call(query=query, HTTP_ACCEPT="image/webp;q=0")
+    assert dict(refused[1])["Content-Type"] == "image/jpeg" and len(django_calls) == before + 3
 
 
 def test_a_purge_in_this_process_forgets_at_once(source, origin_root, django_calls):

@@ -356,3 +356,21 @@ def test_if_none_match_star_on_no_image_is_its_404(client, source):
     # `*` matches a current representation only (RFC 9110 §13.1.2): there is none to match.
     response = client.get("/render/acme-photos/missing.jpg?w=40", HTTP_IF_NONE_MATCH="*")
     assert response.status_code == 404
+
+
+def test_auto_format_leaves_out_what_accept_weighs_zero_each_format_its_own_render(client, source):
+    # One URL, Accepts in turn: each answer is the format its Accept allows, rendered under a key
+    # of its own (never an earlier Accept's render) and marked as varying on Accept.
+    for accept, content_type in [
+        ("image/avif,image/webp,*/*", "image/avif"),
+        ("image/avif;q=0, image/webp", "image/webp"),
+        ("image/webp;q=0", "image/jpeg"),
+        ("image/avif;q=0.0,image/webp;q=0,*/*", "image/jpeg"),
+        ("image/webp;q=0.9, image/avif;q=0.5", "image/webp"),
+        ("image/avif;q=1, image/webp", "image/avif"),
+    ]:
+        response = client.get(NEGOTIATED, HTTP_ACCEPT=accept)
+        assert response.status_code == 200, accept
+        assert response["Content-Type"] == content_type and response["Vary"] == "Accept", accept
+        assert open_image(response).format == content_type.split("/")[1].upper(), accept
+    assert Render.objects.count() == 3
