@@ -137,6 +137,17 @@ def test_accept_keys_a_kept_response_only_when_the_url_negotiates_its_format(sou
     assert dict(refused[1])["Content-Type"] == "image/jpeg" and len(django_calls) == before + 3
 
 
+def test_a_path_beyond_ascii_is_kept_under_its_own_bytes(source, origin_root, django_calls):
+    (origin_root / "photos" / "café ü.png").write_bytes((origin_root / "photos" / "chelsea.png").read_bytes())
+    utf8 = "/render/acme-photos/café ü.png".encode().decode("latin-1")  # WSGI's text of its bytes.
+    first = call(path=utf8)
+    assert first[0] == 200 and call(path=utf8) == first
+    assert len(django_calls) == 1  # The repeat was the kept response.
+    # The same characters in Latin-1 bytes (`caf%E9%20%FC.png`) are another path, which Django
+    # answers: no such image.
+    assert call(path="/render/acme-photos/caf\xe9 \xfc.png")[0] == 404 and len(django_calls) == 2
+
+
 def test_a_purge_in_this_process_forgets_at_once(source, origin_root, django_calls):
     call(), call()
     render_purge(source=source)
