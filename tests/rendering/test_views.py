@@ -374,3 +374,13 @@ def test_auto_format_leaves_out_what_accept_weighs_zero_each_format_its_own_rend
         assert response["Content-Type"] == content_type and response["Vary"] == "Accept", accept
         assert open_image(response).format == content_type.split("/")[1].upper(), accept
     assert Render.objects.count() == 3
+
+
+def test_a_fallbacks_304_keeps_its_no_store_and_reason(client, source):
+    url = "/render/acme-photos/astronaut.jpg?bg-remove=true&bg-remove-fallback=true&w=40"
+    ok = client.get(url)
+    assert ok.status_code == 200 and ok["Cache-Control"] == "no-store" and ok["X-Bg-Remove-Status"] == "processing"
+    not_modified = client.get(url, HTTP_IF_NONE_MATCH=ok["ETag"])
+    assert not_modified.status_code == 304 and "Content-Type" not in not_modified
+    assert {k: v for k, v in not_modified.items() if k not in BODY_HEADERS} == {
+        k: v for k, v in ok.items() if k not in BODY_HEADERS}
