@@ -11,7 +11,7 @@ from django.db import transaction
 
 from core.errors import ServiceError, ServiceUnavailableError
 from core.metrics import RENDER_SLOT_WAITS
-from rendering.encode import format_resolve
+from rendering.encode import accept_weights, format_resolve
 from rendering.operations.mark import mark_drawn_size, mark_tile_count
 from rendering.operations.resize import rect_size, target_box
 from rendering.params import RenderParams
@@ -83,7 +83,7 @@ def render_budget_check(*, size: tuple[int, int], params: RenderParams, requeste
     pixels = out[0] * out[1]
     if pixels <= _limit(fmt, params)[1]:
         return Budget(requested)
-    if (fmt == "avif" and params.auto_format and "image/webp" in (accept or "").lower()
+    if (fmt == "avif" and params.auto_format and accept_weights(accept).get("image/webp", 0)
             and pixels <= _limit("webp", params)[1]):
         return Budget("webp")
     setting, limit = _limit(fmt, params)

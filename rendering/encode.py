@@ -27,18 +27,41 @@ WHITE = (255, 255, 255)
 
 def format_negotiate(params, accept: str) -> str:
     """The output format the URL and Accept ask for, or "" when it depends on the image: its origin's
-    type, or (auto=compress) whether it has transparency. `format_resolve` settles "" later."""
+    type, or (auto=compress) whether it has transparency. `format_resolve` settles "" later.
+    auto=format takes AVIF or WebP, whichever Accept weighs more (AVIF on a tie), and neither when
+    Accept does not name it or names it with `q=0`."""
     if params.fm == "json":
         return "json"
     if params.auto_format:
-        accept = (accept or "").lower()
-        if "image/avif" in accept:
-            return "avif"
-        if "image/webp" in accept:
-            return "webp"
+        weights = accept_weights(accept)
+        avif, webp = weights.get("image/avif", 0), weights.get("image/webp", 0)
+        if avif or webp:
+            return "avif" if avif >= webp else "webp"
     if params.auto_compress:
         return ""  # auto=compress overrides fm with PNG or JPEG, chosen by the image's alpha.
     return params.fm
+
+
+def accept_weights(accept: str) -> dict[str, float]:
+    """Each media type Accept names, with its weight (RFC 9110 §12.5.1): `q=0` means "not
+    acceptable", so a type listed that way is no more wanted than one not listed. A weight that is
+    not a number from 0 to 1 counts as 1, as if it were absent."""
+    weights = {}
+    for entry in (accept or "").lower().split(","):
+        media_type, *parameters = entry.split(";")
+        weight = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip() == "q":
+                try:
+                    weight = float(value.strip())
+                except ValueError:
+                    continue
+                if not 0 <= weight <= 1:
+                    weight = 1.0
+        if media_type.strip():
+            weights[media_type.strip()] = weight
+    return weights
 
 
 def format_resolve(requested: str, *, params, has_alpha: bool, default: str) -> str:

@@ -64,6 +64,10 @@ _NEGOTIATED = object()
 GENERATION_BEGUN = "cutout.generation_begun"
 # Set when the event loop counted the request and handed it to a thread (hot_fast).
 _COUNTED = "cutout.hot_counted"
+# The request's key, taken before Django replaces PATH_INFO (the path's bytes as Latin-1 text,
+# PEP 3333) with its UTF-8 decoding: kept under that, `café` would be found by the request whose
+# bytes are the Latin-1 `caf\xe9`, and never by its own repeats.
+_KEY = "cutout.hot_key"
 
 
 def _key(environ) -> tuple:
@@ -104,6 +108,7 @@ def _answer(environ) -> "_Entry | None":
     Django must answer it."""
     begun = generation_begin()
     environ[GENERATION_BEGUN] = True
+    environ[_KEY] = key = _key(environ)
     counted = environ.pop(_COUNTED, None)
     if counted is not None:
         # The event loop counted this request, then found the generation moved (hot_fast).
@@ -112,7 +117,6 @@ def _answer(environ) -> "_Entry | None":
     ttl = settings.RENDER_LOOKUP_CACHE_SECONDS
     if ttl <= 0 or environ.get("REQUEST_METHOD") != "GET" or any(name in environ for name in _CONDITIONAL):
         return None
-    key = _key(environ)
     entry = _entries.get(key, None)
     if entry is _NEGOTIATED:
         entry = _entries.get((key, environ.get("HTTP_ACCEPT")), None)
@@ -141,10 +145,10 @@ def _answer(environ) -> "_Entry | None":
 
 def hot_keep(environ, response) -> None:
     """Keeps the response Django just gave, when the view marked it as a plain hit to repeat."""
-    hot = getattr(response, "hot", None)
+    hot, key = getattr(response, "hot", None), environ.get(_KEY)
     ttl = settings.RENDER_LOOKUP_CACHE_SECONDS
     budget = settings.RENDER_MEMORY_CACHE_BYTES
-    if (hot is None or ttl <= 0 or budget <= 0 or response.status_code != 200 or response.streaming
+    if (hot is None or key is None or ttl <= 0 or budget <= 0 or response.status_code != 200 or response.streaming
             or response.cookies or environ.get("REQUEST_METHOD") != "GET"
             or any(name in environ for name in _CONDITIONAL)):
         return
@@ -152,7 +156,7 @@ def hot_keep(environ, response) -> None:
     if len(body) > MAX_BODY_BYTES:
         return
     status = f"{response.status_code} {response.reason_phrase}"
-    key, headers = _key(environ), list(response.items())
+    headers = list(response.items())
     # Weighed with its key and headers (a query may be 8000 characters): the budget bounds it all.
     weight = len(body) + sum(len(part) for part in key if isinstance(part, str)) + sum(
         len(name) + len(value) for name, value in headers) + 512

@@ -78,11 +78,17 @@ RenderParams.__doc__ = "A render's parameters: one field per stage field (render
 
 
 def _decode64(name: str, value: str) -> str:
+    """Strict base64url: only its alphabet (Python's decoder would skip anything else), a length
+    that can end a quantum, and zero bits after the last byte (RFC 4648 §3.5), so each text has
+    exactly one spelling; then UTF-8. Anything else would be read as some other value."""
     try:
         if any(ch in value for ch in "+/="):
             raise ValueError
         padded = value + "=" * (-len(value) % 4)
-        return base64.urlsafe_b64decode(padded.encode("ascii")).decode("utf-8")
+        data = base64.b64decode(padded.encode("ascii"), altchars=b"-_", validate=True)
+        if base64.urlsafe_b64encode(data).decode("ascii") != padded:
+            raise ValueError  # Non-zero bits after the last byte.
+        return data.decode("utf-8")
     except (ValueError, binascii.Error, UnicodeError):
         raise ParamError(f"The value of {name}64 is not valid base64url (RFC 4648 §5, no padding).") from None
 

@@ -147,8 +147,11 @@ def _image_response(request, outcome):
         "ETag": render.etag,
         "Last-Modified": _last_modified(render),
     }
-    if render.etag in _etags(request.META.get("HTTP_IF_NONE_MATCH", "")):
+    if _none_match(request.META.get("HTTP_IF_NONE_MATCH"), render.etag):
+        # The 200's headers without the body's (RFC 9110 §15.4.5): a cache that refreshes its copy
+        # from this must not take Django's default text/html for the image's type.
         response = HttpResponse(status=304)
+        del response["Content-Type"]
     elif request.method == "HEAD":
         response = HttpResponse(content_type=render.content_type)
         headers["Content-Length"] = str(render.size)
@@ -173,8 +176,13 @@ def _last_modified(render) -> str:
     return value
 
 
-def _etags(header: str) -> set[str]:
-    return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
+def _none_match(header: str | None, etag: str) -> bool:
+    """Whether If-None-Match names this render: `*` (any current representation, RFC 9110
+    §13.1.2) or its ETag, compared weakly (a `W/` prefix is ignored)."""
+    if not header:
+        return False
+    tags = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    return "*" in tags or etag in tags
 
 
 def _processing_response(request, job):
