@@ -8,6 +8,7 @@ tests and its line in docs/rendering.md."""
 from rendering.operations import (
     bg,
     bgremove,
+    blend,
     border,
     fillgradient,
     mark,
@@ -25,7 +26,7 @@ from rendering.stage import Box, Stage, StageContext
 
 # Trim first (its size depends on pixels: before the budget) → the matte when it is asked for
 # instead of the cutout → orient/flip → rect → fit/crop/resize (w, h, dpr, ar, min/max, fill) →
-# rot → stylize (blur, px, htn, monochrome, sepia, duotone) → pad → border → mask → bg → text →
+# rot → stylize (blur, px, htn, monochrome, sepia, duotone) → pad → border → mask → bg → blend → text →
 # mark → transparency; then the response's own choices (format, quality, access), which do no
 # pixel work, and last what is refused.
 STAGES: tuple[Stage, ...] = (
@@ -40,6 +41,7 @@ STAGES: tuple[Stage, ...] = (
     border.STAGE,
     mask.STAGE,
     bg.STAGE,
+    blend.STAGE,
     text.STAGE,
     mark.STAGE,
     fillgradient.STAGE,  # transparency=grid: behind whatever is still transparent.

@@ -28,9 +28,11 @@ EXTRA_DEPENDS = {
     "fill-gradient-radial": "fit=fill&fill=gradient&fill-gradient-type=radial",
     "border-stroke-color": "border-stroke-size=4", "border-stroke-size": "border-stroke-color=ff0000",
     "rot-type": "rot=30", "txt-lead": "txt=a%0Ab",  # Leading is the space between two lines.
+    "blend-": "blend=ff0000&blend-w=10",  # A region of the image: the rest places it.
+    "blend-color": "blend-w=10",  # The colour on its own.
 }
 # Values that draw what the default draws (fill=solid is what no fill draws).
-SAME_AS_DEFAULT = {"fill": {"solid"}}
+SAME_AS_DEFAULT = {"fill": {"solid"}, "blend-align": {"top", "left"}}
 
 
 def _sample(name: str, spec: dict) -> str:
@@ -134,8 +136,8 @@ def test_every_refused_parameter_is_a_400_naming_it(name):
 
 
 def test_refused_aliases_are_refused_too():
-    with pytest.raises(UnsupportedParameterError, match=r"b \(blend\)"):
-        params_parse("b=ff0000")
+    with pytest.raises(UnsupportedParameterError, match=r"license-plate-blur \(lp-blur\)"):
+        params_parse("license-plate-blur=true")
 
 
 def test_a_name_that_is_not_imgix_is_ignored_as_imgix_does():
