@@ -10,6 +10,7 @@ from rendering.operations import (
     bgremove,
     blend,
     border,
+    enhance,
     fillgradient,
     mark,
     mask,
@@ -26,7 +27,7 @@ from rendering.stage import Box, Stage, StageContext
 
 # Trim first (its size depends on pixels: before the budget) → the matte when it is asked for
 # instead of the cutout → orient/flip → rect → fit/crop/resize (w, h, dpr, ar, min/max, fill) →
-# rot → stylize (blur, px, htn, monochrome, sepia, duotone) → pad → border → mask → bg → blend → text →
+# rot → auto=enhance → stylize (blur, px, htn, monochrome, sepia, duotone) → pad → border → mask → bg → blend → text →
 # mark → transparency; then the response's own choices (format, quality, access), which do no
 # pixel work, and last what is refused.
 STAGES: tuple[Stage, ...] = (
@@ -36,6 +37,7 @@ STAGES: tuple[Stage, ...] = (
     resize.RECT,
     resize.RESIZE,
     rotate.ROT,
+    enhance.STAGE,
     *stylize.STAGES,
     pad.STAGE,
     border.STAGE,

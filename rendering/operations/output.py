@@ -41,8 +41,10 @@ class OutputStage(Stage):
         quality = None
         if final == "" or final in LOSSY_FORMATS or (final == "webp" and not lossless):
             quality = quality_for(p)  # q, else the default it stands for (75, or 45 with auto=compress).
-        # auto=compress picks the format by transparency, PNG8 rather than PNG with auto=format.
+        # auto=compress picks the format by transparency, PNG8 rather than PNG with auto=format;
+        # auto=enhance changes the pixels (rendering/operations/enhance.py) whatever the format.
         auto = frozenset({"compress", "format"} & p.auto) if not fmt and compress else frozenset()
+        auto |= frozenset({"enhance"} & p.auto)
         return {"q": quality, "lossless": lossless, "auto": auto}
 
 

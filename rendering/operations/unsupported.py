@@ -37,8 +37,8 @@ VALUES = {
                                                                          "spritesheet")},
     "fill": {"gen": "needs a generative model, which this platform does not run",
              "generative": "needs a generative model, which this platform does not run"},
-    "auto": {"enhance": "is not served by this platform yet", "redeye": "needs a face detector, which this platform "
-             "does not run yet", "true": "is not a value this platform serves (use format and compress)"},
+    "auto": {"redeye": "needs a face detector, which this platform does not run yet",
+             "true": "is not a value this platform serves (use format, compress or enhance)"},
 }
 
 

@@ -156,7 +156,7 @@ def test_a_fallback_the_url_asks_for_is_served_and_said(query, note):
 
 
 @pytest.mark.parametrize("query", ["bg-replace=a%20beach", "bg-replace=a%20beach&bg-replace-fallback=false",
-                                   "fm=jp2", "w=100&h=100&fit=fill&fill=gen", "auto=format,enhance",
+                                   "fm=jp2", "w=100&h=100&fit=fill&fill=gen", "auto=format,true",
                                    "video-codec=h264", "lp-blur=true"])
 def test_without_its_fallback_an_operation_we_cannot_run_is_refused(query):
     with pytest.raises(UnsupportedParameterError):
