@@ -23,11 +23,15 @@ COMPRESS_QUALITY = 45  # imgix's q default under auto=compress (its auto=compres
 GIF_TRANSPARENT_INDEX = 255
 GIF_ALPHA_THRESHOLD = 128  # GIF transparency is all or nothing: below half opacity is transparent.
 WHITE = (255, 255, 255)
+# What a palette=css|json render negotiates: a document of its colours (operations/palette.py), not an image.
+PALETTE = "palette"
 
 
 def format_negotiate(params, accept: str) -> str:
     """The output format the URL and Accept ask for, or "" when it depends on the image: its origin's
     type, or (auto=compress) whether it has transparency. `format_resolve` settles "" later."""
+    if params.palette:
+        return PALETTE  # Over fm: the palette of the image as it would be drawn.
     if params.fm == "json":
         return "json"
     if params.auto_format:

@@ -10,10 +10,12 @@ from rendering.operations import (
     bgremove,
     border,
     fillgradient,
+    fpdebug,
     mark,
     mask,
     output,
     pad,
+    palette,
     resize,
     rotate,
     stylize,
@@ -25,15 +27,16 @@ from rendering.stage import Box, Stage, StageContext
 
 # Trim first (its size depends on pixels: before the budget) → the matte when it is asked for
 # instead of the cutout → orient/flip → rect → fit/crop/resize (w, h, dpr, ar, min/max, fill) →
-# rot → stylize (blur, px, htn, monochrome, sepia, duotone) → pad → border → mask → bg → text →
-# mark → transparency; then the response's own choices (format, quality, access), which do no
-# pixel work, and last what is refused.
+# fp-debug → rot → stylize (blur, px, htn, monochrome, sepia, duotone) → pad → border → mask → bg →
+# text → mark → transparency; then the response's own choices (the palette instead of the image,
+# format, quality, access), which do no pixel work, and last what is refused.
 STAGES: tuple[Stage, ...] = (
     trim.STAGE,
     bgremove.STAGE,
     rotate.ORIENT,
     resize.RECT,
     resize.RESIZE,
+    fpdebug.STAGE,  # Right after the crop it shows, before anything moves the focal point.
     rotate.ROT,
     *stylize.STAGES,
     pad.STAGE,
@@ -43,6 +46,7 @@ STAGES: tuple[Stage, ...] = (
     text.STAGE,
     mark.STAGE,
     fillgradient.STAGE,  # transparency=grid: behind whatever is still transparent.
+    palette.STAGE,  # The colours of the image as drawn, in place of it.
     output.STAGE,
     output.ACCESS,
     unsupported.STAGE,  # Last: it reads what the others left (and their parsed values).
