@@ -13,11 +13,12 @@ from PIL import Image
 from rendering.stage import Param, Stage
 from rendering.values import choice, integer
 
-# The palette is measured on a copy whose long side is at most this: the colours of a photograph
+# The palette is measured on a sample whose long side is at most this: the colours of a photograph
 # do not need its resolution, and the cost stays the same for any output size.
 SAMPLE_SIZE = 256
 # A pixel counts when it is at least half opaque (a cutout's background is not a colour of it).
 OPAQUE = 128
+MAX_COLORS = 16  # imgix's range of `colors`.
 # Swatches the named ("dominance") colours are chosen from, as Vibrant.js quantises.
 DOMINANCE_SWATCHES = 64
 CONTENT_TYPES = {"css": "text/css", "json": "application/json"}
@@ -48,7 +49,7 @@ def _prefix(value: str) -> str | None:
 def palette_document(image: Image.Image, p) -> tuple[bytes, str]:
     """The palette of `image` (the render, after every stage) as p.palette asks: (body, content type)."""
     pixels = _sample_pixels(image)
-    colors = _frequent(pixels, p.colors)
+    colors = _frequent(pixels, p.colors) if p.colors else []
     dominant = _dominant(pixels)
     if p.palette == "css":
         body = _css(colors, dominant, p.prefix)
@@ -62,18 +63,17 @@ def palette_document(image: Image.Image, p) -> tuple[bytes, str]:
 
 
 def _sample_pixels(image: Image.Image) -> np.ndarray:
-    """The opaque pixels of a copy at most SAMPLE_SIZE on its long side, as an (n, 3) uint8 array."""
+    """The opaque pixels of a sample at most SAMPLE_SIZE on its long side, as an (n, 3) uint8 array.
+    Nearest-neighbour: the image's own colours, counted, and no full-size copy (premultiplying a
+    50-megapixel RGBA image to average it would be one)."""
     if image.mode not in ("RGB", "RGBA"):
         image = image.convert("RGBA" if "A" in image.getbands() or image.has_transparency_data else "RGB")
     shrink = min(1.0, SAMPLE_SIZE / max(image.size))
     size = (max(1, round(image.width * shrink)), max(1, round(image.height * shrink)))
+    array = np.asarray(image.resize(size, Image.Resampling.NEAREST) if size != image.size else image)
     if image.mode == "RGBA":
-        # Premultiplied, so the colour under transparent pixels does not tint the ones next to them.
-        small = image.convert("RGBa").resize(size, Image.Resampling.BOX).convert("RGBA")
-        array = np.asarray(small)
         return np.ascontiguousarray(array[array[..., 3] >= OPAQUE][:, :3])
-    small = image.resize(size, Image.Resampling.BOX) if size != image.size else image
-    return np.asarray(small).reshape(-1, 3)
+    return array.reshape(-1, 3)
 
 
 def _swatches(pixels: np.ndarray, count: int) -> list[tuple[Rgb, int]]:
@@ -93,8 +93,10 @@ def _swatches(pixels: np.ndarray, count: int) -> list[tuple[Rgb, int]]:
 
 
 def _frequent(pixels: np.ndarray, count: int) -> list[Rgb]:
-    """imgix's default set: the `count` most frequent colours, most frequent first."""
-    return [rgb for rgb, _ in _swatches(pixels, count)]
+    """imgix's default set: the `count` most frequent of the image's MAX_COLORS colours, most frequent
+    first. Always cut into MAX_COLORS, so a smaller set is the start of a larger one (and colors=1 is
+    the most frequent colour, not the mean of all)."""
+    return [rgb for rgb, _ in _swatches(pixels, MAX_COLORS)][:count]
 
 
 def _dominant(pixels: np.ndarray) -> dict[str, Rgb]:
@@ -165,7 +167,7 @@ class PaletteStage(Stage):
     pixels = False
     params = (
         Param("palette", choice(set(CONTENT_TYPES)), ""),
-        Param("colors", integer(0, 16), 6),
+        Param("colors", integer(0, MAX_COLORS), 6),
         Param("prefix", _prefix, "image", differs="letters, digits, `-` and `_` (a CSS class name), up to 64; "
                                                    "anything else keeps `image`"),
     )
