@@ -25,7 +25,8 @@ def fp_debug_apply(image: Image.Image, place: tuple[float, float]) -> Image.Imag
     width, height = result.size
     line = max(1, round(min(width, height) * LINE))
     radius = max(4, round(min(width, height) * RADIUS))
-    x, y = round(place[0]), round(place[1])
+    # The pixel the point falls in: a point on the right or bottom edge is in the last one.
+    x, y = min(max(int(place[0]), 0), width - 1), min(max(int(place[1]), 0), height - 1)
     for third in (1, 2):
         gx, gy = round(width * third / 3), round(height * third / 3)
         _rectangle(result, (gx - line // 2, 0, gx - line // 2 + line, height), GRID)
