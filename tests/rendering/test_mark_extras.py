@@ -56,7 +56,7 @@ def test_mark_if_min_parses_and_keys_the_cache():
     assert params_parse("mark=m.png&mark-if-min-width=-5").mark_if_min_width == 0
     assert params_parse("mark=m.png&mark-if-min-width=99999").mark_if_min_width == 8193  # Never.
     assert params_parse("mark=m.png&mark-if-min-height=abc").mark_if_min_height is None
-    key = lambda q: params_parse(q).canonical()  # noqa: E731
+    key = lambda q: params_parse(q).canonical()
     assert key("mark=m.png&mark-if-min-width=300") != key("mark=m.png")
     assert key("mark=m.png&mark-if-min-width=0") == key("mark=m.png")  # 0: always drawn.
     assert key("mark-if-min-width=300") == key("")  # Nothing to draw.
@@ -91,7 +91,7 @@ def test_a_relative_mark_is_resolved_against_mark_base(query, mark):
 
 
 def test_mark_base_keys_the_cache_through_the_mark_it_resolves():
-    key = lambda q: params_parse(q).canonical()  # noqa: E731
+    key = lambda q: params_parse(q).canonical()
     assert key("mark-base=marks/&mark=logo.png") == key("mark=marks/logo.png")
     assert key("mark-base=marks/&mark=logo.png") != key("mark=logo.png")
     assert key("mark-base=https://a.example/&mark=logo.png") != key("mark-base=https://b.example/&mark=logo.png")
@@ -141,3 +141,9 @@ def test_a_private_address_through_mark_base_is_refused_as_it_is_through_mark(cl
     assert based.status_code == whole.status_code and based.status_code >= 400
     assert based.json()["error"]["code"] == whole.json()["error"]["code"]
     assert not httpserver.log  # Never fetched.
+
+
+@pytest.mark.parametrize("inner", ["palette%3Djson", "palette%3Dcss%26w%3D10", "fm%3Djson"])
+def test_a_mark_that_answers_no_image_is_a_400(client, source, inner):
+    response = client.get(f"/render/{source.slug}/chelsea.png?w=100&mark=astronaut.jpg%3F{inner}")
+    assert response.status_code == 400 and response.json()["error"]["code"] == "bad_mark"

@@ -102,7 +102,7 @@ def test_parsing_clamps_and_ignores_as_imgix_does():
 
 
 def test_the_cache_key_follows_what_the_document_says():
-    key = lambda q: params_parse(q).canonical()  # noqa: E731
+    key = lambda q: params_parse(q).canonical()
     assert key("palette=css") != key("palette=json") != key("")
     assert key("palette=css&colors=3") != key("palette=css")
     assert key("palette=css&prefix=frog") != key("palette=css")
