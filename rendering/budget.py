@@ -12,7 +12,7 @@ from django.db import transaction
 from core.errors import ServiceError, ServiceUnavailableError
 from core.metrics import RENDER_SLOT_WAITS
 from rendering.encode import accept_weights, format_resolve
-from rendering.operations.mark import mark_drawn_size, mark_tile_count
+from rendering.operations.mark import mark_drawn_on, mark_drawn_size, mark_tile_count
 from rendering.operations.resize import rect_size, target_box
 from rendering.params import RenderParams
 from rendering.stage import StageContext
@@ -77,7 +77,7 @@ def render_budget_check(*, size: tuple[int, int], params: RenderParams, requeste
     own_size = rect_size(size, params.rect)
     # What every stage does to the size (rendering/stages.py), as it will do it.
     out = stages_size(size, params, StageContext(orientation=orientation))
-    if mark_size is not None:
+    if mark_size is not None and mark_drawn_on(out, params):  # mark-if-min-*: not drawn, not counted.
         _mark_check(mark_size, out, params)
     fmt = format_resolve(requested, params=params, has_alpha=has_alpha, default=default)
     pixels = out[0] * out[1]

@@ -23,6 +23,8 @@ COMPRESS_QUALITY = 45  # imgix's q default under auto=compress (its auto=compres
 GIF_TRANSPARENT_INDEX = 255
 GIF_ALPHA_THRESHOLD = 128  # GIF transparency is all or nothing: below half opacity is transparent.
 WHITE = (255, 255, 255)
+# What a palette=css|json render negotiates: a document of its colours (operations/palette.py), not an image.
+PALETTE = "palette"
 
 
 def format_negotiate(params, accept: str) -> str:
@@ -30,6 +32,8 @@ def format_negotiate(params, accept: str) -> str:
     type, or (auto=compress) whether it has transparency. `format_resolve` settles "" later.
     auto=format takes AVIF or WebP, whichever Accept weighs more (AVIF on a tie), and neither when
     Accept does not name it or names it with `q=0`."""
+    if params.palette:
+        return PALETTE  # Over fm: the palette of the image as it would be drawn.
     if params.fm == "json":
         return "json"
     if params.auto_format:

@@ -182,4 +182,7 @@ def _mark_pass(source: Source, signed: bool, params: RenderParams, chain: tuple)
                   signed_paths=lambda: ref.signed_paths(mark_source.slug),
                   # Text signed with the base's token vouches for a mark on the same source only.
                   covered_by=source.id if signed and same else None, chain=chain)
-    return MarkPass(ref=ref, render=render_gate(entry))
+    render = render_gate(entry)
+    if render.params.palette or render.params.fm == "json":
+        raise MarkError("A mark's rendering URL must answer an image, not a palette (palette=…) or metadata (fm=json).")
+    return MarkPass(ref=ref, render=render)

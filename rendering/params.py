@@ -13,6 +13,7 @@ from urllib.parse import unquote_plus
 
 from django.conf import settings
 
+from rendering.encode import format_negotiate
 from rendering.operations.mark import STAGE as mark_stage
 from rendering.stages import ALIASES, FIELDS, KEYED_FIELDS, stages_active, stages_effective, stages_parse  # noqa: F401
 from rendering.values import MAX_DIMENSION, Dim, ParamError  # noqa: F401 (re-exported)
@@ -47,7 +48,7 @@ class _RenderParamsMethods:
         """The same string for two URLs that do the same thing: the render cache key's core.
         `fmt` is the negotiated output format; without it, the URL's own (no Accept header)."""
         if fmt is None:
-            fmt = "json" if self.fm == "json" else ("" if self.auto_compress else self.fm)
+            fmt = format_negotiate(self, "")
         memo_key = (fmt, settings.RENDER_DEFAULT_QUALITY)
         # Memoised per instance (instances are immutable and shared by `params_parse`).
         memo = self.__dict__.setdefault("_canonical", {})

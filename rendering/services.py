@@ -23,9 +23,10 @@ from imaging.decode import (
     image_transparency,
 )
 from rendering.budget import RenderBusyError, render_budget_check, render_slot
-from rendering.encode import format_default, format_negotiate, format_resolve, image_encode, image_has_alpha
+from rendering.encode import PALETTE, format_default, format_negotiate, format_resolve, image_encode, image_has_alpha
 from rendering.gate import Door, Entry, MarkPass, Pass, render_gate
 from rendering.models import Render
+from rendering.operations.palette import palette_document
 from rendering.params import MAX_DIMENSION, RenderParams
 from rendering.stage import StageContext
 from rendering.stages import EARLY_STAGES, stages_apply, stages_decode_size
@@ -151,6 +152,11 @@ def _render(*, gate: Pass, accept: str, mark_for: Callable[[], "_Mark"]) -> Rend
         mark_image = _mark_decode(mark)
         # 5. Stages (rendering/stages.py), under the output budget.
         image, budget, default = _stages_run(image, origin, kind=kind, fmt=fmt, accept=accept, mark=mark_image)
+        if fmt == PALETTE:
+            # The rendered image's colours in place of the image (palette=css|json).
+            body, content_type = palette_document(image, origin.params)
+            return origin.outcome(render_store(key=origin.key, source=source, path=path, data=body,
+                                               content_type=content_type, inputs=mark.inputs))
         # 6. Encode, 7. store.
         data, content_type = image_encode(
             image, format_resolve(budget.fmt, params=origin.params, has_alpha=image_has_alpha(image), default=default),

@@ -12,10 +12,12 @@ from rendering.operations import (
     border,
     enhance,
     fillgradient,
+    fpdebug,
     mark,
     mask,
     output,
     pad,
+    palette,
     resize,
     rotate,
     stylize,
@@ -27,15 +29,17 @@ from rendering.stage import Box, Stage, StageContext
 
 # Trim first (its size depends on pixels: before the budget) → the matte when it is asked for
 # instead of the cutout → orient/flip → rect → fit/crop/resize (w, h, dpr, ar, min/max, fill) →
-# rot → auto=enhance → stylize (blur, px, htn, monochrome, sepia, duotone) → pad → border → mask → bg → blend → text →
-# mark → transparency; then the response's own choices (format, quality, access), which do no
-# pixel work, and last what is refused.
+# fp-debug → rot → auto=enhance → stylize (blur, px, htn, monochrome, sepia, duotone) → pad →
+# border → mask → bg → blend → text → mark → transparency; then the response's own choices (the
+# palette instead of the image, format, quality, access), which do no pixel work, and last what
+# is refused.
 STAGES: tuple[Stage, ...] = (
     trim.STAGE,
     bgremove.STAGE,
     rotate.ORIENT,
     resize.RECT,
     resize.RESIZE,
+    fpdebug.STAGE,  # Right after the crop it shows, before anything moves the focal point.
     rotate.ROT,
     enhance.STAGE,
     *stylize.STAGES,
@@ -47,6 +51,7 @@ STAGES: tuple[Stage, ...] = (
     text.STAGE,
     mark.STAGE,
     fillgradient.STAGE,  # transparency=grid: behind whatever is still transparent.
+    palette.STAGE,  # The colours of the image as drawn, in place of it.
     output.STAGE,
     output.ACCESS,
     unsupported.STAGE,  # Last: it reads what the others left (and their parsed values).

@@ -57,7 +57,8 @@ def storage_errors():
         raise StorageUnavailableError() from exc
 
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/avif": "avif",
-              "image/gif": "gif", "application/json": "json"}
+              "image/gif": "gif", "application/json": "json",
+              "text/css": "css"}
 
 
 def render_key(*, source_id: int, path: str, model: str, canonical: str, fmt: str) -> str:

@@ -161,10 +161,28 @@ def _scale(image: Image.Image, box: Box, params: RenderParams) -> Image.Image:
 
 
 def _crop(image: Image.Image, box: Box, params: RenderParams) -> Image.Image:
-    width, height = _size(image)
+    return _resample(image, box, _anchor(image, _crop_window(_size(image), box), params))
+
+
+def _crop_window(size: Box, box: Box) -> tuple[float, float]:
+    """The largest window of the box's aspect ratio inside an image of `size`: what fit=crop scales."""
+    width, height = size
     scale = max(box[0] / width, box[1] / height)
-    window = (min(box[0] / scale, width), min(box[1] / scale, height))
-    return _resample(image, box, _anchor(image, window, params))
+    return (min(box[0] / scale, width), min(box[1] / scale, height))
+
+
+def focal_point_place(size: Box, params: RenderParams) -> tuple[float, float] | None:
+    """Where the focal point (fp-x, fp-y) lands in the output of a focal-point crop of an image of
+    `size`, in output pixels (the centre, unless the window met an edge of the image); None for any
+    other render."""
+    if params.fit != "crop" or _crop_effective(params.crop) != ("focalpoint",):
+        return None
+    box = target_box(size, params)
+    if box is None:
+        return None
+    left, top, right, bottom = _focal_window(size, _crop_window(size, box), params)
+    return ((params.fp_x * size[0] - left) * box[0] / (right - left),
+            (params.fp_y * size[1] - top) * box[1] / (bottom - top))
 
 
 def _min(image: Image.Image, box: Box, params: RenderParams) -> Image.Image:
@@ -239,16 +257,25 @@ def _anchor(image: Image.Image, window: tuple[float, float], params: RenderParam
     cw, ch = window
     strategy = next((c for c in params.crop if c in SMART_CROPS), "")
     if strategy == "focalpoint":
-        cw, ch = cw / params.fp_z, ch / params.fp_z
-        x = params.fp_x * width - cw / 2
-        y = params.fp_y * height - ch / 2
-    elif strategy:
+        return _focal_window((width, height), window, params)
+    if strategy:
         x, y = _busiest(image, (cw, ch), strategy)
     else:
         x = (width - cw) * _side(params.crop, "left", "right")
         y = (height - ch) * _side(params.crop, "top", "bottom")
-    x = min(max(x, 0.0), width - cw)
-    y = min(max(y, 0.0), height - ch)
+    return _inside_window((width, height), (cw, ch), x, y)
+
+
+def _focal_window(size: Box, window: tuple[float, float], params: RenderParams) -> Window:
+    """The window zoomed by fp-z and centred on the focal point, as far as the image allows."""
+    cw, ch = window[0] / params.fp_z, window[1] / params.fp_z
+    return _inside_window(size, (cw, ch), params.fp_x * size[0] - cw / 2, params.fp_y * size[1] - ch / 2)
+
+
+def _inside_window(size: Box, window: tuple[float, float], x: float, y: float) -> Window:
+    cw, ch = window
+    x = min(max(x, 0.0), size[0] - cw)
+    y = min(max(y, 0.0), size[1] - ch)
     return (x, y, x + cw, y + ch)
 
 
@@ -525,7 +552,13 @@ class ResizeStage(Stage):
 
     def apply(self, image, p, context):
         # fit=fill/fillmax also lays the fill around the image.
-        return resize_apply(image, p, max_pixels=context.max_pixels)
+        resized = resize_apply(image, p, max_pixels=context.max_pixels)
+        place = focal_point_place(_size(image), p)
+        if place is not None:
+            # Where the focal point landed, for fp-debug (rendering/operations/fpdebug.py), which
+            # only sees the output.
+            resized.focal_point = place
+        return resized
 
     def decode_size(self, p) -> Box | None:
         """The smallest decoded size the render needs, when it is known before decoding (a JPEG
