@@ -1,34 +1,46 @@
-"""blend: a colour composited over the image (or a region of it) with one of imgix's blend modes.
+"""blend: a colour or an image composited over the image with one of imgix's blend modes.
 
 The blend modes are the W3C Compositing and Blending Level 1 formulas (normal, multiply, screen,
 overlay, darken, lighten, dodge, burn, hardlight, softlight, difference, exclusion, hue,
-saturation, color, luminosity), imgix's default `overlay`. The colour's alpha times blend-alpha
-is the strength: the result is mixed with the image by it. An image as the blend (a URL or a
-path) would be one more way to fetch a remote image: it is refused (400) until it passes the
-gate as `mark` does; `mark` composites an image today."""
+saturation, color, luminosity), imgix's default `overlay`. The colour's alpha (or the blend
+image's, per pixel) times blend-alpha is the strength: the result is mixed with the image by it.
+An image as the blend (a path on the source, a URL, a rendering URL) is one more way in: it
+passes the same gate as `mark` (rendering/gate.py) and is fetched or rendered as a mark is
+(rendering/services.py), then handed to this stage decoded."""
+
+from types import SimpleNamespace
 
 import numpy as np
+from django.conf import settings
 from PIL import Image, ImageFilter
 
+from core.errors import ServiceError
 from rendering.operations.mask import row_bands
+from rendering.operations.resize import fit_apply, fit_size
 from rendering.stage import Param, Stage
-from rendering.values import MAX_DIMENSION, ParamError, choice, color, dimension, integer, items
+from rendering.values import MAX_DIMENSION, choice, color, dimension, integer, items
 
 MODES = ("normal", "multiply", "screen", "overlay", "darken", "lighten", "dodge", "burn", "hardlight", "softlight",
          "difference", "exclusion", "hue", "saturation", "color", "luminosity")
 SEPARABLE = MODES[:12]
+NON_SEPARABLE_PIXELS = 2_000_000  # Of an image blend in hue/saturation/color/luminosity: about 1 CPU-s.
 ALIGNS = {"top", "middle", "bottom", "left", "center", "right"}
+FITS = {"clamp", "clip", "crop", "scale", "max"}
+CROPS = {"top", "bottom", "left", "right", "faces"}
 
 
-def blend_value(value: str) -> tuple | None:
-    """A colour; an image (a URL or a path) is refused by name."""
+class BlendTooLargeError(ServiceError):
+    status_code = 422
+    code = "blend_too_large"
+
+
+def blend_value(value: str) -> tuple | str | None:
+    """A colour (RGBA), or the image it names (a path on the source, an http(s) URL or a rendering
+    URL: rendering/marks.py reads it at the gate)."""
     rgba = color(value)
     if rgba is not None:
         return rgba
-    if value.strip():
-        raise ParamError("blend: only a colour is served (3, 4, 6 or 8 hex digits, or a CSS colour name); an image "
-                         "as the blend is not served yet. Composite an image with `mark` (and `mark-alpha`).")
-    return None
+    return value.strip() or None
 
 
 def _separable(mode: str, cb: np.ndarray, cs: np.ndarray) -> np.ndarray:
@@ -126,11 +138,11 @@ def blend_lut(rgba: tuple, mode: str, strength: float) -> ImageFilter.Color3DLUT
 
 
 class BlendStage(Stage):
-    """blend (a colour; blend-color names it too), blend-mode, blend-alpha, and the region it
-    covers: blend-w/blend-h (pixels, or a ratio of the image; default the whole image), placed by
-    blend-align (default top-left) and blend-x/blend-y, inside blend-pad. blend-fit, blend-crop and
-    blend-size only shape a blend image, which is not served: no stage reads them, so they are
-    refused (rendering/operations/unsupported.py) rather than accepted to no effect."""
+    """blend (a colour, which blend-color names too, or an image), blend-mode, blend-alpha, and
+    where it goes: a colour covers blend-w×blend-h (pixels, or a ratio of the image; default the
+    whole image); an image is drawn at its own size, or fitted into blend-w×blend-h by blend-fit
+    (crop anchored by blend-crop), or with blend-size=inherit cropped to cover the whole image;
+    either is placed by blend-align (default top-left) and blend-x/blend-y, inside blend-pad."""
 
     name = "blend"
     params = (
@@ -144,17 +156,31 @@ class BlendStage(Stage):
         Param("blend-x", integer(-MAX_DIMENSION, MAX_DIMENSION), 0, aliases=("bx", "blendx")),
         Param("blend-y", integer(-MAX_DIMENSION, MAX_DIMENSION), 0, aliases=("by", "blendy")),
         Param("blend-pad", integer(0, MAX_DIMENSION), 0, aliases=("bp", "blendpad")),
+        # An image's: how it is sized into blend-w×blend-h (or, with blend-size=inherit, the base).
+        Param("blend-fit", choice(FITS), "clip", aliases=("bf", "blendfit")),
+        Param("blend-crop", items(CROPS), (), aliases=("bc", "blendcrop"),
+              differs="`faces` is the centre (no face detector)"),
+        Param("blend-size", choice({"inherit"}), "", aliases=("bs", "blendsize")),
     )
+    # The canonical form of an image blend's own rendering query (rendering/params.py sets it, as
+    # for marks).
+    query_canonical = None
 
     def _color(self, p) -> tuple | None:
-        rgba = p.blend_color or p.blend
+        rgba = p.blend_color or (p.blend if isinstance(p.blend, tuple) else None)
         return rgba if rgba is not None and rgba[3] > 0 and p.blend_alpha > 0 else None
 
+    @staticmethod
+    def _image(p) -> bool:
+        return isinstance(p.blend, str) and not p.blend_color and p.blend_alpha > 0
+
     def active(self, p) -> bool:
-        return self._color(p) is not None
+        return self._color(p) is not None or self._image(p)
 
     def effective(self, p, fmt):
         defaults = self.fields
+        if self._image(p):
+            return self._image_effective(p, defaults)
         rgba = self._color(p)
         if rgba is None:
             return {f: defaults[f] for f in self.keyed_fields}
@@ -167,6 +193,62 @@ class BlendStage(Stage):
             out.update(blend_w=p.blend_w, blend_h=p.blend_h, blend_align=(vertical, horizontal),
                        blend_x=p.blend_x, blend_y=p.blend_y, blend_pad=p.blend_pad)
         return out
+
+    def _image_effective(self, p, defaults) -> dict:
+        out = {f: defaults[f] for f in self.keyed_fields}
+        blend = p.blend
+        if "://" not in blend:
+            # A path on the source; with a query, a rendering of it (as a mark's).
+            path, _, query = blend.lstrip("/").partition("?")
+            nested = self.query_canonical(query) if query else ""
+            blend = f"{path}?{nested}" if nested else path
+        vertical = next((a for a in p.blend_align if a in ("top", "middle", "bottom")), "top")
+        horizontal = next((a for a in p.blend_align if a in ("left", "center", "right")), "left")
+        inherit = p.blend_size == "inherit"
+        sized = bool(p.blend_w or p.blend_h) and not inherit
+        out.update(blend=blend, blend_mode=p.blend_mode, blend_alpha=p.blend_alpha,
+                   blend_align=(vertical, horizontal), blend_x=p.blend_x, blend_y=p.blend_y, blend_pad=p.blend_pad,
+                   blend_size=p.blend_size, blend_w=p.blend_w if sized else None, blend_h=p.blend_h if sized else None,
+                   blend_fit=p.blend_fit if sized else "clip",
+                   blend_crop=tuple(c for c in p.blend_crop if c != "faces")
+                   if inherit or (sized and p.blend_fit == "crop") else ())
+        return out
+
+    def drawn_size(self, base, blend, p) -> tuple[int, int]:
+        """The blend image's size as drawn on a base of `base`, without pixels. At most the base's
+        size or RENDER_MAX_MARK_PIXELS, whichever is more: what shows beyond the base is cut off."""
+        if p.blend_size == "inherit":
+            return base
+        if not (p.blend_w or p.blend_h):
+            size = blend
+        else:
+            scale = p.dpr if p.w or p.h else 1.0
+            w = p.blend_w.pixels(base[0]) if p.blend_w and p.blend_w.ratio else (
+                round(p.blend_w.value * scale) if p.blend_w else None)
+            h = p.blend_h.pixels(base[1]) if p.blend_h and p.blend_h.ratio else (
+                round(p.blend_h.value * scale) if p.blend_h else None)
+            w = w or max(1, round(h * blend[0] / blend[1]))
+            h = h or max(1, round(w * blend[1] / blend[0]))
+            size = fit_size(blend, (min(w, MAX_DIMENSION), min(h, MAX_DIMENSION)), p.blend_fit)
+        return size
+
+    def check(self, base, blend, p) -> None:
+        """Before any pixel work: the drawn blend image within the larger of the base and
+        RENDER_MAX_MARK_PIXELS (a 422 naming it)."""
+        drawn = self.drawn_size(base, blend, p)
+        limit = max(base[0] * base[1], settings.RENDER_MAX_MARK_PIXELS)
+        if drawn[0] * drawn[1] > limit:
+            raise BlendTooLargeError(
+                f"The blend image would be {drawn[0]}×{drawn[1]} as drawn, over the limit of {limit:,} pixels "
+                "(the image's own size, or RENDER_MAX_MARK_PIXELS when larger); ask for a smaller blend-w/blend-h.")
+        # hue, saturation, color and luminosity mix two images pixel by pixel with several passes
+        # of arithmetic (5 CPU-s for 12 megapixels): the part drawn on the image is bounded lower.
+        covered = min(drawn[0], base[0]) * min(drawn[1], base[1])
+        if p.blend_mode not in SEPARABLE and covered > NON_SEPARABLE_PIXELS:
+            raise BlendTooLargeError(
+                f"blend-mode={p.blend_mode} with an image would mix {covered:,} pixels; with an image the hue, "
+                f"saturation, color and luminosity modes are limited to {NON_SEPARABLE_PIXELS:,} pixels. Ask for a "
+                "smaller image or blend region, or another mode.")
 
     def _region(self, size, p) -> tuple[int, int, int, int]:
         """The box the colour covers, in output pixels (lengths times dpr with a w or h, as pad)."""
@@ -187,7 +269,43 @@ class BlendStage(Stage):
         left, top = min(max(x, 0), width), min(max(y, 0), height)
         return (left, top, min(width, max(left, x + w)), min(height, max(top, y + h)))
 
+    def _image_apply(self, image, blend, p):
+        crop = SimpleNamespace(crop=tuple(c for c in p.blend_crop if c != "faces"), fp_x=0.5, fp_y=0.5, fp_z=1.0,
+                               fill="", fill_color=None)
+        size = self.drawn_size(image.size, blend.size, p)
+        fit = "crop" if p.blend_size == "inherit" else (p.blend_fit if (p.blend_w or p.blend_h) else "scale")
+        layer = fit_apply(blend.convert("RGBA"), size, fit, crop) if size != blend.size else blend.convert("RGBA")
+        width, height = image.size
+        pad = round(p.blend_pad * (p.dpr if p.w or p.h else 1.0))
+        horizontal = next((a for a in p.blend_align if a in ("left", "center", "right")), "left")
+        vertical = next((a for a in p.blend_align if a in ("top", "middle", "bottom")), "top")
+        x = {"left": pad, "center": (width - layer.width) // 2, "right": width - layer.width - pad}[horizontal]
+        y = {"top": pad, "middle": (height - layer.height) // 2, "bottom": height - layer.height - pad}[vertical]
+        x, y = x + p.blend_x, y + p.blend_y
+        box = (max(0, x), max(0, y), min(width, x + layer.width), min(height, y + layer.height))
+        if box[2] <= box[0] or box[3] <= box[1]:
+            return image
+        mode = image.mode
+        out = image.convert("RGBA" if "A" in mode or image.has_transparency_data else "RGB") if mode not in (
+            "RGB", "RGBA") else image.copy()
+        for band in row_bands((box[2] - box[0], box[3] - box[1])):
+            target = (box[0], box[1] + band[1], box[2], box[1] + band[3])
+            source = (target[0] - x, target[1] - y, target[2] - x, target[3] - y)
+            base = np.asarray(out.crop(target))
+            over = np.asarray(layer.crop(source), dtype=np.float32) / 255
+            cb = base[..., :3].astype(np.float32) / 255
+            strength = over[..., 3:4] * (p.blend_alpha / 100)
+            mixed = _separable(p.blend_mode, cb, over[..., :3]) if p.blend_mode in SEPARABLE else _non_separable(
+                p.blend_mode, cb, over[..., :3])
+            rgb = np.clip(np.rint((cb * (1 - strength) + mixed * strength) * 255), 0, 255).astype(np.uint8)
+            if out.mode == "RGBA":
+                rgb = np.concatenate([rgb, base[..., 3:4]], axis=-1)
+            out.paste(Image.fromarray(rgb, out.mode), target[:2])
+        return out
+
     def apply(self, image, p, context):
+        if self._image(p):
+            return self._image_apply(image, context.blend, p) if context.blend is not None else image
         rgba = self._color(p)
         if rgba is None:
             return image

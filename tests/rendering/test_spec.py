@@ -30,6 +30,8 @@ EXTRA_DEPENDS = {
     "rot-type": "rot=30", "txt-lead": "txt=a%0Ab",  # Leading is the space between two lines.
     "blend-": "blend=ff0000&blend-w=10",  # A region of the image: the rest places it.
     "blend-color": "blend-w=10",  # The colour on its own.
+    "blend-fit": "blend=x.png&blend-w=10&blend-h=20",  # An image fitted into a box of another shape.
+    "blend-crop": "blend=x.png&blend-size=inherit", "blend-size": "blend=x.png",
 }
 # Values that draw what the default draws (fill=solid is what no fill draws).
 SAME_AS_DEFAULT = {"fill": {"solid"}, "blend-align": {"top", "left"}}
