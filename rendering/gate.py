@@ -30,6 +30,7 @@ from core.errors import NotFoundError
 from cutouts.services import BgRemoveNotEnabledError
 from rendering.marks import MAX_DEPTH as MAX_MARK_DEPTH
 from rendering.marks import MarkError, MarkLoopError, MarkRef, MarkTooDeepError, mark_ref
+from rendering.operations.mask import STAGE as mask_stage
 from rendering.params import RenderParams, params_parse
 from rendering.signing import expires_check, signature_check
 from sources.models import Source
@@ -94,11 +95,13 @@ class Pass:
     signed: bool = False  # Verified by (or covered by) this source's signature.
     mark: MarkPass | None = None
     blend: MarkPass | None = None  # An image as the blend (a colour needs no pass).
+    mask: MarkPass | None = None  # An image as the mask (a shape needs no pass).
 
     @property
     def nested(self) -> tuple[tuple[str, MarkPass], ...]:
         """The images this entry draws on it, by the parameter that names them."""
-        return tuple((name, image) for name, image in (("mark", self.mark), ("blend", self.blend)) if image)
+        images = (("mark", self.mark), ("blend", self.blend), ("mask", self.mask))
+        return tuple((name, image) for name, image in images if image)
 
     @property
     def expires(self) -> int | None:
@@ -151,7 +154,9 @@ def render_gate(entry: Entry) -> Pass:
     # An image as the blend passes the same gate as a mark (a colour is only a value).
     blend_image = params.blend if isinstance(params.blend, str) else ""
     blend = _mark_pass(source, signed, blend_image, chain, name="blend") if blend_image and nested else None
-    gate = Pass(source=source, path=path, params=params, signed=signed, mark=mark, blend=blend)
+    mask_image = mask_stage.image(params)
+    mask = _mark_pass(source, signed, mask_image, chain, name="mask") if mask_image and nested else None
+    gate = Pass(source=source, path=path, params=params, signed=signed, mark=mark, blend=blend, mask=mask)
     # 5. Rate, once the whole entry is known to be valid. A nested mark is counted here, by the
     # outermost entry (its own door admits nothing): each rendering URL in the chain counts once,
     # against the same account.

@@ -155,10 +155,9 @@ def _render(*, gate: Pass, accept: str, nested_for: Callable[[], dict]) -> Rende
             body = json.dumps(_metadata(image, kind=kind, size=size)).encode()
             return origin.outcome(render_store(key=origin.key, source=source, path=path, data=body,
                                                content_type="application/json"))
-        mark_image, blend_image = _mark_decode(nested.get("mark")), _mark_decode(nested.get("blend"))
+        drawn = {name: _mark_decode(nested.get(name)) for name in ("mark", "blend", "mask")}
         # 5. Stages (rendering/stages.py), under the output budget.
-        image, budget, default = _stages_run(image, origin, kind=kind, fmt=fmt, accept=accept, mark=mark_image,
-                                             blend=blend_image)
+        image, budget, default = _stages_run(image, origin, kind=kind, fmt=fmt, accept=accept, **drawn)
         if fmt == PALETTE:
             # The rendered image's colours in place of the image (palette=css|json).
             body, content_type = palette_document(image, origin.params)
@@ -250,7 +249,7 @@ def _source_decode(origin: _Source, fmt: str):
     return _origin_image(origin.source, origin.path, at_least=_decode_size(origin.params, fmt))
 
 
-def _stages_run(image, origin: _Source, *, kind: str, fmt: str, accept: str, mark, blend=None):
+def _stages_run(image, origin: _Source, *, kind: str, fmt: str, accept: str, mark, blend=None, mask=None):
     """Step 5: the stages whose size depends on pixels (trim), the output budget (budget.py: what
     the output may cost, checked before any further work on pixels), then the other stages."""
     params, cutout = origin.params, origin.params.bg_remove
@@ -263,7 +262,7 @@ def _stages_run(image, origin: _Source, *, kind: str, fmt: str, accept: str, mar
     if blend is not None:
         blend_stage.check(stages_size(image_geometry(image).size, params, StageContext(orientation=orientation)),
                           blend.size, params)
-    image = stages_apply(image, params, StageContext(mark=mark, blend=blend, max_pixels=budget.max_pixels,
+    image = stages_apply(image, params, StageContext(mark=mark, blend=blend, mask=mask, max_pixels=budget.max_pixels,
                                                      orientation=orientation))
     return image, budget, default
 

@@ -51,6 +51,7 @@ class StageContext:
 
     mark: Any = None  # The decoded watermark, when `mark` is asked for.
     blend: Any = None  # The decoded blend image, when `blend` names an image.
+    mask: Any = None  # The decoded mask image, when `mask` names an image.
     # The encoder's pixel budget for an image served at its own size (budget.py).
     max_pixels: int | None = None
     # The source's EXIF orientation, which decoding already applied (1: none); `orient` replaces it.
