@@ -206,7 +206,7 @@ def _serve(*, gate: Pass, accept: str) -> RenderOutcome:
             image, format_resolve(budget.fmt, params=stage_params, has_alpha=image_has_alpha(image), default=default),
             stage_params)
         render = render_store(key=key, source=source, path=path, data=data, content_type=content_type,
-                              inputs=mark.inputs)
+                              inputs=mark.inputs, capped=budget.capped)
     return RenderOutcome(render=render, **outcome)
 
 

@@ -144,6 +144,10 @@ def _image_response(request, outcome):
         "ETag": render.etag,
         "Last-Modified": _last_modified(render),
     }
+    if render.capped:
+        # Served smaller than asked, to keep within a ceiling; kept with the render, so every
+        # response of it says so, hits replayed before Django (hot.py) included.
+        headers["X-Render-Capped"] = render.capped
     if render.etag in _etags(request.META.get("HTTP_IF_NONE_MATCH", "")):
         response = HttpResponse(status=304)
     elif request.method == "HEAD":
