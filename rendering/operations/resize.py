@@ -176,8 +176,7 @@ def _min(image: Image.Image, box: Box, params: RenderParams, max_pixels: int | N
 
 def _min_box(size: Box, box: Box) -> Box:
     # The requested aspect ratio, shrunk until it fits the original: never upscaled.
-    shrink = min(1.0, size[0] / box[0], size[1] / box[1])
-    return (max(1, round(box[0] * shrink)), max(1, round(box[1] * shrink)))
+    return box if box[0] <= size[0] and box[1] <= size[1] else _inside(box, size)
 
 
 def _fill(image: Image.Image, box: Box, params: RenderParams, max_pixels: int | None = None,
@@ -400,13 +399,18 @@ def _cap_only(image: Image.Image, max_pixels: int | None = None) -> Image.Image:
 
 def _inside(size: Box, box: Box) -> Box:
     """The size that fits `box` keeping the aspect ratio, matching one of its dimensions exactly:
-    the width when the height it makes, rounded, fits. A box whose other side was itself rounded
-    from the aspect ratio (w alone) is then matched on the side the URL named, never one short."""
+    of the two matches whose other side, rounded, fits, the larger. A box whose other side was
+    itself rounded from the aspect ratio (w or h alone) is matched on both, so the side the URL
+    named is never one pixel short."""
     width, height = size
-    down = _follow(box[0], height, width)
-    if down <= box[1]:
-        return (box[0], down)
-    return (min(box[0], _follow(box[1], width, height)), box[1])
+    by_width = (box[0], _follow(box[0], height, width))
+    by_height = (_follow(box[1], width, height), box[1])
+    fits = [match for match in (by_width, by_height) if match[0] <= box[0] and match[1] <= box[1]]
+    if fits:
+        return max(fits, key=lambda match: match[0] * match[1])
+    if box[0] / width <= box[1] / height:
+        return (box[0], min(box[1], by_width[1]))
+    return (min(box[0], by_height[0]), box[1])
 
 
 def _follow(side: int, other: float, this: float) -> int:
