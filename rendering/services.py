@@ -168,7 +168,7 @@ def _render(*, gate: Pass, accept: str, nested_for: Callable[[], dict]) -> Rende
             image, format_resolve(budget.fmt, params=origin.params, has_alpha=image_has_alpha(image), default=default),
             origin.params)
         render = render_store(key=origin.key, source=source, path=path, data=data, content_type=content_type,
-                              inputs=inputs)
+                              inputs=inputs, capped=budget.capped)
     return origin.outcome(render)
 
 

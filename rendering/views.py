@@ -147,6 +147,10 @@ def _image_response(request, outcome):
         "ETag": render.etag,
         "Last-Modified": _last_modified(render),
     }
+    if render.capped:
+        # Served smaller than asked, to keep within a ceiling; kept with the render, so every
+        # response of it says so, hits replayed before Django (hot.py) included.
+        headers["X-Render-Capped"] = render.capped
     if _none_match(request.META.get("HTTP_IF_NONE_MATCH"), render.etag):
         # The 200's headers without the body's (RFC 9110 §15.4.5): a cache that refreshes its copy
         # from this must not take Django's default text/html for the image's type.
