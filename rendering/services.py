@@ -1,8 +1,8 @@
 """The rendering pipeline: one request in, a stored render or a job in progress out."""
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from django.conf import settings
@@ -26,6 +26,7 @@ from rendering.budget import RenderBusyError, render_budget_check, render_slot
 from rendering.encode import format_default, format_negotiate, format_resolve, image_encode, image_has_alpha
 from rendering.gate import Door, Entry, MarkPass, Pass, render_gate
 from rendering.models import Render
+from rendering.operations.delivery import client_hints_apply
 from rendering.params import MAX_DIMENSION, RenderParams
 from rendering.stage import StageContext
 from rendering.stages import EARLY_STAGES, stages_apply, stages_decode_size
@@ -53,6 +54,9 @@ class RenderRequest:
     # The path as the client sent it, in the encodings it may have been signed in: a callable,
     # since only a source that requires signatures (or a very long URL) needs them worked out.
     signed_paths_for: Callable[[], list[str]]
+    # The client hint headers the request sends (delivery.hints_from_environ): read when the URL
+    # names them (`ch`).
+    hints: Mapping[str, str] = field(default_factory=dict)
 
     @cached_property
     def signed_paths(self) -> tuple:
@@ -93,11 +97,14 @@ def render_request(req: RenderRequest) -> RenderOutcome:
         raise UriTooLongError()
     entry = Entry(door=Door.REQUEST, source=source_get(slug=req.source_slug), path=req.path,
                   raw_query=req.raw_query, signed_paths=lambda: req.signed_paths)
-    return render_serve(gate=render_gate(entry), accept=req.accept)
+    return render_serve(gate=render_gate(entry), accept=req.accept, hints=req.hints)
 
 
-def render_serve(*, gate: Pass, accept: str) -> RenderOutcome:
-    """The render of an entry that passed the gate (gate.py), from cache or made now."""
+def render_serve(*, gate: Pass, accept: str, hints: Mapping[str, str] | None = None) -> RenderOutcome:
+    """The render of an entry that passed the gate (gate.py), from cache or made now, with the
+    client hints its URL names (`ch`) applied: the cache key holds the sizes they set."""
+    if gate.params.ch:
+        gate = replace(gate, params=client_hints_apply(gate.params, hints or {}))
     outcome = _serve(gate=gate, accept=accept)
     return replace(outcome, expires=gate.expires, admits=gate.admits)
 

@@ -9,6 +9,7 @@ from rendering.operations import (
     bg,
     bgremove,
     border,
+    delivery,
     fillgradient,
     mark,
     mask,
@@ -26,8 +27,8 @@ from rendering.stage import Box, Stage, StageContext
 # Trim first (its size depends on pixels: before the budget) → the matte when it is asked for
 # instead of the cutout → orient/flip → rect → fit/crop/resize (w, h, dpr, ar, min/max, fill) →
 # rot → stylize (blur, px, htn, monochrome, sepia, duotone) → pad → border → mask → bg → text →
-# mark → transparency; then the response's own choices (format, quality, access), which do no
-# pixel work, and last what is refused.
+# mark → transparency; then the response's own choices (format, quality, access, download, client
+# hints), which do no pixel work, and last what is refused.
 STAGES: tuple[Stage, ...] = (
     trim.STAGE,
     bgremove.STAGE,
@@ -45,6 +46,7 @@ STAGES: tuple[Stage, ...] = (
     fillgradient.STAGE,  # transparency=grid: behind whatever is still transparent.
     output.STAGE,
     output.ACCESS,
+    delivery.STAGE,
     unsupported.STAGE,  # Last: it reads what the others left (and their parsed values).
 )
 PIXEL_STAGES = tuple(s for s in STAGES if s.pixels)
