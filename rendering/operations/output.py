@@ -49,14 +49,16 @@ class OutputStage(Stage):
         Param("lossless", boolean, False),
         Param("auto", _auto, frozenset()),
         Param("chromasub", _chromasub, 420),
-        Param("colorquant", integer(2, 256)),
+        Param("colorquant", integer(2, 256),
+              differs="the palette's size in PNG8 and GIF; other formats have their colours reduced before encoding"),
         Param("cs", choice(COLOR_SPACES), "strip",
               differs="default `strip` (no profile; imgix keeps the origin's); `srgb` and `tinysrgb` embed one "
                       "588-byte sRGB profile; `origin` is served as `srgb`, imgix's fallback, said in "
                       "X-Render-Fallback (renders are converted to sRGB at decode)"),
         Param("dpi", integer(0, 65535), differs="JPEG (JFIF density) and PNG (pHYs); 0 writes none"),
         # Renders carry no metadata: `block` is what is done, `allow` is refused (unsupported.VALUES).
-        Param("iptc", choice({"allow", "block"}), keyed=False),
+        Param("iptc", choice({"allow", "block"}), keyed=False,
+              differs="`block` (what is done: renders carry no metadata); `allow` is a 400"),
         Param("jpg-progressive", boolean, False, aliases=("jpeg-progressive",),
               differs="default `false` (baseline; imgix's is `true`): progressive encoding costs about twice "
                       "the CPU; `fm=pjpg` is always progressive"),
