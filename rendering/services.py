@@ -27,6 +27,7 @@ from rendering.encode import format_default, format_negotiate, format_resolve, i
 from rendering.gate import Door, Entry, MarkPass, Pass, render_gate
 from rendering.models import Render
 from rendering.operations.delivery import client_hints_apply
+from rendering.operations.output import png_plain
 from rendering.params import MAX_DIMENSION, RenderParams
 from rendering.stage import StageContext
 from rendering.stages import EARLY_STAGES, stages_apply, stages_decode_size
@@ -227,7 +228,7 @@ def _source_resolve(source: Source, path: str, params: RenderParams, fmt: str, k
                      cutout=_storage_read(job.cutout_name))
     small_enough = max(job.width or 0, job.height or 0) <= MAX_DIMENSION
     if (format_resolve(fmt, params=params, has_alpha=True, default="png") == "png"
-            and not params.has_operations and params.q is None and small_enough):
+            and not params.has_operations and params.q is None and png_plain(params) and small_enough):
         # The stored cutout is already the answer: the render points at it, no copy.
         render = render_store(key=key, source=source, path=path, data=cutout.cutout, content_type="image/png",
                               storage_name=job.cutout_name)

@@ -39,6 +39,12 @@ def _chromasub(value: str) -> int | None:
     return int(digits) if digits.isdigit() and int(digits) in CHROMA_SUBSAMPLINGS else None
 
 
+def png_plain(p) -> bool:
+    """Whether PNG is written without any option (colour count, DPI, profile): a stored PNG made
+    without them (a cutout) is then already the answer."""
+    return not p.colorquant and not p.dpi and p.cs not in PROFILE_SPACES
+
+
 class OutputStage(Stage):
     name = "output"
     pixels = False

@@ -10,6 +10,7 @@ from rendering.encode import SRGB_PROFILE, image_encode
 from rendering.models import Render
 from rendering.operations.delivery import client_hints_apply, download_filename
 from rendering.params import params_parse
+from tests.rendering.test_views import first_then_done
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +24,8 @@ def get(client, query, **headers):
 
 
 def image_of(response) -> Image.Image:
-    image = Image.open(io.BytesIO(response.content))
+    data = b"".join(response.streaming_content) if response.streaming else response.content
+    image = Image.open(io.BytesIO(data))
     image.load()
     return image
 
@@ -149,6 +151,17 @@ def test_dpi_keys_only_formats_that_carry_it():
     assert params_parse("dpi=300").canonical("png") != params_parse("").canonical("png")
     assert params_parse("dpi=300").canonical("webp") == params_parse("").canonical("webp")
     assert params_parse("dpi=0").canonical("jpg") == params_parse("").canonical("jpg")
+
+
+def test_dpi_and_a_profile_on_a_cutout_are_written_not_the_stored_cutout_served(client, source):
+    plain = first_then_done(client, f"{BASE}?bg-remove=true")
+    plain_name = Render.objects.get().storage_name
+    response = client.get(f"{BASE}?bg-remove=true&dpi=300&cs=srgb")
+    image = image_of(response)
+    assert response["Content-Type"] == "image/png" and image.mode == "RGBA"
+    assert tuple(round(v) for v in image.info["dpi"]) == (300, 300) and image.info["icc_profile"] == SRGB_PROFILE
+    assert "dpi" not in image_of(plain).info
+    assert Render.objects.exclude(storage_name=plain_name).count() == 1  # Its own render, not the cutout.
 
 
 # --- iptc ----------------------------------------------------------------------------------------
