@@ -1,8 +1,8 @@
 """The rendering pipeline: one request in, a stored render or a job in progress out."""
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from django.conf import settings
@@ -27,6 +27,8 @@ from rendering.encode import PALETTE, format_default, format_negotiate, format_r
 from rendering.gate import Door, Entry, MarkPass, Pass, render_gate
 from rendering.models import Render
 from rendering.operations.blend import STAGE as blend_stage
+from rendering.operations.delivery import client_hints_apply
+from rendering.operations.output import png_plain
 from rendering.operations.palette import palette_document
 from rendering.params import MAX_DIMENSION, RenderParams
 from rendering.stage import StageContext
@@ -55,6 +57,9 @@ class RenderRequest:
     # The path as the client sent it, in the encodings it may have been signed in: a callable,
     # since only a source that requires signatures (or a very long URL) needs them worked out.
     signed_paths_for: Callable[[], list[str]]
+    # The client hint headers the request sends (delivery.hints_from_environ): read when the URL
+    # names them (`ch`).
+    hints: Mapping[str, str] = field(default_factory=dict)
 
     @cached_property
     def signed_paths(self) -> tuple:
@@ -95,11 +100,14 @@ def render_request(req: RenderRequest) -> RenderOutcome:
         raise UriTooLongError()
     entry = Entry(door=Door.REQUEST, source=source_get(slug=req.source_slug), path=req.path,
                   raw_query=req.raw_query, signed_paths=lambda: req.signed_paths)
-    return render_serve(gate=render_gate(entry), accept=req.accept)
+    return render_serve(gate=render_gate(entry), accept=req.accept, hints=req.hints)
 
 
-def render_serve(*, gate: Pass, accept: str) -> RenderOutcome:
-    """The render of an entry that passed the gate (gate.py), from cache or made now."""
+def render_serve(*, gate: Pass, accept: str, hints: Mapping[str, str] | None = None) -> RenderOutcome:
+    """The render of an entry that passed the gate (gate.py), from cache or made now, with the
+    client hints its URL names (`ch`) applied: the cache key holds the sizes they set."""
+    if gate.params.ch:
+        gate = replace(gate, params=client_hints_apply(gate.params, hints or {}))
     outcome = _serve(gate=gate, accept=accept)
     return replace(outcome, expires=gate.expires, admits=gate.admits)
 
@@ -232,7 +240,7 @@ def _source_resolve(source: Source, path: str, params: RenderParams, fmt: str, k
                      cutout=_storage_read(job.cutout_name))
     small_enough = max(job.width or 0, job.height or 0) <= MAX_DIMENSION
     if (format_resolve(fmt, params=params, has_alpha=True, default="png") == "png"
-            and not params.has_operations and params.q is None and small_enough):
+            and not params.has_operations and params.q is None and png_plain(params) and small_enough):
         # The stored cutout is already the answer: the render points at it, no copy.
         render = render_store(key=key, source=source, path=path, data=cutout.cutout, content_type="image/png",
                               storage_name=job.cutout_name)

@@ -10,6 +10,7 @@ from rendering.operations import (
     bgremove,
     blend,
     border,
+    delivery,
     enhance,
     fillgradient,
     fpdebug,
@@ -31,8 +32,8 @@ from rendering.stage import Box, Stage, StageContext
 # instead of the cutout → orient/flip → rect → fit/crop/resize (w, h, dpr, ar, min/max, fill) →
 # fp-debug → rot → auto=enhance → stylize (blur, px, htn, monochrome, sepia, duotone) → pad →
 # border → mask → bg → blend → text → mark → transparency; then the response's own choices (the
-# palette instead of the image, format, quality, access), which do no pixel work, and last what
-# is refused.
+# palette instead of the image, format, quality, access, download, client hints), which do no
+# pixel work, and last what is refused.
 STAGES: tuple[Stage, ...] = (
     trim.STAGE,
     bgremove.STAGE,
@@ -54,6 +55,7 @@ STAGES: tuple[Stage, ...] = (
     palette.STAGE,  # The colours of the image as drawn, in place of it.
     output.STAGE,
     output.ACCESS,
+    delivery.STAGE,
     unsupported.STAGE,  # Last: it reads what the others left (and their parsed values).
 )
 PIXEL_STAGES = tuple(s for s in STAGES if s.pixels)

@@ -37,6 +37,8 @@ VALUES = {
                                                                          "spritesheet")},
     "fill": {"gen": "needs a generative model, which this platform does not run",
              "generative": "needs a generative model, which this platform does not run"},
+    "cs": {"adobergb1998": "is not served: renders are converted to sRGB at decode and written in sRGB"},
+    "iptc": {"allow": "is not served: renders carry no metadata (iptc=block is what is done)"},
     "auto": {"redeye": "needs a face detector, which this platform does not run yet",
              "true": "is not a value this platform serves (use format, compress or enhance)"},
 }
@@ -91,6 +93,9 @@ class UnsupportedStage(Stage):
         if parsed.get("fit") == "crop" and values.get("fit", "").strip().lower() == "facearea":
             notes.append("fit=facearea needs a face detector; served as fit=crop, imgix's fallback when no face "
                          "is found")
+        if parsed.get("cs") == "origin":
+            notes.append("cs=origin: renders are converted to sRGB at decode; served as cs=srgb, imgix's fallback "
+                         "when the origin's colour space cannot be kept")
         if "faces" in (parsed.get("crop") or ()):
             notes.append("crop=faces needs a face detector; served with the other crop values, imgix's fallback "
                          "when no face is found")

@@ -137,6 +137,22 @@ def test_accept_keys_a_kept_response_only_when_the_url_negotiates_its_format(sou
     assert dict(refused[1])["Content-Type"] == "image/jpeg" and len(django_calls) == before + 3
 
 
+def test_client_hints_key_a_kept_response_only_when_the_url_names_them(source, django_calls):
+    first = call(HTTP_WIDTH="20")
+    before = len(django_calls)
+    assert call(HTTP_WIDTH="25") == first  # No ch: the hint is not read, any Width is the same hit.
+    assert len(django_calls) == before
+    query = "w=30&ch=width,dpr"
+    narrow, wide = call(query=query, HTTP_WIDTH="20"), call(query=query, HTTP_WIDTH="25", HTTP_DPR="1")
+    plain = call(query=query)
+    assert len(django_calls) == before + 3 and len({narrow[2], wide[2], plain[2]}) == 3
+    assert call(query=query, HTTP_WIDTH="20") == narrow
+    assert call(query=query, HTTP_WIDTH="25", HTTP_DPR="1") == wide
+    assert call(query=query) == plain
+    assert len(django_calls) == before + 3  # Each kept under its own hints, none taken for another.
+    assert "Width" in dict(narrow[1])["Vary"]
+
+
 def test_a_path_beyond_ascii_is_kept_under_its_own_bytes(source, origin_root, django_calls):
     (origin_root / "photos" / "café ü.png").write_bytes((origin_root / "photos" / "chelsea.png").read_bytes())
     utf8 = "/render/acme-photos/café ü.png".encode().decode("latin-1")  # WSGI's text of its bytes.
