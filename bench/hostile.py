@@ -1,6 +1,6 @@
 """Hostile requests against the real web server: what each one costs it, next to a normal render.
 
-Usage: .venv/bin/python bench/hostile.py [--repeat 1] [--only SUBSTRING] [--timeout 120] [--slow-only]
+Usage: .venv/bin/python bench/hostile.py [--repeat 1] [--only SUBSTRING] [--timeout 120] [--slow-only | --no-slow]
 
 Starts the `make run` stack (platform/Procfile: granian, 2 workers × 4 threads, and a Celery
 worker; embedded defaults) in a temporary folder with tiny origins (2×2 pixels), a 12 MB noise
@@ -94,6 +94,27 @@ CASES = [
     ("trim=color, trim-tol=255 on noise → w=2000 jpg", "noise.png?trim=color&trim-tol=255&w=2000&fm=jpg", ""),
     ("pad=8192 on every side of 2×2", "tiny.png?pad=8192&fm=jpg", ""),
     ("pad=8192 with w=h=8192 fit=fill", "tiny.png?w=8192&h=8192&fit=fill&pad=8192&fm=jpg", ""),
+    # Issue 22's stages, each at its worst on the largest output (the 2×2 origin scaled to the
+    # output ceiling, noise where content matters) — one stage per case.
+    ("stage: blur=1 (full-size σ) on 8192²", f"noise.png?{BIG}&blur=1&fm=jpg", ""),
+    ("stage: blur=2000 on 8192²", f"noise.png?{BIG}&blur=2000&fm=jpg", ""),
+    ("stage: px=2 on 8192²", f"noise.png?{BIG}&px=2&fm=jpg", ""),
+    ("stage: htn=1 on 8192²", f"noise.png?{BIG}&htn=1&fm=jpg", ""),
+    ("stage: monochrome, sepia, duotone on 8192²", f"noise.png?{BIG}&mono=80c82828&sepia=50&duotone=000,ff0&fm=jpg", ""),
+    ("stage: rot=45 pivot on 8192²", f"noise.png?{BIG}&rot=45&rot-type=pivot&fm=jpg", ""),
+    ("stage: rot=45 straighten on 8192²", f"noise.png?{BIG}&rot=45&fm=jpg", ""),
+    ("stage: border 4000 + radii + stroke on 8192²", f"noise.png?{BIG}&border=4000,80ff0000&border-radius=8192"
+     "&border-radius-inner=3000&border-stroke-size=2000&border-stroke-color=800000ff&fm=jpg", ""),
+    ("stage: mask=ellipse on 8192²", f"noise.png?{BIG}&mask=ellipse&mask-bg=80ff0000&fm=png", ""),
+    ("stage: fill=gradient radial lch, 8192²", "tiny.png?w=8192&h=8192&fit=fill&fill=gradient&fill-gradient-type=radial"
+     "&fill-gradient-radial=80ff0000,blue&fill-gradient-cs=lch&fm=jpg", ""),
+    ("stage: transparency=grid&grid-size=1 on 8192² alpha", f"tiny-alpha.png?{BIG}&transparency=grid&grid-size=1&fm=jpg", ""),
+    ("stage: txt: 1024 W at 2048 px, outline, shadow", f"noise.png?{BIG}&fm=jpg&txt=" + "W" * 1024
+     + "&txt-size=2048&txt-line=100&txt-shad=10&txt-clip=middle,ellipsis&txt-align=middle,center", ""),
+    ("stage: txt: lines of 256 px filling 8192²", f"noise.png?{BIG}&fm=jpg&txt=" + quote(("W" * 36 + "\n") * 27)
+     + "&txt-size=256&txt-line=100&txt-shad=10&txt-align=top,left", ""),
+    ("stage: blend hue (3D table) on 8192²", f"noise.png?{BIG}&blend=ff8000&bm=hue&fm=jpg", ""),
+    ("stage: blend overlay on 8192²", f"noise.png?{BIG}&blend=ff8000&fm=jpg", ""),
     ("nested marks, three deep (refused)", "tiny.png?w=100&fm=jpg&mark=" + quote(
         "tiny-alpha.png?w=50&mark=" + quote("dot.png?w=20&mark=" + quote("mark50.png?w=5", safe=""), safe=""),
         safe=""), ""),
@@ -521,6 +542,7 @@ def main():
     parser.add_argument("--only", default="", help="run only the cases whose name contains this")
     parser.add_argument("--timeout", type=float, default=120)
     parser.add_argument("--slow-only", action="store_true", help="only the slow peers and the redirect loop")
+    parser.add_argument("--no-slow", action="store_true", help="without the slow peers and the redirect loop")
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="cutout-hostile-"))
@@ -560,8 +582,9 @@ def main():
                 print(f"{name:48s} {status:6d} {cpu:7.2f} {growth:8.0f} {peak:8.0f} {wall:7.2f}  {info}{note}",
                       flush=True)
         wait_for(stack.port, HIT)
+        slow = [] if args.no_slow else slow_cases(stack, pids, peer.server_address[1])
         print(f"\n{'slow peers and loops':52s} {'CPU-s':>7s} {'RSS+ MB':>8s} {'peak MB':>8s} {'wall s':>7s}  answer")
-        for name, (cpu, growth, peak, wall, info) in slow_cases(stack, pids, peer.server_address[1]):
+        for name, (cpu, growth, peak, wall, info) in slow:
             # Over: more than the per-request limits for the 20 requests together, or a cached hit
             # that failed or took a second or more while the case ran.
             slow_hit = re.search(r"max (\d+) ms, not 200: (\d+)", info)

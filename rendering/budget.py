@@ -11,10 +11,10 @@ from django.db import transaction
 
 from core.errors import ServiceError, ServiceUnavailableError
 from core.metrics import RENDER_SLOT_WAITS
-from rendering.encode import format_resolve
-from rendering.operations.mark import mark_drawn_size, mark_tile_count
-from rendering.operations.resize import rect_size, target_box
-from rendering.params import RenderParams
+from rendering.encode import accept_weights, format_resolve
+from rendering.operations.mark import mark_drawn_on, mark_drawn_size, mark_tile_count
+from rendering.operations.resize import asked_size, rect_size
+from rendering.params import MAX_DIMENSION, RenderParams
 from rendering.stage import StageContext
 from rendering.stages import stages_size
 
@@ -27,7 +27,6 @@ ENCODER_LIMITS = {
     "webp": "RENDER_MAX_WEBP_PIXELS",
     "avif": "RENDER_MAX_AVIF_PIXELS",
 }
-FORMAT_NAMES = {"png": "PNG", "png32": "PNG32", "png8": "PNG8", "gif": "GIF", "webp": "WebP", "avif": "AVIF"}
 BUSY_RETRY_AFTER = 2  # Seconds: an uncached render here takes well under that.
 
 
@@ -53,47 +52,58 @@ class RenderBusyError(ServiceUnavailableError):
 
 @dataclass(frozen=True)
 class Budget:
-    """What a render within budget may do: the format to ask `format_resolve` for, and a lower
-    pixel ceiling for an image served at its own size (None: RENDER_MAX_OUTPUT_PIXELS alone)."""
+    """What a render within budget may do: the format to ask `format_resolve` for, a lower pixel
+    ceiling (None: RENDER_MAX_OUTPUT_PIXELS alone), and when a size the URL asks for is served
+    smaller, a line saying so (the X-Render-Capped header, rendering/views.py)."""
 
     fmt: str
     max_pixels: int | None = None
+    capped: str = ""
 
 
 def render_budget_check(*, size: tuple[int, int], params: RenderParams, requested: str, default: str,
                         accept: str, has_alpha: bool, mark_size: tuple[int, int] | None = None,
                         orientation: int = 1) -> Budget:
-    """Refuses a render whose work is over budget, from the decoded size and the parameters alone.
+    """What the render may cost, from the decoded size and the parameters alone, before the work.
 
-    The format is `requested`, except that auto=format chooses WebP over AVIF when the client
-    accepts both and AVIF is over its budget (content negotiation picks the best format the client
-    accepts within budget). An image asked for at its own size (no w, h or ar) over its encoder's
-    budget is scaled down to it, as the output ceiling scales it: nothing in the URL asked for
-    those pixels. A size asked for explicitly is refused with the limit named. `has_alpha` says
-    whether the output may have transparency (true when unsure: it only chooses the stricter budget).
-    `size` is the image's after trim (services: trim runs before this check), and the output
-    counts the padding: what the encoder writes is the padded canvas.
+    An output over its encoder's pixel ceiling is scaled down to it, aspect ratio kept, as the
+    output ceiling (RENDER_MAX_OUTPUT_PIXELS, 8192×8192) scales it: imgix caps sizes, it never
+    refuses one, and every width of a srcset must load. When the URL asked for that size (w, h
+    or ar), `capped` says what was asked, what is served and which ceiling bound it. auto=format
+    chooses WebP over AVIF when the client accepts both and AVIF is over its ceiling while WebP's
+    is higher (content negotiation picks the format that serves the most of what was asked).
+    What stays refused is the watermark (its drawn size, its tile count): no srcset asks for
+    those. `has_alpha` says whether the output may have transparency (true when unsure: it only
+    chooses the stricter budget). `size` is the image's after trim (services: trim runs before
+    this check), and the output counts the padding: what the encoder writes is the padded canvas.
     """
     own_size = rect_size(size, params.rect)
     # What every stage does to the size (rendering/stages.py), as it will do it.
     out = stages_size(size, params, StageContext(orientation=orientation))
-    if mark_size is not None:
-        _mark_check(mark_size, out, params)
     fmt = format_resolve(requested, params=params, has_alpha=has_alpha, default=default)
-    pixels = out[0] * out[1]
-    if pixels <= _limit(fmt, params)[1]:
-        return Budget(requested)
-    if (fmt == "avif" and params.auto_format and "image/webp" in (accept or "").lower()
-            and pixels <= _limit("webp", params)[1]):
-        return Budget("webp")
     setting, limit = _limit(fmt, params)
-    if target_box(own_size, params) is None:
-        return Budget(requested, max_pixels=limit)
-    kind = "lossless WebP" if setting == "RENDER_MAX_LOSSLESS_PIXELS" else FORMAT_NAMES[fmt]
-    raise OutputTooLargeError(
-        f"{kind} output of {out[0]}×{out[1]} ({_mp(pixels)}) is over the limit of {_mp(limit)} "
-        f"for {kind} ({setting}); ask for a smaller size or another format."
-    )
+    if (out[0] * out[1] > limit and fmt == "avif" and params.auto_format
+            and accept_weights(accept).get("image/webp", 0) and _limit("webp", params)[1] > limit):
+        requested, (setting, limit) = "webp", _limit("webp", params)
+    max_pixels = None
+    if out[0] * out[1] > limit:
+        max_pixels = limit
+        out = stages_size(size, params, StageContext(orientation=orientation, max_pixels=limit))
+    if mark_size is not None and mark_drawn_on(out, params):  # mark-if-min-*: not drawn, not counted.
+        _mark_check(mark_size, out, params)
+    return Budget(requested, max_pixels=max_pixels, capped=_capped(own_size, params, out, setting, max_pixels))
+
+
+def _capped(size: tuple[int, int], params: RenderParams, out: tuple[int, int], setting: str,
+            max_pixels: int | None) -> str:
+    """"<asked> -> <served> (<ceiling>)" when the URL asked for a size and is served a smaller one."""
+    asked = asked_size(size, params)
+    if asked is None or asked == out:
+        return ""
+    if max_pixels is None:
+        over_pixels = asked[0] * asked[1] > settings.RENDER_MAX_OUTPUT_PIXELS
+        setting = "RENDER_MAX_OUTPUT_PIXELS" if over_pixels else f"{MAX_DIMENSION}x{MAX_DIMENSION}"
+    return f"{asked[0]}x{asked[1]} -> {out[0]}x{out[1]} ({setting})"
 
 
 def _limit(fmt: str, params: RenderParams) -> tuple[str, int]:

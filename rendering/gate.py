@@ -30,6 +30,7 @@ from core.errors import NotFoundError
 from cutouts.services import BgRemoveNotEnabledError
 from rendering.marks import MAX_DEPTH as MAX_MARK_DEPTH
 from rendering.marks import MarkError, MarkLoopError, MarkRef, MarkTooDeepError, mark_ref
+from rendering.operations.mask import STAGE as mask_stage
 from rendering.params import RenderParams, params_parse
 from rendering.signing import expires_check, signature_check
 from sources.models import Source
@@ -93,25 +94,28 @@ class Pass:
     params: RenderParams
     signed: bool = False  # Verified by (or covered by) this source's signature.
     mark: MarkPass | None = None
+    blend: MarkPass | None = None  # An image as the blend (a colour needs no pass).
+    mask: MarkPass | None = None  # An image as the mask (a shape needs no pass).
+
+    @property
+    def nested(self) -> tuple[tuple[str, MarkPass], ...]:
+        """The images this entry draws on it, by the parameter that names them."""
+        images = (("mark", self.mark), ("blend", self.blend), ("mask", self.mask))
+        return tuple((name, image) for name, image in images if image)
 
     @property
     def expires(self) -> int | None:
-        """The earliest `expires` of this entry and its nested marks: a response made of them
+        """The earliest `expires` of this entry and its nested images: a response made of them
         may not be served after it."""
-        mark = self.mark
-        inner = (mark.render.expires if mark.render is not None else mark.expires) if mark is not None else None
-        times = [t for t in (self.params.expires, inner) if t is not None]
+        inner = [image.render.expires if image.render is not None else image.expires for _, image in self.nested]
+        times = [t for t in (self.params.expires, *inner) if t is not None]
         return min(times) if times else None
 
     @property
     def admits(self) -> int:
         """How many entries the gate counted for this one against the account's rate (itself and
         each nested rendering URL): a repeat of the same request counts the same."""
-        return 1 + (self.mark.render.admits if self._mark_render else 0)
-
-    @property
-    def _mark_render(self) -> bool:
-        return self.mark is not None and self.mark.render is not None
+        return 1 + sum(image.render.admits for _, image in self.nested if image.render is not None)
 
 
 def render_gate(entry: Entry) -> Pass:
@@ -145,8 +149,14 @@ def render_gate(entry: Entry) -> Pass:
     # The nested marks are checked through to the last (steps 1–4 of each), before this entry
     # counts against the rate: a refused one uses none of it.
     chain = (*entry.chain, (source.id, path))
-    mark = _mark_pass(source, signed, params, chain) if params.mark and door not in _AUTHENTICATED else None
-    gate = Pass(source=source, path=path, params=params, signed=signed, mark=mark)
+    nested = door not in _AUTHENTICATED
+    mark = _mark_pass(source, signed, params.mark, chain) if params.mark and nested else None
+    # An image as the blend passes the same gate as a mark (a colour is only a value).
+    blend_image = params.blend if isinstance(params.blend, str) else ""
+    blend = _mark_pass(source, signed, blend_image, chain, name="blend") if blend_image and nested else None
+    mask_image = mask_stage.image(params)
+    mask = _mark_pass(source, signed, mask_image, chain, name="mask") if mask_image and nested else None
+    gate = Pass(source=source, path=path, params=params, signed=signed, mark=mark, blend=blend, mask=mask)
     # 5. Rate, once the whole entry is known to be valid. A nested mark is counted here, by the
     # outermost entry (its own door admits nothing): each rendering URL in the chain counts once,
     # against the same account.
@@ -157,11 +167,12 @@ def render_gate(entry: Entry) -> Pass:
     return gate
 
 
-def _mark_pass(source: Source, signed: bool, params: RenderParams, chain: tuple) -> MarkPass:
-    """The `mark` of a render of `chain[-1]`, through the gate when it is a rendering URL: 400 for a
-    bad, looping or too deep one or one naming a source the account does not have, and whatever
-    its own entry answers (403 for a missing signature or entitlement, 404 when expired)."""
-    ref = mark_ref(params.mark)
+def _mark_pass(source: Source, signed: bool, value: str, chain: tuple, name: str = "mark") -> MarkPass:
+    """The `mark` (or image `blend`, `name`) of a render of `chain[-1]`, through the gate when it is
+    a rendering URL: 400 for a bad, looping or too deep one or one naming a source the account does
+    not have, and whatever its own entry answers (403 for a missing signature or entitlement, 404
+    when expired)."""
+    ref = mark_ref(value, name)
     if ref.kind != "render":
         # A file of the same source: covered by the base's own checks, but not past its own
         # `expires` when it names one.
@@ -175,11 +186,15 @@ def _mark_pass(source: Source, signed: bool, params: RenderParams, chain: tuple)
     if (mark_source is None or mark_source.account_id != source.account_id
             or mark_source.kind == Source.Kind.UPLOADS):
         # The same answer whether the source exists or not: no probing of other accounts.
-        raise MarkError("A mark's rendering URL must name a source of the same account.")
+        raise MarkError(f"A {name}'s rendering URL must name a source of the same account.")
     if (mark_source.id, ref.path) in chain:
         raise MarkLoopError()
     entry = Entry(door=Door.MARK, source=mark_source, path=ref.path, raw_query=ref.query,
                   signed_paths=lambda: ref.signed_paths(mark_source.slug),
                   # Text signed with the base's token vouches for a mark on the same source only.
                   covered_by=source.id if signed and same else None, chain=chain)
-    return MarkPass(ref=ref, render=render_gate(entry))
+    render = render_gate(entry)
+    if render.params.palette or render.params.fm == "json":
+        raise MarkError(f"A {name}'s rendering URL must answer an image, not a palette (palette=…) or metadata "
+                        "(fm=json).")
+    return MarkPass(ref=ref, render=render)

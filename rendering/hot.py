@@ -4,8 +4,9 @@ A cached hit through Django costs its handler, middleware, signals and URL resol
 the lookups themselves. When a plain GET of a small finished render has just been answered, the
 web process keeps that response (status, headers, bytes) under everything the response depended
 on: the host headers, the path, the query as received (its signature and `expires` included), and
-the Accept header when the URL negotiates its format (`auto=format`; no other response depends
-on it). The same request again within RENDER_LOOKUP_CACHE_SECONDS gets it back directly, after
+the request headers the response varies on: Accept when the URL negotiates its format
+(`auto=format`), the client hints it names (`ch`); no other response depends on a request
+header. The same request again within RENDER_LOOKUP_CACHE_SECONDS gets it back directly, after
 what every request must still pay: the account's request rate (one Redis round trip, which also
 reads the cache generation), usage metering, metrics and the access log line.
 
@@ -44,8 +45,9 @@ class HotResponse:
     source_id: int
     expires: int | None
     route: str
-    # The URL negotiates its format (auto=format): the response depends on Accept too.
-    negotiates: bool = False
+    # The request headers (WSGI environ names) the response depends on too: Accept when the URL
+    # negotiates its format (auto=format), the client hints it names (ch).
+    varies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -58,16 +60,28 @@ class _Entry:
 
 
 _entries = ExpiringCache(max_entries=20_000, max_weight=0)
-# Kept under a URL's key when its responses depend on Accept: they are under (key, Accept).
-_NEGOTIATED = object()
+
+
+@dataclass(frozen=True)
+class _Varies:
+    """Kept under a URL's key when its responses depend on request headers: they are kept under
+    (key, the values of those headers)."""
+
+    names: tuple[str, ...]
+
+
 # Set in a request's environ once the cache generation is read for it (the view reads it otherwise).
 GENERATION_BEGUN = "cutout.generation_begun"
 # Set when the event loop counted the request and handed it to a thread (hot_fast).
 _COUNTED = "cutout.hot_counted"
+# The request's key, taken before Django replaces PATH_INFO (the path's bytes as Latin-1 text,
+# PEP 3333) with its UTF-8 decoding: kept under that, `café` would be found by the request whose
+# bytes are the Latin-1 `caf\xe9`, and never by its own repeats.
+_KEY = "cutout.hot_key"
 
 
 def _key(environ) -> tuple:
-    """The request's parts a response may depend on (and Accept when the URL negotiates, _NEGOTIATED)."""
+    """The request's parts any response may depend on (and the headers a URL's _Varies names)."""
     get = environ.get
     return (get("PATH_INFO"), get("QUERY_STRING"), get("HTTP_HOST"), get("HTTP_X_FORWARDED_HOST"),
             get("HTTP_X_FORWARDED_PROTO"), get("SERVER_NAME"), get("SERVER_PORT"), get("wsgi.url_scheme"))
@@ -104,6 +118,7 @@ def _answer(environ) -> "_Entry | None":
     Django must answer it."""
     begun = generation_begin()
     environ[GENERATION_BEGUN] = True
+    environ[_KEY] = key = _key(environ)
     counted = environ.pop(_COUNTED, None)
     if counted is not None:
         # The event loop counted this request, then found the generation moved (hot_fast).
@@ -112,10 +127,9 @@ def _answer(environ) -> "_Entry | None":
     ttl = settings.RENDER_LOOKUP_CACHE_SECONDS
     if ttl <= 0 or environ.get("REQUEST_METHOD") != "GET" or any(name in environ for name in _CONDITIONAL):
         return None
-    key = _key(environ)
     entry = _entries.get(key, None)
-    if entry is _NEGOTIATED:
-        entry = _entries.get((key, environ.get("HTTP_ACCEPT")), None)
+    if isinstance(entry, _Varies):
+        entry = _entries.get((key, tuple(environ.get(name) for name in entry.names)), None)
     if entry is None:
         return None
     started = time.monotonic()
@@ -141,10 +155,10 @@ def _answer(environ) -> "_Entry | None":
 
 def hot_keep(environ, response) -> None:
     """Keeps the response Django just gave, when the view marked it as a plain hit to repeat."""
-    hot = getattr(response, "hot", None)
+    hot, key = getattr(response, "hot", None), environ.get(_KEY)
     ttl = settings.RENDER_LOOKUP_CACHE_SECONDS
     budget = settings.RENDER_MEMORY_CACHE_BYTES
-    if (hot is None or ttl <= 0 or budget <= 0 or response.status_code != 200 or response.streaming
+    if (hot is None or key is None or ttl <= 0 or budget <= 0 or response.status_code != 200 or response.streaming
             or response.cookies or environ.get("REQUEST_METHOD") != "GET"
             or any(name in environ for name in _CONDITIONAL)):
         return
@@ -152,15 +166,15 @@ def hot_keep(environ, response) -> None:
     if len(body) > MAX_BODY_BYTES:
         return
     status = f"{response.status_code} {response.reason_phrase}"
-    key, headers = _key(environ), list(response.items())
+    headers = list(response.items())
     # Weighed with its key and headers (a query may be 8000 characters): the budget bounds it all.
     weight = len(body) + sum(len(part) for part in key if isinstance(part, str)) + sum(
         len(name) + len(value) for name, value in headers) + 512
     _entries.max_weight = budget
-    if hot.negotiates:
-        accept = environ.get("HTTP_ACCEPT")
-        _entries.set(key, _NEGOTIATED, ttl, weight=weight - len(body))
-        key, weight = (key, accept), weight + len(accept or "")
+    if hot.varies:
+        values = tuple(environ.get(name) for name in hot.varies)
+        _entries.set(key, _Varies(hot.varies), ttl, weight=weight - len(body))
+        key, weight = (key, values), weight + sum(len(value or "") for value in values)
     _entries.set(key, _Entry(status, response.status_code, headers, body, hot), ttl, weight=weight)
 
 

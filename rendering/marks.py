@@ -59,8 +59,9 @@ class MarkRef:
         return list(dict.fromkeys([*paths, *(quote(path, safe=safe) for path in decoded for safe in _SDK_SAFE)]))
 
 
-def mark_ref(mark: str) -> MarkRef:
-    """What `mark` names; 400 for anything else (another scheme, a path escaping the source)."""
+def mark_ref(mark: str, name: str = "mark") -> MarkRef:
+    """What `mark` (or another parameter naming an image, `name`: `blend`) names; 400 for
+    anything else (another scheme, a path escaping the source)."""
     if mark.startswith(("http://", "https://")):
         parts = urlsplit(mark)
         host = parts.netloc.rpartition("@")[2]
@@ -71,12 +72,12 @@ def mark_ref(mark: str) -> MarkRef:
         if parts.path.startswith(RENDER_PREFIX) and _platform_host(host):
             slug, _, rest = unquote(parts.path)[len(RENDER_PREFIX):].partition("/")
             if not slug:
-                raise MarkError("The mark's rendering URL names no source.")
+                raise MarkError(f"The {name}'s rendering URL names no source.")
             return MarkRef("render", path=path_clean(rest), query=parts.query, source_slug=slug,
                            raw_path=parts.path)
         return MarkRef("url", url=mark)
     if "://" in mark:
-        raise MarkError("mark must be an http(s) URL or a path on the same source.")
+        raise MarkError(f"{name} must be an http(s) URL or a path on the same source.")
     path, _, query = mark.lstrip("/").partition("?")
     if mark_query_canonical(query):
         return MarkRef("render", path=path_clean(path), query=query, raw_path=path)

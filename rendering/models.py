@@ -21,6 +21,9 @@ class Render(models.Model):
     content_type = models.CharField(max_length=64)
     size = models.PositiveIntegerField()
     etag = models.CharField(max_length=70)
+    # A size the URL asked for, served smaller to keep within a ceiling: "<asked> -> <served>
+    # (<setting>)", sent as X-Render-Capped on every response of this render (rendering/budget.py).
+    capped = models.CharField(max_length=100, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     # When a request last found it, to within RENDER_LAST_USED_SECONDS (not a write per hit):
     # the account's stored renders are evicted least recently used first.

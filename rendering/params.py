@@ -13,7 +13,10 @@ from urllib.parse import unquote_plus
 
 from django.conf import settings
 
+from rendering.encode import format_negotiate
+from rendering.operations.blend import STAGE as blend_stage
 from rendering.operations.mark import STAGE as mark_stage
+from rendering.operations.mask import STAGE as mask_stage
 from rendering.stages import ALIASES, FIELDS, KEYED_FIELDS, stages_active, stages_effective, stages_parse  # noqa: F401
 from rendering.values import MAX_DIMENSION, Dim, ParamError  # noqa: F401 (re-exported)
 
@@ -47,7 +50,7 @@ class _RenderParamsMethods:
         """The same string for two URLs that do the same thing: the render cache key's core.
         `fmt` is the negotiated output format; without it, the URL's own (no Accept header)."""
         if fmt is None:
-            fmt = "json" if self.fm == "json" else ("" if self.auto_compress else self.fm)
+            fmt = format_negotiate(self, "")
         memo_key = (fmt, settings.RENDER_DEFAULT_QUALITY)
         # Memoised per instance (instances are immutable and shared by `params_parse`).
         memo = self.__dict__.setdefault("_canonical", {})
@@ -78,11 +81,17 @@ RenderParams.__doc__ = "A render's parameters: one field per stage field (render
 
 
 def _decode64(name: str, value: str) -> str:
+    """Strict base64url: only its alphabet (Python's decoder would skip anything else), a length
+    that can end a quantum, and zero bits after the last byte (RFC 4648 §3.5), so each text has
+    exactly one spelling; then UTF-8. Anything else would be read as some other value."""
     try:
         if any(ch in value for ch in "+/="):
             raise ValueError
         padded = value + "=" * (-len(value) % 4)
-        return base64.urlsafe_b64decode(padded.encode("ascii")).decode("utf-8")
+        data = base64.b64decode(padded.encode("ascii"), altchars=b"-_", validate=True)
+        if base64.urlsafe_b64encode(data).decode("ascii") != padded:
+            raise ValueError  # Non-zero bits after the last byte.
+        return data.decode("utf-8")
     except (ValueError, binascii.Error, UnicodeError):
         raise ParamError(f"The value of {name}64 is not valid base64url (RFC 4648 §5, no padding).") from None
 
@@ -130,3 +139,5 @@ def _params_parse(raw_query: str) -> RenderParams:
 
 _IDENTITY = RenderParams()
 mark_stage.query_canonical = staticmethod(mark_query_canonical)
+blend_stage.query_canonical = staticmethod(mark_query_canonical)
+mask_stage.query_canonical = staticmethod(mark_query_canonical)

@@ -1,8 +1,8 @@
 """The rendering pipeline: one request in, a stored render or a job in progress out."""
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from django.conf import settings
@@ -23,13 +23,17 @@ from imaging.decode import (
     image_transparency,
 )
 from rendering.budget import RenderBusyError, render_budget_check, render_slot
-from rendering.encode import format_default, format_negotiate, format_resolve, image_encode, image_has_alpha
+from rendering.encode import PALETTE, format_default, format_negotiate, format_resolve, image_encode, image_has_alpha
 from rendering.gate import Door, Entry, MarkPass, Pass, render_gate
 from rendering.models import Render
+from rendering.operations.blend import STAGE as blend_stage
+from rendering.operations.delivery import client_hints_apply
 from rendering.operations.faces import faces_json
+from rendering.operations.output import png_plain
+from rendering.operations.palette import palette_document
 from rendering.params import MAX_DIMENSION, RenderParams
 from rendering.stage import StageContext
-from rendering.stages import EARLY_STAGES, stages_apply, stages_decode_size
+from rendering.stages import EARLY_STAGES, stages_apply, stages_decode_size, stages_size
 from rendering.store import mark_name, render_get, render_inputs, render_key, render_store, storage_errors
 from sources.models import Source
 from sources.origins import OriginError, origin_for
@@ -54,6 +58,9 @@ class RenderRequest:
     # The path as the client sent it, in the encodings it may have been signed in: a callable,
     # since only a source that requires signatures (or a very long URL) needs them worked out.
     signed_paths_for: Callable[[], list[str]]
+    # The client hint headers the request sends (delivery.hints_from_environ): read when the URL
+    # names them (`ch`).
+    hints: Mapping[str, str] = field(default_factory=dict)
 
     @cached_property
     def signed_paths(self) -> tuple:
@@ -94,22 +101,26 @@ def render_request(req: RenderRequest) -> RenderOutcome:
         raise UriTooLongError()
     entry = Entry(door=Door.REQUEST, source=source_get(slug=req.source_slug), path=req.path,
                   raw_query=req.raw_query, signed_paths=lambda: req.signed_paths)
-    return render_serve(gate=render_gate(entry), accept=req.accept)
+    return render_serve(gate=render_gate(entry), accept=req.accept, hints=req.hints)
 
 
-def render_serve(*, gate: Pass, accept: str) -> RenderOutcome:
-    """The render of an entry that passed the gate (gate.py), from cache or made now."""
+def render_serve(*, gate: Pass, accept: str, hints: Mapping[str, str] | None = None) -> RenderOutcome:
+    """The render of an entry that passed the gate (gate.py), from cache or made now, with the
+    client hints its URL names (`ch`) applied: the cache key holds the sizes they set."""
+    if gate.params.ch:
+        gate = replace(gate, params=client_hints_apply(gate.params, hints or {}))
     outcome = _serve(gate=gate, accept=accept)
     return replace(outcome, expires=gate.expires, admits=gate.admits)
 
 
 def _serve(*, gate: Pass, accept: str) -> RenderOutcome:
-    """The render of an entry that passed the gate; its mark, when the mark is itself a rendering
-    URL (at any depth), rendered first by `_marks_render`'s loop."""
-    return _render(gate=gate, accept=accept, mark_for=lambda: _marks_render(gate))
+    """The render of an entry that passed the gate; the images drawn on it (its mark, an image as
+    its blend), when they are rendering URLs themselves (at any depth), rendered first by
+    `_nested_render`'s loop."""
+    return _render(gate=gate, accept=accept, nested_for=lambda: _nested_render(gate))
 
 
-def _render(*, gate: Pass, accept: str, mark_for: Callable[[], "_Mark"]) -> RenderOutcome:
+def _render(*, gate: Pass, accept: str, nested_for: Callable[[], dict]) -> RenderOutcome:
     """The whole order of one render on one screen, after the gate's checks. Each step answers
     or hands on; the fallbacks are renders under keys of their own."""
     source, path, params = gate.source, gate.path, gate.params
@@ -127,19 +138,23 @@ def _render(*, gate: Pass, accept: str, mark_for: Callable[[], "_Mark"]) -> Rend
     if origin.answer is not None:
         return origin.answer
 
-    # 3. The mark's image, before the render slot (a mark that is a rendering URL takes its own).
-    mark = _Mark()
-    if origin.params.mark and fmt != "json":
-        mark = mark_for()
-        origin = replace(origin, queue=origin.queue + mark.queue)
-        if mark.waiting is not None:
-            return RenderOutcome(source=source, params=params, job=mark.waiting.job, queue=origin.queue)
-        if mark.fallback is not None:
-            origin = replace(origin, fallback=True, job=mark.fallback.job, reason=mark.fallback.failure_reason,
+    # 3. The images drawn on it (mark, an image as the blend), before the render slot (one that
+    # is a rendering URL takes its own).
+    nested = {}
+    if gate.nested and fmt != "json":
+        nested = nested_for()
+        origin = replace(origin, queue=origin.queue + sum((image.queue for image in nested.values()), ()))
+        waiting = next((image.waiting for image in nested.values() if image.waiting is not None), None)
+        if waiting is not None:
+            return RenderOutcome(source=source, params=params, job=waiting.job, queue=origin.queue)
+        fallback = next((image.fallback for image in nested.values() if image.fallback is not None), None)
+        if fallback is not None:
+            origin = replace(origin, fallback=True, job=fallback.job, reason=fallback.failure_reason,
                              key=_render_key(source, path, origin.params, fmt, variant="mark-fallback"))
             render = render_get(key=origin.key)
             if render is not None:
                 return origin.outcome(render, hit=True)
+    inputs = frozenset().union(*(image.inputs for image in nested.values()))
 
     # 4–7. In a render slot (cached hits never wait for one).
     with render_slot():
@@ -149,15 +164,20 @@ def _render(*, gate: Pass, accept: str, mark_for: Callable[[], "_Mark"]) -> Rend
             body = json.dumps(_metadata(image, kind=kind, size=size, faces=origin.params.faces)).encode()
             return origin.outcome(render_store(key=origin.key, source=source, path=path, data=body,
                                                content_type="application/json"))
-        mark_image = _mark_decode(mark)
+        drawn = {name: _mark_decode(nested.get(name)) for name in ("mark", "blend", "mask")}
         # 5. Stages (rendering/stages.py), under the output budget.
-        image, budget, default = _stages_run(image, origin, kind=kind, fmt=fmt, accept=accept, mark=mark_image)
+        image, budget, default = _stages_run(image, origin, kind=kind, fmt=fmt, accept=accept, **drawn)
+        if fmt == PALETTE:
+            # The rendered image's colours in place of the image (palette=css|json).
+            body, content_type = palette_document(image, origin.params)
+            return origin.outcome(render_store(key=origin.key, source=source, path=path, data=body,
+                                               content_type=content_type, inputs=inputs))
         # 6. Encode, 7. store.
         data, content_type = image_encode(
             image, format_resolve(budget.fmt, params=origin.params, has_alpha=image_has_alpha(image), default=default),
             origin.params)
         render = render_store(key=origin.key, source=source, path=path, data=data, content_type=content_type,
-                              inputs=mark.inputs)
+                              inputs=inputs, capped=budget.capped)
     return origin.outcome(render)
 
 
@@ -221,7 +241,7 @@ def _source_resolve(source: Source, path: str, params: RenderParams, fmt: str, k
                      cutout=_storage_read(job.cutout_name))
     small_enough = max(job.width or 0, job.height or 0) <= MAX_DIMENSION
     if (format_resolve(fmt, params=params, has_alpha=True, default="png") == "png"
-            and not params.has_operations and params.q is None and small_enough):
+            and not params.has_operations and params.q is None and png_plain(params) and small_enough):
         # The stored cutout is already the answer: the render points at it, no copy.
         render = render_store(key=key, source=source, path=path, data=cutout.cutout, content_type="image/png",
                               storage_name=job.cutout_name)
@@ -238,7 +258,7 @@ def _source_decode(origin: _Source, fmt: str):
     return _origin_image(origin.source, origin.path, at_least=_decode_size(origin.params, fmt))
 
 
-def _stages_run(image, origin: _Source, *, kind: str, fmt: str, accept: str, mark):
+def _stages_run(image, origin: _Source, *, kind: str, fmt: str, accept: str, mark, blend=None, mask=None):
     """Step 5: the stages whose size depends on pixels (trim), the output budget (budget.py: what
     the output may cost, checked before any further work on pixels), then the other stages."""
     params, cutout = origin.params, origin.params.bg_remove
@@ -248,7 +268,10 @@ def _stages_run(image, origin: _Source, *, kind: str, fmt: str, accept: str, mar
     budget = render_budget_check(size=image_geometry(image).size, params=params, requested=fmt, default=default,
                                  accept=accept, has_alpha=_may_have_alpha(image, params),
                                  mark_size=mark.size if mark is not None else None, orientation=orientation)
-    image = stages_apply(image, params, StageContext(mark=mark, max_pixels=budget.max_pixels,
+    if blend is not None:
+        blend_stage.check(stages_size(image_geometry(image).size, params, StageContext(orientation=orientation)),
+                          blend.size, params)
+    image = stages_apply(image, params, StageContext(mark=mark, blend=blend, mask=mask, max_pixels=budget.max_pixels,
                                                      orientation=orientation))
     return image, budget, default
 
@@ -349,24 +372,29 @@ class _Mark:
     store_as: str = ""
 
 
-def _marks_render(gate: Pass) -> _Mark:
-    """The mark of `gate`'s render. A mark that is a rendering URL is rendered here, with its own
-    parameters, entitlement, model and cache (it passed the gate with the request), and so on
-    down: the chain of marks is walked to its innermost, whose own mark (a file or an image on
-    the web) is fetched, then each render up the chain is made with the one below as its mark.
-    While a mark's cutout is made, the composite answers as that render does (202) or with the
-    mark's fallback, under a key of its own."""
-    chain = []  # The marks that are rendering URLs, outermost first.
-    owner, mark = gate, gate.mark
-    while mark is not None and mark.render is not None:
-        chain.append(mark)
-        owner, mark = mark.render, mark.render.mark
-    below = _mark_fetch(owner.source, mark) if mark is not None and owner.params.mark else _Mark()
-    for mark in reversed(chain):
-        below = _mark_of(mark, _render(gate=mark.render, accept="", mark_for=lambda below=below: below))
-        if below.waiting is not None:
-            return below  # Nothing above it can be made yet.
-    return below
+def _nested_render(gate: Pass) -> dict[str, "_Mark"]:
+    """The images drawn on `gate`'s render, by the parameter naming them (`mark`, `blend`). One
+    that is a rendering URL is rendered here, with its own parameters, entitlement, model and
+    cache (it passed the gate with the request), and so on down: the tree of nested renders is
+    walked with a stack, each render made after the images drawn on it (a file or an image on the
+    web fetched, a rendering URL rendered). While a nested cutout is made, the composite answers as
+    that render does (202) or with its fallback, under a key of its own."""
+    order, stack = [], [(gate, False)]
+    while stack:
+        node, below_done = stack.pop()
+        if below_done:
+            order.append(node)  # After every render it draws on.
+            continue
+        stack.append((node, True))
+        stack.extend((image.render, False) for _, image in node.nested if image.render is not None)
+    made: dict[int, dict] = {}
+    for node in order:
+        made[id(node)] = {
+            name: _mark_fetch(node.source, image) if image.render is None else _mark_of(
+                image, _render(gate=image.render, accept="", nested_for=lambda below=made[id(image.render)]: below))
+            for name, image in node.nested
+        }
+    return made[id(gate)]
 
 
 def _mark_of(mark: MarkPass, inner: RenderOutcome) -> _Mark:
@@ -399,10 +427,10 @@ def _mark_fetch(source: Source, mark: MarkPass) -> _Mark:
                  store_as="" if cached else name)
 
 
-def _mark_decode(mark: _Mark):
-    """The mark's image; fetched bytes are kept once they decode (a file that is not an image
-    never is)."""
-    if not mark.data:
+def _mark_decode(mark: "_Mark | None"):
+    """The mark's (or blend's) image; fetched bytes are kept once they decode (a file that is
+    not an image never is)."""
+    if mark is None or not mark.data:
         return None
     image = image_decode(mark.data)
     if mark.store_as:

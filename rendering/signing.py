@@ -9,8 +9,9 @@ from core.errors import ForbiddenError, NotFoundError
 
 # The path as the client sent it is what was signed. gunicorn puts it in RAW_URI; other servers
 # (granian, which platform/Procfile runs) only give the decoded path, so we try how the imgix SDKs
-# encode it (Python's `quote(path, safe="/&$;=@,")` and JavaScript's `encodeURI`).
-SDK_SAFE = ["/&$;=@,", "/&$;=@,:+!*'()~#?"]
+# encode it: imgix-python's `quote(path, safe="/&$;=@,")`, @imgix/js-core's
+# `encodeURI(path).replace(/[#?:+]/g, encodeURIComponent)`, and plain `encodeURI`.
+SDK_SAFE = ["/&$;=@,", "/&$;=@,!*'()", "/&$;=@,:+!*'()~#?"]
 
 
 class SignatureError(ForbiddenError):
@@ -26,13 +27,11 @@ def raw_path_candidates(meta: dict) -> list[str]:
     raw = meta.get("RAW_URI") or meta.get("REQUEST_URI")
     if raw:
         return [raw.split("?", 1)[0]]
+    # Django's request has already decoded the server's PATH_INFO (the path's bytes as Latin-1
+    # text, PEP 3333) as UTF-8 and put the text back in META: decoding it again would turn a path
+    # written in Latin-1 characters (`café`) into another one.
     path = meta.get("SCRIPT_NAME", "") + meta.get("PATH_INFO", "")
-    try:
-        # WSGI hands the path over as latin-1 text of the raw bytes (PEP 3333)…
-        decoded = path.encode("latin-1").decode("utf-8", "replace")
-    except UnicodeEncodeError:
-        decoded = path  # …but a server or test client that already decoded it gives text.
-    return list(dict.fromkeys(quote(decoded, safe=safe) for safe in SDK_SAFE))
+    return list(dict.fromkeys(quote(path, safe=safe) for safe in SDK_SAFE))
 
 
 def split_signature(raw_query: str) -> tuple[str, str | None]:

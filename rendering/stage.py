@@ -10,6 +10,7 @@ list of stages (rendering/stages.py); a parameter no stage declares is not read 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from rendering.values import Parser
@@ -49,6 +50,8 @@ class StageContext:
     """What stages need beyond the image and the parameters."""
 
     mark: Any = None  # The decoded watermark, when `mark` is asked for.
+    blend: Any = None  # The decoded blend image, when `blend` names an image.
+    mask: Any = None  # The decoded mask image, when `mask` names an image.
     # The encoder's pixel budget for an image served at its own size (budget.py).
     max_pixels: int | None = None
     # The source's EXIF orientation, which decoding already applied (1: none); `orient` replaces it.
@@ -72,13 +75,18 @@ class Stage:
 
     @property
     def fields(self) -> dict[str, Any]:
-        """Field name → default, in declaration order (the first Param naming a field sets it)."""
+        """Field name → default, in declaration order (the first Param naming a field sets it).
+        A new dict each time (callers may change it); worked out once per stage."""
+        return dict(self._fields)
+
+    @cached_property
+    def _fields(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for param in self.params:
             out.setdefault(param.field, param.default)
         return out
 
-    @property
+    @cached_property
     def keyed_fields(self) -> tuple[str, ...]:
         unkeyed = {p.field for p in self.params if not p.keyed}
         return tuple(f for f in self.fields if f not in unkeyed)
@@ -97,12 +105,13 @@ class Stage:
 
     def active(self, p: RenderParams) -> bool:
         """Whether the stage changes anything for these parameters."""
-        return any(getattr(p, f) != d for f, d in self.fields.items() if f in self.keyed_fields)
+        keyed = self.keyed_fields
+        return any(getattr(p, f) != d for f, d in self._fields.items() if f in keyed)
 
     def effective(self, p: RenderParams, fmt: str) -> dict[str, Any]:
         """The stage's keyed fields as they act: values that cannot change the output reset to
         their defaults, so two URLs that draw the same image share one stored render."""
-        fields = self.fields
+        fields = self._fields
         if not self.active(p):
             return {f: fields[f] for f in self.keyed_fields}
         return {f: getattr(p, f) for f in self.keyed_fields}

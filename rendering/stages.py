@@ -8,13 +8,18 @@ tests and its line in docs/rendering.md."""
 from rendering.operations import (
     bg,
     bgremove,
+    blend,
     border,
+    delivery,
+    enhance,
     faces,
     fillgradient,
+    fpdebug,
     mark,
     mask,
     output,
     pad,
+    palette,
     resize,
     rotate,
     stylize,
@@ -26,28 +31,33 @@ from rendering.stage import Box, Stage, StageContext
 
 # Trim first (its size depends on pixels: before the budget) → the matte when it is asked for
 # instead of the cutout → orient/flip → rect → fit/crop/resize (w, h, dpr, ar, min/max, fill,
-# crop=faces, facearea) → face-blur/face-pixel/redeye → rot → stylize (blur, px, htn,
-# monochrome, sepia, duotone) → pad → border → mask → bg → text → mark → transparency; then the
-# response's own choices (format, quality, access), which do no pixel work, and last what is
-# refused.
+# crop=faces, facearea) → fp-debug → face-blur/face-pixel/redeye → rot → auto=enhance → stylize
+# (blur, px, htn, monochrome, sepia, duotone) → pad → border → mask → bg → blend → text → mark →
+# transparency; then the response's own choices (the palette instead of the image, format,
+# quality, access, download, client hints), which do no pixel work, and last what is refused.
 STAGES: tuple[Stage, ...] = (
     trim.STAGE,
     bgremove.STAGE,
     rotate.ORIENT,
     resize.RECT,
     resize.RESIZE,
+    fpdebug.STAGE,  # Right after the crop it shows, before anything moves the focal point.
     faces.STAGE,  # face-blur/face-pixel/redeye: on the sized image, before rot turns the faces.
     rotate.ROT,
+    enhance.STAGE,
     *stylize.STAGES,
     pad.STAGE,
     border.STAGE,
     mask.STAGE,
     bg.STAGE,
+    blend.STAGE,
     text.STAGE,
     mark.STAGE,
     fillgradient.STAGE,  # transparency=grid: behind whatever is still transparent.
+    palette.STAGE,  # The colours of the image as drawn, in place of it.
     output.STAGE,
     output.ACCESS,
+    delivery.STAGE,
     unsupported.STAGE,  # Last: it reads what the others left (and their parsed values).
 )
 PIXEL_STAGES = tuple(s for s in STAGES if s.pixels)

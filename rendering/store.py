@@ -57,7 +57,8 @@ def storage_errors():
         raise StorageUnavailableError() from exc
 
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/avif": "avif",
-              "image/gif": "gif", "application/json": "json"}
+              "image/gif": "gif", "application/json": "json",
+              "text/css": "css"}
 
 
 def render_key(*, source_id: int, path: str, model: str, canonical: str, fmt: str) -> str:
@@ -103,7 +104,7 @@ def render_get(*, key: str) -> Render | None:
     return render
 
 
-_ROW_FIELDS = ("id", "source_id", "path", "storage_name", "content_type", "size", "etag")
+_ROW_FIELDS = ("id", "source_id", "path", "storage_name", "content_type", "size", "etag", "capped")
 
 
 def _render_index(render: Render) -> None:
@@ -118,7 +119,8 @@ def _render_kept(key: str) -> Render | None:
     if row is None:
         return None
     try:
-        fields = {name: row[name] for name in _ROW_FIELDS}
+        fields = {name: row[name] for name in _ROW_FIELDS if name != "capped"}
+        fields["capped"] = row.get("capped", "")  # Rows kept before renders said so.
         fields.update(created_at=datetime.fromisoformat(row["created_at"]),
                       last_used_at=datetime.fromisoformat(row["last_used_at"]))
     except (KeyError, TypeError, ValueError):
@@ -142,7 +144,7 @@ def _render_touch(render: Render) -> None:
 
 
 def render_store(*, key: str, source, path: str, data: bytes, content_type: str, storage_name: str = "",
-                 inputs: Iterable[tuple[int, str]] = ()) -> Render:
+                 inputs: Iterable[tuple[int, str]] = (), capped: str = "") -> Render:
     """Writes the bytes (unless already stored under `storage_name`) and records the render, with
     the other images it was made from (`inputs`: (source id, path) of its marks), so a purge of
     any of them purges it too.
@@ -166,7 +168,7 @@ def render_store(*, key: str, source, path: str, data: bytes, content_type: str,
         with transaction.atomic() if inputs or transaction.get_connection().in_atomic_block else nullcontext():
             render = Render.objects.create(
                 key=key, source=source, path=path, storage_name=storage_name,
-                content_type=content_type, size=len(data), etag=etag,
+                content_type=content_type, size=len(data), etag=etag, capped=capped,
             )
             if inputs:
                 RenderInput.objects.bulk_create(

@@ -18,6 +18,7 @@ from cutouts.admission import job_retry_after
 from cutouts.queueing import bg_remove_job_enqueue
 from cutouts.views import job_status_url
 from rendering.hot import GENERATION_BEGUN, HotResponse
+from rendering.operations.delivery import download_filename, hint_environ_name, hint_headers, hints_from_environ
 from rendering.services import RenderRequest, render_request
 from rendering.signing import raw_path_candidates, url_signed
 from rendering.store import SMALL_RENDER_BYTES, render_forget, render_open, render_read
@@ -79,6 +80,7 @@ def _render(request, source, path):
         raw_query=request.META.get("QUERY_STRING", ""),
         accept=request.META.get("HTTP_ACCEPT", ""),
         signed_paths_for=lambda: raw_path_candidates(request.META),
+        hints=hints_from_environ(request.META),
     )
     outcome = _render_and_queue(render_req)
     request.render_cache = "processing" if outcome.render is None else ("hit" if outcome.hit else "miss")
@@ -106,7 +108,7 @@ def _render(request, source, path):
             # The same request again may be answered before Django, with this response (hot.py).
             response.hot = HotResponse(account=outcome.source.account, source_id=outcome.source.id,
                                        expires=outcome.expires, route=match.route,
-                                       negotiates=outcome.params.auto_format)
+                                       varies=tuple(hint_environ_name(h) for h in _varies(outcome.params)))
     if outcome.fallback:
         # The image without removal, for now: never cached downstream; the headers say why
         # (X-Bg-Remove-Failure-Reason, as imgix's failure-reason header).
@@ -119,9 +121,19 @@ def _render(request, source, path):
     if outcome.params.fallbacks:
         # What the URL asked for that the image does not have, and why (rendering/operations/unsupported.py).
         response["X-Render-Fallback"] = "; ".join(outcome.params.fallbacks)
-    if outcome.params.auto_format:
-        response["Vary"] = "Accept"
+    varies = _varies(outcome.params)
+    if varies:
+        response["Vary"] = ", ".join(varies)
+    if outcome.params.ch:
+        # The hints this URL reads, asked of the browser for its next requests.
+        response["Accept-CH"] = ", ".join(hint_headers(outcome.params))
     return response
+
+
+def _varies(params) -> tuple[str, ...]:
+    """The request headers the response depends on: Accept when the URL negotiates its format
+    (auto=format), and the client hints it names (ch)."""
+    return (("Accept",) if params.auto_format else ()) + hint_headers(params)
 
 
 def _render_and_queue(render_req: RenderRequest):
@@ -147,8 +159,15 @@ def _image_response(request, outcome):
         "ETag": render.etag,
         "Last-Modified": _last_modified(render),
     }
-    if render.etag in _etags(request.META.get("HTTP_IF_NONE_MATCH", "")):
+    if render.capped:
+        # Served smaller than asked, to keep within a ceiling; kept with the render, so every
+        # response of it says so, hits replayed before Django (hot.py) included.
+        headers["X-Render-Capped"] = render.capped
+    if _none_match(request.META.get("HTTP_IF_NONE_MATCH"), render.etag):
+        # The 200's headers without the body's (RFC 9110 §15.4.5): a cache that refreshes its copy
+        # from this must not take Django's default text/html for the image's type.
         response = HttpResponse(status=304)
+        del response["Content-Type"]
     elif request.method == "HEAD":
         response = HttpResponse(content_type=render.content_type)
         headers["Content-Length"] = str(render.size)
@@ -159,9 +178,20 @@ def _image_response(request, outcome):
         response = FileResponse(render_open(render), content_type=render.content_type)
         del response["Content-Disposition"]  # It would name the storage object.
         headers["Content-Length"] = str(render.size)
+    filename = download_filename(outcome.params, render.path, render.content_type)
+    if filename is not None:
+        headers["Content-Disposition"] = _attachment(filename)
     for name, value in headers.items():
         response[name] = value
     return response
+
+
+def _attachment(filename: str) -> str:
+    """Content-Disposition for a download (RFC 6266): an ASCII `filename` for old clients and the
+    exact name as UTF-8 in `filename*` (RFC 8187). The name is already clean of quotes and control
+    characters (delivery.download_filename)."""
+    fallback = filename.encode("ascii", "replace").decode("ascii").replace("?", "_")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 def _last_modified(render) -> str:
@@ -173,8 +203,13 @@ def _last_modified(render) -> str:
     return value
 
 
-def _etags(header: str) -> set[str]:
-    return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
+def _none_match(header: str | None, etag: str) -> bool:
+    """Whether If-None-Match names this render: `*` (any current representation, RFC 9110
+    §13.1.2) or its ETag, compared weakly (a `W/` prefix is ignored)."""
+    if not header:
+        return False
+    tags = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    return "*" in tags or etag in tags
 
 
 def _processing_response(request, job):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from urllib.parse import urljoin
 
 from PIL import Image
 
@@ -163,7 +164,22 @@ class MarkStage(Stage):
         Param("mark-fit", choice(MARK_FITS), "clip", aliases=("mf", "markfit")),
         Param("mark-tile", choice({"grid"}), "", aliases=("mtile",)),
         Param("mark-rot", decimal(0.0, 359.0), 0.0),
+        # Resolved into `mark` when the query is parsed, so it keys the cache through it.
+        Param("mark-base", text, "", aliases=("mb", "markbase"), keyed=False),
+        # Beyond any output's side: never drawn.
+        Param("mark-if-min-width", integer(0, MAX_DIMENSION + 1)),
+        Param("mark-if-min-height", integer(0, MAX_DIMENSION + 1)),
     )
+
+    def parse(self, values, parsed):
+        """mark-base is the URL (or path) a relative `mark` is resolved against (RFC 3986, as a
+        browser resolves a link). The result is the mark, as if the URL had said it: it passes the
+        same checks (rendering/marks.py, the gate, the origin network rules when fetched), so
+        mark-base reaches nothing a `mark` could not."""
+        out = super().parse(values, parsed)
+        if out.get("mark") and out.get("mark_base"):
+            out["mark"] = urljoin(out["mark_base"], out["mark"])
+        return out
 
     def active(self, p):
         return bool(p.mark)
@@ -193,10 +209,18 @@ class MarkStage(Stage):
             mark_scale=None if sized else p.mark_scale,
             mark_w=p.mark_w, mark_h=p.mark_h, mark_x=p.mark_x, mark_y=p.mark_y,
             mark_fit=p.mark_fit if sized else "clip", mark_tile=p.mark_tile, mark_rot=p.mark_rot,
+            mark_if_min_width=p.mark_if_min_width or None, mark_if_min_height=p.mark_if_min_height or None,
         )
 
     def apply(self, image, p, context):
-        return mark_apply(image, context.mark, p) if context.mark is not None else image
+        if context.mark is None or not mark_drawn_on(image.size, p):
+            return image
+        return mark_apply(image, context.mark, p)
+
+
+def mark_drawn_on(base: Point, params: RenderParams) -> bool:
+    """mark-if-min-width/-height: the mark is drawn only on an output at least that wide/tall."""
+    return base[0] >= (params.mark_if_min_width or 0) and base[1] >= (params.mark_if_min_height or 0)
 
 
 STAGE = MarkStage()

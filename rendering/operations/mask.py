@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image, ImageChops
 
 from rendering.stage import Param, Stage
-from rendering.values import MAX_DIMENSION, ParamError, color, number_parse
+from rendering.values import MAX_DIMENSION, color, number_parse
 
 Box = tuple[int, int]
 Radii = tuple[float, float, float, float]  # top-left, top-right, bottom-right, bottom-left
@@ -124,13 +124,14 @@ def row_bands(size: Box):
 # --- Values --------------------------------------------------------------------------------------
 
 def mask_type(value: str) -> str | None:
-    """ellipse or corners. An image URL or path as a mask would be one more remote fetch, which
-    is not served: refused by name, where an unknown word is only ignored."""
-    word = value.strip().lower()
-    if word in MASKS:
-        return word
+    """ellipse, corners, or the image it names (a path on the source, an http(s) URL or a
+    rendering URL: read at the gate as a mark is, rendering/marks.py). A word that names neither
+    a shape nor an image is only ignored."""
+    word = value.strip()
+    if word.lower() in MASKS:
+        return word.lower()
     if any(mark in word for mark in "/.:"):
-        raise ParamError("mask: only `ellipse` and `corners` are served, not a mask image (URL or path).")
+        return word
     return None
 
 
@@ -156,7 +157,8 @@ def color_canonical(value: str) -> tuple | None:
 class MaskStage(Stage):
     """mask=ellipse fits an ellipse to the image; mask=corners rounds its corners by
     corner-radius (pixels, times dpr with a w or h; default 20% of the smaller side, at most
-    half of it). The cut-away area is mask-bg: transparent by default, so a later `bg` fills it
+    half of it); mask=<image> (a path, an http(s) URL or a rendering URL, through the gate as a
+    mark) keeps the image where the mask's luminance times its alpha is white, stretched to fit. The cut-away area is mask-bg: transparent by default, so a later `bg` fills it
     and a JPEG shows it white (imgix). The output keeps the image's size."""
 
     name = "mask"
@@ -166,20 +168,42 @@ class MaskStage(Stage):
         Param("mask-bg", color_canonical, TRANSPARENT_WHITE, aliases=("maskbg",)),
     )
 
+    # The canonical form of a mask image's own rendering query (rendering/params.py sets it).
+    query_canonical = None
+
     def active(self, p) -> bool:
-        return p.mask in MASKS
+        return bool(p.mask)
+
+    @staticmethod
+    def image(p) -> str:
+        """The mask image the URL names, "" for a shape."""
+        return p.mask if p.mask and p.mask not in MASKS else ""
 
     def effective(self, p, fmt: str) -> dict:
         fields = self.fields
         if not self.active(p):
             return fields
-        return {"mask": p.mask, "corner_radius": p.corner_radius if p.mask == "corners" else None,
+        mask = p.mask
+        if self.image(p) and "://" not in mask:
+            path, _, query = mask.lstrip("/").partition("?")
+            nested = self.query_canonical(query) if query else ""
+            mask = f"{path}?{nested}" if nested else path
+        return {"mask": mask, "corner_radius": p.corner_radius if p.mask == "corners" else None,
                 "mask_bg": p.mask_bg}
 
     def apply(self, image: Image.Image, p, context) -> Image.Image:
         if not self.active(p):
             return image
-        if p.mask == "ellipse":
+        if self.image(p):
+            if context.mask is None:
+                return image
+            # Its luminance and its transparency, stretched to the image: white shows, black hides.
+            shape = context.mask
+            coverage = shape.convert("L")
+            if "A" in shape.getbands():
+                coverage = ImageChops.multiply(coverage, shape.getchannel("A"))
+            coverage = coverage.resize(image.size, Image.Resampling.BILINEAR)
+        elif p.mask == "ellipse":
             coverage = ellipse_mask(image.size)
         else:
             coverage = rounded_mask(image.size, (0, 0, *image.size), self._radii(image.size, p))

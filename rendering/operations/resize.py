@@ -12,7 +12,7 @@ from PIL import Image, ImageFilter
 from imaging.decode import image_geometry
 from rendering.operations.faces import faces_area, faces_find
 from rendering.operations.fillgradient import gradient_canvas
-from rendering.operations.pad import TRANSPARENT_WHITE, pad_inner
+from rendering.operations.pad import TRANSPARENT_WHITE, pad_inner, pad_sides
 from rendering.stage import Param, RenderParams, Stage
 from rendering.values import (
     MAX_DIMENSION,
@@ -64,102 +64,163 @@ def rect_size(size: Box, rect: tuple[Dim, Dim, Dim, Dim] | None) -> Box:
     return (right - left, bottom - top)
 
 
-def _rect_edges(size: Box, rect: tuple[Dim, Dim, Dim, Dim]) -> tuple[int, int, int, int]:
+def _rect_edges(size: Box, rect: tuple) -> tuple[int, int, int, int]:
     width, height = size
     x, y, w, h = rect
-    left = min(_offset(x, width), width - 1)
-    top = min(_offset(y, height), height - 1)
+    left = min(_rect_offset(x, width, w.pixels(width)), width - 1)
+    top = min(_rect_offset(y, height, h.pixels(height)), height - 1)
     right = left + min(max(w.pixels(width), 1), width - left)
     bottom = top + min(max(h.pixels(height), 1), height - top)
     return left, top, right, bottom
 
 
+def _rect_offset(value, reference: int, length: int) -> int:
+    """x or y: pixels, a ratio, or where the window sits (left/center/right, top/middle/bottom)."""
+    if isinstance(value, str):
+        return max(0, round((reference - length) * RECT_ALIGNS[value]))
+    return _offset(value, reference)
+
+
+RECT_ALIGNS = {"left": 0.0, "top": 0.0, "center": 0.5, "middle": 0.5, "right": 1.0, "bottom": 1.0}
+
+
 def resize_apply(image: Image.Image, params: RenderParams, *, max_pixels: int | None = None) -> Image.Image:
     """w, h, dpr, ar, min/max and fit; never larger than 8192×8192 nor RENDER_MAX_OUTPUT_PIXELS
-    (scaled down, not refused). `max_pixels` lowers the pixel ceiling of an image served at its
-    own size (no w, h or ar): the output encoder's budget (rendering/budget.py).
+    (scaled down, not refused). `max_pixels` lowers the pixel ceiling: the output encoder's
+    budget (rendering/budget.py), which scales a size over it down as the output ceiling does.
 
     Sizes follow from the image's own size even when it was decoded at reduced scale (a JPEG
     draft): the arithmetic is imgix's on the whole image, whatever the decoder rounded."""
-    box = target_box(_size(image), params)
+    box = target_box(_size(image), params, max_pixels=max_pixels)
     if box is None:
         return _cap_only(image, max_pixels)
-    return fit_apply(image, box, params.fit, params)
+    return fit_apply(image, box, params.fit, params, max_pixels=max_pixels, margins=_margins(params))
 
 
 def output_size(size: Box, params: RenderParams, *, max_pixels: int | None = None) -> Box:
     """The size `resize_apply` gives an image of `size`, without any pixels: the output budget
     is checked on it before the work starts."""
-    box = target_box(size, params)
+    box = target_box(size, params, max_pixels=max_pixels)
     if box is None:
-        return _pixel_cap(_box_cap(size), max_pixels)
-    return fit_size(size, box, params.fit)
+        return _pixel_cap(_box_cap(size, max_pixels), max_pixels)
+    return fit_size(size, box, params.fit, max_pixels=max_pixels, margins=_margins(params))
 
 
-def fit_size(size: Box, box: Box, fit: str) -> Box:
-    """The size one fit mode makes of an image of `size` in `box` (as `fit_apply` does)."""
+def asked_size(size: Box, params: RenderParams) -> Box | None:
+    """The size the URL asks of an image of `size` (the padded canvas, with `pad`) before any
+    ceiling scales it down, or None when it asks for none (the image at its own size): what a
+    render capped to a ceiling says it was asked for (rendering/budget.py)."""
+    if target_box(size, params) is None:
+        return None
+    inner = output_size(size, params, max_pixels=UNCAPPED)
+    if not any(params.pad):
+        return inner
+    left, top, right, bottom = pad_sides(params)
+    return (inner[0] + left + right, inner[1] + top + bottom)
+
+
+def fit_size(size: Box, box: Box, fit: str, *, max_pixels: int | None = None, margins: Box = (0, 0)) -> Box:
+    """The size one fit mode makes of an image of `size` in `box` (as `fit_apply` does).
+    `margins` (across, down) is the padding the pad stage adds: the pixel ceiling counts it."""
     if fit == "max":
         inside = _inside(size, box)
-        return _pixel_cap(size if inside[0] >= size[0] else inside)
+        return _pixel_cap(size if inside[0] >= size[0] else inside, max_pixels, margins)
     if fit == "min":
-        return _min_box(size, box)
+        return _pixel_cap(_min_box(size, box), max_pixels, margins)
     if fit in FITS and fit != "clip":
         return box  # crop, scale, fill, fillmax and clamp fill the box exactly.
-    return _pixel_cap(_inside(size, box))
+    return _pixel_cap(_inside(size, box), max_pixels, margins)
 
 
-def target_box(size: Box, params: RenderParams) -> Box | None:
-    """The box the fit mode works in, or None when nothing asks for a new size. With `pad`, the
-    requested w×h includes the padding (imgix), so the image is sized into what it leaves; a
-    side not asked for follows the image's aspect ratio inside the padding."""
+def target_box(size: Box, params: RenderParams, *, max_pixels: int | None = None) -> Box | None:
+    """The box the fit mode works in, or None when nothing asks for a new size.
+
+    The sides the URL names are exactly that many output pixels: `dpr` multiplies them first,
+    and a side not named follows the aspect ratio from there, rounded once (imgix: `w=200` on a
+    640×427 photo is 200×133, with `dpr=2` 400×267, not 2 × 133). With `pad`, the requested w×h
+    includes the padding (imgix), so the image is sized into what it leaves, and a side not
+    named follows the image's aspect ratio inside the padding: the padded canvas is exactly the
+    side named."""
     width, height = size
     w = params.w.pixels(width) if params.w else None
     h = params.h.pixels(height) if params.h else None
     ar = params.ar if params.fit in ("crop", "facearea", "fill", "fillmax") else None
     if w is None and h is None:
         # ar alone reframes at native resolution: cropped for crop, padded for fill (imgix ar doc).
-        inside = params.fit in ("crop", "facearea")
-        return _fit_cap(_ar_frame(size, ar, inside=inside), params.fit) if ar else None
-    aspect = ar[0] / ar[1] if ar else width / height
-    across, down = params.pad[0] + params.pad[2], params.pad[1] + params.pad[3]
+        if not ar:
+            return None
+        return _fit_cap(_ar_frame(size, ar, inside=params.fit in ("crop", "facearea")), params.fit, max_pixels)
+    across_ratio, down_ratio = ar if ar else size
+    dpr = params.dpr
+    left, top, right, bottom = pad_sides(params)
+    across, down = left + right, top + bottom
+    w, h = _dense(w, dpr), _dense(h, dpr)
     if w is None:
-        w = max(1, round(max(1, h - down) * aspect)) + across
+        w = _follow(max(1, h - down), across_ratio, down_ratio) + across
     if h is None:
-        h = max(1, round(max(1, w - across) / aspect)) + down
+        h = _follow(max(1, w - across), down_ratio, across_ratio) + down
     if params.fit == "crop":
-        w, h = _bounded(w, params.min_w, params.max_w), _bounded(h, params.min_h, params.max_h)
-    # dpr multiplies the CSS-pixel box, bounds included, so dpr=2 is the same picture, denser.
-    w, h = max(1, round(w * params.dpr)), max(1, round(h * params.dpr))
-    return pad_inner(_fit_cap((w, h), params.fit), params)
+        # Bounds are CSS pixels too: dpr=2 is the same picture, denser.
+        w = _bounded(w, _dense(params.min_w, dpr), _dense(params.max_w, dpr))
+        h = _bounded(h, _dense(params.min_h, dpr), _dense(params.max_h, dpr))
+    return pad_inner(_fit_cap((w, h), params.fit, max_pixels), params)
 
 
-def fit_apply(image: Image.Image, box: Box, fit: str, params=DEFAULTS) -> Image.Image:
+def fit_apply(image: Image.Image, box: Box, fit: str, params=DEFAULTS, *,
+              max_pixels: int | None = None, margins: Box = (0, 0)) -> Image.Image:
     """One fit mode into `box`; `params` only supplies the crop anchor and the fill style."""
-    return FITS.get(fit, _clip)(image, box, params)
+    return FITS.get(fit, _clip)(image, box, params, max_pixels, margins)
 
 
 # --- Fit modes --------------------------------------------------------------------------------------
 
-def _clip(image: Image.Image, box: Box, params: RenderParams) -> Image.Image:
-    return _resample(image, fit_size(_size(image), box, "clip"))
+# Each: (image, box, params, max_pixels, margins). crop, scale, fill, fillmax and clamp fill a box
+# that target_box already kept within the ceilings; clip, max and min are capped on the size they
+# make (fit_size).
+
+def _clip(image: Image.Image, box: Box, params: RenderParams, max_pixels: int | None = None,
+          margins: Box = (0, 0)) -> Image.Image:
+    return _resample(image, fit_size(_size(image), box, "clip", max_pixels=max_pixels, margins=margins))
 
 
-def _max(image: Image.Image, box: Box, params: RenderParams) -> Image.Image:
-    return _resample(image, fit_size(_size(image), box, "max"))
+def _max(image: Image.Image, box: Box, params: RenderParams, max_pixels: int | None = None,
+         margins: Box = (0, 0)) -> Image.Image:
+    return _resample(image, fit_size(_size(image), box, "max", max_pixels=max_pixels, margins=margins))
 
 
-def _scale(image: Image.Image, box: Box, params: RenderParams) -> Image.Image:
+def _scale(image: Image.Image, box: Box, params: RenderParams, max_pixels: int | None = None,
+           margins: Box = (0, 0)) -> Image.Image:
     return _resample(image, box)
 
 
-def _crop(image: Image.Image, box: Box, params: RenderParams) -> Image.Image:
-    width, height = _size(image)
+def _crop(image: Image.Image, box: Box, params: RenderParams, max_pixels: int | None = None,
+          margins: Box = (0, 0)) -> Image.Image:
+    return _resample(image, box, _anchor(image, _crop_window(_size(image), box), params))
+
+
+def _crop_window(size: Box, box: Box) -> tuple[float, float]:
+    """The largest window of the box's aspect ratio inside an image of `size`: what fit=crop scales."""
+    width, height = size
     scale = max(box[0] / width, box[1] / height)
-    window = (min(box[0] / scale, width), min(box[1] / scale, height))
-    return _resample(image, box, _anchor(image, window, params))
+    return (min(box[0] / scale, width), min(box[1] / scale, height))
 
 
-def _facearea(image: Image.Image, box: Box, params: RenderParams) -> Image.Image:
+def focal_point_place(size: Box, params: RenderParams) -> tuple[float, float] | None:
+    """Where the focal point (fp-x, fp-y) lands in the output of a focal-point crop of an image of
+    `size`, in output pixels (the centre, unless the window met an edge of the image); None for any
+    other render."""
+    if params.fit != "crop" or _crop_effective(params.crop) != ("focalpoint",):
+        return None
+    box = target_box(size, params)
+    if box is None:
+        return None
+    left, top, right, bottom = _focal_window(size, _crop_window(size, box), params)
+    return ((params.fp_x * size[0] - left) * box[0] / (right - left),
+            (params.fp_y * size[1] - top) * box[1] / (bottom - top))
+
+
+def _facearea(image: Image.Image, box: Box, params: RenderParams, max_pixels: int | None = None,
+              margins: Box = (0, 0)) -> Image.Image:
     """The face (faceindex's, else all of them) padded by facepad (1: the face's own box, 2: twice
     its width and height), widened to the box's aspect ratio and kept inside the image, scaled to
     the box. Without a face, imgix's fallback: fit=crop with the crop values."""
@@ -173,31 +234,32 @@ def _facearea(image: Image.Image, box: Box, params: RenderParams) -> Image.Image
     aspect = box[0] / box[1]
     w, h = (h * aspect, h) if w / h < aspect else (w, w / aspect)
     shrink = min(1.0, width / w, height / h)  # Within the image: as much of the face as it holds.
-    w, h = w * shrink, h * shrink
-    left = min(max(centre[0] - w / 2, 0.0), width - w)
-    top = min(max(centre[1] - h / 2, 0.0), height - h)
-    return _resample(image, box, (left, top, left + w, top + h))
+    return _resample(image, box, _inside_window((width, height), (w * shrink, h * shrink),
+                                                centre[0] - w * shrink / 2, centre[1] - h * shrink / 2))
 
 
-def _min(image: Image.Image, box: Box, params: RenderParams) -> Image.Image:
-    return _crop(image, _min_box(_size(image), box), params)
+def _min(image: Image.Image, box: Box, params: RenderParams, max_pixels: int | None = None,
+         margins: Box = (0, 0)) -> Image.Image:
+    return _crop(image, fit_size(_size(image), box, "min", max_pixels=max_pixels, margins=margins), params)
 
 
 def _min_box(size: Box, box: Box) -> Box:
     # The requested aspect ratio, shrunk until it fits the original: never upscaled.
-    shrink = min(1.0, size[0] / box[0], size[1] / box[1])
-    return (max(1, round(box[0] * shrink)), max(1, round(box[1] * shrink)))
+    return box if box[0] <= size[0] and box[1] <= size[1] else _inside(box, size)
 
 
-def _fill(image: Image.Image, box: Box, params: RenderParams) -> Image.Image:
+def _fill(image: Image.Image, box: Box, params: RenderParams, max_pixels: int | None = None,
+          margins: Box = (0, 0)) -> Image.Image:
     return _pad(_clip(image, box, params), box, _fill_canvas(image, box, params))
 
 
-def _fillmax(image: Image.Image, box: Box, params: RenderParams) -> Image.Image:
+def _fillmax(image: Image.Image, box: Box, params: RenderParams, max_pixels: int | None = None,
+             margins: Box = (0, 0)) -> Image.Image:
     return _pad(_max(image, box, params), box, _fill_canvas(image, box, params))
 
 
-def _clamp(image: Image.Image, box: Box, params: RenderParams) -> Image.Image:
+def _clamp(image: Image.Image, box: Box, params: RenderParams, max_pixels: int | None = None,
+           margins: Box = (0, 0)) -> Image.Image:
     fitted = _clip(image, box, params)
     left, top = (box[0] - fitted.width) // 2, (box[1] - fitted.height) // 2
     pixels = np.asarray(fitted)
@@ -253,19 +315,27 @@ def _anchor(image: Image.Image, window: tuple[float, float], params: RenderParam
     strategy = next((c for c in params.crop if c in SMART_CROPS), "")
     face = faces_area(faces_find(image), params.faceindex) if "faces" in params.crop else None
     if face is not None:
-        x = face[0] + face[2] / 2 - cw / 2
-        y = face[1] + face[3] / 2 - ch / 2
-    elif strategy == "focalpoint":
-        cw, ch = cw / params.fp_z, ch / params.fp_z
-        x = params.fp_x * width - cw / 2
-        y = params.fp_y * height - ch / 2
-    elif strategy:
+        return _inside_window((width, height), window, face[0] + face[2] / 2 - cw / 2, face[1] + face[3] / 2 - ch / 2)
+    if strategy == "focalpoint":
+        return _focal_window((width, height), window, params)
+    if strategy:
         x, y = _busiest(image, (cw, ch), strategy)
     else:
         x = (width - cw) * _side(params.crop, "left", "right")
         y = (height - ch) * _side(params.crop, "top", "bottom")
-    x = min(max(x, 0.0), width - cw)
-    y = min(max(y, 0.0), height - ch)
+    return _inside_window((width, height), (cw, ch), x, y)
+
+
+def _focal_window(size: Box, window: tuple[float, float], params: RenderParams) -> Window:
+    """The window zoomed by fp-z and centred on the focal point, as far as the image allows."""
+    cw, ch = window[0] / params.fp_z, window[1] / params.fp_z
+    return _inside_window(size, (cw, ch), params.fp_x * size[0] - cw / 2, params.fp_y * size[1] - ch / 2)
+
+
+def _inside_window(size: Box, window: tuple[float, float], x: float, y: float) -> Window:
+    cw, ch = window
+    x = min(max(x, 0.0), size[0] - cw)
+    y = min(max(y, 0.0), size[1] - ch)
     return (x, y, x + cw, y + ch)
 
 
@@ -346,29 +416,60 @@ def _ar_frame(size: Box, ar: tuple, *, inside: bool) -> Box:
     return (width, max(1, round(width / aspect)))
 
 
-def _box_cap(box: Box) -> Box:
-    return _box_cap_to(box, MAX_DIMENSION)
+def _dense(value: int | None, dpr: float) -> int | None:
+    """CSS pixels as output pixels: `value` × `dpr`, to the nearest pixel."""
+    return None if value is None else max(1, round(value * dpr))
 
 
-def _fit_cap(box: Box, fit: str) -> Box:
+def _margins(params: RenderParams) -> Box:
+    """The padding the pad stage adds around a sized image, across and down, in output pixels."""
+    left, top, right, bottom = pad_sides(params)
+    return (left + right, top + bottom)
+
+
+# max_pixels that lifts every ceiling: the size a URL asks for, before it is scaled down (asked_size).
+UNCAPPED = -1
+
+
+def _ceilings(max_pixels: int | None) -> tuple[float, float]:
+    """The longest side and the pixels an output may have: 8192 and RENDER_MAX_OUTPUT_PIXELS, or
+    `max_pixels` when lower."""
+    if max_pixels == UNCAPPED:
+        return math.inf, math.inf
+    limit = settings.RENDER_MAX_OUTPUT_PIXELS
+    return MAX_DIMENSION, min(limit, max_pixels or limit)
+
+
+def _box_cap(box: Box, max_pixels: int | None = None) -> Box:
+    return _box_cap_to(box, _ceilings(max_pixels)[0])
+
+
+def _fit_cap(box: Box, fit: str, max_pixels: int | None = None) -> Box:
     """The box within 8192×8192; for modes that fill it exactly, within the output pixels too.
-    clip and max fit inside the box, so they are capped on the size they make (`fit_size`): a
-    square box around a wide image must not shrink it for pixels it will never have."""
-    box = _box_cap(box)
-    return box if fit in ("clip", "max") or fit not in FITS else _pixel_cap(box)
+    clip, max and min fit inside the box, so they are capped on the size they make (`fit_size`):
+    a square box around a wide image must not shrink it for pixels it will never have."""
+    box = _box_cap(box, max_pixels)
+    return box if fit in ("clip", "max", "min") or fit not in FITS else _pixel_cap(box, max_pixels)
 
 
-def _pixel_cap(size: Box, max_pixels: int | None = None) -> Box:
-    """`size` scaled down proportionally until it has at most RENDER_MAX_OUTPUT_PIXELS pixels
-    (or `max_pixels`, when lower)."""
-    limit = min(settings.RENDER_MAX_OUTPUT_PIXELS, max_pixels or settings.RENDER_MAX_OUTPUT_PIXELS)
-    if size[0] * size[1] <= limit:
+def _pixel_cap(size: Box, max_pixels: int | None = None, margins: Box = (0, 0)) -> Box:
+    """`size` scaled down proportionally until, with `margins` around it (the padding, which
+    keeps its width), it has at most RENDER_MAX_OUTPUT_PIXELS pixels (or `max_pixels`, when
+    lower): the pad stage then adds them within the ceiling, and never resizes again."""
+    limit = _ceilings(max_pixels)[1]
+    (width, height), (across, down) = size, margins
+    if (width + across) * (height + down) <= limit:
         return size
-    shrink = math.sqrt(limit / (size[0] * size[1]))
-    return (max(1, math.floor(size[0] * shrink)), max(1, math.floor(size[1] * shrink)))
+    if not across and not down:
+        shrink = math.sqrt(limit / (width * height))
+    else:
+        # The largest shrink s with (width·s + across)(height·s + down) ≤ limit.
+        a, b, c = width * height, width * down + height * across, across * down - limit
+        shrink = max(0.0, (-b + math.sqrt(max(0.0, b * b - 4 * a * c))) / (2 * a))
+    return (max(1, math.floor(width * shrink)), max(1, math.floor(height * shrink)))
 
 
-def _box_cap_to(box: Box, limit: int) -> Box:
+def _box_cap_to(box: Box, limit: float) -> Box:
     """`box` scaled down proportionally until neither side exceeds `limit`."""
     shrink = min(1.0, limit / box[0], limit / box[1])
     if shrink == 1.0:
@@ -377,15 +478,29 @@ def _box_cap_to(box: Box, limit: int) -> Box:
 
 
 def _cap_only(image: Image.Image, max_pixels: int | None = None) -> Image.Image:
-    return _resample(image, _pixel_cap(_box_cap(_size(image)), max_pixels))
+    return _resample(image, _pixel_cap(_box_cap(_size(image), max_pixels), max_pixels))
 
 
 def _inside(size: Box, box: Box) -> Box:
-    """The size that fits `box` keeping the aspect ratio, matching one of its dimensions exactly."""
+    """The size that fits `box` keeping the aspect ratio, matching one of its dimensions exactly:
+    of the two matches whose other side, rounded, fits, the larger. A box whose other side was
+    itself rounded from the aspect ratio (w or h alone) is matched on both, so the side the URL
+    named is never one pixel short."""
     width, height = size
+    by_width = (box[0], _follow(box[0], height, width))
+    by_height = (_follow(box[1], width, height), box[1])
+    fits = [match for match in (by_width, by_height) if match[0] <= box[0] and match[1] <= box[1]]
+    if fits:
+        return max(fits, key=lambda match: match[0] * match[1])
     if box[0] / width <= box[1] / height:
-        return (box[0], min(box[1], max(1, round(height * box[0] / width))))
-    return (min(box[0], max(1, round(width * box[1] / height))), box[1])
+        return (box[0], min(box[1], by_width[1]))
+    return (min(box[0], by_height[0]), box[1])
+
+
+def _follow(side: int, other: float, this: float) -> int:
+    """The side that goes with `side` at the aspect ratio this:other, rounded once. One
+    expression for target_box and _inside, so a box made from it is matched exactly."""
+    return max(1, round(side * other / this))
 
 
 def _size(image: Image.Image) -> Box:
@@ -422,15 +537,21 @@ def _ar_parse(value: str) -> tuple | None:
 
 
 def _rect_parse(value: str) -> tuple:
-    """x,y,w,h: integers are pixels, decimals up to 1 are ratios of the source. Bad syntax is 400."""
-    parts = [p.strip() for p in value.split(",")]
+    """x,y,w,h: integers are pixels, decimals up to 1 are ratios of the source; x may be left,
+    center or right and y top, middle or bottom (where the window sits). Bad syntax is 400."""
+    parts = [p.strip().lower() for p in value.split(",")]
     if len(parts) != 4:
-        raise ParamError("rect must be four numbers: x,y,width,height.")
+        raise ParamError("rect must be four values: x,y,width,height.")
     dims = []
-    for part in parts:
+    for index, part in enumerate(parts):
+        if part in (("left", "center", "right"), ("top", "middle", "bottom"), (), ())[index]:
+            # left and top are 0: one spelling for the cache key.
+            dims.append(Dim(0) if part in ("left", "top") else part)
+            continue
         number = number_parse(part)
         if number is None or number < 0:
-            raise ParamError("rect must be four non-negative numbers: x,y,width,height.")
+            raise ParamError("rect must be x (a number, left, center or right), y (a number, top, middle or "
+                             "bottom), width and height (non-negative numbers).")
         dims.append(Dim(number, ratio=True) if "." in part and number <= 1 else Dim(round(number)))
     if dims[2].value == 0 or dims[3].value == 0:
         raise ParamError("rect width and height must be greater than zero.")
@@ -441,14 +562,13 @@ class RectStage(Stage):
     """rect: a window of the source, in its own pixels, before sizing."""
 
     name = "rect"
-    params = (Param("rect", _rect_parse, differs="x and y as numbers only; `left`/`center`/`right` and "
-                                                   "`top`/`middle`/`bottom` are a 400"),)
+    params = (Param("rect", _rect_parse),)
     full_decode = True  # The window is in the source's pixels.
 
     def effective(self, p, fmt):
         if not p.rect:
             return {"rect": None}
-        zero = tuple(Dim(0) if d.value == 0 else d for d in p.rect[:2])
+        zero = tuple(Dim(0) if isinstance(d, Dim) and d.value == 0 else d for d in p.rect[:2])
         return {"rect": zero + p.rect[2:]}
 
     def size(self, size, p, context):
@@ -546,7 +666,13 @@ class ResizeStage(Stage):
 
     def apply(self, image, p, context):
         # fit=fill/fillmax also lays the fill around the image.
-        return resize_apply(image, p, max_pixels=context.max_pixels)
+        resized = resize_apply(image, p, max_pixels=context.max_pixels)
+        place = focal_point_place(_size(image), p)
+        if place is not None:
+            # Where the focal point landed, for fp-debug (rendering/operations/fpdebug.py), which
+            # only sees the output.
+            resized.focal_point = place
+        return resized
 
     def decode_size(self, p) -> Box | None:
         """The smallest decoded size the render needs, when it is known before decoding (a JPEG

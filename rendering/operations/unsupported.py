@@ -35,8 +35,9 @@ VALUES = {
                                                                          "spritesheet")},
     "fill": {"gen": "needs a generative model, which this platform does not run",
              "generative": "needs a generative model, which this platform does not run"},
-    "auto": {"enhance": "is not served by this platform yet",
-             "true": "is not a value this platform serves (use format and compress)"},
+    "cs": {"adobergb1998": "is not served: renders are converted to sRGB at decode and written in sRGB"},
+    "iptc": {"allow": "is not served: renders carry no metadata (iptc=block is what is done)"},
+    "auto": {"true": "is not a value this platform serves (use format, compress, enhance or redeye)"},
 }
 
 
@@ -86,6 +87,9 @@ class UnsupportedStage(Stage):
                                      "(fill-gen-fallback=true)")
                         continue
                     raise UnsupportedParameterError(f"{name}={value} {refused_values[value]}.")
+        if parsed.get("cs") == "origin":
+            notes.append("cs=origin: renders are converted to sRGB at decode; served as cs=srgb, imgix's fallback "
+                         "when the origin's colour space cannot be kept")
         if notes:
             out["fallbacks"] = tuple(notes)
         return out

@@ -116,34 +116,72 @@ def test_output_size_is_what_resize_makes(settings):
             assert made[0] * made[1] <= 5000 or made == size == (2, 2), (size, query, made)
 
 
-# --- Per-encoder ceilings: 422 just over, rendered just under -----------------------------------------
+# --- Per-encoder ceilings: a size over one is served scaled to it, and says so ----------------------
+
+def assert_capped(response, body, asked, served, setting, content_type=None, aspect=True):
+    """Served (never refused) at `served`, the aspect ratio of `asked` kept, with the header."""
+    assert response.status_code == 200, body[:300]
+    assert image_of(body).size == served
+    assert response["X-Render-Capped"] == f"{asked[0]}x{asked[1]} -> {served[0]}x{served[1]} ({setting})"
+    if aspect:
+        assert abs(served[0] / served[1] - asked[0] / asked[1]) < 2 / min(served)
+    if content_type:
+        assert response["Content-Type"] == content_type
+
 
 ENCODERS = [
-    # (fm, largest allowed box, smallest refused box, setting, limit, content type)
-    ("png", (2449, 2449), (2450, 2450), "RENDER_MAX_PNG_PIXELS", "6,000,000", "image/png"),
-    ("png32", (2449, 2449), (2450, 2450), "RENDER_MAX_PNG_PIXELS", "6,000,000", "image/png"),
-    ("png8", (1000, 1000), (1001, 1000), "RENDER_MAX_PALETTE_PIXELS", "1,000,000", "image/png"),
-    ("gif", (1000, 1000), (1001, 1000), "RENDER_MAX_PALETTE_PIXELS", "1,000,000", "image/gif"),
-    ("webp", (3840, 2160), (3841, 2161), "RENDER_MAX_WEBP_PIXELS", "8,300,000", "image/webp"),
-    ("webp&lossless=true", (1000, 2000), (1001, 2000), "RENDER_MAX_LOSSLESS_PIXELS", "2,000,000", "image/webp"),
-    ("avif", (1500, 1400), (1501, 1400), "RENDER_MAX_AVIF_PIXELS", "2,100,000", "image/avif"),
+    # (fm, largest box served as asked, a box just over, what it is served at, setting, content type)
+    ("png", (2449, 2449), (2450, 2450), (2449, 2449), "RENDER_MAX_PNG_PIXELS", "image/png"),
+    ("png32", (2449, 2449), (2450, 2450), (2449, 2449), "RENDER_MAX_PNG_PIXELS", "image/png"),
+    ("png8", (1000, 1000), (1001, 1000), (1000, 999), "RENDER_MAX_PALETTE_PIXELS", "image/png"),
+    ("gif", (1000, 1000), (1001, 1000), (1000, 999), "RENDER_MAX_PALETTE_PIXELS", "image/gif"),
+    ("webp", (3840, 2160), (3841, 2161), (3840, 2160), "RENDER_MAX_WEBP_PIXELS", "image/webp"),
+    ("webp&lossless=true", (1000, 2000), (1001, 2000), (1000, 1999), "RENDER_MAX_LOSSLESS_PIXELS", "image/webp"),
+    ("avif", (1500, 1400), (1501, 1400), (1500, 1399), "RENDER_MAX_AVIF_PIXELS", "image/avif"),
 ]
 
 
-@pytest.mark.parametrize("fm, allowed, refused, setting, limit, content_type", ENCODERS,
+@pytest.mark.parametrize("fm, allowed, over, served, setting, content_type", ENCODERS,
                          ids=[e[0].replace("&lossless=true", "-lossless") for e in ENCODERS])
-def test_encoder_ceiling(client, tiny, fm, allowed, refused, setting, limit, content_type):
-    response, body, cpu = get(client, f"w={refused[0]}&h={refused[1]}&fit=scale&fm={fm}")
-    assert_refused(response, body, cpu, "output_too_large", f"{refused[0]}×{refused[1]}", setting, limit)
+def test_encoder_ceiling(client, tiny, fm, allowed, over, served, setting, content_type):
+    response, body, _ = get(client, f"w={over[0]}&h={over[1]}&fit=scale&fm={fm}")
+    assert_capped(response, body, over, served, setting, content_type)
     response, body, _ = get(client, f"w={allowed[0]}&h={allowed[1]}&fit=scale&fm={fm}")
     assert response.status_code == 200, body[:300]
     assert response["Content-Type"] == content_type and image_of(body).size == allowed
+    assert "X-Render-Capped" not in response
+
+
+def test_a_capped_render_says_so_on_every_hit(client, tiny):
+    query = "w=2450&h=2450&fit=scale&fm=png"
+    first, body, _ = get(client, query)
+    assert_capped(first, body, (2450, 2450), (2449, 2449), "RENDER_MAX_PNG_PIXELS")
+    again, body, cpu = get(client, query)
+    assert again.renders_stored == 0 and cpu < 0.2  # A hit: no image work.
+    assert_capped(again, body, (2450, 2450), (2449, 2449), "RENDER_MAX_PNG_PIXELS")
+    assert again["ETag"] == first["ETag"]
+    assert Render.objects.get().capped == "2450x2450 -> 2449x2449 (RENDER_MAX_PNG_PIXELS)"
+    conditional = client.get(f"/render/acme-photos/tiny.png?{query}", HTTP_IF_NONE_MATCH=first["ETag"])
+    assert conditional.status_code == 304 and conditional["X-Render-Capped"] == first["X-Render-Capped"]
+
+
+def test_the_output_ceilings_say_so_too(client, tiny, settings):
+    settings.RENDER_MAX_OUTPUT_PIXELS = 1_000_000
+    response, body, _ = get(client, "w=2000&h=1000&fit=scale&fm=jpg")
+    assert_capped(response, body, (2000, 1000), (1414, 707), "RENDER_MAX_OUTPUT_PIXELS")
+    settings.RENDER_MAX_OUTPUT_PIXELS = 8192 * 8192
+    response, body, _ = get(client, "w=8000&dpr=2&fm=jpg", path="wide.png")
+    assert_capped(response, body, (16000, 2000), (8192, 1024), "8192x8192")
+    # Within every ceiling, and a size not asked for (scaled down to the ceiling): no header.
+    for query in ["w=8000&fm=jpg", "fm=jpg"]:
+        response, _, _ = get(client, query, path="wide.png")
+        assert response.status_code == 200 and "X-Render-Capped" not in response
 
 
 def test_operator_sets_a_ceiling(client, tiny, settings):
     settings.RENDER_MAX_PNG_PIXELS = 200 * 200
-    response, body, cpu = get(client, "w=201&h=200&fit=scale&fm=png")
-    assert_refused(response, body, cpu, "output_too_large", "201×200 (40,200 pixels)", "40,000 pixels")
+    response, body, _ = get(client, "w=201&h=200&fit=scale&fm=png")
+    assert_capped(response, body, (201, 200), (200, 199), "RENDER_MAX_PNG_PIXELS")
     response, body, _ = get(client, "w=200&h=200&fit=scale&fm=png")
     assert response.status_code == 200 and image_of(body).size == (200, 200)
 
@@ -153,32 +191,38 @@ def test_auto_format_chooses_webp_when_avif_is_over_budget(client, tiny):
     response, body, _ = get(client, "w=1501&h=1400&fit=scale&auto=format", **both)
     assert response.status_code == 200 and response["Content-Type"] == "image/webp"
     assert image_of(body).size == (1501, 1400) and response["Vary"] == "Accept"
+    assert "X-Render-Capped" not in response
     response, body, _ = get(client, "w=1500&h=1400&fit=scale&auto=format", **both)
     assert response["Content-Type"] == "image/avif" and image_of(body).size == (1500, 1400)
-    # A client that takes AVIF only is not sent WebP: it is told the limit.
-    response, body, cpu = get(client, "w=1502&h=1400&fit=scale&auto=format", HTTP_ACCEPT="image/avif")
-    assert_refused(response, body, cpu, "output_too_large", "RENDER_MAX_AVIF_PIXELS")
+    # Over WebP's ceiling too: WebP still, which serves more of it, scaled to its ceiling.
+    response, body, _ = get(client, "w=4000&h=3000&fit=scale&auto=format", **both)
+    assert_capped(response, body, (4000, 3000), (3326, 2494), "RENDER_MAX_WEBP_PIXELS", "image/webp")
+    # A client that takes AVIF only (or WebP with q=0) is not sent WebP: AVIF, at AVIF's ceiling.
+    for accept in ("image/avif", "image/avif,image/webp;q=0"):
+        response, body, _ = get(client, "w=1502&h=1400&fit=scale&auto=format", HTTP_ACCEPT=accept)
+        assert_capped(response, body, (1502, 1400), (1500, 1399), "RENDER_MAX_AVIF_PIXELS", "image/avif")
 
 
 def test_auto_compress_budgets_by_the_encoder_transparency_chooses(client, tiny):
     # Transparent: auto=compress writes PNG, so PNG's ceiling applies before the work.
-    response, body, cpu = get(client, "w=2450&h=2450&fit=scale&auto=compress", path="tiny-alpha.png")
-    assert_refused(response, body, cpu, "output_too_large", "PNG output", "RENDER_MAX_PNG_PIXELS")
+    response, body, _ = get(client, "w=2450&h=2450&fit=scale&auto=compress", path="tiny-alpha.png")
+    assert_capped(response, body, (2450, 2450), (2449, 2449), "RENDER_MAX_PNG_PIXELS", "image/png")
     # Opaque, or made opaque by bg: JPEG, which only the output ceiling bounds.
     for path, extra in [("tiny.png", ""), ("tiny-alpha.png", "&bg=white")]:
         response, body, _ = get(client, f"w=2450&h=2450&fit=scale&auto=compress{extra}", path=path)
         assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
-        assert image_of(body).size == (2450, 2450)
+        assert image_of(body).size == (2450, 2450) and "X-Render-Capped" not in response
 
 
 def test_default_format_of_a_png_origin_is_budgeted_as_png(client, tiny):
-    response, body, cpu = get(client, "w=2450&h=2450&fit=scale")
-    assert_refused(response, body, cpu, "output_too_large", "PNG output of 2450×2450")
+    response, body, _ = get(client, "w=2450&h=2450&fit=scale")
+    assert_capped(response, body, (2450, 2450), (2449, 2449), "RENDER_MAX_PNG_PIXELS", "image/png")
 
 
-def test_an_image_at_its_own_size_is_scaled_to_its_encoders_budget_not_refused(client, tiny, origin_root, settings):
-    # Nothing in the URL asks for those pixels (no w, h or ar): the output is scaled down to the
-    # encoder's ceiling, as it is to RENDER_MAX_OUTPUT_PIXELS; an explicit size is still refused.
+def test_an_image_is_scaled_to_its_encoders_budget_not_refused(client, tiny, origin_root, settings):
+    # An image at its own size (no w, h or ar) is scaled down to the encoder's ceiling, as it is to
+    # RENDER_MAX_OUTPUT_PIXELS, without a header (nothing asked for those pixels); a size asked
+    # for is scaled down the same way, and says so.
     settings.RENDER_MAX_PNG_PIXELS = 10_000
     settings.RENDER_MAX_PALETTE_PIXELS = 2_500
     (origin_root / "photos" / "big.png").write_bytes(png((200, 150), (200, 30, 30, 128), "RGBA"))
@@ -191,8 +235,15 @@ def test_an_image_at_its_own_size_is_scaled_to_its_encoders_budget_not_refused(c
         response, body, _ = get(client, query, path="big.png")
         assert response.status_code == 200, (query, body[:300])
         assert response["Content-Type"] == content_type and image_of(body).size == size, query
-    response, body, cpu = get(client, "w=200", path="big.png")
-    assert_refused(response, body, cpu, "output_too_large", "PNG output of 200×150", "RENDER_MAX_PNG_PIXELS")
+        assert "X-Render-Capped" not in response
+    response, body, _ = get(client, "w=200", path="big.png")
+    assert_capped(response, body, (200, 150), (115, 86), "RENDER_MAX_PNG_PIXELS", "image/png")
+    # With pad, the padded canvas is what is asked for and what is capped: the margins keep
+    # their width (20 px each side) and the image shrinks inside them, its aspect ratio kept.
+    response, body, _ = get(client, "w=200&pad=20", path="big.png")
+    assert_capped(response, body, (200, 160), (108, 91), "RENDER_MAX_PNG_PIXELS", "image/png", aspect=False)
+    image = image_of(body)
+    assert image.getbbox() == (20, 20, 88, 71) and image.getpixel((0, 0))[3] == 0  # 68×51 inside.
 
 
 # --- Watermarks: the drawn size (rotation included) and the tile count -------------------------------

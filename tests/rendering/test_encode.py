@@ -156,3 +156,19 @@ def test_metadata_is_stripped(fmt):
     decoded, data, _ = encode(image, fmt)
     assert not {"exif", "icc_profile", "comment", "xmp"} & set(decoded.info)
     assert b"Camera maker" not in data and b"secret" not in data
+
+
+@pytest.mark.parametrize("accept, expected", [
+    ("image/avif;q=0, image/webp", "webp"),
+    ("image/avif; Q=0.000 ,image/webp", "webp"),
+    ("image/webp;q=0", ""),
+    ("image/webp;q=0, image/avif;q=0", ""),
+    ("image/webp;q=0.8, image/avif;q=0.4", "webp"),
+    ("image/webp;q=0.8, image/avif", "avif"),
+    ("image/avif;q=banana, image/webp", "avif"),  # A weight that is no number counts as 1.
+    ("image/avif-sequence, image/webpx", ""),  # Types, not substrings.
+])
+def test_auto_format_takes_accepts_weights(accept, expected):
+    assert format_negotiate(params_parse("auto=format"), accept) == expected
+    # Neither accepted: auto=compress decides by transparency.
+    assert format_negotiate(params_parse("auto=format,compress"), accept) == expected

@@ -103,6 +103,18 @@ def test_conditional_and_head_go_to_django(source, django_calls):
     assert len(django_calls) == before + 2
 
 
+def test_a_304_is_the_kept_200s_headers_without_the_bodys(source, django_calls):
+    query, accept = "w=30&auto=format", {"HTTP_ACCEPT": "image/webp"}
+    call(query=query, **accept)
+    status, headers, _ = call(query=query, **accept)  # The kept response, sent without Django.
+    assert status == 200 and dict(headers)["Content-Type"] == "image/webp"
+    before = len(django_calls)
+    expected = [(name, value) for name, value in headers if name not in ("Content-Type", "Content-Length")]
+    for tag in (dict(headers)["ETag"], "*"):
+        assert call(query=query, HTTP_IF_NONE_MATCH=tag, **accept) == (304, expected, b"")
+    assert len(django_calls) == before + 2  # Django answers conditionals (rendering/hot.py).
+
+
 def test_accept_keys_a_kept_response_only_when_the_url_negotiates_its_format(source, django_calls):
     first = call(HTTP_ACCEPT="image/webp")
     before = len(django_calls)
@@ -120,6 +132,36 @@ def test_accept_keys_a_kept_response_only_when_the_url_negotiates_its_format(sou
     assert call(query=query, HTTP_ACCEPT="image/webp") == webp
     assert call(query=query, HTTP_ACCEPT="image/jpeg") == jpeg
     assert len(django_calls) == before + 2  # Both kept, neither taken for the other.
+    # An Accept that weighs WebP 0 is not the one that asked for WebP.
+    refused = call(query=query, HTTP_ACCEPT="image/webp;q=0")
+    assert dict(refused[1])["Content-Type"] == "image/jpeg" and len(django_calls) == before + 3
+
+
+def test_client_hints_key_a_kept_response_only_when_the_url_names_them(source, django_calls):
+    first = call(HTTP_WIDTH="20")
+    before = len(django_calls)
+    assert call(HTTP_WIDTH="25") == first  # No ch: the hint is not read, any Width is the same hit.
+    assert len(django_calls) == before
+    query = "w=30&ch=width,dpr"
+    narrow, wide = call(query=query, HTTP_WIDTH="20"), call(query=query, HTTP_WIDTH="25", HTTP_DPR="1")
+    plain = call(query=query)
+    assert len(django_calls) == before + 3 and len({narrow[2], wide[2], plain[2]}) == 3
+    assert call(query=query, HTTP_WIDTH="20") == narrow
+    assert call(query=query, HTTP_WIDTH="25", HTTP_DPR="1") == wide
+    assert call(query=query) == plain
+    assert len(django_calls) == before + 3  # Each kept under its own hints, none taken for another.
+    assert "Width" in dict(narrow[1])["Vary"]
+
+
+def test_a_path_beyond_ascii_is_kept_under_its_own_bytes(source, origin_root, django_calls):
+    (origin_root / "photos" / "café ü.png").write_bytes((origin_root / "photos" / "chelsea.png").read_bytes())
+    utf8 = "/render/acme-photos/café ü.png".encode().decode("latin-1")  # WSGI's text of its bytes.
+    first = call(path=utf8)
+    assert first[0] == 200 and call(path=utf8) == first
+    assert len(django_calls) == 1  # The repeat was the kept response.
+    # The same characters in Latin-1 bytes (`caf%E9%20%FC.png`) are another path, which Django
+    # answers: no such image.
+    assert call(path="/render/acme-photos/caf\xe9 \xfc.png")[0] == 404 and len(django_calls) == 2
 
 
 def test_a_purge_in_this_process_forgets_at_once(source, origin_root, django_calls):

@@ -1,5 +1,6 @@
-"""mask: an ellipse or rounded corners cut from a real photograph, mask-bg behind; a mask image is refused."""
+"""mask: an ellipse, rounded corners or an image cut from a real photograph, mask-bg behind."""
 
+import io
 import resource
 import time
 import types
@@ -9,7 +10,6 @@ import pytest
 from PIL import Image
 
 from rendering.operations.mask import STAGE, TRANSPARENT_WHITE, ellipse_mask, rounded_mask
-from rendering.values import ParamError
 from tests.conftest import FIXTURES
 
 
@@ -96,12 +96,24 @@ def test_dpr_multiplies_corner_radius_with_a_size(photo):
     assert one[8, 8] == 255 and two[8, 8] == 0
 
 
-def test_a_mask_image_is_refused_by_name():
+def test_a_mask_image_is_read_as_the_image_it_names():
     for value in ("https://example.com/mask.png", "/masks/circle.png", "mask.png"):
-        with pytest.raises(ParamError) as refused:
-            STAGE.parse({"mask": value}, {})
-        assert "mask" in refused.value.message and "ellipse" in refused.value.message
-        assert refused.value.status_code == 400
+        assert STAGE.parse({"mask": value}, {}) == {"mask": value}
+
+
+def test_a_mask_image_keeps_the_photo_where_it_is_white(client, source, origin_root):
+    """Its luminance times its alpha, stretched to the image: white shows, black hides (imgix)."""
+    shape = Image.new("RGBA", (10, 10), (0, 0, 0, 255))
+    shape.paste((255, 255, 255, 255), (0, 0, 5, 10))  # The left half white.
+    shape.save(origin_root / "photos" / "half.png")
+    response = client.get(f"/render/{source.slug}/astronaut.jpg?w=64&fm=png&mask=half.png")
+    assert response.status_code == 200, response.content
+    out = np.asarray(Image.open(io.BytesIO(response.content)))
+    assert out.shape[2] == 4 and out[:, :28, 3].min() == 255 and out[:, 36:, 3].max() == 0
+    # Through the same gate as a mark: another account's source, a loop, another scheme.
+    assert client.get(f"/render/{source.slug}/astronaut.jpg?mask=file:///etc/passwd").status_code == 400
+    loop = client.get(f"/render/{source.slug}/astronaut.jpg?w=50&mask=astronaut.jpg%3Fw%3D20")
+    assert loop.status_code == 400 and loop.json()["error"]["code"] == "mark_loop"
 
 
 def test_parse_reads_imgix_values():

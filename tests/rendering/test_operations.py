@@ -8,7 +8,7 @@ from rendering.encode import image_encode
 from rendering.operations.bg import bg_apply
 from rendering.operations.mark import mark_apply, mark_prepare
 from rendering.operations.resize import rect_apply, resize_apply, target_box
-from rendering.params import params_parse
+from rendering.params import ParamError, params_parse
 
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
 
@@ -254,6 +254,18 @@ def test_rect_in_pixels_and_ratios():
     assert top_right.size == (150, 100) and set(c for _, c in top_right.getcolors()) == {GREEN}
     bottom_left = rect_apply(quadrants(), params_parse("rect=0.0,0.5,0.5,0.5").rect)
     assert bottom_left.size == (150, 100) and set(c for _, c in bottom_left.getcolors()) == {BLUE}
+
+
+def test_rect_places_its_window_by_name_as_imgix_spec_allows():
+    top_right = rect_apply(quadrants(), params_parse("rect=right,top,150,100").rect)
+    assert top_right.size == (150, 100) and set(c for _, c in top_right.getcolors()) == {GREEN}
+    bottom_left = rect_apply(quadrants(), params_parse("rect=left,bottom,150,100").rect)
+    assert set(c for _, c in bottom_left.getcolors()) == {BLUE}
+    centre = rect_apply(quadrants(), params_parse("rect=center,middle,2,2").rect)
+    assert sorted(c for _, c in centre.getcolors()) == sorted([RED, GREEN, BLUE, WHITE])
+    assert params_parse("rect=left,top,10,10").canonical() == params_parse("rect=0,0,10,10").canonical()
+    with pytest.raises(ParamError):
+        params_parse("rect=top,left,10,10")  # x is left/center/right, y top/middle/bottom.
 
 
 def test_rect_is_clamped_to_the_image():

@@ -153,3 +153,35 @@ def test_auto_compress_picks_by_transparency(client, source):
     cutout_of(client, "/render/acme-photos/astronaut.jpg?bg-remove=true")
     cut = client.get("/render/acme-photos/astronaut.jpg?bg-remove=true&auto=compress&fm=jpg")
     assert cut["Content-Type"] == "image/png"
+
+
+MARKED = "/render/acme-photos/astronaut.jpg?w=64&mark64="
+
+
+@pytest.mark.parametrize("value", [
+    "Y2hl!bHNl!YS5w!bmc!",  # Characters outside the alphabet, which a lenient decoder skips…
+    "Y2hl+bHNl+YS5w+bmc+",  # …`+` of standard base64, a space once the query is decoded…
+    "Y2hl%0AbHNl%0AYS5w%0Abmc%0A",  # …and line breaks.
+    "Y2hlbHNlYS5wbmd",  # Non-zero bits after the last byte (RFC 4648 §3.5): `c` is the only spelling.
+    "Y2hlbHNlYS5wbmcAA",  # A length no encoder writes (1 more than a multiple of 4)…
+    "Y",
+    "Y2hlbHNlYS5wbmc=",  # …padding…
+    "Y2hlbHNlYS5wbmc/",  # …and the standard alphabet.
+    "wyhhYmM",  # Not UTF-8: a lone lead byte…
+    "7aCALnBuZw",  # …a surrogate…
+    "wK8ucG5n",  # …and an overlong form.
+])
+def test_base64_that_is_not_strict_base64url_is_400_whatever_it_decodes_to(client, source, value):
+    assert client.get(MARKED + "Y2hlbHNlYS5wbmc").status_code == 200  # chelsea.png, as the mark.
+    response = client.get(MARKED + value)
+    assert response.status_code == 400 and response.json()["error"]["code"] == "bad_parameter", value
+    assert "mark64" in response.json()["error"]["message"]
+
+
+def test_every_parameter_named_with_64_is_strict_base64url(client, source):
+    url = "/render/acme-photos/astronaut.jpg?w=64&fm64="
+    response = client.get(url + "d2VicA")
+    assert response.status_code == 200 and response["Content-Type"] == "image/webp"
+    for value in ("d2VicB", "d2Vi!!!!cA", "d2Vi+cA"):  # webp, leniently.
+        response = client.get(url + value)
+        assert response.status_code == 400 and "fm64" in response.json()["error"]["message"], value

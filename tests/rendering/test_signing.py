@@ -1,13 +1,16 @@
 """imgix signed URLs: imgix's published signing vectors, and URLs made by imgix's own Python library."""
 
+import io
 import time
 from urllib.parse import urlsplit
 
 import pytest
 from imgix import UrlBuilder
+from PIL import Image
 
 from rendering.signing import raw_path_candidates, signature_for, split_signature
 from sources.models import Source
+from tests.conftest import FIXTURES
 
 TOKEN = "FOO123bar"
 
@@ -99,3 +102,34 @@ def test_expires(client, signed_source):
 
 def test_unsigned_sources_ignore_s(client, source):
     assert client.get("/render/acme-photos/astronaut.jpg?w=10&s=whatever").status_code == 200
+
+
+# Made by @imgix/js-core 3.8.0 (`npm pack @imgix/js-core`, run with node 20), on the same
+# placeholder domain and token as imgix_url:
+#   new ImgixClient({domain: "placeholder.imgix.net", secureURLToken: "FOO123bar", useHTTPS: false})
+#     .buildURL(`/render/acme-photos/${name}`, {w: 10})
+# CI has no node (.ci/run), so the URLs it produced are kept here: their path and query.
+JS_CORE_URLS = {
+    "café ü.png": "/render/acme-photos/caf%C3%A9%20%C3%BC.png?ixlib=js-3.8.0&w=10&s=e907819c5e2b4d9222307f40fc32d926",
+    "a+b (1).png": "/render/acme-photos/a%2Bb%20(1).png?ixlib=js-3.8.0&w=10&s=cc1dba96d5dee253718ea6a8da07471a",
+    "日本.png": "/render/acme-photos/%E6%97%A5%E6%9C%AC.png?ixlib=js-3.8.0&w=10&s=3b54a98ab87fba5b2b87c5f3ba58080c",
+}
+
+
+def sdk_urls(name: str) -> dict[str, str]:
+    """The URL of `name` (on the signed source, w=10) as each imgix SDK signs it."""
+    return {"imgix-python": imgix_url(f"/render/acme-photos/{name}", {"w": 10}), "js-core": JS_CORE_URLS[name]}
+
+
+@pytest.mark.parametrize("name", list(JS_CORE_URLS))
+def test_paths_beyond_ascii_verify_as_the_sdks_sign_them(client, signed_source, origin_root, name):
+    """Latin-1 characters (`café ü`) as well as others (`日本`), and the characters the two SDKs
+    encode differently (`+`, `(`)."""
+    (origin_root / "photos" / name).write_bytes((FIXTURES / "chelsea.png").read_bytes())
+    for sdk, url in sdk_urls(name).items():
+        response = client.get(url)
+        assert response.status_code == 200, (sdk, response.content)
+        assert Image.open(io.BytesIO(response.content)).width == 10
+        # The signature covers this path: another spelling of it is not the signed one.
+        other = url.replace("png?", "PNG?")
+        assert client.get(other).status_code == 403, sdk

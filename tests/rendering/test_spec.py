@@ -28,9 +28,13 @@ EXTRA_DEPENDS = {
     "fill-gradient-radial": "fit=fill&fill=gradient&fill-gradient-type=radial",
     "border-stroke-color": "border-stroke-size=4", "border-stroke-size": "border-stroke-color=ff0000",
     "rot-type": "rot=30", "txt-lead": "txt=a%0Ab",  # Leading is the space between two lines.
+    "blend-": "blend=ff0000&blend-w=10",  # A region of the image: the rest places it.
+    "blend-color": "blend-w=10",  # The colour on its own.
+    "blend-fit": "blend=x.png&blend-w=10&blend-h=20",  # An image fitted into a box of another shape.
+    "blend-crop": "blend=x.png&blend-size=inherit", "blend-size": "blend=x.png",
 }
 # Values that draw what the default draws (fill=solid is what no fill draws).
-SAME_AS_DEFAULT = {"fill": {"solid"}}
+SAME_AS_DEFAULT = {"fill": {"solid"}, "blend-align": {"top", "left"}}
 
 
 def _sample(name: str, spec: dict) -> str:
@@ -134,8 +138,8 @@ def test_every_refused_parameter_is_a_400_naming_it(name):
 
 
 def test_refused_aliases_are_refused_too():
-    with pytest.raises(UnsupportedParameterError, match=r"b \(blend\)"):
-        params_parse("b=ff0000")
+    with pytest.raises(UnsupportedParameterError, match=r"license-plate-blur \(lp-blur\)"):
+        params_parse("license-plate-blur=true")
 
 
 def test_a_name_that_is_not_imgix_is_ignored_as_imgix_does():
@@ -152,7 +156,7 @@ def test_a_fallback_the_url_asks_for_is_served_and_said(query, note):
 
 
 @pytest.mark.parametrize("query", ["bg-replace=a%20beach", "bg-replace=a%20beach&bg-replace-fallback=false",
-                                   "fm=jp2", "w=100&h=100&fit=fill&fill=gen", "auto=format,enhance",
+                                   "fm=jp2", "w=100&h=100&fit=fill&fill=gen", "auto=format,true",
                                    "video-codec=h264", "lp-blur=true"])
 def test_without_its_fallback_an_operation_we_cannot_run_is_refused(query):
     with pytest.raises(UnsupportedParameterError):

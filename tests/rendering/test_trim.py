@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from cutouts.services import bg_remove_job_process
-from rendering.budget import OutputTooLargeError, render_budget_check
+from rendering.budget import Budget, render_budget_check
 from rendering.operations.bg import bg_apply
 from rendering.operations.pad import pad_apply, pad_size
 from rendering.operations.resize import output_size, resize_apply
@@ -241,9 +241,9 @@ def test_budget_sees_the_trimmed_size_and_the_padding(settings):
     params = params_parse("trim=alpha&h=200&fm=png")
     check = {"params": params, "requested": "png", "default": "png", "accept": "", "has_alpha": True}
     trimmed = trim_apply(cutout, params)
-    assert render_budget_check(size=trimmed.size, **check).fmt == "png"
-    with pytest.raises(OutputTooLargeError, match="600×200"):
-        render_budget_check(size=cutout.size, **check)
+    assert render_budget_check(size=trimmed.size, **check) == Budget("png")
+    capped = render_budget_check(size=cutout.size, **check)
+    assert capped.max_pixels == 40_000 and capped.capped == "600x200 -> 346x115 (RENDER_MAX_PNG_PIXELS)"
     # At its own size, the padded canvas is what is scaled to the encoder's ceiling.
     params = params_parse("pad=100&fm=png")
     budget = render_budget_check(size=(100, 100), params=params, requested="png", default="png", accept="",
@@ -303,8 +303,8 @@ def test_the_endpoint_budgets_the_trimmed_image(client, source, origin_root, set
     settings.RENDER_MAX_PNG_PIXELS = 40_000
     subject((300, 100), (100, 0, 200, 100)).save(origin_root / "photos" / "wide-cutout.png")
     url = "/render/acme-photos/wide-cutout.png?h=200&fm=png"
-    untrimmed = client.get(url)
-    assert untrimmed.status_code == 422 and "600×200" in untrimmed.json()["error"]["message"]
+    untrimmed = client.get(url)  # 600×200 untrimmed: served at the PNG ceiling, and says so.
+    assert untrimmed.status_code == 200 and untrimmed["X-Render-Capped"].startswith("600x200 -> 346x115")
     trimmed = client.get(url + "&trim=alpha")
     assert trimmed.status_code == 200
     image = Image.open(io.BytesIO(body_of(trimmed)))

@@ -325,3 +325,62 @@ def test_render_lookups_kept_briefly_survive_a_purge_elsewhere(client, source, s
     assert again.status_code == 200 and Render.objects.count() == 1
     render_purge(source=source)  # A purge in this process forgets at once.
     assert client.get(url).status_code == 200 and Render.objects.count() == 1
+
+
+NEGOTIATED = "/render/acme-photos/astronaut.jpg?w=40&auto=format"
+BODY_HEADERS = ("Content-Type", "Content-Length")
+
+
+@pytest.mark.parametrize("if_none_match", ["{etag}", "W/{etag}", '"other", {etag}', "*"])
+def test_a_304_is_the_200s_headers_without_the_bodys(client, source, if_none_match):
+    ok = client.get(NEGOTIATED, HTTP_ACCEPT="image/webp")
+    assert ok.status_code == 200 and ok["Content-Type"] == "image/webp" and ok["Vary"] == "Accept"
+    tag = if_none_match.format(etag=ok["ETag"])
+    not_modified = client.get(NEGOTIATED, HTTP_ACCEPT="image/webp", HTTP_IF_NONE_MATCH=tag)
+    assert not_modified.status_code == 304 and not_modified.content == b""
+    assert "Content-Type" not in not_modified
+    # The test client's stack (settings.MIDDLEWARE) adds a Content-Length; the render stack does not
+    # (test_hot.py).
+    assert {k: v for k, v in not_modified.items() if k not in BODY_HEADERS} == {
+        k: v for k, v in ok.items() if k not in BODY_HEADERS}
+
+
+def test_if_none_match_names_no_other_render(client, source):
+    ok = client.get(NEGOTIATED, HTTP_ACCEPT="image/webp")
+    for tag in ('"other"', 'W/"other", "another"', ok["ETag"].strip('"')):
+        response = client.get(NEGOTIATED, HTTP_ACCEPT="image/webp", HTTP_IF_NONE_MATCH=tag)
+        assert response.status_code == 200 and response.content == ok.content, tag
+
+
+def test_if_none_match_star_on_no_image_is_its_404(client, source):
+    # `*` matches a current representation only (RFC 9110 §13.1.2): there is none to match.
+    response = client.get("/render/acme-photos/missing.jpg?w=40", HTTP_IF_NONE_MATCH="*")
+    assert response.status_code == 404
+
+
+def test_auto_format_leaves_out_what_accept_weighs_zero_each_format_its_own_render(client, source):
+    # One URL, Accepts in turn: each answer is the format its Accept allows, rendered under a key
+    # of its own (never an earlier Accept's render) and marked as varying on Accept.
+    for accept, content_type in [
+        ("image/avif,image/webp,*/*", "image/avif"),
+        ("image/avif;q=0, image/webp", "image/webp"),
+        ("image/webp;q=0", "image/jpeg"),
+        ("image/avif;q=0.0,image/webp;q=0,*/*", "image/jpeg"),
+        ("image/webp;q=0.9, image/avif;q=0.5", "image/webp"),
+        ("image/avif;q=1, image/webp", "image/avif"),
+    ]:
+        response = client.get(NEGOTIATED, HTTP_ACCEPT=accept)
+        assert response.status_code == 200, accept
+        assert response["Content-Type"] == content_type and response["Vary"] == "Accept", accept
+        assert open_image(response).format == content_type.split("/")[1].upper(), accept
+    assert Render.objects.count() == 3
+
+
+def test_a_fallbacks_304_keeps_its_no_store_and_reason(client, source):
+    url = "/render/acme-photos/astronaut.jpg?bg-remove=true&bg-remove-fallback=true&w=40"
+    ok = client.get(url)
+    assert ok.status_code == 200 and ok["Cache-Control"] == "no-store" and ok["X-Bg-Remove-Status"] == "processing"
+    not_modified = client.get(url, HTTP_IF_NONE_MATCH=ok["ETag"])
+    assert not_modified.status_code == 304 and "Content-Type" not in not_modified
+    assert {k: v for k, v in not_modified.items() if k not in BODY_HEADERS} == {
+        k: v for k, v in ok.items() if k not in BODY_HEADERS}
