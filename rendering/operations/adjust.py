@@ -1,11 +1,4 @@
-"""adjust: imgix's colour adjustments (bri, con, exp, gam, high, shad, hue, sat, vib, invert).
-
-Every step is one C pass of Pillow over the image (a lookup table, a colour matrix, a blend of
-two images through a mask), never a float copy of the pixels: a 50 MP image is 150 MB as bytes
-and 600 MB as float32 per plane. Only the colour changes; alpha is set aside and put back as it was.
-
-The order: the per-channel curves (exposure, brightness, contrast, gamma) as one table, then
-highlights and shadows, then hue, saturation and vibrance, then invert."""
+"""adjust: imgix's colour adjustments (bri, con, exp, gam, high, shad, hue, sat, vib, invert)."""
 
 from __future__ import annotations
 
@@ -176,6 +169,12 @@ def colour_apply(image: Image.Image, hue: int, sat: int, vib: int) -> Image.Imag
 
 
 class AdjustStage(Stage):
+    """Every step is one C pass of Pillow over a strip (a lookup table, a colour matrix, a blend
+    of two images through a mask), never a float copy of the pixels: a 50 MP image is 200 MB in
+    Pillow and 200 MB per float32 plane. Only the colour changes; alpha is set aside and put
+    back as it was. The order: the per-channel curves (exposure, brightness, contrast, gamma) as
+    one table, then highlights and shadows, then hue, saturation and vibrance, then invert."""
+
     name = "adjust"
     params = (
         Param("bri", integer(-100, 100), 0),

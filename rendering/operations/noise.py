@@ -1,9 +1,4 @@
-"""noise: imgix's noise reduction, nr (the threshold) and nrs (the sharpening above it).
-
-A pixel whose luminance differs from its neighbourhood's by less than the threshold is noise
-and takes the local blur; one that differs by more is an edge and is sharpened by nrs (a
-negative nrs softens it). The switch between the two is a short ramp, so a texture near the
-threshold does not break into blotches. Neither set: nothing. One set: the other is 20."""
+"""noise: imgix's noise reduction, nr (the threshold) and nrs (the sharpening above it)."""
 
 from __future__ import annotations
 
@@ -49,6 +44,11 @@ def noise_apply(colour: Image.Image, threshold: float, sharpen: float) -> Image.
 
 
 class NoiseStage(Stage):
+    """A pixel whose luminance differs from its neighbourhood's by less than the threshold is
+    noise and takes the local blur; one that differs by more is an edge and is sharpened by nrs
+    (a negative nrs softens it). The switch between the two is a short ramp, so a texture near
+    the threshold does not break into blotches. Neither set: nothing. One set: the other is 20."""
+
     name = "noise"
     params = (
         Param("nr", integer(-100, 100), None),

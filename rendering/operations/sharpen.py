@@ -1,12 +1,4 @@
-"""sharpen: imgix's sharp (a fixed fine sharpening) and usm/usmrad (an unsharp mask of any radius).
-
-Filters that read neighbours run on premultiplied colour, so the hidden colour of transparent
-pixels cannot bleed into a cutout's visible edge; alpha itself is left as it was. They run in
-strips of rows (rendering/operations/adjust.py's colour_strips), so memory stays a strip's. The
-cost is bounded whatever the radius: a blur of 2 pixels or more runs once on a copy reduced by a
-power of two and each strip takes its part of it scaled back up (Pillow's Gaussian blur costs
-the same for any radius, about 1.5 CPU-s on 50 MP; on the reduced copy a fraction of that); one
-of a pixel or less is a 3×3 convolution."""
+"""sharpen: imgix's sharp (a fixed fine sharpening) and usm/usmrad (an unsharp mask of any radius)."""
 
 from __future__ import annotations
 
@@ -37,7 +29,8 @@ def gaussian_kernel3(sigma: float) -> list[float]:
 
 
 def blur_small(image: Image.Image, radius: float) -> Image.Image:
-    """A Gaussian blur of standard deviation `radius` ≤ KERNEL_BLUR_RADIUS (1 row of context)."""
+    """A Gaussian blur of standard deviation `radius` ≤ KERNEL_BLUR_RADIUS (1 row of context).
+    Pillow's 3×3 filters leave the image's outermost pixels as they were."""
     return image.filter(ImageFilter.Kernel((3, 3), gaussian_kernel3(radius), scale=1))
 
 
@@ -89,11 +82,20 @@ def sharp_apply(image: Image.Image, sharp: float) -> Image.Image:
 
 
 def usm_radius(p) -> float:
-    """usmrad is in CSS pixels, as imgix's other lengths: dpr multiplies it."""
-    return p.usmrad * (p.dpr or 1.0)
+    """usmrad is in CSS pixels, as imgix's other lengths: dpr multiplies it as it multiplies w
+    and h (and, like it, only when there is a w or h; rendering/operations/pad.py's pad_sides)."""
+    return p.usmrad * (p.dpr if p.w or p.h else 1.0)
 
 
 class SharpenStage(Stage):
+    """Filters that read neighbours run on premultiplied colour, so the hidden colour of
+    transparent pixels cannot bleed into a cutout's visible edge; alpha is left as it was. They
+    run in strips of rows (rendering/operations/adjust.py's colour_strips), so memory stays a
+    strip's. The cost is bounded whatever the radius: a blur wider than a pixel runs once on a
+    copy reduced by a power of two and each strip takes its part of it scaled back up (Pillow's
+    Gaussian blur costs the same for any radius, about 1.5 CPU-s on 50 MP; on the reduced copy
+    a fraction of that); one of a pixel or less is a 3×3 convolution."""
+
     name = "sharpen"
     params = (
         Param("sharp", decimal(0, 100), 0),

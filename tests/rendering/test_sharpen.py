@@ -18,8 +18,8 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 
 def params(**overrides):
-    dpr = overrides.pop("dpr", 1.0)
-    return types.SimpleNamespace(**{**STAGE.fields, **overrides}, w=None, h=None, dpr=dpr)
+    size = {"w": overrides.pop("w", None), "h": None, "dpr": overrides.pop("dpr", 1.0)}
+    return types.SimpleNamespace(**{**STAGE.fields, **overrides}, **size)
 
 
 def sharpen(image, **overrides) -> Image.Image:
@@ -100,7 +100,10 @@ def test_usmrad_sets_the_width_of_the_halo():
 
 
 def test_usmrad_is_in_css_pixels(photo):
-    assert (pixels(sharpen(photo, usm=80, usmrad=3, dpr=2)) == pixels(sharpen(photo, usm=80, usmrad=6))).all()
+    """dpr multiplies it as it multiplies w and h, and only with them (as pad does)."""
+    assert (pixels(sharpen(photo, usm=80, usmrad=3, dpr=2, w=512)) == pixels(sharpen(photo, usm=80, usmrad=6))).all()
+    assert (pixels(sharpen(photo, usm=80, usmrad=3, dpr=2)) == pixels(sharpen(photo, usm=80, usmrad=3))).all()
+    assert (pixels(sharpen(photo, usm=80, usmrad=3, dpr=2, w=512)) != pixels(sharpen(photo, usm=80, usmrad=3))).any()
 
 
 def test_the_reduced_blur_is_a_gaussian_blur(photo):
