@@ -41,41 +41,71 @@ def _clip(value: float) -> int:
     return min(255, max(0, round(value)))
 
 
-def colour_split(piece: Image.Image, premultiply: bool = False) -> tuple[Image.Image, Image.Image | None]:
-    """The colour (RGB or L) of an image and its alpha (None without one); with `premultiply`
-    the colour is premultiplied by alpha, so a filter cannot bleed the hidden colour of
-    transparent pixels into visible ones."""
+def colour_split(piece: Image.Image) -> tuple[Image.Image, Image.Image | None]:
+    """The colour (RGB or L) of an image and its alpha (None without one)."""
     if piece.mode not in ("RGBA", "LA"):
         return piece, None
-    alpha = piece.getchannel("A")
-    if premultiply:
-        piece = piece.convert(piece.mode[:-1] + "a")
-    return Image.merge(piece.mode[:-1], piece.split()[:-1]), alpha
+    return piece.convert(piece.mode[:-1]), piece.getchannel("A")
 
 
-def colour_join(colour: Image.Image, alpha: Image.Image | None, premultiplied: bool = False) -> Image.Image:
+def colour_join(colour: Image.Image, alpha: Image.Image | None) -> Image.Image:
     """The inverse of colour_split."""
-    if alpha is None:
-        return colour
-    joined = Image.merge(colour.mode + ("a" if premultiplied else "A"), (*colour.split(), alpha))
-    return joined.convert(colour.mode + "A") if premultiplied else joined
+    if alpha is not None:
+        colour.putalpha(alpha)
+    return colour
+
+
+def premultiplied_strips(image: Image.Image) -> list[Image.Image]:
+    """An RGBA or LA image as RGBa or La strips of STRIP_ROWS rows: premultiplied once, for
+    steps that read the image twice (a wide blur made first, then the strips)."""
+    width, height = image.size
+    return [image.crop((0, y0, width, min(height, y0 + STRIP_ROWS))).convert(image.mode[:-1] + "a")
+            for y0 in range(0, height, STRIP_ROWS)]
+
+
+def _rows(strips: list[Image.Image], top: int, bottom: int) -> Image.Image:
+    """Rows top–bottom of the image `strips` cut."""
+    first, last = top // STRIP_ROWS, (bottom - 1) // STRIP_ROWS
+    width = strips[0].width
+    if first == last:
+        return strips[first].crop((0, top - first * STRIP_ROWS, width, bottom - first * STRIP_ROWS))
+    piece = Image.new(strips[0].mode, (width, bottom - top))
+    for k in range(first, last + 1):
+        piece.paste(strips[k], (0, k * STRIP_ROWS - top))
+    return piece
 
 
 def colour_strips(image: Image.Image, work: Callable[[Image.Image, int], Image.Image],
-                  margin: int = 0, premultiply: bool = False) -> Image.Image:
-    """`work(colour, top)` over the image's colour (RGB or L, same size out) in strips of rows,
-    written into one output image: at 50 MP a step's temporaries are a strip's, not a whole
-    image's (Pillow keeps RGB as 4 bytes a pixel, 200 MB). `margin` rows of context above and
-    below each strip, for filters that read neighbours; `top` is the first row `colour` holds.
-    Alpha is put back unchanged (see colour_split for `premultiply`)."""
+                  margin: int = 0, premultiply: bool = False,
+                  premultiplied: list[Image.Image] | None = None) -> Image.Image:
+    """`work(colour, top)` over the image's colour in strips of rows, written into one output
+    image: at 50 MP a step's temporaries are a strip's, not a whole image's (Pillow keeps RGB as
+    4 bytes a pixel, 200 MB). `margin` rows of context above and below each strip, for filters
+    that read neighbours; `top` is the first row `colour` holds. Alpha comes back unchanged.
+
+    `colour` is RGB or L; with `premultiply`, an image with alpha is given as RGBa or La instead
+    (from `premultiplied`, premultiplied_strips' strips, when given), for filters that read
+    neighbours: premultiplied, so the hidden colour of transparent pixels cannot bleed into
+    visible ones, and alpha filtered with the colour, so that dividing the colour by it afterwards
+    (normalised convolution) keeps a flat colour flat up to the silhouette instead of sharpening
+    the cutout's edge against black. `work` may return all four channels at any one scale: a
+    filter that overshoots (sharpening) halves them, so the filtered alpha does not clip at 255."""
     width, height = image.size
+    normalise = premultiply and image.mode in ("RGBA", "LA")
     out = Image.new(image.mode, image.size)
     for y0 in range(0, height, STRIP_ROWS):
         y1 = min(height, y0 + STRIP_ROWS)
         top, bottom = max(0, y0 - margin), min(height, y1 + margin)
-        colour, alpha = colour_split(image.crop((0, top, width, bottom)), premultiply)
-        piece = colour_join(work(colour, top), alpha, premultiply)
+        if normalise:
+            piece = (_rows(premultiplied, top, bottom) if premultiplied
+                     else image.crop((0, top, width, bottom)).convert(image.mode[:-1] + "a"))
+            piece = work(piece, top).convert(image.mode)
+        else:
+            colour, alpha = colour_split(image.crop((0, top, width, bottom)))
+            piece = colour_join(work(colour, top), alpha)
         out.paste(piece.crop((0, y0 - top, width, y1 - top)) if margin else piece, (0, y0))
+    if normalise:
+        out.putalpha(image.getchannel("A"))
     return out
 
 

@@ -6,7 +6,7 @@ import math
 
 from PIL import Image, ImageFilter
 
-from rendering.operations.adjust import STRIP_ROWS, colour_strips
+from rendering.operations.adjust import STRIP_ROWS, colour_strips, premultiplied_strips
 from rendering.stage import Param, Stage, StageContext
 from rendering.values import decimal, integer
 
@@ -17,6 +17,7 @@ SHARP_MAX_AMOUNT = 2.0
 # usm=±100 adds (or takes away) 1.5 times the difference from the blurred image.
 USM_MAX_AMOUNT = 1.5
 USMRAD_DEFAULT = 2.5
+HALF = [v // 2 for v in range(256)]
 
 
 def gaussian_kernel3(sigma: float) -> list[float]:
@@ -28,37 +29,46 @@ def gaussian_kernel3(sigma: float) -> list[float]:
     return [w / total for w in weights]
 
 
+def premultiplied(colour: Image.Image) -> bool:
+    """Whether a strip is premultiplied colour and alpha (colour_strips' RGBa or La)."""
+    return colour.mode in ("RGBa", "La")
+
+
+def halved(colour: Image.Image) -> Image.Image:
+    """All channels of a premultiplied strip halved, so a filter's overshoot of alpha does not
+    clip (colour_strips divides by alpha afterwards: the scale cancels); others as they are."""
+    return colour.point(HALF * len(colour.mode)) if premultiplied(colour) else colour
+
+
+def _scale(colour: Image.Image) -> int:
+    return 2 if premultiplied(colour) else 1
+
+
 def blur_small(image: Image.Image, radius: float) -> Image.Image:
-    """A Gaussian blur of standard deviation `radius` ≤ KERNEL_BLUR_RADIUS (1 row of context).
-    Pillow's 3×3 filters leave the image's outermost pixels as they were."""
-    return image.filter(ImageFilter.Kernel((3, 3), gaussian_kernel3(radius), scale=1))
+    """A Gaussian blur of standard deviation `radius` ≤ KERNEL_BLUR_RADIUS (1 row of context),
+    halved like `halved`. Pillow's 3×3 filters leave the image's outermost pixels as they were."""
+    return image.filter(ImageFilter.Kernel((3, 3), gaussian_kernel3(radius), scale=_scale(image)))
 
 
 class ReducedBlur:
     """A wide Gaussian blur of the whole image, made once on a copy reduced by a power of two
-    (premultiplied like the strips) and cut back to full size strip by strip."""
+    and cut back to full size strip by strip; from premultiplied_strips' strips when the image
+    has alpha, and then halved, as the strips' filters are."""
 
-    def __init__(self, image: Image.Image, radius: float):
+    def __init__(self, image: Image.Image, radius: float, strips: list[Image.Image] | None = None):
         width, height = image.size
         # Capped at the image's longer side: wider than that, a blur is the mean anyway.
         radius = min(radius, max(width, height))
-        self.factor = max(1, min(2 ** max(1, int(math.log2(radius))), STRIP_ROWS, min(width, height)))
-        f = self.factor
-        if image.mode in ("RGB", "L"):
+        self.factor = f = max(1, min(2 ** max(1, int(math.log2(radius))), STRIP_ROWS, min(width, height)))
+        if strips is None:
             reduced = image.reduce(f)
         else:
-            reduced = None
-            for y0 in range(0, height, STRIP_ROWS):  # STRIP_ROWS is a multiple of f.
-                strip = image.crop((0, y0, width, min(height, y0 + STRIP_ROWS)))
-                small = strip.convert(image.mode[:-1] + "a").reduce(f)
-                if reduced is None:
-                    reduced = Image.new(small.mode, (small.width, -(-height // f)))
-                reduced.paste(small, (0, y0 // f))
-            # The premultiplied colour, as the strips hold it.
-            reduced = Image.merge(image.mode[:-1], reduced.split()[:-1])
+            reduced = Image.new(strips[0].mode, (-(-width // f), -(-height // f)))
+            for k, strip in enumerate(strips):  # STRIP_ROWS is a multiple of f.
+                reduced.paste(strip.reduce(f), (0, k * STRIP_ROWS // f))
         # Reducing by f (a box) and scaling back up (bilinear) blur by about f/2 already.
         reduced_radius = math.sqrt(max(radius * radius - f * f / 4, 0.25)) / f
-        self.blurred = reduced.filter(ImageFilter.GaussianBlur(reduced_radius))
+        self.blurred = halved(reduced.filter(ImageFilter.GaussianBlur(reduced_radius)))
         self.width = width
 
     def part(self, top: int, size: tuple[int, int]) -> Image.Image:
@@ -72,13 +82,22 @@ def unsharp(image: Image.Image, blurred: Image.Image, amount: float) -> Image.Im
     return Image.blend(blurred, image, 1 + amount)
 
 
-def sharp_apply(image: Image.Image, sharp: float) -> Image.Image:
-    """One 3×3 convolution: identity + a × (identity − 3×3 Gaussian of σ 0.85)."""
+def sharpen_kernel(sharp: float, usm: float = 0.0, radius: float = 0.0) -> list[float]:
+    """identity + s × (identity − 3×3 Gaussian of σ 0.85) for sharp, plus u × (identity − 3×3
+    Gaussian of σ radius) for an unsharp mask of a radius up to a pixel: both in one 3×3 pass
+    (their sum; applied one after the other they would differ by the product of two small terms)."""
     amount = SHARP_MAX_AMOUNT * sharp / 100
-    gauss = gaussian_kernel3(0.85)
     identity = [0.0] * 4 + [1.0] + [0.0] * 4
-    kernel = [(1 + amount) * i - amount * g for i, g in zip(identity, gauss)]
-    return image.filter(ImageFilter.Kernel((3, 3), kernel, scale=1))
+    kernel = [(1 + amount) * i - amount * g for i, g in zip(identity, gaussian_kernel3(0.85))]
+    if usm:
+        kernel = [k + usm * (i - g) for k, i, g in zip(kernel, identity, gaussian_kernel3(radius))]
+    return kernel
+
+
+def sharp_apply(image: Image.Image, sharp: float, usm: float = 0.0, radius: float = 0.0) -> Image.Image:
+    """One 3×3 convolution (sharpen_kernel), halved like `halved`. Pillow's 3×3 filters leave
+    the image's outermost pixels as they were."""
+    return image.filter(ImageFilter.Kernel((3, 3), sharpen_kernel(sharp, usm, radius), scale=_scale(image)))
 
 
 def usm_radius(p) -> float:
@@ -89,12 +108,13 @@ def usm_radius(p) -> float:
 
 class SharpenStage(Stage):
     """Filters that read neighbours run on premultiplied colour, so the hidden colour of
-    transparent pixels cannot bleed into a cutout's visible edge; alpha is left as it was. They
-    run in strips of rows (rendering/operations/adjust.py's colour_strips), so memory stays a
-    strip's. The cost is bounded whatever the radius: a blur wider than a pixel runs once on a
-    copy reduced by a power of two and each strip takes its part of it scaled back up (Pillow's
-    Gaussian blur costs the same for any radius, about 1.5 CPU-s on 50 MP; on the reduced copy
-    a fraction of that); one of a pixel or less is a 3×3 convolution."""
+    transparent pixels cannot bleed into a cutout's visible edge, normalised by the alpha filtered
+    with it, so the silhouette itself is not sharpened; alpha is left as it was. They run in
+    strips of rows (rendering/operations/adjust.py's colour_strips), so memory stays a strip's.
+    The cost is bounded whatever the radius: a blur wider than a pixel runs once on a copy
+    reduced by a power of two and each strip takes its part of it scaled back up (Pillow's
+    Gaussian blur costs the same for any radius, about 1.5 CPU-s on 50 MP; on the reduced copy a
+    fraction of that); one of a pixel or less is a 3×3 convolution, with sharp's in the same pass."""
 
     name = "sharpen"
     params = (
@@ -117,18 +137,19 @@ class SharpenStage(Stage):
             return image
         usm = USM_MAX_AMOUNT * p.usm / 100 if p.usmrad else 0.0
         radius = usm_radius(p)
-        reduced = ReducedBlur(image, radius) if usm and radius > KERNEL_BLUR_RADIUS else None
-        margin = (1 if p.sharp else 0) + (1 if usm and not reduced else 0)
+        reduced = strips = None
+        if usm and radius > KERNEL_BLUR_RADIUS:
+            # The wide blur and the strips read the same premultiplied colour: made once.
+            strips = premultiplied_strips(image) if image.mode in ("RGBA", "LA") else None
+            reduced = ReducedBlur(image, radius, strips)
 
         def work(colour: Image.Image, top: int) -> Image.Image:
-            if usm:
-                blurred = reduced.part(top, colour.size) if reduced else blur_small(colour, radius)
-                colour = unsharp(colour, blurred, usm)
-            if p.sharp:
-                colour = sharp_apply(colour, p.sharp)
-            return colour
+            if reduced:
+                colour = sharp_apply(colour, p.sharp) if p.sharp else halved(colour)
+                return unsharp(colour, reduced.part(top, colour.size), usm)
+            # A radius of a pixel or less and sharp: one 3×3 convolution does both.
+            return sharp_apply(colour, p.sharp, usm, radius)
 
-        return colour_strips(image, work, margin, premultiply=True)
-
+        return colour_strips(image, work, 1, premultiply=True, premultiplied=strips)
 
 STAGE = SharpenStage()

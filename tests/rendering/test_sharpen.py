@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageFilter
 
 from rendering.operations.adjust import STRIP_ROWS
-from rendering.operations.sharpen import STAGE, USM_MAX_AMOUNT, ReducedBlur, blur_small, sharp_apply, unsharp
+from rendering.operations.sharpen import STAGE, USM_MAX_AMOUNT, ReducedBlur, sharp_apply
 from rendering.stage import StageContext
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -117,8 +117,8 @@ def test_the_reduced_blur_is_a_gaussian_blur(photo):
 def test_strips_meet_without_seams():
     tall = Image.open(FIXTURES / "chelsea.png").convert("RGB").resize((300, STRIP_ROWS * 2 + 37))
     assert (pixels(sharpen(tall, sharp=80)) == pixels(sharp_apply(tall, 80))).all()
-    whole = unsharp(tall, blur_small(tall, 1), USM_MAX_AMOUNT * 0.7)
-    assert (pixels(sharpen(tall, usm=70, usmrad=1)) == pixels(whole)).all()
+    whole = sharp_apply(tall, 30, USM_MAX_AMOUNT * 0.7, 1)
+    assert (pixels(sharpen(tall, sharp=30, usm=70, usmrad=1)) == pixels(whole)).all()
     # A wide radius: the strips take their parts of one blur of the whole image.
     wide = pixels(sharpen(tall, usm=100, usmrad=30))
     rows = np.abs(np.diff(wide, axis=0)).mean(axis=(1, 2))
