@@ -13,6 +13,8 @@ from rendering.values import boolean, decimal, integer, number_parse
 # Rec. 709 luma weights, as the CSS filter matrices (hue-rotate, saturate) use them: a
 # rotation or a saturation change about the grey axis keeps R=G=B pixels where they are.
 LUMA = (0.2126, 0.7152, 0.0722)
+# Premultiplied colour and alpha at half scale (see colour_strips).
+HALF = [v // 2 for v in range(256)]
 # Rows a strip holds: 512 × 8192 pixels, 16 MB as RGB.
 STRIP_ROWS = 512
 # Exposure in stops at ±100: imgix's exp=100 is a strong brightening, not a blow-out.
@@ -88,18 +90,18 @@ def colour_strips(image: Image.Image, work: Callable[[Image.Image, int], Image.I
     neighbours: premultiplied, so the hidden colour of transparent pixels cannot bleed into
     visible ones, and alpha filtered with the colour, so that dividing the colour by it afterwards
     (normalised convolution) keeps a flat colour flat up to the silhouette instead of sharpening
-    the cutout's edge against black. `work` may return all four channels at any one scale: a
-    filter that overshoots (sharpening) halves them, so the filtered alpha does not clip at 255."""
+    the cutout's edge against black. All four channels are halved first, so a filter's overshoot
+    of alpha (sharpening next to the silhouette) does not clip at 255; dividing cancels it."""
     width, height = image.size
     normalise = premultiply and image.mode in ("RGBA", "LA")
-    out = Image.new(image.mode, image.size)
+    out = Image.new(image.mode, image.size, None)  # Every row is pasted over.
     for y0 in range(0, height, STRIP_ROWS):
         y1 = min(height, y0 + STRIP_ROWS)
         top, bottom = max(0, y0 - margin), min(height, y1 + margin)
         if normalise:
             piece = (_rows(premultiplied, top, bottom) if premultiplied
                      else image.crop((0, top, width, bottom)).convert(image.mode[:-1] + "a"))
-            piece = work(piece, top).convert(image.mode)
+            piece = work(piece.point(HALF * len(image.mode)), top).convert(image.mode)
         else:
             colour, alpha = colour_split(image.crop((0, top, width, bottom)))
             piece = colour_join(work(colour, top), alpha)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PIL import Image, ImageChops
 
 from rendering.operations.adjust import colour_strips
-from rendering.operations.sharpen import blur_small, halved, premultiplied, unsharp
+from rendering.operations.sharpen import blur_small, premultiplied, unsharp
 from rendering.stage import Param, Stage, StageContext
 from rendering.values import integer
 
@@ -41,11 +41,9 @@ def noise_mask(colour: Image.Image, blurred: Image.Image, threshold: float) -> I
 
 
 def noise_apply(colour: Image.Image, threshold: float, sharpen: float) -> Image.Image:
-    """Halved, with alpha, as rendering/operations/sharpen.py's filters are (and the threshold
-    with it)."""
     blurred = blur_small(colour, NEIGHBOURHOOD)
     if premultiplied(colour):
-        colour, threshold = halved(colour), threshold / 2
+        threshold /= 2  # colour_strips halves premultiplied strips.
     mask = noise_mask(colour, blurred, threshold)
     edges = unsharp(colour, blurred, sharpen) if sharpen else colour
     return Image.composite(blurred, edges, mask)

@@ -6,7 +6,7 @@ import math
 
 from PIL import Image, ImageFilter
 
-from rendering.operations.adjust import STRIP_ROWS, colour_strips, premultiplied_strips
+from rendering.operations.adjust import HALF, STRIP_ROWS, colour_strips, premultiplied_strips
 from rendering.stage import Param, Stage, StageContext
 from rendering.values import decimal, integer
 
@@ -17,7 +17,6 @@ SHARP_MAX_AMOUNT = 2.0
 # usm=±100 adds (or takes away) 1.5 times the difference from the blurred image.
 USM_MAX_AMOUNT = 1.5
 USMRAD_DEFAULT = 2.5
-HALF = [v // 2 for v in range(256)]
 
 
 def gaussian_kernel3(sigma: float) -> list[float]:
@@ -30,30 +29,20 @@ def gaussian_kernel3(sigma: float) -> list[float]:
 
 
 def premultiplied(colour: Image.Image) -> bool:
-    """Whether a strip is premultiplied colour and alpha (colour_strips' RGBa or La)."""
+    """Whether a strip is premultiplied colour and alpha (colour_strips' RGBa or La, halved)."""
     return colour.mode in ("RGBa", "La")
 
 
-def halved(colour: Image.Image) -> Image.Image:
-    """All channels of a premultiplied strip halved, so a filter's overshoot of alpha does not
-    clip (colour_strips divides by alpha afterwards: the scale cancels); others as they are."""
-    return colour.point(HALF * len(colour.mode)) if premultiplied(colour) else colour
-
-
-def _scale(colour: Image.Image) -> int:
-    return 2 if premultiplied(colour) else 1
-
-
 def blur_small(image: Image.Image, radius: float) -> Image.Image:
-    """A Gaussian blur of standard deviation `radius` ≤ KERNEL_BLUR_RADIUS (1 row of context),
-    halved like `halved`. Pillow's 3×3 filters leave the image's outermost pixels as they were."""
-    return image.filter(ImageFilter.Kernel((3, 3), gaussian_kernel3(radius), scale=_scale(image)))
+    """A Gaussian blur of standard deviation `radius` ≤ KERNEL_BLUR_RADIUS (1 row of context).
+    Pillow's 3×3 filters leave the image's outermost pixels as they were."""
+    return image.filter(ImageFilter.Kernel((3, 3), gaussian_kernel3(radius), scale=1))
 
 
 class ReducedBlur:
     """A wide Gaussian blur of the whole image, made once on a copy reduced by a power of two
     and cut back to full size strip by strip; from premultiplied_strips' strips when the image
-    has alpha, and then halved, as the strips' filters are."""
+    has alpha, and then halved, as colour_strips halves the strips."""
 
     def __init__(self, image: Image.Image, radius: float, strips: list[Image.Image] | None = None):
         width, height = image.size
@@ -68,7 +57,9 @@ class ReducedBlur:
                 reduced.paste(strip.reduce(f), (0, k * STRIP_ROWS // f))
         # Reducing by f (a box) and scaling back up (bilinear) blur by about f/2 already.
         reduced_radius = math.sqrt(max(radius * radius - f * f / 4, 0.25)) / f
-        self.blurred = halved(reduced.filter(ImageFilter.GaussianBlur(reduced_radius)))
+        self.blurred = reduced.filter(ImageFilter.GaussianBlur(reduced_radius))
+        if strips is not None:  # Halved, as colour_strips halves the strips.
+            self.blurred = self.blurred.point(HALF * len(self.blurred.mode))
         self.width = width
 
     def part(self, top: int, size: tuple[int, int]) -> Image.Image:
@@ -95,9 +86,9 @@ def sharpen_kernel(sharp: float, usm: float = 0.0, radius: float = 0.0) -> list[
 
 
 def sharp_apply(image: Image.Image, sharp: float, usm: float = 0.0, radius: float = 0.0) -> Image.Image:
-    """One 3×3 convolution (sharpen_kernel), halved like `halved`. Pillow's 3×3 filters leave
-    the image's outermost pixels as they were."""
-    return image.filter(ImageFilter.Kernel((3, 3), sharpen_kernel(sharp, usm, radius), scale=_scale(image)))
+    """One 3×3 convolution (sharpen_kernel). Pillow's 3×3 filters leave the image's outermost
+    pixels as they were."""
+    return image.filter(ImageFilter.Kernel((3, 3), sharpen_kernel(sharp, usm, radius), scale=1))
 
 
 def usm_radius(p) -> float:
@@ -145,7 +136,7 @@ class SharpenStage(Stage):
 
         def work(colour: Image.Image, top: int) -> Image.Image:
             if reduced:
-                colour = sharp_apply(colour, p.sharp) if p.sharp else halved(colour)
+                colour = sharp_apply(colour, p.sharp) if p.sharp else colour
                 return unsharp(colour, reduced.part(top, colour.size), usm)
             # A radius of a pixel or less and sharp: one 3×3 convolution does both.
             return sharp_apply(colour, p.sharp, usm, radius)

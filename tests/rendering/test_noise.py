@@ -110,6 +110,15 @@ def test_edges_above_the_threshold_stay_sharp_and_take_nrs():
     assert 60 < softened[49] and softened[50] < 180
 
 
+def test_a_flat_cutout_stays_flat_up_to_its_edge():
+    image = Image.new("RGBA", (120, 40), (0, 255, 0, 0))
+    image.paste((128, 128, 128, 255), (60, 0, 120, 40))
+    image.paste((128, 128, 128, 128), (59, 0, 60, 40))
+    out = pixels(reduce_noise(image, nr=60, nrs=100))
+    assert (out[..., 3] == pixels(image)[..., 3]).all()
+    assert np.abs(out[:, 59:, :3] - 128).max() <= 3
+
+
 def test_alpha_is_untouched_and_hidden_colour_does_not_bleed():
     image = grain(Image.new("RGB", (120, 40), (128, 128, 128)), sigma=3).convert("RGBA")
     image.paste((0, 255, 0, 0), (0, 0, 60, 40))

@@ -127,16 +127,34 @@ def test_strips_meet_without_seams():
 
 # --- Alpha --------------------------------------------------------------------------------------------
 
-def test_alpha_is_untouched_and_hidden_colour_does_not_bleed():
-    """A cutout: grey and opaque on the right, transparent on the left where the hidden colour is
-    bright green. Sharpened or softened, the visible pixels stay grey."""
+CUTOUT_CASES = ({"sharp": 100}, {"usm": 100}, {"usm": -100, "usmrad": 6}, {"usm": 100, "usmrad": 12},
+                {"sharp": 100, "usm": 100, "usmrad": 0.8}, {"sharp": 60, "usm": 100, "usmrad": 3})
+
+
+def flat_cutout() -> Image.Image:
+    """Grey and opaque on the right, a half-transparent column at its edge, and transparent on
+    the left, where the hidden colour is bright green (a background removal's original)."""
     image = Image.new("RGBA", (120, 40), (0, 255, 0, 0))
     image.paste((128, 128, 128, 255), (60, 0, 120, 40))
-    for overrides in ({"sharp": 100}, {"usm": 100}, {"usm": -100, "usmrad": 6}, {"usm": 100, "usmrad": 12}):
-        out = pixels(sharpen(image, **overrides))
-        assert (out[..., 3] == pixels(image)[..., 3]).all(), overrides
-        visible = out[:, 60:]
-        assert np.abs(visible[..., 1] - visible[..., 0]).max() <= 1, overrides
+    image.paste((128, 128, 128, 128), (59, 0, 60, 40))
+    return image
+
+
+@pytest.mark.parametrize("overrides", CUTOUT_CASES)
+def test_alpha_is_untouched_and_hidden_colour_does_not_bleed(overrides):
+    image = flat_cutout()
+    out = pixels(sharpen(image, **overrides))
+    assert (out[..., 3] == pixels(image)[..., 3]).all()
+    visible = out[:, 59:]
+    assert np.abs(visible[..., 1] - visible[..., 0]).max() <= 1  # Grey, not green nor magenta.
+
+
+@pytest.mark.parametrize("overrides", CUTOUT_CASES)
+def test_the_silhouette_is_not_sharpened(overrides):
+    """A flat colour stays flat up to the cutout's edge: sharpening premultiplied colour alone
+    would sharpen the edge against black, a bright ring (128 → 190 and more) inside it."""
+    out = pixels(sharpen(flat_cutout(), **overrides))
+    assert np.abs(out[:, 59:, :3] - 128).max() <= 6  # Rounding, at the half-transparent column.
 
 
 def test_grey_images_sharpen_too(photo):
