@@ -48,12 +48,13 @@ class ReducedBlur:
         width, height = image.size
         # Capped at the image's longer side: wider than that, a blur is the mean anyway.
         radius = min(radius, max(width, height))
-        self.factor = f = max(1, min(2 ** max(1, int(math.log2(radius))), STRIP_ROWS, min(width, height)))
+        # A power of two (STRIP_ROWS is a multiple of it), no larger than the image.
+        self.factor = f = 2 ** min(max(1, int(math.log2(radius))), int(math.log2(min(width, height))), int(math.log2(STRIP_ROWS)))
         if strips is None:
             reduced = image.reduce(f)
         else:
             reduced = Image.new(strips[0].mode, (-(-width // f), -(-height // f)))
-            for k, strip in enumerate(strips):  # STRIP_ROWS is a multiple of f.
+            for k, strip in enumerate(strips):
                 reduced.paste(strip.reduce(f), (0, k * STRIP_ROWS // f))
         # Reducing by f (a box) and scaling back up (bilinear) blur by about f/2 already.
         reduced_radius = math.sqrt(max(radius * radius - f * f / 4, 0.25)) / f
