@@ -49,7 +49,8 @@ class ReducedBlur:
         # Capped at the image's longer side: wider than that, a blur is the mean anyway.
         radius = min(radius, max(width, height))
         # A power of two (STRIP_ROWS is a multiple of it), no larger than the image.
-        self.factor = f = 2 ** min(max(1, int(math.log2(radius))), int(math.log2(min(width, height))), int(math.log2(STRIP_ROWS)))
+        steps = min(max(1, int(math.log2(radius))), int(math.log2(min(width, height))), int(math.log2(STRIP_ROWS)))
+        self.factor = f = 2 ** steps
         if strips is None:
             reduced = image.reduce(f)
         else:

@@ -219,7 +219,8 @@ def test_vibrance_moves_muted_colours_more_than_vivid_ones():
 @pytest.mark.parametrize("overrides", [
     {"bri": 30}, {"con": 60}, {"exp": -40}, {"gam": 70}, {"high": -80}, {"shad": 60},
     {"hue": 90}, {"sat": -100}, {"vib": 80}, {"invert": True},
-    {"bri": 10, "con": 10, "exp": 10, "gam": 10, "high": -50, "shad": 50, "hue": 30, "sat": 20, "vib": 40, "invert": True},
+    {"bri": 10, "con": 10, "exp": 10, "gam": 10, "high": -50, "shad": 50, "hue": 30, "sat": 20, "vib": 40,
+     "invert": True},
 ])
 def test_alpha_is_untouched_and_colour_matches_the_opaque_result(cutout, photo, overrides):
     out = adjust(cutout, **overrides)
