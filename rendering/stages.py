@@ -6,6 +6,7 @@ Adding an operation: one module in rendering/operations/ with its stage, its pla
 tests and its line in docs/rendering.md."""
 
 from rendering.operations import (
+    adjust,
     bg,
     bgremove,
     blend,
@@ -13,10 +14,12 @@ from rendering.operations import (
     fillgradient,
     mark,
     mask,
+    noise,
     output,
     pad,
     resize,
     rotate,
+    sharpen,
     stylize,
     text,
     trim,
@@ -26,8 +29,9 @@ from rendering.stage import Box, Stage, StageContext
 
 # Trim first (its size depends on pixels: before the budget) → the matte when it is asked for
 # instead of the cutout → orient/flip → rect → fit/crop/resize (w, h, dpr, ar, min/max, fill) →
-# rot → stylize (blur, px, htn, monochrome, sepia, duotone) → pad → border → mask → bg → blend → text →
-# mark → transparency; then the response's own choices (format, quality, access), which do no
+# rot → noise reduction (nr, nrs) → colour adjustments (bri, con, exp, gam, high, shad, hue, sat,
+# vib, invert) → sharpening (sharp, usm) → stylize (blur, px, htn, monochrome, sepia, duotone) →
+# pad → border → mask → bg → blend → text → mark → transparency; then the response's own choices (format, quality, access), which do no
 # pixel work, and last what is refused.
 STAGES: tuple[Stage, ...] = (
     trim.STAGE,
@@ -36,6 +40,9 @@ STAGES: tuple[Stage, ...] = (
     resize.RECT,
     resize.RESIZE,
     rotate.ROT,
+    noise.STAGE,
+    adjust.STAGE,
+    sharpen.STAGE,
     *stylize.STAGES,
     pad.STAGE,
     border.STAGE,

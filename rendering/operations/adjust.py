@@ -135,10 +135,12 @@ def curve_table(p) -> list[int] | None:
 
 
 def _tone(image: Image.Image, luminance: Image.Image, curve, weight) -> Image.Image:
-    """The image through `curve` where `weight` of its luminance is 1, unchanged where it is 0."""
+    """The image through `curve` where `weight` of its luminance is 1, unchanged where it is 0
+    (in place: the strips colour_strips gives are its own copies)."""
     shifted = image.point([_clip(curve(x)) for x in range(256)] * len(image.getbands()))
     mask = luminance.point([_clip(255 * weight(v / 255)) for v in range(256)])
-    return Image.composite(shifted, image, mask)
+    image.paste(shifted, None, mask)
+    return image
 
 
 def tone_apply(image: Image.Image, high: int, shad: float) -> Image.Image:
@@ -196,7 +198,7 @@ def colour_apply(image: Image.Image, hue: int, sat: int, vib: int) -> Image.Imag
         weight = chroma.point([255 - c for c in range(256)])
         del chroma
         changed = _convert(image, saturation_matrix(1 + vib / 100))
-        image = Image.composite(changed, image, weight)
+        image.paste(changed, None, weight)  # In place, as _tone.
     return image
 
 

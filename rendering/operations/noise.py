@@ -46,7 +46,8 @@ def noise_apply(colour: Image.Image, threshold: float, sharpen: float) -> Image.
         threshold /= 2  # colour_strips halves premultiplied strips.
     mask = noise_mask(colour, blurred, threshold)
     edges = unsharp(colour, blurred, sharpen) if sharpen else colour
-    return Image.composite(blurred, edges, mask)
+    edges.paste(blurred, None, mask)  # In place: the strip is colour_strips' own copy.
+    return edges
 
 
 class NoiseStage(Stage):
