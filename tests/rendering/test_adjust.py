@@ -2,6 +2,9 @@
 each parameter moves the pixels the way imgix describes it, alpha never moves, and the worst
 case stays within its bound."""
 
+import io
+import subprocess
+import sys
 import types
 from pathlib import Path
 
@@ -10,6 +13,7 @@ import pytest
 from PIL import Image
 
 from rendering.operations.adjust import STAGE, STRIP_ROWS
+from rendering.params import params_parse
 from rendering.stage import StageContext
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -266,3 +270,59 @@ def test_every_step_at_once_stays_cheap_at_the_default_output_ceiling(photo):
     out = adjust(image, **WORST)
     assert time.process_time() - started < 1.5
     assert out.size == image.size
+
+
+# --- Through the render view ----------------------------------------------------------------------
+
+def render(client, source, query):
+    response = client.get(f"/render/{source.slug}/astronaut.jpg?w=96&fm=png&{query}")
+    assert response.status_code == 200, response.content[:300]
+    return pixels(Image.open(io.BytesIO(response.getvalue())).convert("RGB"))
+
+
+def test_adjustments_over_http(client, source):
+    plain = render(client, source, "")
+    grey = render(client, source, "sat=-100")
+    assert (grey[..., 0] == grey[..., 1]).all() and (grey[..., 1] == grey[..., 2]).all()
+    assert render(client, source, "bri=-100").max() == 0
+    assert (render(client, source, "inv=true") == 255 - plain).all()  # imgix's alias.
+    assert render(client, source, "gam=50").mean() < plain.mean() < render(client, source, "gam=-50").mean()
+
+
+def test_cache_key_reads_the_angle():
+    assert params_parse("hue=360").canonical() == params_parse("").canonical()
+    assert params_parse("hue=-90").canonical() == params_parse("hue=270").canonical()
+    assert params_parse("bri=150").canonical() == params_parse("bri=100").canonical()
+
+
+# --- The worst case at 50 MP (bench/hostile.py has it) ------------------------------------------------
+
+WORST_QUERY = "bri=10&con=10&exp=10&gam=10&high=-50&shad=50&hue=90&sat=20&vib=50&invert=true"
+
+
+def worst_case(stage: str, query: str, mode: str) -> tuple[float, float]:
+    """CPU-s and MB grown, measured by a fresh process on a 50 MP image of `mode` (RGBA: an
+    alpha of noise, every pixel partly transparent)."""
+    code = f"""
+import os, resource, time, django
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings"); django.setup()
+from PIL import Image
+from rendering.operations.{stage} import STAGE
+from rendering.params import params_parse
+from rendering.stage import StageContext
+image = Image.effect_noise((8192, 6144), 64).convert("RGB")
+if "{mode}" == "RGBA":
+    image.putalpha(Image.effect_noise((8192, 6144), 64))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+start = time.process_time()
+STAGE.apply(image, params_parse("{query}"), StageContext())
+print(time.process_time() - start, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    return float(out[0]), float(out[1])
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
+def test_the_worst_case_at_50_megapixels_is_bounded(mode):
+    cpu, grown = worst_case("adjust", WORST_QUERY, mode)
+    assert cpu < 3.0 and grown < 600, (cpu, grown)

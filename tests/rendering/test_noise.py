@@ -10,7 +10,9 @@ import pytest
 from PIL import Image, ImageFilter
 
 from rendering.operations.noise import STAGE
+from rendering.params import params_parse
 from rendering.stage import StageContext
+from tests.rendering.test_adjust import render, worst_case
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -144,3 +146,19 @@ def test_worst_case_stays_cheap_at_the_default_output_ceiling(photo):
     started = time.process_time()
     reduce_noise(image, nr=100, nrs=100)
     assert time.process_time() - started < 1.5
+
+
+# --- Through the render view, and the worst case at 50 MP -------------------------------------------
+
+def test_noise_reduction_over_http(client, source):
+    plain = render(client, source, "")
+    reduced = render(client, source, "nr=100&nrs=0")
+    assert np.abs(reduced - plain).mean() > 0.5
+    assert params_parse("nr=20").canonical() == params_parse("nr=20&nrs=20").canonical()
+    assert params_parse("nr=-50&nrs=0").canonical() == params_parse("").canonical()
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
+def test_the_worst_case_at_50_megapixels_is_bounded(mode):
+    cpu, grown = worst_case("noise", "nr=100&nrs=100", mode)
+    assert cpu < 3.0 and grown < 600, (cpu, grown)

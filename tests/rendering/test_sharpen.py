@@ -12,7 +12,9 @@ from PIL import Image, ImageFilter
 
 from rendering.operations.adjust import STRIP_ROWS
 from rendering.operations.sharpen import STAGE, USM_MAX_AMOUNT, ReducedBlur, sharp_apply
+from rendering.params import params_parse
 from rendering.stage import StageContext
+from tests.rendering.test_adjust import render, worst_case
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -188,3 +190,31 @@ def test_worst_case_stays_cheap_at_the_default_output_ceiling(photo):
     the 3 CPU-s of a 50 MP worst case (about 2.8 CPU-s measured; bench/hostile.py has it)."""
     image = photo.resize((4000, 3000)).convert("RGBA")
     assert cpu(image, sharp=100, usm=100, usmrad=1.5) < 1.5
+
+
+# --- Through the render view, and the worst case at 50 MP -------------------------------------------
+
+def test_sharpening_over_http(client, source):
+    def energy(query):
+        return edge_energy(Image.fromarray(render(client, source, query).astype(np.uint8)))
+
+    assert energy("usm=-100&usmrad=4") < energy("") < energy("sharp=100")
+    assert params_parse("usmrad=10").canonical() == params_parse("").canonical()
+
+
+@pytest.mark.parametrize("query", ["sharp=100&usm=100&usmrad=1", "sharp=100&usm=100&usmrad=1.5",
+                                   "sharp=100&usm=100&usmrad=500"])
+def test_the_worst_case_at_50_megapixels_is_bounded(query):
+    """RGB. With alpha (normalised convolution: a fourth channel filtered, converted in and out)
+    it is about a third dearer: see test_the_worst_case_with_alpha."""
+    cpu, grown = worst_case("sharpen", query, "RGB")
+    assert cpu < 3.0 and grown < 600, (cpu, grown)
+
+
+@pytest.mark.load
+@pytest.mark.parametrize("query", ["sharp=100&usm=100&usmrad=1", "sharp=100&usm=100&usmrad=1.5"])
+def test_the_worst_case_with_alpha(query):
+    """50 MP RGBA, every pixel partly transparent: about 2.2 CPU-s with usmrad ≤ 1 and 2.8 with
+    a wider one on an idle core (more on a loaded one), within 600 MB."""
+    cpu, grown = worst_case("sharpen", query, "RGBA")
+    assert cpu < 3.0 and grown < 600, (cpu, grown)
