@@ -79,7 +79,7 @@ def _rows(strips: list[Image.Image], top: int, bottom: int) -> Image.Image:
 
 def colour_strips(image: Image.Image, work: Callable[[Image.Image, int], Image.Image],
                   margin: int = 0, premultiply: bool = False,
-                  premultiplied: list[Image.Image] | None = None) -> Image.Image:
+                  premultiplied: list[Image.Image] | None = None, halve: bool = True) -> Image.Image:
     """`work(colour, top)` over the image's colour in strips of rows, written into one output
     image: at 50 MP a step's temporaries are a strip's, not a whole image's (Pillow keeps RGB as
     4 bytes a pixel, 200 MB). `margin` rows of context above and below each strip, for filters
@@ -91,7 +91,8 @@ def colour_strips(image: Image.Image, work: Callable[[Image.Image, int], Image.I
     visible ones, and alpha filtered with the colour, so that dividing the colour by it afterwards
     (normalised convolution) keeps a flat colour flat up to the silhouette instead of sharpening
     the cutout's edge against black. All four channels are halved first, so a filter's overshoot
-    of alpha (sharpening next to the silhouette) does not clip at 255; dividing cancels it."""
+    of alpha (sharpening next to the silhouette) does not clip at 255; dividing cancels it. With
+    `halve` False, `work` halves them itself (a 3×3 filter can, in the same pass)."""
     width, height = image.size
     normalise = premultiply and image.mode in ("RGBA", "LA")
     out = Image.new(image.mode, image.size, None)  # Every row is pasted over.
@@ -101,7 +102,7 @@ def colour_strips(image: Image.Image, work: Callable[[Image.Image, int], Image.I
         if normalise:
             piece = (_rows(premultiplied, top, bottom) if premultiplied
                      else image.crop((0, top, width, bottom)).convert(image.mode[:-1] + "a"))
-            piece = work(piece.point(HALF * len(image.mode)), top).convert(image.mode)
+            piece = work(piece.point(HALF * len(image.mode)) if halve else piece, top).convert(image.mode)
         else:
             colour, alpha = colour_split(image.crop((0, top, width, bottom)))
             piece = colour_join(work(colour, top), alpha)

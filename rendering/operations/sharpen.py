@@ -87,10 +87,16 @@ def sharpen_kernel(sharp: float, usm: float = 0.0, radius: float = 0.0) -> list[
     return kernel
 
 
-def sharp_apply(image: Image.Image, sharp: float, usm: float = 0.0, radius: float = 0.0) -> Image.Image:
-    """One 3×3 convolution (sharpen_kernel). Pillow's 3×3 filters leave the image's outermost
-    pixels as they were."""
-    return image.filter(ImageFilter.Kernel((3, 3), sharpen_kernel(sharp, usm, radius), scale=1))
+def sharp_apply(image: Image.Image, sharp: float, usm: float = 0.0, radius: float = 0.0,
+                half: bool = False) -> Image.Image:
+    """One 3×3 convolution (sharpen_kernel); with `half`, its result halved in the same pass (see
+    colour_strips). Pillow's 3×3 filters copy the image's outermost pixels: those are halved apart."""
+    out = image.filter(ImageFilter.Kernel((3, 3), sharpen_kernel(sharp, usm, radius), scale=2 if half else 1))
+    if half:
+        width, height = out.size
+        for box in ((0, 0, width, 1), (0, height - 1, width, height), (0, 0, 1, height), (width - 1, 0, width, height)):
+            out.paste(image.crop(box).point(HALF * len(image.mode)), box[:2])
+    return out
 
 
 def usm_radius(p) -> float:
@@ -137,12 +143,16 @@ class SharpenStage(Stage):
             reduced = ReducedBlur(image, radius, strips)
 
         def work(colour: Image.Image, top: int) -> Image.Image:
+            half = premultiplied(colour)  # colour_strips leaves the halving to the filters here.
             if reduced:
-                colour = sharp_apply(colour, p.sharp) if p.sharp else colour
+                if p.sharp:
+                    colour = sharp_apply(colour, p.sharp, half=half)
+                elif half:
+                    colour = colour.point(HALF * len(colour.mode))
                 return unsharp(colour, reduced.part(top, colour.size), usm)
             # A radius of a pixel or less and sharp: one 3×3 convolution does both.
-            return sharp_apply(colour, p.sharp, usm, radius)
+            return sharp_apply(colour, p.sharp, usm, radius, half=half)
 
-        return colour_strips(image, work, 1, premultiply=True, premultiplied=strips)
+        return colour_strips(image, work, 1, premultiply=True, premultiplied=strips, halve=False)
 
 STAGE = SharpenStage()
