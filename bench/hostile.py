@@ -115,6 +115,18 @@ CASES = [
      + "&txt-size=256&txt-line=100&txt-shad=10&txt-align=top,left", ""),
     ("stage: blend hue (3D table) on 8192²", f"noise.png?{BIG}&blend=ff8000&bm=hue&fm=jpg", ""),
     ("stage: blend overlay on 8192²", f"noise.png?{BIG}&blend=ff8000&fm=jpg", ""),
+    ("stage: blend image (noise, inherit) overlay", f"noise.png?{BIG}&blend=noise.png&bs=inherit&fm=jpg", ""),
+    ("stage: blend image hue at its 2 MP bound", "noise.png?w=1414&h=1414&fit=scale&blend=noise.png&bs=inherit"
+     "&bm=hue&fm=jpg", ""),
+    ("stage: blend image hue over its bound (refused)", f"noise.png?{BIG}&blend=noise.png&bs=inherit&bm=hue"
+     "&fm=jpg", ""),
+    ("stage: mask image (noise) on 8192²", f"noise.png?{BIG}&mask=noise.png&fm=png", ""),
+    ("stage: auto=enhance on 8192²", f"noise.png?{BIG}&auto=enhance&fm=jpg", ""),
+    ("stage: palette=json&colors=16 on 8192²", f"noise.png?{BIG}&palette=json&colors=16", ""),
+    ("stage: fp-debug on an 8192² crop", f"noise.png?{BIG}&fit=crop&crop=focalpoint&fp-debug=true&fm=jpg", ""),
+    ("stage: jpg q=100, 4:4:4, progressive, colorquant=255", f"noise.png?{BIG}&fm=jpg&q=100&chromasub=444"
+     "&jpg-progressive=true&colorquant=255", ""),
+    ("stage: webp colorquant=255 q=100", f"noise.png?{BIG}&fm=webp&q=100&colorquant=255", ""),
     ("nested marks, three deep (refused)", "tiny.png?w=100&fm=jpg&mark=" + quote(
         "tiny-alpha.png?w=50&mark=" + quote("dot.png?w=20&mark=" + quote("mark50.png?w=5", safe=""), safe=""),
         safe=""), ""),

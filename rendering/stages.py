@@ -6,6 +6,7 @@ Adding an operation: one module in rendering/operations/ with its stage, its pla
 tests and its line in docs/rendering.md."""
 
 from rendering.operations import (
+    adjust,
     bg,
     bgremove,
     blend,
@@ -17,11 +18,13 @@ from rendering.operations import (
     fpdebug,
     mark,
     mask,
+    noise,
     output,
     pad,
     palette,
     resize,
     rotate,
+    sharpen,
     stylize,
     text,
     trim,
@@ -31,10 +34,12 @@ from rendering.stage import Box, Stage, StageContext
 
 # Trim first (its size depends on pixels: before the budget) → the matte when it is asked for
 # instead of the cutout → orient/flip → rect → fit/crop/resize (w, h, dpr, ar, min/max, fill,
-# crop=faces, facearea) → fp-debug → face-blur/face-pixel/redeye → rot → auto=enhance → stylize
-# (blur, px, htn, monochrome, sepia, duotone) → pad → border → mask → bg → blend → text → mark →
-# transparency; then the response's own choices (the palette instead of the image, format,
-# quality, access, download, client hints), which do no pixel work, and last what is refused.
+# crop=faces, facearea) → fp-debug → face-blur/face-pixel/redeye → rot → noise reduction (nr,
+# nrs) → auto=enhance → colour adjustments (bri, con, exp, gam, high, shad, hue, sat, vib,
+# invert) → sharpening (sharp, usm) → stylize (blur, px, htn, monochrome, sepia, duotone) → pad →
+# border → mask → bg → blend → text → mark → transparency; then the response's own choices (the
+# palette instead of the image, format, quality, access, download, client hints), which do no
+# pixel work, and last what is refused.
 STAGES: tuple[Stage, ...] = (
     trim.STAGE,
     bgremove.STAGE,
@@ -44,7 +49,10 @@ STAGES: tuple[Stage, ...] = (
     fpdebug.STAGE,  # Right after the crop it shows, before anything moves the focal point.
     faces.STAGE,  # face-blur/face-pixel/redeye: on the sized image, before rot turns the faces.
     rotate.ROT,
+    noise.STAGE,
     enhance.STAGE,
+    adjust.STAGE,
+    sharpen.STAGE,
     *stylize.STAGES,
     pad.STAGE,
     border.STAGE,

@@ -41,6 +41,8 @@ def test_cited_functions_are_defined_where_cited(doc):
                        if isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))}
             defined |= {t.id for node in ast.walk(tree) if isinstance(node, ast.Assign)
                         for t in node.targets if isinstance(t, ast.Name)}
+            defined |= {node.target.id for node in ast.walk(tree)
+                        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)}
             if name not in defined:
                 wrong.append(f"{path}:{name}")
     assert not wrong, f"{doc.name} cites names that are not defined there: {wrong}"
