@@ -45,6 +45,10 @@ class TooManyMarkTilesError(OutputTooLargeError):
     code = "too_many_mark_tiles"
 
 
+class AnimationTooLargeError(OutputTooLargeError):
+    code = "animation_too_large"
+
+
 class RenderBusyError(ServiceUnavailableError):
     code = "render_busy"
     default_message = "This server is busy with other new renders; try again shortly."
@@ -94,6 +98,32 @@ def render_budget_check(*, size: tuple[int, int], params: RenderParams, requeste
         f"{kind} output of {out[0]}×{out[1]} ({_mp(pixels)}) is over the limit of {_mp(limit)} "
         f"for {kind} ({setting}); ask for a smaller size or another format."
     )
+
+
+def animation_budget_check(*, decoded: int, canvas: tuple[int, int], frames: int | None = None,
+                           out: tuple[int, int] | None = None, fmt: str = "") -> None:
+    """Refuses an animation whose frames cost more than the budget, before the work: the frames
+    decoded (every frame up to the last one served, each composited on the whole canvas), and,
+    once the output's size is known, the frames written (RENDER_MAX_WEBP_ANIMATION_PIXELS for
+    WebP, whose encoder costs five times GIF's a pixel)."""
+    limit = settings.RENDER_MAX_ANIMATION_PIXELS
+    pixels = decoded * canvas[0] * canvas[1]
+    if pixels > limit:
+        raise AnimationTooLargeError(
+            f"Decoding {decoded} frames of {canvas[0]}×{canvas[1]} is {_mp(pixels)}, over the limit of {_mp(limit)} "
+            "(RENDER_MAX_ANIMATION_PIXELS); ask for fewer frames (frame=M-N) or a still image (frame=1)."
+        )
+    if frames is None or out is None:
+        return
+    setting = "RENDER_MAX_WEBP_ANIMATION_PIXELS" if fmt == "webp" else "RENDER_MAX_ANIMATION_PIXELS"
+    limit = getattr(settings, setting)
+    pixels = frames * out[0] * out[1]
+    if pixels > limit:
+        raise AnimationTooLargeError(
+            f"{FORMAT_NAMES.get(fmt, fmt)} animation of {frames} frames of {out[0]}×{out[1]} is {_mp(pixels)}, "
+            f"over the limit of {_mp(limit)} ({setting}); ask for a smaller size (w, h), fewer frames (interval, "
+            "frame=M-N) or another format."
+        )
 
 
 def _limit(fmt: str, params: RenderParams) -> tuple[str, int]:

@@ -6,6 +6,7 @@ Adding an operation: one module in rendering/operations/ with its stage, its pla
 tests and its line in docs/rendering.md."""
 
 from rendering.operations import (
+    animation,
     bg,
     bgremove,
     border,
@@ -26,8 +27,8 @@ from rendering.stage import Box, Stage, StageContext
 # Trim first (its size depends on pixels: before the budget) → the matte when it is asked for
 # instead of the cutout → orient/flip → rect → fit/crop/resize (w, h, dpr, ar, min/max, fill) →
 # rot → stylize (blur, px, htn, monochrome, sepia, duotone) → pad → border → mask → bg → text →
-# mark → transparency; then the response's own choices (format, quality, access), which do no
-# pixel work, and last what is refused.
+# mark → transparency; then the response's own choices (frames of an animation, format, quality,
+# access), which do no pixel work, and last what is refused.
 STAGES: tuple[Stage, ...] = (
     trim.STAGE,
     bgremove.STAGE,
@@ -43,6 +44,7 @@ STAGES: tuple[Stage, ...] = (
     text.STAGE,
     mark.STAGE,
     fillgradient.STAGE,  # transparency=grid: behind whatever is still transparent.
+    animation.STAGE,  # Which frames, how fast, how often: every stage above runs on each frame.
     output.STAGE,
     output.ACCESS,
     unsupported.STAGE,  # Last: it reads what the others left (and their parsed values).
