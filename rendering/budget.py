@@ -103,15 +103,16 @@ def render_budget_check(*, size: tuple[int, int], params: RenderParams, requeste
 def animation_budget_check(*, decoded: int, canvas: tuple[int, int], frames: int | None = None,
                            out: tuple[int, int] | None = None, fmt: str = "") -> None:
     """Refuses an animation whose frames cost more than the budget, before the work: the frames
-    decoded (every frame up to the last one served, each composited on the whole canvas), and,
-    once the output's size is known, the frames written (RENDER_MAX_WEBP_ANIMATION_PIXELS for
-    WebP, whose encoder costs five times GIF's a pixel)."""
-    limit = settings.RENDER_MAX_ANIMATION_PIXELS
+    decoded (every frame up to the last one served, each composited on the whole canvas:
+    RENDER_MAX_ANIMATION_DECODE_PIXELS), and, once the output's size is known, the frames every
+    stage runs on and the encoder writes (RENDER_MAX_ANIMATION_PIXELS; for WebP, whose encoder
+    costs five times GIF's a pixel, RENDER_MAX_WEBP_ANIMATION_PIXELS)."""
+    limit = settings.RENDER_MAX_ANIMATION_DECODE_PIXELS
     pixels = decoded * canvas[0] * canvas[1]
     if pixels > limit:
         raise AnimationTooLargeError(
             f"Decoding {decoded} frames of {canvas[0]}×{canvas[1]} is {_mp(pixels)}, over the limit of {_mp(limit)} "
-            "(RENDER_MAX_ANIMATION_PIXELS); ask for fewer frames (frame=M-N) or a still image (frame=1)."
+            "(RENDER_MAX_ANIMATION_DECODE_PIXELS); ask for fewer frames (frame=M-N) or a still image (frame=1)."
         )
     if frames is None or out is None:
         return

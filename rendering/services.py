@@ -317,7 +317,7 @@ def _frames_run(frames: _Frames, origin: _Source, *, fmt: str, accept: str, mark
             budget = render_budget_check(size=size, params=params, requested=fmt, default=default, accept=accept,
                                          has_alpha=_may_have_alpha(frame, params),
                                          mark_size=mark.size if mark is not None else None, orientation=orientation)
-            context = StageContext(mark=mark, max_pixels=budget.max_pixels, orientation=orientation)
+            context = StageContext(mark=mark, max_pixels=budget.max_pixels, orientation=orientation, memo={})
             final = format_resolve(budget.fmt, params=params, has_alpha=animation.alpha, default=default)
             animation_budget_check(decoded=max(served) + 1, canvas=animation.extent, frames=len(frames.indices),
                                    out=stages_size(size, params, context), fmt=final)
