@@ -345,3 +345,17 @@ def test_the_endpoint_refuses_too_many_pixels(client, source, origins, settings)
     assert "RENDER_MAX_WEBP_ANIMATION_PIXELS" in response.json()["error"]["message"]
     assert get(client, "anim.gif", "fm=webp&w=32&interval=2").status_code == 200
 
+
+
+def test_an_animated_webp_profile_is_converted_to_srgb_on_every_frame():
+    from tests.imaging.test_decode_fidelity import SRGB_BLUE, SRGB_GREEN, SRGB_RED, rgb_profile
+
+    icc = rgb_profile(SRGB_GREEN, SRGB_RED, SRGB_BLUE, "Swapped primaries")  # Its red is sRGB's green.
+    images = [Image.new("RGB", (16, 16), (255, 0, 0)), Image.new("RGB", (16, 16), (0, 0, 255))]
+    out = io.BytesIO()
+    images[0].save(out, "WEBP", save_all=True, append_images=images[1:], lossless=True, icc_profile=icc,
+                   duration=100)
+    first, second = (frame for frame, _ in image_frames(out.getvalue(), count=2, alpha=False))
+    r, g, b = first.getpixel((8, 8))
+    assert r < 10 and g > 245 and b < 10
+    assert second.getpixel((8, 8))[2] > 245 and first.info == {} == second.info
