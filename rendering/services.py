@@ -310,17 +310,7 @@ def _frames_run(frames: _Frames, origin: _Source, *, fmt: str, accept: str, mark
         if index not in served:
             continue
         if context is None:
-            box = trim_box(frame, params) if TRIM.active(params) else None
-            size = frame.size if box is None else (box[2] - box[0], box[3] - box[1])
-            orientation = image_orientation(frame)
-            default = format_default(frames.kind, cutout=False)
-            budget = render_budget_check(size=size, params=params, requested=fmt, default=default, accept=accept,
-                                         has_alpha=_may_have_alpha(frame, params),
-                                         mark_size=mark.size if mark is not None else None, orientation=orientation)
-            context = StageContext(mark=mark, max_pixels=budget.max_pixels, orientation=orientation, memo={})
-            final = format_resolve(budget.fmt, params=params, has_alpha=animation.alpha, default=default)
-            animation_budget_check(decoded=max(served) + 1, canvas=animation.extent, frames=len(frames.indices),
-                                   out=stages_size(size, params, context), fmt=final)
+            box, context, final = _frames_budget(frame, frames, params, fmt=fmt, accept=accept, mark=mark)
         if box is not None:
             frame = frame.crop(box)
         prepared[index] = frame_prepare(stages_apply(frame, params, context), final)
@@ -328,6 +318,25 @@ def _frames_run(frames: _Frames, origin: _Source, *, fmt: str, accept: str, mark
     order = frames.indices
     return frames_encode([prepared[i] for i in order], final, params,
                          durations=animation_durations([durations[i] for i in order], params), loop=params.loop)
+
+
+def _frames_budget(first, frames: _Frames, params: RenderParams, *, fmt: str, accept: str, mark):
+    """On an animation's first frame served: the box trim crops every frame to (None: no trim),
+    the stages' context, the output format, after the output budget (as a still's) and the
+    animation's (every frame's pixels together) have passed."""
+    animation = frames.animation
+    box = trim_box(first, params) if TRIM.active(params) else None
+    size = first.size if box is None else (box[2] - box[0], box[3] - box[1])
+    orientation = image_orientation(first)
+    default = format_default(frames.kind, cutout=False)
+    budget = render_budget_check(size=size, params=params, requested=fmt, default=default, accept=accept,
+                                 has_alpha=_may_have_alpha(first, params),
+                                 mark_size=mark.size if mark is not None else None, orientation=orientation)
+    context = StageContext(mark=mark, max_pixels=budget.max_pixels, orientation=orientation, memo={})
+    final = format_resolve(budget.fmt, params=params, has_alpha=animation.alpha, default=default)
+    animation_budget_check(decoded=max(frames.indices) + 1, canvas=animation.extent, frames=len(frames.indices),
+                           out=stages_size(size, params, context), fmt=final)
+    return box, context, final
 
 
 def _stages_run(image, origin: _Source, *, kind: str, fmt: str, accept: str, mark):
