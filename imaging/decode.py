@@ -539,23 +539,31 @@ def _png_check(data: bytes) -> None:
 
 
 def _gif_check(data: bytes) -> None:
-    """Counts the extension sub-blocks before the first frame, the ones Pillow reads one by one on open."""
+    """Counts the extension sub-blocks (and stray bytes) before the first frame, the ones Pillow
+    reads one by one on open."""
     if len(data) < 13:
         return
     pos, blocks = 13, 0
     if data[10] & 0x80:
         pos += 3 << ((data[10] & 7) + 1)  # Global colour table.
     end = len(data)
-    while pos < end and data[pos] == 0x21:  # Extension introducer; 0x2C (the first frame) ends the walk.
-        pos += 2
-        while pos < end and data[pos]:
+    # 0x2C (the first frame) or the trailer ends the walk.
+    while pos < end and data[pos] not in (0x2C, 0x3B):
+        if data[pos] != 0x21:  # A stray byte, which Pillow steps over one read at a time.
+            pos += 1
             blocks += 1
-            if blocks > GIF_MAX_BLOCKS:
-                raise TooManySegmentsError(
-                    f"The origin GIF has over {GIF_MAX_BLOCKS} extension blocks before its first frame."
-                )
-            pos += 1 + data[pos]
-        pos += 1
+        else:  # An extension: its label, then its sub-blocks.
+            pos += 2
+            while pos < end and data[pos]:
+                blocks += 1
+                if blocks > GIF_MAX_BLOCKS:
+                    break
+                pos += 1 + data[pos]
+            pos += 1
+        if blocks > GIF_MAX_BLOCKS:
+            raise TooManySegmentsError(
+                f"The origin GIF has over {GIF_MAX_BLOCKS} extension blocks before its first frame."
+            )
     if pos + 9 <= end and data[pos] == 0x2C:
         # Pillow grows the image to hold a first frame that lies outside the logical screen.
         x, y, width, height = struct.unpack("<HHHH", data[pos + 1:pos + 9])

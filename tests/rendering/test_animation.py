@@ -359,3 +359,4 @@ def test_an_animated_webp_profile_is_converted_to_srgb_on_every_frame():
     r, g, b = first.getpixel((8, 8))
     assert r < 10 and g > 245 and b < 10
     assert second.getpixel((8, 8))[2] > 245 and first.info == {} == second.info
+
