@@ -398,6 +398,14 @@ RENDER_MAX_AVIF_PIXELS = env.int("RENDER_MAX_AVIF_PIXELS", default=2_100_000)
 # The watermark as drawn (after mark-w/mark-h/mark-scale and mark-rot), and its tile count.
 RENDER_MAX_MARK_PIXELS = env.int("RENDER_MAX_MARK_PIXELS", default=8_000_000)
 RENDER_MAX_MARK_TILES = env.int("RENDER_MAX_MARK_TILES", default=10_000)
+# Animated GIF and WebP origins (docs/rendering.md "Animation"): the frames an origin may have
+# (imgix refuses over 900), the pixels decoded (every frame up to the last served, on the whole
+# canvas), and the pixels written (frames × output size: every stage runs on each frame, so this
+# is what a still's RENDER_MAX_OUTPUT_PIXELS is to its stages). WebP's encoder costs five times GIF's.
+RENDER_MAX_FRAMES = env.int("RENDER_MAX_FRAMES", default=300)
+RENDER_MAX_ANIMATION_DECODE_PIXELS = env.int("RENDER_MAX_ANIMATION_DECODE_PIXELS", default=24_000_000)
+RENDER_MAX_ANIMATION_PIXELS = env.int("RENDER_MAX_ANIMATION_PIXELS", default=16_000_000)
+RENDER_MAX_WEBP_ANIMATION_PIXELS = env.int("RENDER_MAX_WEBP_ANIMATION_PIXELS", default=6_000_000)
 # Uncached renders (origin fetch, decode, render, encode) at once per web process; beyond, a render
 # waits for a slot (RENDER_SLOT_WAIT_SECONDS, RENDER_SLOT_MAX_WAITERS below, beside WEB_THREADS).
 RENDER_MAX_CONCURRENT = env.int("RENDER_MAX_CONCURRENT", default=2)

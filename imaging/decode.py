@@ -5,6 +5,7 @@ import os
 import re
 import struct
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,7 +15,8 @@ from PIL import Image, ImageCms, ImageFile
 from core.errors import ServiceError
 
 # The formats the contract decodes, each read by exactly one Pillow plugin: never "whatever Pillow
-# opens". Animated and multi-page files give their first frame or page only. Not AVIF: Pillow
+# opens". Animated and multi-page files give their first frame or page only, except through
+# image_frames (animated GIF and WebP). Not AVIF: Pillow
 # gives libavif no size limit, and the AV1 frame may be far bigger than the size the container
 # states (a file saying 16×16 decodes a 64-megapixel frame), so no header check can bound it.
 DECODERS = {"jpeg": "JPEG", "png": "PNG", "gif": "GIF", "webp": "WEBP", "tiff": "TIFF", "bmp": "BMP"}
@@ -95,6 +97,11 @@ class TooManySegmentsError(ServiceError):
     code = "too_many_segments"
 
 
+class TooManyFramesError(ServiceError):
+    status_code = 422
+    code = "too_many_frames"
+
+
 # Structure no real file comes near, each far below what costs a second to walk: Pillow reads
 # every JPEG segment, PNG chunk and GIF block before the first frame in Python (~3–7 µs each,
 # so 12 MB of empty ones is 6 CPU-seconds), and every TIFF strip or tile is one decoder call.
@@ -102,6 +109,11 @@ JPEG_MAX_SEGMENTS = 4096  # Real files: 10–300 (APP2 carries an ICC profile in
 PNG_MAX_CHUNKS = 20_000  # libpng writes 8 kB IDAT chunks: 1 500 for a 12 MB file.
 GIF_MAX_BLOCKS = 10_000  # Extension sub-blocks before the first frame (XMP takes a few hundred).
 TIFF_MAX_TILES = 100_000  # Strips or tiles of the first page: 16×16 tiles of 50 megapixels is 200 000.
+# Blocks of a whole animated GIF (sub-blocks, and stray bytes Pillow steps over one by one), each
+# read in Python again when Pillow moves to the next frame: encoders write 255-byte sub-blocks, so
+# 12 MB of frames is 50 000; 6 million one-byte ones would be a CPU-second before any pixel.
+GIF_MAX_ANIMATION_BLOCKS = 200_000
+WEBP_MAX_CHUNKS = 100_000  # RIFF chunks of an animated WebP: one per frame and a few more.
 # What Pillow's parsers and decoders raise on a malformed header or body: each is the client's file,
 # never a 5xx.
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, KeyError, TypeError,
@@ -162,33 +174,7 @@ def image_decode(data: bytes, *, at_least: tuple[int, int] | None = None) -> Ima
     `at_least` (width, height as displayed) lets a JPEG decode at 1/2, 1/4 or 1/8 of its size
     while still at least that big: far less work for a thumbnail of a large photo.
     """
-    kind = image_sniff(data)
-    if kind is None:
-        raise NotAnImageError()
-    if kind not in DECODERS:
-        raise UnsupportedImageTypeError(
-            f"{kind.upper()} origins are not supported; use JPEG, PNG, WebP, GIF, TIFF or BMP."
-        )
-    image_check_structure(data, kind)
-    limit = settings.ORIGIN_MAX_PIXELS
-    # The second line: Pillow warns over the limit and refuses over twice it, also for sizes only
-    # known while it opens (a GIF frame bigger than its screen).
-    Image.MAX_IMAGE_PIXELS = limit
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=[DECODERS[kind]])
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise TooManyPixelsError(
-            f"The origin image has more pixels than the limit of {limit / 1_000_000:g} megapixels."
-        ) from None
-    except ValueError:
-        # Pillow's limits on metadata: PNG text and profile chunks (1 MB each, 64 MB in all).
-        raise NotAnImageError("The origin image is corrupt, or its metadata is over the decoder's limits.") from None
-    except DECODE_ERRORS:
-        raise NotAnImageError() from None
-    image_check_pixels(image)
+    image = _image_open(data)
     geometry = None
     if at_least and image.format in ("JPEG", "MPO"):
         wanted, stored = at_least, image.size
@@ -228,6 +214,176 @@ def image_decode(data: bytes, *, at_least: tuple[int, int] | None = None) -> Ima
     # The EXIF orientation it was turned upright by (1: none): `orient` replaces it.
     image.orientation = orientation if orientation in ORIENTATIONS or orientation == 1 else 1
     return image
+
+
+def _image_open(data: bytes) -> ImageFile.ImageFile:
+    """The file opened by its one decoder, after the checks on its bytes and before any pixel."""
+    kind = image_sniff(data)
+    if kind is None:
+        raise NotAnImageError()
+    if kind not in DECODERS:
+        raise UnsupportedImageTypeError(
+            f"{kind.upper()} origins are not supported; use JPEG, PNG, WebP, GIF, TIFF or BMP."
+        )
+    image_check_structure(data, kind)
+    limit = settings.ORIGIN_MAX_PIXELS
+    # The second line: Pillow warns over the limit and refuses over twice it, also for sizes only
+    # known while it opens (a GIF frame bigger than its screen).
+    Image.MAX_IMAGE_PIXELS = limit
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=[DECODERS[kind]])
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise TooManyPixelsError(
+            f"The origin image has more pixels than the limit of {limit / 1_000_000:g} megapixels."
+        ) from None
+    except ValueError:
+        # Pillow's limits on metadata: PNG text and profile chunks (1 MB each, 64 MB in all).
+        raise NotAnImageError("The origin image is corrupt, or its metadata is over the decoder's limits.") from None
+    except DECODE_ERRORS:
+        raise NotAnImageError() from None
+    image_check_pixels(image)
+    return image
+
+
+@dataclass(frozen=True)
+class Animation:
+    """An animated GIF or WebP, read from its structure before any frame is decoded."""
+
+    frames: int
+    size: tuple[int, int]  # The canvas the frames are served at (a GIF's as its first frame opens).
+    # The largest canvas decoding allocates for any frame (a GIF frame may lie outside the screen).
+    extent: tuple[int, int]
+    alpha: bool  # Whether any frame may be transparent.
+
+
+def image_animation(data: bytes, *, max_frames: int) -> Animation | None:
+    """The frame count and canvas of an animated GIF or WebP from its bytes alone (None for a
+    still image or another type), refusing more than `max_frames` frames before any is decoded.
+    Pillow's n_frames would walk a GIF's blocks in Python, unbounded; this walk is bounded too."""
+    kind = image_sniff(data)
+    if kind == "gif":
+        found = _gif_animation(data, max_frames)
+    elif kind == "webp":
+        found = _webp_animation(data, max_frames)
+    else:
+        return None
+    if found is None or found.frames < 2:
+        return None
+    _pixels_check(*found.extent, weight=2 if kind == "webp" else 1)
+    if found.frames > max_frames:
+        raise TooManyFramesError(
+            f"The origin {kind.upper()} has over {max_frames} frames, the limit of this platform "
+            "(RENDER_MAX_FRAMES); ask for frame=1 or another format for a still image."
+        )
+    return found
+
+
+def image_frames(data: bytes, *, count: int, alpha: bool) -> Iterator[tuple[Image.Image, int]]:
+    """The first `count` frames of an animated GIF or WebP, each as a viewer shows it (composited
+    onto the frames before it, disposal applied: Pillow's ImageSequence), in sRGB, RGBA when
+    `alpha` (any frame may be transparent) else RGB, all at the first frame's size, with each
+    frame's duration in milliseconds. Decoded one at a time: only the current frame is held."""
+    image = _image_open(data)
+    size, mode = image.size, "RGBA" if alpha else "RGB"
+    srgb = _srgb_transform(image.info.get("icc_profile"), mode)
+    orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for index in range(count):
+                image.seek(index)
+                frame = image.convert(mode)
+                if frame.size != size:
+                    frame = frame.crop((0, 0, *size))  # As browsers do: the canvas is the first frame's.
+                if srgb is not None:
+                    frame = ImageCms.applyTransform(frame, srgb)
+                if orientation in ORIENTATIONS:
+                    frame = frame.transpose(ORIENTATIONS[orientation])
+                frame.info = {}
+                frame.orientation = orientation if orientation in ORIENTATIONS else 1
+                yield frame, int(image.info.get("duration") or 0)
+    except DECODE_ERRORS:
+        raise NotAnImageError("The origin animation is truncated or corrupt.") from None
+
+
+def _srgb_transform(icc: bytes | None, mode: str):
+    """The transform from an embedded profile to sRGB, built once for every frame (None: sRGB
+    already, no profile, or a broken one, ignored as browsers do)."""
+    if not icc:
+        return None
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if "srgb" in ImageCms.getProfileDescription(profile).lower():
+            return None
+        return ImageCms.buildTransform(profile, _SRGB, mode, mode)
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return None
+
+
+def _gif_animation(data: bytes, max_frames: int) -> Animation | None:
+    """Walks every block of a GIF as Pillow reads them, counting frames (to one past
+    `max_frames`), their extent, and whether any names a transparent colour."""
+    if len(data) < 13:
+        return None
+    screen = struct.unpack("<HH", data[6:10])
+    width, height = screen
+    pos, end, frames, blocks, alpha = 13, len(data), 0, 0, False
+    if data[10] & 0x80:
+        pos += 3 << ((data[10] & 7) + 1)
+    first = None
+    while pos < end and frames <= max_frames:
+        introducer = data[pos]
+        if introducer == 0x21:  # Extension: its label, then sub-blocks.
+            if pos + 3 < end and data[pos + 1] == 0xF9 and data[pos + 2] >= 4:
+                alpha = alpha or bool(data[pos + 3] & 1)  # Graphic control: a transparent index.
+            pos += 2
+        elif introducer == 0x2C:  # A frame: its descriptor, local palette, code size, sub-blocks.
+            if pos + 10 > end:
+                break
+            x, y, w, h = struct.unpack("<HHHH", data[pos + 1:pos + 9])
+            width, height = max(width, x + w), max(height, y + h)
+            if first is None:
+                first = (width, height)
+            frames += 1
+            flags = data[pos + 9]
+            pos += 10 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0) + 1
+        elif introducer == 0x3B:  # Trailer.
+            break
+        else:
+            pos += 1  # Pillow steps over a stray byte, one read at a time.
+            blocks += 1
+            continue
+        while pos < end:
+            length = data[pos]
+            pos += 1 + length
+            blocks += 1
+            if blocks > GIF_MAX_ANIMATION_BLOCKS:
+                raise TooManySegmentsError(f"The origin GIF has over {GIF_MAX_ANIMATION_BLOCKS} blocks.")
+            if not length:
+                break
+    if first is None:
+        return None
+    return Animation(frames=frames, size=first, extent=(width, height), alpha=alpha)
+
+
+def _webp_animation(data: bytes, max_frames: int) -> Animation | None:
+    """Counts the ANMF chunks of a WebP whose VP8X header says it is animated."""
+    if data[12:16] != b"VP8X" or len(data) < 30 or not data[20] & 0x02:
+        return None
+    size = _webp_canvas(data)
+    pos, end, frames, chunks = 12, min(len(data), 8 + int.from_bytes(data[4:8], "little")), 0, 0
+    while pos + 8 <= end and frames <= max_frames:
+        chunks += 1
+        if chunks > WEBP_MAX_CHUNKS:
+            raise TooManySegmentsError(f"The origin WebP has over {WEBP_MAX_CHUNKS} chunks.")
+        if data[pos:pos + 4] == b"ANMF":
+            frames += 1
+        length = int.from_bytes(data[pos + 4:pos + 8], "little")
+        pos += 8 + length + (length & 1)
+    return Animation(frames=frames, size=size, extent=size, alpha=bool(data[20] & 0x10))
 
 
 def image_orientation(image: Image.Image) -> int:
@@ -383,23 +539,31 @@ def _png_check(data: bytes) -> None:
 
 
 def _gif_check(data: bytes) -> None:
-    """Counts the extension sub-blocks before the first frame, the ones Pillow reads one by one on open."""
+    """Counts the extension sub-blocks (and stray bytes) before the first frame, the ones Pillow
+    reads one by one on open."""
     if len(data) < 13:
         return
     pos, blocks = 13, 0
     if data[10] & 0x80:
         pos += 3 << ((data[10] & 7) + 1)  # Global colour table.
     end = len(data)
-    while pos < end and data[pos] == 0x21:  # Extension introducer; 0x2C (the first frame) ends the walk.
-        pos += 2
-        while pos < end and data[pos]:
+    # 0x2C (the first frame) or the trailer ends the walk.
+    while pos < end and data[pos] not in (0x2C, 0x3B):
+        if data[pos] != 0x21:  # A stray byte, which Pillow steps over one read at a time.
+            pos += 1
             blocks += 1
-            if blocks > GIF_MAX_BLOCKS:
-                raise TooManySegmentsError(
-                    f"The origin GIF has over {GIF_MAX_BLOCKS} extension blocks before its first frame."
-                )
-            pos += 1 + data[pos]
-        pos += 1
+        else:  # An extension: its label, then its sub-blocks.
+            pos += 2
+            while pos < end and data[pos]:
+                blocks += 1
+                if blocks > GIF_MAX_BLOCKS:
+                    break
+                pos += 1 + data[pos]
+            pos += 1
+        if blocks > GIF_MAX_BLOCKS:
+            raise TooManySegmentsError(
+                f"The origin GIF has over {GIF_MAX_BLOCKS} extension blocks before its first frame."
+            )
     if pos + 9 <= end and data[pos] == 0x2C:
         # Pillow grows the image to hold a first frame that lies outside the logical screen.
         x, y, width, height = struct.unpack("<HHHH", data[pos + 1:pos + 9])

@@ -27,6 +27,7 @@ ENCODER_LIMITS = {
     "webp": "RENDER_MAX_WEBP_PIXELS",
     "avif": "RENDER_MAX_AVIF_PIXELS",
 }
+FORMAT_NAMES = {"png": "PNG", "png32": "PNG32", "png8": "PNG8", "gif": "GIF", "webp": "WebP", "avif": "AVIF"}
 BUSY_RETRY_AFTER = 2  # Seconds: an uncached render here takes well under that.
 
 
@@ -42,6 +43,10 @@ class MarkTooLargeError(OutputTooLargeError):
 
 class TooManyMarkTilesError(OutputTooLargeError):
     code = "too_many_mark_tiles"
+
+
+class AnimationTooLargeError(OutputTooLargeError):
+    code = "animation_too_large"
 
 
 class RenderBusyError(ServiceUnavailableError):
@@ -104,6 +109,33 @@ def _capped(size: tuple[int, int], params: RenderParams, out: tuple[int, int], s
         over_pixels = asked[0] * asked[1] > settings.RENDER_MAX_OUTPUT_PIXELS
         setting = "RENDER_MAX_OUTPUT_PIXELS" if over_pixels else f"{MAX_DIMENSION}x{MAX_DIMENSION}"
     return f"{asked[0]}x{asked[1]} -> {out[0]}x{out[1]} ({setting})"
+
+
+def animation_budget_check(*, decoded: int, canvas: tuple[int, int], frames: int | None = None,
+                           out: tuple[int, int] | None = None, fmt: str = "") -> None:
+    """Refuses an animation whose frames cost more than the budget, before the work: the frames
+    decoded (every frame up to the last one served, each composited on the whole canvas:
+    RENDER_MAX_ANIMATION_DECODE_PIXELS), and, once the output's size is known, the frames every
+    stage runs on and the encoder writes (RENDER_MAX_ANIMATION_PIXELS; for WebP, whose encoder
+    costs five times GIF's a pixel, RENDER_MAX_WEBP_ANIMATION_PIXELS)."""
+    limit = settings.RENDER_MAX_ANIMATION_DECODE_PIXELS
+    pixels = decoded * canvas[0] * canvas[1]
+    if pixels > limit:
+        raise AnimationTooLargeError(
+            f"Decoding {decoded} frames of {canvas[0]}×{canvas[1]} is {_mp(pixels)}, over the limit of {_mp(limit)} "
+            "(RENDER_MAX_ANIMATION_DECODE_PIXELS); ask for fewer frames (frame=M-N) or a still image (frame=1)."
+        )
+    if frames is None or out is None:
+        return
+    setting = "RENDER_MAX_WEBP_ANIMATION_PIXELS" if fmt == "webp" else "RENDER_MAX_ANIMATION_PIXELS"
+    limit = getattr(settings, setting)
+    pixels = frames * out[0] * out[1]
+    if pixels > limit:
+        raise AnimationTooLargeError(
+            f"{FORMAT_NAMES.get(fmt, fmt)} animation of {frames} frames of {out[0]}×{out[1]} is {_mp(pixels)}, "
+            f"over the limit of {_mp(limit)} ({setting}); ask for a smaller size (w, h), fewer frames (interval, "
+            "frame=M-N) or another format."
+        )
 
 
 def _limit(fmt: str, params: RenderParams) -> tuple[str, int]:

@@ -15,22 +15,37 @@ from cutouts.models import BgRemoveJob
 from cutouts.selectors import job_find
 from cutouts.services import bg_remove_job_ensure, bg_remove_job_raise_failure
 from imaging.decode import (
+    Animation,
     image_alpha_possible,
+    image_animation,
     image_decode,
+    image_frames,
     image_geometry,
     image_orientation,
     image_sniff,
     image_transparency,
 )
-from rendering.budget import RenderBusyError, render_budget_check, render_slot
-from rendering.encode import PALETTE, format_default, format_negotiate, format_resolve, image_encode, image_has_alpha
+from rendering.budget import RenderBusyError, animation_budget_check, render_budget_check, render_slot
+from rendering.encode import (
+    PALETTE,
+    format_default,
+    format_negotiate,
+    format_resolve,
+    frame_prepare,
+    frames_encode,
+    image_encode,
+    image_has_alpha,
+)
 from rendering.gate import Door, Entry, MarkPass, Pass, render_gate
 from rendering.models import Render
+from rendering.operations.animation import ANIMATED_KINDS, animation_durations, animation_output, animation_plan
 from rendering.operations.blend import STAGE as blend_stage
 from rendering.operations.delivery import client_hints_apply
 from rendering.operations.faces import faces_json
 from rendering.operations.output import png_plain
 from rendering.operations.palette import palette_document
+from rendering.operations.trim import STAGE as TRIM
+from rendering.operations.trim import trim_box
 from rendering.params import MAX_DIMENSION, RenderParams
 from rendering.stage import StageContext
 from rendering.stages import EARLY_STAGES, stages_apply, stages_decode_size, stages_size
@@ -158,26 +173,33 @@ def _render(*, gate: Pass, accept: str, nested_for: Callable[[], dict]) -> Rende
 
     # 4–7. In a render slot (cached hits never wait for one).
     with render_slot():
-        # 4. Decode: the origin at the smallest scale the output needs (JPEG draft), or the cutout.
+        # 4. Decode: the origin at the smallest scale the output needs (JPEG draft), or the cutout;
+        # an animated origin whose render animates, as its frames (`_Frames`), decoded in step 5.
         image, kind, size = _source_decode(origin, fmt)
         if fmt == "json":
             body = json.dumps(_metadata(image, kind=kind, size=size, faces=origin.params.faces)).encode()
             return origin.outcome(render_store(key=origin.key, source=source, path=path, data=body,
                                                content_type="application/json"))
         drawn = {name: _mark_decode(nested.get(name)) for name in ("mark", "blend", "mask")}
-        # 5. Stages (rendering/stages.py), under the output budget.
-        image, budget, default = _stages_run(image, origin, kind=kind, fmt=fmt, accept=accept, **drawn)
-        if fmt == PALETTE:
-            # The rendered image's colours in place of the image (palette=css|json).
-            body, content_type = palette_document(image, origin.params)
-            return origin.outcome(render_store(key=origin.key, source=source, path=path, data=body,
-                                               content_type=content_type, inputs=inputs))
-        # 6. Encode, 7. store.
-        data, content_type = image_encode(
-            image, format_resolve(budget.fmt, params=origin.params, has_alpha=image_has_alpha(image), default=default),
-            origin.params)
+        # 5. Stages (rendering/stages.py), under the output budget, then 6. encode; an animation
+        # runs the stages on each frame as it is decoded.
+        if isinstance(image, _Frames):
+            data, content_type, capped = _frames_run(image, origin, fmt=fmt, accept=accept, **drawn)
+        else:
+            image, budget, default = _stages_run(image, origin, kind=kind, fmt=fmt, accept=accept, **drawn)
+            if fmt == PALETTE:
+                # The rendered image's colours in place of the image (palette=css|json).
+                body, content_type = palette_document(image, origin.params)
+                return origin.outcome(render_store(key=origin.key, source=source, path=path, data=body,
+                                                   content_type=content_type, inputs=inputs))
+            data, content_type = image_encode(
+                image, format_resolve(budget.fmt, params=origin.params, has_alpha=image_has_alpha(image),
+                                      default=default),
+                origin.params)
+            capped = budget.capped
+        # 7. Store.
         render = render_store(key=origin.key, source=source, path=path, data=data, content_type=content_type,
-                              inputs=inputs, capped=budget.capped)
+                              inputs=inputs, capped=capped)
     return origin.outcome(render)
 
 
@@ -250,12 +272,103 @@ def _source_resolve(source: Source, path: str, params: RenderParams, fmt: str, k
 
 
 def _source_decode(origin: _Source, fmt: str):
-    """Step 4: (image, kind, size in bytes) of the source image."""
+    """Step 4: (image, kind, size in bytes) of the source image; the image is `_Frames` for an
+    animated origin whose render animates."""
     if origin.as_is is not None:
         return origin.as_is
     if origin.cutout is not None:
         return image_decode(origin.cutout), "png", len(origin.cutout)
-    return _origin_image(origin.source, origin.path, at_least=_decode_size(origin.params, fmt))
+    obj = _origin_fetch(origin.source, origin.path)
+    kind = image_sniff(obj.data)
+    if kind in ANIMATED_KINDS and fmt != "json":
+        frames = _animation_decode(obj.data, origin.params, fmt, kind)
+        if frames is not None:
+            return frames, kind, len(obj.data)
+    return image_decode(obj.data, at_least=_decode_size(origin.params, fmt)), kind, len(obj.data)
+
+
+@dataclass(frozen=True)
+class _Frames:
+    """An animated origin on its way to an animated render: decoded frame by frame in step 5."""
+
+    data: bytes
+    kind: str
+    animation: Animation
+    indices: list  # The frames served (0-based), in the order served.
+
+
+def _animation_decode(data: bytes, params: RenderParams, fmt: str, kind: str):
+    """An animated GIF or WebP: its frames to render (`_Frames`) when the output animates, the
+    one frame asked for (`frame=N`, or where a range starts when the output cannot animate) as
+    a still, or None for the still path's first frame (a still origin, or no frame asked for).
+    The frame count and the decoding's cost are checked from the file's structure first."""
+    animated = animation_output(params, fmt, kind)
+    if not animated and params.frame is None:
+        return None  # The first frame, as any still output of an animation: nothing to count.
+    animation = image_animation(data, max_frames=settings.RENDER_MAX_FRAMES)
+    if animation is None:
+        return None
+    indices = animation_plan(animation.frames, params, animated=animated)
+    if not animated and indices == [0]:
+        return None  # frame=1 as a still: the still path's first frame.
+    animation_budget_check(decoded=max(indices) + 1, canvas=animation.extent)
+    if animated and len(indices) > 1:
+        return _Frames(data=data, kind=kind, animation=animation, indices=indices)
+    still = None
+    for still, _ in image_frames(data, count=indices[0] + 1, alpha=animation.alpha):
+        pass  # Each frame is drawn over the ones before it: all are decoded, one held at a time.
+    return still
+
+
+def _frames_run(frames: _Frames, origin: _Source, *, fmt: str, accept: str, mark, blend=None,
+                mask=None) -> tuple[bytes, str, str]:
+    """Steps 5 and 6 for an animation: each frame decoded in turn, cropped to the box trim finds
+    on the first one served (so every frame has one size), the budget checked on that first one
+    (the output's size, then every frame's pixels together), every other stage run on each
+    frame, each palettised for GIF as it comes; then the frames in the order served, encoded."""
+    params, animation = origin.params, frames.animation
+    served = set(frames.indices)
+    prepared, durations = {}, {}
+    box = context = final = capped = None
+    for index, (frame, duration) in enumerate(image_frames(frames.data, count=max(served) + 1, alpha=animation.alpha)):
+        if index not in served:
+            continue
+        if context is None:
+            box, context, final, capped = _frames_budget(frame, frames, params, fmt=fmt, accept=accept, mark=mark,
+                                                         blend=blend, mask=mask)
+        if box is not None:
+            frame = frame.crop(box)
+        prepared[index] = frame_prepare(stages_apply(frame, params, context), final)
+        durations[index] = duration
+    order = frames.indices
+    data, content_type = frames_encode([prepared[i] for i in order], final, params,
+                                       durations=animation_durations([durations[i] for i in order], params),
+                                       loop=params.loop)
+    return data, content_type, capped
+
+
+def _frames_budget(first, frames: _Frames, params: RenderParams, *, fmt: str, accept: str, mark, blend=None,
+                   mask=None):
+    """On an animation's first frame served: the box trim crops every frame to (None: no trim),
+    the stages' context, the output format, after the output budget (as a still's) and the
+    animation's (every frame's pixels together) have passed."""
+    animation = frames.animation
+    box = trim_box(first, params) if TRIM.active(params) else None
+    size = first.size if box is None else (box[2] - box[0], box[3] - box[1])
+    orientation = image_orientation(first)
+    default = format_default(frames.kind, cutout=False)
+    budget = render_budget_check(size=size, params=params, requested=fmt, default=default, accept=accept,
+                                 has_alpha=_may_have_alpha(first, params),
+                                 mark_size=mark.size if mark is not None else None, orientation=orientation)
+    context = StageContext(mark=mark, blend=blend, mask=mask, max_pixels=budget.max_pixels, orientation=orientation,
+                           memo={})
+    final = format_resolve(budget.fmt, params=params, has_alpha=animation.alpha, default=default)
+    out = stages_size(size, params, context)
+    animation_budget_check(decoded=max(frames.indices) + 1, canvas=animation.extent, frames=len(frames.indices),
+                           out=out, fmt=final)
+    if blend is not None:
+        blend_stage.check(out, blend.size, params)
+    return box, context, final, budget.capped
 
 
 def _stages_run(image, origin: _Source, *, kind: str, fmt: str, accept: str, mark, blend=None, mask=None):
@@ -335,11 +448,6 @@ def _origin_fetch(source: Source, path: str):
     except OriginError as exc:
         ORIGIN_ERRORS.labels(kind=exc.code).inc()
         raise
-
-
-def _origin_image(source: Source, path: str, *, at_least=None):
-    obj = _origin_fetch(source, path)
-    return image_decode(obj.data, at_least=at_least), image_sniff(obj.data), len(obj.data)
 
 
 def _metadata(image, *, kind, size, faces=False) -> dict:

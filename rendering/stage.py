@@ -56,6 +56,9 @@ class StageContext:
     max_pixels: int | None = None
     # The source's EXIF orientation, which decoding already applied (1: none); `orient` replaces it.
     orientation: int = 1
+    # For the frames of one animation (all one size): where a stage keeps work that depends only
+    # on the size and the parameters (a watermark sized and tiled), done once, not per frame.
+    memo: dict | None = None
 
 
 class Stage:

@@ -7,6 +7,7 @@ tests and its line in docs/rendering.md."""
 
 from rendering.operations import (
     adjust,
+    animation,
     bg,
     bgremove,
     blend,
@@ -38,8 +39,8 @@ from rendering.stage import Box, Stage, StageContext
 # nrs) → auto=enhance → colour adjustments (bri, con, exp, gam, high, shad, hue, sat, vib,
 # invert) → sharpening (sharp, usm) → stylize (blur, px, htn, monochrome, sepia, duotone) → pad →
 # border → mask → bg → blend → text → mark → transparency; then the response's own choices (the
-# palette instead of the image, format, quality, access, download, client hints), which do no
-# pixel work, and last what is refused.
+# palette instead of the image, frames of an animation, format, quality, access, download, client
+# hints), which do no pixel work, and last what is refused.
 STAGES: tuple[Stage, ...] = (
     trim.STAGE,
     bgremove.STAGE,
@@ -63,6 +64,7 @@ STAGES: tuple[Stage, ...] = (
     mark.STAGE,
     fillgradient.STAGE,  # transparency=grid: behind whatever is still transparent.
     palette.STAGE,  # The colours of the image as drawn, in place of it.
+    animation.STAGE,  # Which frames, how fast, how often: every stage above runs on each frame.
     output.STAGE,
     output.ACCESS,
     delivery.STAGE,

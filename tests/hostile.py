@@ -332,7 +332,8 @@ def png16_at_ceiling() -> bytes:
 
 
 def gif_many_frames() -> bytes:
-    """An animated GIF of 300 full-size frames (2000×2000): only the first is decoded."""
+    """An animated GIF of 300 full-size frames (2000×2000): image_decode decodes the first only;
+    the endpoint, which keeps it animated, refuses the 1.2 gigapixels its frames would decode."""
     frames = [Image.new("P", (2000, 2000), i) for i in range(2)]
     for frame in frames:
         frame.putpalette([0, 0, 0, 255, 255, 255])
@@ -343,12 +344,34 @@ def gif_many_frames() -> bytes:
 
 
 def webp_many_frames() -> bytes:
-    """An animated WebP of 300 full-size frames (2000×2000): only the first is decoded."""
+    """An animated WebP of 300 full-size frames (2000×2000): as gif_many_frames."""
     frames = [Image.new("RGB", (2000, 2000), colour) for colour in ("red", "blue")]
     two = _encode(frames[0], "WEBP", save_all=True, append_images=frames[1:], lossless=True, duration=10)
     second = two.rindex(b"ANMF")
     body = two[12:second] + two[second:] * 299
     return b"RIFF" + struct.pack("<I", len(body) + 4) + b"WEBP" + body
+
+
+def _gif_1x1(frame_data: bytes) -> bytes:
+    head = b"GIF89a" + struct.pack("<HH", 1, 1) + bytes([0x80, 0, 0]) + b"\x00\x00\x00\xff\xff\xff"
+    return head + b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00" + frame_data + b"\x3b"
+
+
+_GIF_1X1_FRAME = (b"\x21\xf9\x04\x04\x02\x00\x00\x00" + b"\x2c" + struct.pack("<HHHH", 0, 0, 1, 1)
+                  + b"\x00\x02\x02\x4c\x01\x00")
+
+
+def gif_many_tiny_frames() -> bytes:
+    """An animated GIF of 100 000 one-pixel frames (2.3 MB): Pillow's n_frames walks them all in
+    Python; the endpoint counts them to one past RENDER_MAX_FRAMES and refuses."""
+    return _gif_1x1(_GIF_1X1_FRAME * 100_000)
+
+
+def gif_frames_many_sub_blocks() -> bytes:
+    """Two one-pixel frames, the first's image data split into 5.5 million one-byte sub-blocks
+    (11 MB): Pillow reads each in Python to reach the second frame (a CPU-second)."""
+    first = b"\x2c" + struct.pack("<HHHH", 0, 0, 1, 1) + b"\x00\x02" + b"\x01\x4c" + b"\x01\x00" * 5_500_000 + b"\x00"
+    return _gif_1x1(first + _GIF_1X1_FRAME)
 
 
 # --- Truncated files (LOAD_TRUNCATED_IMAGES stays off) -------------------------------------------
@@ -420,6 +443,8 @@ HOSTILE: dict[str, Callable[[], bytes]] = {
     "png16_at_ceiling": png16_at_ceiling,
     "gif_many_frames": gif_many_frames,
     "webp_many_frames": webp_many_frames,
+    "gif_many_tiny_frames": gif_many_tiny_frames,
+    "gif_frames_many_sub_blocks": gif_frames_many_sub_blocks,
     "jpeg_truncated": jpeg_truncated,
     "png_truncated": png_truncated,
     "gif_truncated": gif_truncated,
@@ -466,9 +491,21 @@ EXPECTED: dict[str, tuple[int, str | None]] = {
     "png16_at_ceiling": (200, None),
     "gif_many_frames": (200, None),
     "webp_many_frames": (200, None),
+    "gif_many_tiny_frames": (200, None),
+    "gif_frames_many_sub_blocks": (200, None),
     "jpeg_truncated": (422, "not_an_image"),
     "png_truncated": (422, "not_an_image"),
     "gif_truncated": (422, "not_an_image"),
     "webp_truncated": (422, "not_an_image"),
     "tiff_truncated": (422, "not_an_image"),
+}
+
+# What the rendering endpoint answers where it differs from image_decode's answer above: an
+# animation the render keeps animated has its frames counted and decoded there (rendering/services.py).
+HTTP_EXPECTED = {
+    **EXPECTED,
+    "gif_many_frames": (422, "animation_too_large"),
+    "webp_many_frames": (422, "animation_too_large"),
+    "gif_many_tiny_frames": (422, "too_many_frames"),
+    "gif_frames_many_sub_blocks": (422, "too_many_segments"),
 }

@@ -86,6 +86,21 @@ def faces_find(image: Image.Image) -> tuple[Face, ...]:
     return found
 
 
+def faces_shared(image: Image.Image, context: StageContext | None, name: str) -> tuple[Face, ...]:
+    """`faces_find`, and for the frames of one animation (`context.memo`, all one size) once for
+    them all, on the first: 300 frames cost one detection, and a window centred on the faces
+    does not jump from frame to frame. `name`: the stage asking (the sized frames are not the
+    source's)."""
+    memo = getattr(context, "memo", None)
+    if memo is None:
+        return faces_find(image)
+    key = ("faces", name, image.size)
+    if key not in memo:
+        memo[key] = faces_find(image)
+    image.faces = memo[key]
+    return image.faces
+
+
 def faces_area(faces: tuple[Face, ...], index: int | None = None) -> Face | None:
     """The box around every face, or around the `index`-th (1-based); None when there is no such face."""
     if index is not None:
@@ -236,16 +251,15 @@ class FacesStage(Stage):
     def apply(self, image, p, context: StageContext):
         if not self.active(p):
             return image
-        faces = faces_find(image)
+        faces = faces_shared(image, context, self.name)
         if not faces:
             return image
         out = image.copy()  # The one copy: at 50 MP, each is 150 MB.
         if "redeye" in p.auto:
-            for face in faces:
-                for eye in eyes_find(image, face):
-                    fixed = _red_removed(image, eye)
-                    if fixed is not None:
-                        out.paste(*fixed)
+            for eye in self._eyes(image, faces, context):
+                fixed = _red_removed(image, eye)
+                if fixed is not None:
+                    out.paste(*fixed)
         # Every face's pixels before any face's effect, so two overlapping faces are not blurred twice.
         regions = [(face, face_region(face, image.size)) for face in faces] if p.face_blur or p.face_pixel else []
         parts = [(face, region, out.crop(region)) for face, region in regions
@@ -259,6 +273,19 @@ class FacesStage(Stage):
                 part = _blurred(part, longest * FACE_EFFECT_AT_100 * p.face_blur / 100)
             out.paste(part, region[:2])
         return out
+
+
+    @staticmethod
+    def _eyes(image, faces, context) -> list:
+        """The eyes of every face; for an animation's frames, those of the first."""
+        memo = getattr(context, "memo", None)
+        key = ("eyes", image.size)
+        if memo is not None and key in memo:
+            return memo[key]
+        eyes = [eye for face in faces for eye in eyes_find(image, face)]
+        if memo is not None:
+            memo[key] = eyes
+        return eyes
 
 
 STAGE = FacesStage()

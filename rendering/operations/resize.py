@@ -10,7 +10,7 @@ from django.conf import settings
 from PIL import Image, ImageFilter
 
 from imaging.decode import image_geometry
-from rendering.operations.faces import faces_area, faces_find
+from rendering.operations.faces import faces_area, faces_find, faces_shared
 from rendering.operations.fillgradient import gradient_canvas
 from rendering.operations.pad import TRANSPARENT_WHITE, pad_inner, pad_sides
 from rendering.stage import Param, RenderParams, Stage
@@ -666,6 +666,8 @@ class ResizeStage(Stage):
 
     def apply(self, image, p, context):
         # fit=fill/fillmax also lays the fill around the image.
+        if p.fit == "facearea" or "faces" in p.crop:
+            faces_shared(image, context, self.name)  # An animation's frames: the first one's faces.
         resized = resize_apply(image, p, max_pixels=context.max_pixels)
         place = focal_point_place(_size(image), p)
         if place is not None:

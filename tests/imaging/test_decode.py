@@ -1,4 +1,6 @@
 import io
+import struct
+import time
 
 import pytest
 from PIL import Image
@@ -205,3 +207,13 @@ def test_rle_bmp_is_refused_and_plain_bmp_decodes(monkeypatch):
     monkeypatch.setattr(images, "image_check_structure", lambda data, kind: None)
     with pytest.raises(UnsupportedImageTypeError):
         image_decode(hostile.bmp_rle_runs())
+
+
+def test_stray_bytes_before_the_first_frame_count_as_blocks():
+    head = b"GIF89a" + struct.pack("<HH", 1, 1) + bytes([0x80, 0, 0]) + b"\x00\x00\x00\xff\xff\xff"
+    frame = b"\x2c" + struct.pack("<HHHH", 0, 0, 1, 1) + b"\x00\x02\x02\x4c\x01\x00"
+    started = time.process_time()
+    with pytest.raises(images.TooManySegmentsError):
+        image_decode(head + b"\x01" * 12_000_000 + frame + b";")  # Pillow: 0.9 CPU-s stepping over them.
+    assert time.process_time() - started < 0.1
+    assert image_decode(head + b"\x01" * 100 + frame + b";").size == (1, 1)  # A few are harmless.

@@ -363,3 +363,23 @@ def test_redeye_takes_the_red_out_of_the_pupils_only():
 def test_redeye_keys_the_cache_and_is_served():
     assert params_parse("w=100&auto=redeye").canonical() != params_parse("w=100").canonical()
     assert params_parse("w=100&auto=redeye").has_operations and params_parse("auto=redeye").has_operations
+
+
+def test_an_animations_frames_share_the_first_frames_faces():
+    """Each stage runs on every frame (context.memo shared by one animation's frames): faces are
+    found once, on the first frame, so a crop does not jump and 300 frames cost one detection."""
+    from rendering.operations.resize import RESIZE
+
+    context = StageContext(memo={})
+    first, faceless = photo(), landscape((512, 512))
+    p = params_parse("w=200&h=300&fit=crop&crop=faces&face-blur=100")
+    sized_first = RESIZE.apply(first, p, context)
+    sized_faceless = RESIZE.apply(faceless, p, context)
+    # The faceless frame is cropped where the first frame's face was, not at its centre.
+    still = RESIZE.apply(landscape((512, 512)), p, CONTEXT)
+    assert sized_faceless.tobytes() != still.tobytes()
+    assert faces_find(faceless) == faces_find(first)  # Shared, not found again.
+    STAGE.apply(sized_first, p, context)
+    blurred = STAGE.apply(sized_faceless, p, context)  # Blurred where the first frame's face is.
+    region = face_region(faces_find(sized_first)[0], sized_first.size)
+    assert detail(blurred, region) < 0.5 * detail(sized_faceless, region)
