@@ -383,3 +383,19 @@ def test_an_animations_frames_share_the_first_frames_faces():
     blurred = STAGE.apply(sized_faceless, p, context)  # Blurred where the first frame's face is.
     region = face_region(faces_find(sized_first)[0], sized_first.size)
     assert detail(blurred, region) < 0.5 * detail(sized_faceless, region)
+
+
+@pytest.mark.django_db
+def test_an_animated_gif_of_a_face_over_http(client, source, origin_root):
+    from PIL import ImageSequence
+
+    face = photo()
+    frames = [face.rotate(0, translate=(dx, 0)) for dx in (0, 6, 12, 18)]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    (origin_root / "photos" / "face.gif").write_bytes(buf.getvalue())
+    response = client.get(f"/render/{source.slug}/face.gif?w=160&h=240&fit=crop&crop=faces&face-blur=100")
+    assert response.status_code == 200
+    body = b"".join(response.streaming_content) if response.streaming else response.content
+    out = [frame.convert("RGB").copy() for frame in ImageSequence.Iterator(Image.open(io.BytesIO(body)))]
+    assert len(out) == 4 and out[0].size == (160, 240)
