@@ -145,10 +145,18 @@ def _dpi(params) -> dict:
 # --- One writer per format --------------------------------------------------------------------------
 
 def _jpeg(image: Image.Image, out: io.BytesIO, fmt: str, params) -> None:
-    _flatten(image).save(out, "JPEG", quality=quality_for(params), optimize=True, exif=b"", comment=b"",
-                         progressive=fmt == "pjpg" or params.jpg_progressive,
-                         subsampling=SUBSAMPLING.get(params.chromasub, 2), icc_profile=_profile(params),
-                         **_dpi(params))
+    flat = _flatten(image)
+    options = dict(quality=quality_for(params), exif=b"", comment=b"", subsampling=SUBSAMPLING.get(params.chromasub, 2),
+                   icc_profile=_profile(params), **_dpi(params))
+    try:
+        flat.save(out, "JPEG", optimize=True, progressive=fmt == "pjpg" or params.jpg_progressive, **options)
+    except OSError:
+        # An optimised or progressive JPEG is written from one buffer that Pillow sizes at one or
+        # two bytes a pixel; noise at q 95+ or 4:4:4 needs more ("broken data stream"). Such a
+        # picture is written as a plain baseline JPEG, which streams, rather than failing.
+        out.seek(0)
+        out.truncate()
+        flat.save(out, "JPEG", optimize=False, progressive=False, **options)
 
 
 def _png(image: Image.Image, out: io.BytesIO, fmt: str, params) -> None:

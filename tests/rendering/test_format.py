@@ -234,3 +234,17 @@ def test_client_hints_apply():
     assert client_hints_apply(p, {"DPR": "9"}).dpr == 5.0
     assert client_hints_apply(p, {"Save-Data": "off"}) == p
     assert client_hints_apply(params_parse("w=10&ch=width"), {"Width": "1"}).w.value == 1  # Pixels, not a ratio.
+
+
+def test_a_jpeg_too_dense_for_pillows_buffer_is_written_baseline_not_a_500(client, source, origin_root):
+    """Noise at q=100 4:4:4 needs over two bytes a pixel, more than Pillow's buffer for an
+    optimised or progressive JPEG ("broken data stream"): written baseline instead of failing."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 256, (600, 600, 3), dtype=np.uint8)).save(origin_root / "photos" / "noise.png")
+    response = client.get(f"/render/{source.slug}/noise.png?fm=jpg&q=100&chromasub=444&jpg-progressive=true")
+    assert response.status_code == 200
+    body = b"".join(response.streaming_content) if response.streaming else response.content
+    image = Image.open(io.BytesIO(body))
+    assert image.format == "JPEG" and image.size == (600, 600)
