@@ -22,6 +22,8 @@ REASONS = (
     (("lp-blur",), "needs a licence-plate detector, which this platform does not run"),
     (("video-",), "is a video parameter; this platform renders images"),
     (("page", "pdf-"), "applies to PDF origins, which this platform does not render"),
+    (("svg-sanitize", "rasterize-bypass"), "applies to vector origins (SVG, PDF, EPS, AI), which this platform does "
+     "not accept (origins are decoded raster images: docs/rendering.md, Input images)"),
 )
 DEFAULT_REASON = "is not served by this platform yet (docs/rendering.md lists what is)"
 
