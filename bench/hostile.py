@@ -127,6 +127,15 @@ CASES = [
     ("stage: jpg q=100, 4:4:4, progressive, colorquant=255", f"noise.png?{BIG}&fm=jpg&q=100&chromasub=444"
      "&jpg-progressive=true&colorquant=255", ""),
     ("stage: webp colorquant=255 q=100", f"noise.png?{BIG}&fm=webp&q=100&colorquant=255", ""),
+    ("stage: every adjustment at once on 8192²", f"noise.png?{BIG}&bri=10&con=10&exp=10&gam=10&high=-50&shad=50"
+     "&hue=90&sat=20&vib=50&invert=true&fm=jpg", ""),
+    ("stage: nr=100&nrs=100 on 8192²", f"noise.png?{BIG}&nr=100&nrs=100&fm=jpg", ""),
+    ("stage: sharp=100&usm=100&usmrad=1.5 on 8192²", f"noise.png?{BIG}&sharp=100&usm=100&usmrad=1.5&fm=jpg", ""),
+    ("stage: sharpen on an 8192² alpha canvas", f"tiny-alpha.png?{BIG}&sharp=100&usm=100&usmrad=1.5&fm=png", ""),
+    ("stage: crop=faces on 8192² noise", f"noise.png?{BIG}&fit=crop&crop=faces&fm=jpg", ""),
+    ("stage: face-blur, face-pixel, redeye on 8192²", f"noise.png?{BIG}&face-blur=100&face-pixel=100&auto=redeye"
+     "&fm=jpg", ""),
+    ("stage: fit=facearea facepad=10", "noise.png?w=4000&h=4000&fit=facearea&facepad=10&fm=jpg", ""),
     ("nested marks, three deep (refused)", "tiny.png?w=100&fm=jpg&mark=" + quote(
         "tiny-alpha.png?w=50&mark=" + quote("dot.png?w=20&mark=" + quote("mark50.png?w=5", safe=""), safe=""),
         safe=""), ""),
