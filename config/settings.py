@@ -249,6 +249,10 @@ elif CELERY_BROKER_URL.startswith("redis"):
         # ever (the worker's BRPOP waits 1 s on the server, under this).
         "socket_connect_timeout": env.float("CELERY_BROKER_CONNECT_TIMEOUT", default=0.5),
         "socket_timeout": env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=2),
+        # A worker looks for messages past their visibility timeout every 10 s. kombu 5.7 scans
+        # only every 10th time by default (100 s); each scan is one indexed ZRANGE, so every time.
+        "unacked_restore_interval": 10,
+        "unacked_restore_throttle": 1,
     }
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
