@@ -153,8 +153,8 @@ def _render(*, gate: Pass, accept: str, nested_for: Callable[[], dict]) -> Rende
     if origin.answer is not None:
         return origin.answer
 
-    # 3. The images drawn on it (mark, an image as the blend), before the render slot (one that
-    # is a rendering URL takes its own).
+    # 3. The images drawn on it (mark; an image as the blend or the mask), before the render slot
+    # (one that is a rendering URL takes its own).
     nested = {}
     if gate.nested and fmt != "json":
         nested = nested_for()
