@@ -8,7 +8,7 @@ from django.core.exceptions import DisallowedHost, ImproperlyConfigured
 from django.http import FileResponse, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
-from django.utils.http import http_date
+from django.utils.http import http_date, parse_http_date_safe
 from django.views.decorators.csrf import csrf_exempt
 
 from core.errors import BadRequestError
@@ -163,7 +163,7 @@ def _image_response(request, outcome):
         # Served smaller than asked, to keep within a ceiling; kept with the render, so every
         # response of it says so, hits replayed before Django (hot.py) included.
         headers["X-Render-Capped"] = render.capped
-    if _none_match(request.META.get("HTTP_IF_NONE_MATCH"), render.etag):
+    if _not_modified(request.META, render):
         # The 200's headers without the body's (RFC 9110 §15.4.5): a cache that refreshes its copy
         # from this must not take Django's default text/html for the image's type.
         response = HttpResponse(status=304)
@@ -201,6 +201,16 @@ def _last_modified(render) -> str:
     if value is None:
         value = render.__dict__["_last_modified"] = http_date(render.created_at.timestamp())
     return value
+
+
+def _not_modified(meta, render) -> bool:
+    """If-None-Match names this render; or, without If-None-Match (which wins, RFC 9110 §13.2.2),
+    If-Modified-Since is at or after the render was made (a CDN that revalidates by date alone)."""
+    none_match = meta.get("HTTP_IF_NONE_MATCH")
+    if none_match:
+        return _none_match(none_match, render.etag)
+    since = parse_http_date_safe(meta.get("HTTP_IF_MODIFIED_SINCE", ""))
+    return since is not None and int(render.created_at.timestamp()) <= since
 
 
 def _none_match(header: str | None, etag: str) -> bool:

@@ -352,6 +352,27 @@ def test_if_none_match_names_no_other_render(client, source):
         assert response.status_code == 200 and response.content == ok.content, tag
 
 
+def test_if_modified_since_alone_is_answered_by_the_renders_date(client, source):
+    """A CDN that revalidates by date alone (no ETag kept) gets a 304 too; If-None-Match, when
+    sent, decides instead (RFC 9110 §13.2.2)."""
+    from django.utils.http import http_date, parse_http_date
+
+    ok = client.get(NEGOTIATED, HTTP_ACCEPT="image/webp")
+    made = parse_http_date(ok["Last-Modified"])
+    same = client.get(NEGOTIATED, HTTP_ACCEPT="image/webp", HTTP_IF_MODIFIED_SINCE=ok["Last-Modified"])
+    assert same.status_code == 304 and "Content-Type" not in same and same["ETag"] == ok["ETag"]
+    later = client.get(NEGOTIATED, HTTP_ACCEPT="image/webp", HTTP_IF_MODIFIED_SINCE=http_date(made + 60))
+    assert later.status_code == 304
+    earlier = client.get(NEGOTIATED, HTTP_ACCEPT="image/webp", HTTP_IF_MODIFIED_SINCE=http_date(made - 60))
+    assert earlier.status_code == 200 and earlier.content == ok.content
+    garbled = client.get(NEGOTIATED, HTTP_ACCEPT="image/webp", HTTP_IF_MODIFIED_SINCE="yesterday")
+    assert garbled.status_code == 200
+    # A tag that names another render wins over a date that would match.
+    other = client.get(NEGOTIATED, HTTP_ACCEPT="image/webp", HTTP_IF_NONE_MATCH='"other"',
+                       HTTP_IF_MODIFIED_SINCE=ok["Last-Modified"])
+    assert other.status_code == 200
+
+
 def test_if_none_match_star_on_no_image_is_its_404(client, source):
     # `*` matches a current representation only (RFC 9110 §13.1.2): there is none to match.
     response = client.get("/render/acme-photos/missing.jpg?w=40", HTTP_IF_NONE_MATCH="*")
