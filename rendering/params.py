@@ -14,9 +14,7 @@ from urllib.parse import unquote_plus
 from django.conf import settings
 
 from rendering.encode import format_negotiate
-from rendering.operations.blend import STAGE as blend_stage
-from rendering.operations.mark import STAGE as mark_stage
-from rendering.operations.mask import STAGE as mask_stage
+from rendering.stage import Stage
 from rendering.stages import ALIASES, FIELDS, KEYED_FIELDS, stages_active, stages_effective, stages_parse  # noqa: F401
 from rendering.values import MAX_DIMENSION, Dim, ParamError  # noqa: F401 (re-exported)
 
@@ -138,6 +136,4 @@ def _params_parse(raw_query: str) -> RenderParams:
 
 
 _IDENTITY = RenderParams()
-mark_stage.query_canonical = staticmethod(mark_query_canonical)
-blend_stage.query_canonical = staticmethod(mark_query_canonical)
-mask_stage.query_canonical = staticmethod(mark_query_canonical)
+Stage.query_canonical = staticmethod(mark_query_canonical)

@@ -119,6 +119,20 @@ class Stage:
             return {f: fields[f] for f in self.keyed_fields}
         return {f: getattr(p, f) for f in self.keyed_fields}
 
+    # The canonical form of a rendering query, for stages whose value names an image that may be a
+    # rendering URL (mark, blend, mask): rendering/params.py sets it, since it parses with every stage.
+    query_canonical = None
+
+    def image_ref_canonical(self, ref: str) -> str:
+        """An image a parameter names, in one spelling: a URL as it is; a path on the source as it
+        is fetched, with a query, a rendering of it whose parameters (in any order) are part of
+        what the composite means."""
+        if "://" in ref:
+            return ref
+        path, _, query = ref.lstrip("/").partition("?")
+        nested = self.query_canonical(query) if query else ""
+        return f"{path}?{nested}" if nested else path
+
     def size(self, size: Box, p: RenderParams, context: StageContext) -> Box:
         """The size `apply` gives an image of `size`, without any pixels."""
         return size

@@ -137,6 +137,13 @@ def blend_lut(rgba: tuple, mode: str, strength: float) -> ImageFilter.Color3DLUT
     return ImageFilter.Color3DLUT(LUT_SIZE, out.ravel().tolist())
 
 
+def _align(p) -> tuple[str, str]:
+    """blend-align as (vertical, horizontal); an axis it does not name is top or left."""
+    vertical = next((a for a in p.blend_align if a in ("top", "middle", "bottom")), "top")
+    horizontal = next((a for a in p.blend_align if a in ("left", "center", "right")), "left")
+    return vertical, horizontal
+
+
 class BlendStage(Stage):
     """blend (a colour, which blend-color names too, or an image), blend-mode, blend-alpha, and
     where it goes: a colour covers blend-w×blend-h (pixels, or a ratio of the image; default the
@@ -161,9 +168,7 @@ class BlendStage(Stage):
         Param("blend-crop", items(CROPS), (), aliases=("bc", "blendcrop")),
         Param("blend-size", choice({"inherit"}), "", aliases=("bs", "blendsize")),
     )
-    # The canonical form of an image blend's own rendering query (rendering/params.py sets it, as
-    # for marks).
-    query_canonical = None
+
 
     def _color(self, p) -> tuple | None:
         rgba = p.blend_color or (p.blend if isinstance(p.blend, tuple) else None)
@@ -184,8 +189,7 @@ class BlendStage(Stage):
         if rgba is None:
             return {f: defaults[f] for f in self.keyed_fields}
         region = bool(p.blend_w or p.blend_h)
-        vertical = next((a for a in p.blend_align if a in ("top", "middle", "bottom")), "top")
-        horizontal = next((a for a in p.blend_align if a in ("left", "center", "right")), "left")
+        vertical, horizontal = _align(p)
         out = {f: defaults[f] for f in self.keyed_fields}
         out.update(blend=rgba, blend_mode=p.blend_mode, blend_alpha=p.blend_alpha)
         if region:
@@ -195,14 +199,8 @@ class BlendStage(Stage):
 
     def _image_effective(self, p, defaults) -> dict:
         out = {f: defaults[f] for f in self.keyed_fields}
-        blend = p.blend
-        if "://" not in blend:
-            # A path on the source; with a query, a rendering of it (as a mark's).
-            path, _, query = blend.lstrip("/").partition("?")
-            nested = self.query_canonical(query) if query else ""
-            blend = f"{path}?{nested}" if nested else path
-        vertical = next((a for a in p.blend_align if a in ("top", "middle", "bottom")), "top")
-        horizontal = next((a for a in p.blend_align if a in ("left", "center", "right")), "left")
+        blend = self.image_ref_canonical(p.blend)
+        vertical, horizontal = _align(p)
         inherit = p.blend_size == "inherit"
         sized = bool(p.blend_w or p.blend_h) and not inherit
         out.update(blend=blend, blend_mode=p.blend_mode, blend_alpha=p.blend_alpha,
@@ -260,8 +258,7 @@ class BlendStage(Stage):
                                                                                    else height / scale) * scale)
         w, h = min(max(w, 1), width), min(max(h, 1), height)
         pad = round(p.blend_pad * scale)
-        horizontal = next((a for a in p.blend_align if a in ("left", "center", "right")), "left")
-        vertical = next((a for a in p.blend_align if a in ("top", "middle", "bottom")), "top")
+        vertical, horizontal = _align(p)
         x = {"left": pad, "center": (width - w) // 2, "right": width - w - pad}[horizontal] + round(p.blend_x * scale)
         y = {"top": pad, "middle": (height - h) // 2, "bottom": height - h - pad}[vertical] + round(p.blend_y * scale)
         left, top = min(max(x, 0), width), min(max(y, 0), height)
@@ -276,8 +273,7 @@ class BlendStage(Stage):
         layer = fit_apply(blend.convert("RGBA"), size, fit, crop) if size != blend.size else blend.convert("RGBA")
         width, height = image.size
         pad = round(p.blend_pad * (p.dpr if p.w or p.h else 1.0))
-        horizontal = next((a for a in p.blend_align if a in ("left", "center", "right")), "left")
-        vertical = next((a for a in p.blend_align if a in ("top", "middle", "bottom")), "top")
+        vertical, horizontal = _align(p)
         x = {"left": pad, "center": (width - layer.width) // 2, "right": width - layer.width - pad}[horizontal]
         y = {"top": pad, "middle": (height - layer.height) // 2, "bottom": height - layer.height - pad}[vertical]
         x, y = x + p.blend_x, y + p.blend_y

@@ -155,9 +155,6 @@ class MarkStage(Stage):
 
     name = "mark"
     full_decode = True
-    # The canonical form of a mark's own rendering query (rendering/params.py sets it: it parses
-    # with every stage, this one included).
-    query_canonical = None
     params = (
         Param("mark", text, "", aliases=("m",)),
         Param("mark-align", items(ALIGNS), ("bottom", "right"), aliases=("ma", "markalign")),
@@ -203,15 +200,8 @@ class MarkStage(Stage):
             vertical = "bottom"
         padded = p.mark_tile == "grid" or (p.mark_x is None and horizontal != "center") or (
             p.mark_y is None and vertical != "middle")
-        mark = p.mark
-        if "://" not in mark:
-            # A path on the source, as it is fetched; with a query, a rendering of it, whose
-            # parameters are part of what the composite means (in any order).
-            path, _, query = mark.lstrip("/").partition("?")
-            nested = self.query_canonical(query) if query else ""
-            mark = f"{path}?{nested}" if nested else path
         return dict(
-            mark=mark, mark_align=(vertical, horizontal), mark_alpha=p.mark_alpha,
+            mark=self.image_ref_canonical(p.mark), mark_align=(vertical, horizontal), mark_alpha=p.mark_alpha,
             mark_pad=p.mark_pad if padded else 5,
             mark_scale=None if sized else p.mark_scale,
             mark_w=p.mark_w, mark_h=p.mark_h, mark_x=p.mark_x, mark_y=p.mark_y,

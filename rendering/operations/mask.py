@@ -168,9 +168,6 @@ class MaskStage(Stage):
         Param("mask-bg", color_canonical, TRANSPARENT_WHITE, aliases=("maskbg",)),
     )
 
-    # The canonical form of a mask image's own rendering query (rendering/params.py sets it).
-    query_canonical = None
-
     def active(self, p) -> bool:
         return bool(p.mask)
 
@@ -183,11 +180,7 @@ class MaskStage(Stage):
         fields = self.fields
         if not self.active(p):
             return fields
-        mask = p.mask
-        if self.image(p) and "://" not in mask:
-            path, _, query = mask.lstrip("/").partition("?")
-            nested = self.query_canonical(query) if query else ""
-            mask = f"{path}?{nested}" if nested else path
+        mask = self.image_ref_canonical(p.mask) if self.image(p) else p.mask
         return {"mask": mask, "corner_radius": p.corner_radius if p.mask == "corners" else None,
                 "mask_bg": p.mask_bg}
 
