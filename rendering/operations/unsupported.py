@@ -37,6 +37,8 @@ VALUES = {
                                                                          "spritesheet")},
     "fill": {"gen": "needs a generative model, which this platform does not run",
              "generative": "needs a generative model, which this platform does not run"},
+    "bg-remove-fg-type": {"car": "is not served: no model here takes a foreground hint (bg-remove-fg-type=auto is "
+                                 "what is done)"},
     "cs": {"adobergb1998": "is not served: renders are converted to sRGB at decode and written in sRGB"},
     "iptc": {"allow": "is not served: renders carry no metadata (iptc=block is what is done)"},
     "auto": {"true": "is not a value this platform serves (use format, compress, enhance or redeye)"},

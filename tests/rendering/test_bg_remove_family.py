@@ -57,12 +57,15 @@ def test_an_opaque_png_goes_to_the_worker(client, source):
     assert client.get("/render/acme-photos/chelsea.png?bg-remove=true").status_code == 202
 
 
-def test_foreground_hints_are_accepted_and_change_nothing(client, source):
+def test_foreground_hints_share_the_one_job_and_a_hint_we_cannot_use_is_a_400(client, source):
     plain = client.get("/render/acme-photos/astronaut.jpg?bg-remove=true").json()["job"]
-    for hint in ("bg-remove-fg-type=car", "bg-remove-semi-transparency=false", "bg-remove-fg-type=nonsense"):
+    # Hard edges are made from the same cutout; an unreadable value keeps the default, as for
+    # any parameter.
+    for hint in ("bg-remove-semi-transparency=false", "bg-remove-fg-type=auto", "bg-remove-fg-type=nonsense"):
         response = client.get(f"/render/acme-photos/astronaut.jpg?bg-remove=true&{hint}")
         assert response.status_code == 202 and response.json()["job"] == plain, hint
-    assert params_parse("bg-remove=true&bg-remove-fg-type=car").canonical() == params_parse("bg-remove=true").canonical()
+    car = client.get("/render/acme-photos/astronaut.jpg?bg-remove=true&bg-remove-fg-type=car")
+    assert car.status_code == 400 and "bg-remove-fg-type=car" in car.json()["error"]["message"]
 
 
 def test_a_fallback_says_why_in_a_header(client, source, origin_root):
@@ -100,3 +103,31 @@ def test_the_matte_is_the_cutouts_alpha(client, source):
     # Sized like any render, and as a JPEG too (a matte has no alpha of its own).
     small = client.get(url + "&bg-remove-output=mask&w=100&fm=jpg")
     assert small.status_code == 200 and Image.open(io.BytesIO(body_of(small))).size == (100, 100)
+
+
+def test_semi_transparency_false_leaves_no_partly_transparent_pixel():
+    """bg-remove-semi-transparency=false: the cutout's edges hard (each pixel kept or removed whole)."""
+    from PIL import Image
+
+    from rendering.operations.bgremove import STAGE
+    from rendering.stage import StageContext
+
+    cutout = Image.new("RGBA", (4, 1))
+    cutout.putdata([(10, 20, 30, 0), (10, 20, 30, 100), (10, 20, 30, 200), (10, 20, 30, 255)])
+    soft = STAGE.apply(cutout, params_parse("bg-remove=true"), StageContext())
+    assert soft is cutout  # The default keeps the model's edges.
+    hard = STAGE.apply(cutout, params_parse("bg-remove=true&bg-remove-semi-transparency=false"), StageContext())
+    assert [hard.getpixel((x, 0))[3] for x in range(4)] == [0, 0, 255, 255]
+    assert cutout.getpixel((1, 0))[3] == 100  # The input is not painted on.
+    assert params_parse("bg-remove=true&bg-remove-semi-transparency=false").canonical() != (
+        params_parse("bg-remove=true").canonical())
+    # Without bg-remove it acts on nothing and keys nothing.
+    assert params_parse("bg-remove-semi-transparency=false").canonical() == params_parse("").canonical()
+
+
+def test_a_foreground_hint_we_cannot_use_is_refused():
+    from rendering.operations.unsupported import UnsupportedParameterError
+
+    assert params_parse("bg-remove=true&bg-remove-fg-type=auto") == params_parse("bg-remove=true")
+    with pytest.raises(UnsupportedParameterError, match="bg-remove-fg-type=car"):
+        params_parse("bg-remove=true&bg-remove-fg-type=car")
