@@ -29,8 +29,10 @@ $(ENV_FILE):
 	@echo "Wrote $@: a new DJANGO_SECRET_KEY and DJANGO_DEBUG=true (development)."
 
 # Idempotent: a present file with the right checksum is kept.
+# The preloaded models (BG_REMOVE_MODELS), and u2net beside them: a source or a URL may choose it.
 models: $(INSTALLED) $(ENV_FILE)
 	$(MANAGE) provision_models
+	$(MANAGE) provision_models u2net
 
 migrate: $(INSTALLED) $(ENV_FILE)
 	$(MANAGE) migrate --noinput -v0
@@ -49,7 +51,6 @@ run: models demo
 	$(BIN)/honcho -f platform/Procfile -d . -e /dev/null start -p $(PORT)
 
 test: models
-	$(MANAGE) provision_models u2net
 	$(BIN)/python -m pytest
 
 # Slower: hundreds of jobs through one worker, a soak on cached renders, and the fault suite.

@@ -176,7 +176,10 @@ def _params(size: tuple[int, int], box: tuple, options: Options, ceiling: int) -
     left, top, right, bottom = box
     bw, bh = right - left, bottom - top
     mask = "mask" if options.channels == "alpha" else ""
-    base = {"bg_remove": True, "bg_remove_output": mask, "fit": "scale", "q": JPEG_QUALITY}
+    # semitransparency=false: every pixel of the subject kept whole or removed whole (the
+    # bg-remove stage's hard edges, as bg-remove-semi-transparency=false).
+    base = {"bg_remove": True, "bg_remove_output": mask, "bg_remove_semi_transparency": options.semitransparency,
+            "fit": "scale", "q": JPEG_QUALITY}
     rect = (Dim(left), Dim(top), Dim(bw), Dim(bh))
     if options.crop:
         crop = factor

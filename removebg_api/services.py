@@ -47,6 +47,9 @@ class Answer:
     charge: Charge
     # The cutout was there before this call (no wait).
     cached: bool
+    # The model and the refinement that made the cutout (X-Bg-Remove-Model, X-Bg-Remove-Refinement).
+    model: str = ""
+    refinement: str = ""
 
 
 def removebg_admit(*, account: Account, payable: bool = True) -> Source:
@@ -134,7 +137,8 @@ def removebg_call(*, account: Account, source: Source, fields: dict, files: dict
     call_record(account=account, job=job, upload=given.upload, options=options, charge=charge,
                 width=result.width, height=result.height)
     usage_record(source_id=source.id, day=timezone.now().date(), served_bytes=len(result.data), hit=cached)
-    return Answer(result=result, options=options, charge=charge, cached=cached)
+    return Answer(result=result, options=options, charge=charge, cached=cached, model=job.model,
+                  refinement=job.refinement)
 
 
 def _input_forget(given: Input) -> None:

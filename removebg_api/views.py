@@ -153,6 +153,9 @@ def _result_response(request, answer, account):
     response["X-Foreground-Left"] = str(left)
     response["X-Foreground-Width"] = str(width)
     response["X-Foreground-Height"] = str(height)
+    # Ours, not remove.bg's: which model made the cutout (`type=person` may choose another).
+    response["X-Bg-Remove-Model"] = answer.model
+    response["X-Bg-Remove-Refinement"] = answer.refinement
     if options.type_level != "none":
         # No classifier here: the type asked for, else "other" (docs/removebg.md).
         response["X-Type"] = options.type if options.type in ("person", "product", "car", "animal", "graphics",

@@ -24,6 +24,10 @@ class Render(models.Model):
     # A size the URL asked for, served smaller to keep within a ceiling: "<asked> -> <served>
     # (<setting>)", sent as X-Render-Capped on every response of this render (rendering/budget.py).
     capped = models.CharField(max_length=100, blank=True, default="")
+    # What made the cutout a bg-remove render is drawn from: "<model>/<refinement>" of its job, or
+    # "origin" for an origin transparent enough to be its own; sent as X-Bg-Remove-Model and
+    # X-Bg-Remove-Refinement (rendering/views.py). Empty for a render without removal.
+    cutout_by = models.CharField(max_length=100, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     # When a request last found it, to within RENDER_LAST_USED_SECONDS (not a write per hit):
     # the account's stored renders are evicted least recently used first.

@@ -179,7 +179,7 @@ def _render(*, gate: Pass, accept: str, nested_for: Callable[[], dict]) -> Rende
         if fmt == "json":
             body = json.dumps(_metadata(image, kind=kind, size=size, faces=origin.params.faces)).encode()
             return origin.outcome(render_store(key=origin.key, source=source, path=path, data=body,
-                                               content_type="application/json"))
+                                               content_type="application/json", cutout_by=origin.cutout_by))
         drawn = {name: _mark_decode(nested.get(name)) for name in ("mark", "blend", "mask")}
         # 5. Stages (rendering/stages.py), under the output budget, then 6. encode; an animation
         # runs the stages on each frame as it is decoded.
@@ -191,7 +191,8 @@ def _render(*, gate: Pass, accept: str, nested_for: Callable[[], dict]) -> Rende
                 # The rendered image's colours in place of the image (palette=css|json).
                 body, content_type = palette_document(image, origin.params)
                 return origin.outcome(render_store(key=origin.key, source=source, path=path, data=body,
-                                                   content_type=content_type, inputs=inputs))
+                                                   content_type=content_type, inputs=inputs,
+                                                   cutout_by=origin.cutout_by))
             data, content_type = image_encode(
                 image, format_resolve(budget.fmt, params=origin.params, has_alpha=image_has_alpha(image),
                                       default=default),
@@ -199,7 +200,7 @@ def _render(*, gate: Pass, accept: str, nested_for: Callable[[], dict]) -> Rende
             capped = budget.capped
         # 7. Store.
         render = render_store(key=origin.key, source=source, path=path, data=data, content_type=content_type,
-                              inputs=inputs, capped=capped)
+                              inputs=inputs, capped=capped, cutout_by=origin.cutout_by)
     return origin.outcome(render)
 
 
@@ -220,6 +221,8 @@ class _Source:
     # An origin transparent enough to be its own cutout: (image, kind, size), decoded.
     as_is: tuple | None = None
     cutout: bytes | None = None  # The cutout's PNG bytes.
+    # What made the cutout drawn from: "<model>/<refinement>" of its job, or "origin" (Render.cutout_by).
+    cutout_by: str = ""
     # The step's own answer, when it ends the render (a 202, a fallback's or the cutout's render).
     answer: RenderOutcome | None = None
 
@@ -242,7 +245,7 @@ def _source_resolve(source: Source, path: str, params: RenderParams, fmt: str, k
     if found is None:
         as_is = _transparent_origin(source, path, params)
         if as_is is not None:
-            return replace(plain, as_is=as_is)
+            return replace(plain, as_is=as_is, cutout_by="origin")
     # A finished job is the common case: its row, read once, is all a render needs.
     done = found is not None and found.status == BgRemoveJob.Status.DONE
     job, needs_queue = (found, False) if done else bg_remove_job_ensure(**identity)
@@ -260,13 +263,13 @@ def _source_resolve(source: Source, path: str, params: RenderParams, fmt: str, k
         render = render_get(key=fallback.key)
         return replace(fallback, answer=fallback.outcome(render, hit=True)) if render is not None else fallback
     cutout = _Source(source=source, path=path, request_params=params, params=params, key=key, job=job,
-                     cutout=_storage_read(job.cutout_name))
+                     cutout=_storage_read(job.cutout_name), cutout_by=f"{job.model}/{job.refinement}")
     small_enough = max(job.width or 0, job.height or 0) <= MAX_DIMENSION
     if (format_resolve(fmt, params=params, has_alpha=True, default="png") == "png"
             and not params.has_operations and params.q is None and png_plain(params) and small_enough):
         # The stored cutout is already the answer: the render points at it, no copy.
         render = render_store(key=key, source=source, path=path, data=cutout.cutout, content_type="image/png",
-                              storage_name=job.cutout_name)
+                              storage_name=job.cutout_name, cutout_by=cutout.cutout_by)
         return replace(cutout, answer=RenderOutcome(source=source, params=params, render=render, job=job))
     return cutout
 

@@ -35,7 +35,8 @@ from rendering.stage import Box, Stage, StageContext
 
 # Trim first (its size depends on pixels: before the budget) → the matte when it is asked for
 # instead of the cutout → orient/flip → rect → fit/crop/resize (w, h, dpr, ar, min/max, fill,
-# crop=faces, facearea) → fp-debug → face-blur/face-pixel/redeye → rot → noise reduction (nr,
+# crop=faces, facearea) → fp-debug → face-blur/face-pixel/redeye → rot → the cutout's hard edges
+# (bg-remove-semi-transparency=false) → noise reduction (nr,
 # nrs) → auto=enhance → colour adjustments (bri, con, exp, gam, high, shad, hue, sat, vib,
 # invert) → sharpening (sharp, usm) → stylize (blur, px, htn, monochrome, sepia, duotone) → pad →
 # border → mask → bg → blend → text → mark → transparency; then the response's own choices (the
@@ -50,6 +51,7 @@ STAGES: tuple[Stage, ...] = (
     fpdebug.STAGE,  # Right after the crop it shows, before anything moves the focal point.
     faces.STAGE,  # face-blur/face-pixel/redeye: on the sized image, before rot turns the faces.
     rotate.ROT,
+    bgremove.HARD_EDGES,  # Once the cutout has its size and turn, which would soften its edges again.
     noise.STAGE,
     enhance.STAGE,
     adjust.STAGE,

@@ -104,7 +104,8 @@ def render_get(*, key: str) -> Render | None:
     return render
 
 
-_ROW_FIELDS = ("id", "source_id", "path", "storage_name", "content_type", "size", "etag", "capped")
+_ROW_FIELDS = ("id", "source_id", "path", "storage_name", "content_type", "size", "etag", "capped", "cutout_by")
+_ROW_FIELDS_LATER = ("capped", "cutout_by")  # Not in rows kept before renders said so.
 
 
 def _render_index(render: Render) -> None:
@@ -119,8 +120,8 @@ def _render_kept(key: str) -> Render | None:
     if row is None:
         return None
     try:
-        fields = {name: row[name] for name in _ROW_FIELDS if name != "capped"}
-        fields["capped"] = row.get("capped", "")  # Rows kept before renders said so.
+        fields = {name: row[name] for name in _ROW_FIELDS if name not in _ROW_FIELDS_LATER}
+        fields.update((name, row.get(name, "")) for name in _ROW_FIELDS_LATER)
         fields.update(created_at=datetime.fromisoformat(row["created_at"]),
                       last_used_at=datetime.fromisoformat(row["last_used_at"]))
     except (KeyError, TypeError, ValueError):
@@ -144,7 +145,7 @@ def _render_touch(render: Render) -> None:
 
 
 def render_store(*, key: str, source, path: str, data: bytes, content_type: str, storage_name: str = "",
-                 inputs: Iterable[tuple[int, str]] = (), capped: str = "") -> Render:
+                 inputs: Iterable[tuple[int, str]] = (), capped: str = "", cutout_by: str = "") -> Render:
     """Writes the bytes (unless already stored under `storage_name`) and records the render, with
     the other images it was made from (`inputs`: (source id, path) of its marks), so a purge of
     any of them purges it too.
@@ -168,7 +169,7 @@ def render_store(*, key: str, source, path: str, data: bytes, content_type: str,
         with transaction.atomic() if inputs or transaction.get_connection().in_atomic_block else nullcontext():
             render = Render.objects.create(
                 key=key, source=source, path=path, storage_name=storage_name,
-                content_type=content_type, size=len(data), etag=etag, capped=capped,
+                content_type=content_type, size=len(data), etag=etag, capped=capped, cutout_by=cutout_by,
             )
             if inputs:
                 RenderInput.objects.bulk_create(

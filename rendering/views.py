@@ -163,6 +163,14 @@ def _image_response(request, outcome):
         # Served smaller than asked, to keep within a ceiling; kept with the render, so every
         # response of it says so, hits replayed before Django (hot.py) included.
         headers["X-Render-Capped"] = render.capped
+    if render.cutout_by:
+        # What made the cutout, kept with the render like X-Render-Capped: the model and the
+        # refinement of its job, or none for an origin transparent enough to be its own cutout.
+        model, _, refinement = render.cutout_by.partition("/")
+        headers["X-Bg-Remove-Model"] = "none" if model == "origin" else model
+        headers["X-Bg-Remove-Refinement"] = refinement or "none"
+        if model == "origin":
+            headers["X-Bg-Remove-Status"] = "origin-transparent"
     if _not_modified(request.META, render):
         # The 200's headers without the body's (RFC 9110 §15.4.5): a cache that refreshes its copy
         # from this must not take Django's default text/html for the image's type.

@@ -81,9 +81,12 @@ def source_bg_remove_enabled(*, source: Source) -> bool:
 
 
 def source_bg_remove_model(*, source: Source, requested: str | None = None) -> str:
-    """The model for a render: one asked for on the URL, else the source's, else the platform's
-    default; the first two only when provisioned here (file present, checksum verified once per
-    process), whether or not BG_REMOVE_MODELS preloads them."""
+    """The model for a render: one asked for, else the source's, else the platform's default; the
+    first two only when provisioned here (file present, checksum verified once per process),
+    whether or not BG_REMOVE_MODELS preloads them. A URL's bg-remove-model was refused already
+    when not provisioned (rendering/operations/bgremove.py); what falls through here is a hint
+    (remove.bg's `type`) or a source whose model file went away, and the response names the
+    model that ran (X-Bg-Remove-Model)."""
     if requested and model_provisioned(requested):
         return requested
     if source.bg_remove_model and model_provisioned(source.bg_remove_model):

@@ -184,16 +184,15 @@ def body_of(response) -> bytes:
 
 
 @pytest.mark.django_db
-def test_a_render_may_name_any_provisioned_model_and_falls_back_otherwise(client, source, model_home, mirror,
-                                                                          settings):
+def test_a_render_may_name_any_provisioned_model_and_no_other(client, source, model_home, mirror, settings):
     settings.BG_REMOVE_MODELS = ["u2netp"]  # u2net is not preloaded: only provisioned, below.
     call_command("provision_models", "u2netp", "--from", mirror["u2netp"])
     url = "/render/acme-photos/astronaut.jpg?bg-remove=true&bg-remove-model=u2net"
 
-    first = client.get(url)
-    assert first.status_code == 202
-    fallback = bg_remove_job_process(job_id=first.json()["job"])
-    assert fallback.model == "u2netp" and fallback.status == "done"  # u2net not provisioned: the default.
+    refused = client.get(url)  # u2net not provisioned: refused, not served by another model.
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "bg_remove_model_unavailable"
+    assert "the provisioned models are: u2netp." in refused.json()["error"]["message"]
+    assert not BgRemoveJob.objects.exists()
     source.bg_remove_model = "u2net"
     with pytest.raises(ValidationError, match="Not provisioned here; choose one of u2netp"):
         source.full_clean()

@@ -55,6 +55,8 @@ def test_the_default_is_a_preview_png_with_its_headers(call, cut, photo_jpg):
     assert 0 <= left < 512 and 0 <= top < 512 and 100 < width <= 512 - left and 100 < height <= 512 - top
     assert response["X-Type"] == "other"
     assert response["X-Credits-Charged"] == "0"  # A free call.
+    # Ours: the model and refinement that made the cutout.
+    assert (response["X-Bg-Remove-Model"], response["X-Bg-Remove-Refinement"]) == (cut.model, cut.refinement)
     assert {"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"} <= set(response.headers)
     # One job, one inference, however many calls.
     job = BgRemoveJob.objects.get()
@@ -226,3 +228,12 @@ def test_the_same_call_again_reads_its_kept_result(call, cut, photo_jpg, monkeyp
     upload_source = kept.first().source
     render_purge(source=upload_source)
     assert not kept.exists()
+
+
+def test_semitransparency_false_keeps_each_pixel_whole_or_removes_it(call, cut, photo_jpg):
+    soft = np.asarray(image_of(send(call, photo_jpg)).getchannel("A"))
+    hard = np.asarray(image_of(send(call, photo_jpg, semitransparency="false")).getchannel("A"))
+    assert ((soft > 0) & (soft < 255)).sum() > 100  # The model's soft edges, by default.
+    assert set(np.unique(hard)) <= {0, 255}
+    # Cut at half opacity: the subject is where the soft matte is at least half opaque.
+    assert np.array_equal(hard == 255, soft >= 128)

@@ -48,6 +48,10 @@ def test_an_origin_transparent_enough_is_served_as_it_is(client, source, origin_
         served = Image.open(io.BytesIO(body_of(response)))
         assert served.mode == "RGBA"
         assert np.array_equal(np.asarray(served), np.asarray(Image.open(io.BytesIO(data))))
+        # No model made it, and the response says so (as a hit of the same render does).
+        for answer in (response, client.get(f"/render/acme-photos/shot.png?bg-remove=true{query}")):
+            assert answer["X-Bg-Remove-Model"] == "none", answer.headers
+            assert answer["X-Bg-Remove-Status"] == "origin-transparent"
     else:
         assert response.status_code == 202, response.content
         assert BgRemoveJob.objects.count() == 1
@@ -109,7 +113,7 @@ def test_semi_transparency_false_leaves_no_partly_transparent_pixel():
     """bg-remove-semi-transparency=false: the cutout's edges hard (each pixel kept or removed whole)."""
     from PIL import Image
 
-    from rendering.operations.bgremove import STAGE
+    from rendering.operations.bgremove import HARD_EDGES as STAGE
     from rendering.stage import StageContext
 
     cutout = Image.new("RGBA", (4, 1))
@@ -123,6 +127,27 @@ def test_semi_transparency_false_leaves_no_partly_transparent_pixel():
         params_parse("bg-remove=true").canonical())
     # Without bg-remove it acts on nothing and keys nothing.
     assert params_parse("bg-remove-semi-transparency=false").canonical() == params_parse("").canonical()
+    # The matte is cut the same way.
+    matte = Image.frombytes("L", (4, 1), bytes([0, 100, 200, 255]))
+    hard = STAGE.apply(matte, params_parse("bg-remove=true&bg-remove-output=mask&bg-remove-semi-transparency=false"),
+                       StageContext())
+    assert list(hard.getdata()) == [0, 0, 255, 255]
+
+
+def test_hard_edges_stay_hard_at_any_size_and_turn(client, source):
+    """The cut comes after the resize and the rotation, which would otherwise soften it again."""
+    first = client.get("/render/acme-photos/astronaut.jpg?bg-remove=true")
+    bg_remove_job_process(job_id=first.json()["job"])
+    for query in ("w=200", "w=333&dpr=1.5", "rot=30", "w=120&bg-remove-output=mask"):
+        url = f"/render/acme-photos/astronaut.jpg?bg-remove=true&bg-remove-semi-transparency=false&{query}&fm=png"
+        response = client.get(url)
+        assert response.status_code == 200, response.content
+        image = Image.open(io.BytesIO(body_of(response)))
+        values = np.asarray(image.getchannel("A") if image.mode == "RGBA" else image.convert("L"))
+        assert set(np.unique(values)) <= {0, 255}, query
+        soft = Image.open(io.BytesIO(body_of(client.get(url.replace("semi-transparency=false", "semi-transparency=true")))))
+        soft_values = np.asarray(soft.getchannel("A") if soft.mode == "RGBA" else soft.convert("L"))
+        assert ((soft_values > 0) & (soft_values < 255)).any(), query  # Soft by default at that size.
 
 
 def test_a_foreground_hint_we_cannot_use_is_refused():

@@ -33,10 +33,24 @@ def test_source_model_url_override_and_unknown_model(client, source):
     assert job.model == "u2net" and image.mode == "RGBA"
     job2, _ = cutout_of(client, "/render/acme-photos/astronaut.jpg?bg-remove=true&bg-remove-model=u2netp")
     assert job2.model == "u2netp" and job2.id != job.id
-    # Not provisioned: ignored, the source's default (u2net) is used — and its job already exists.
-    again = client.get("/render/acme-photos/astronaut.jpg?bg-remove=true&bg-remove-model=isnet-anime")
-    assert again.status_code == 200
+    # Each response names the model that made its cutout, and the refinement.
+    served = client.get("/render/acme-photos/astronaut.jpg?bg-remove=true")
+    assert (served["X-Bg-Remove-Model"], served["X-Bg-Remove-Refinement"]) == ("u2net", "none")
+    assert client.get("/render/acme-photos/astronaut.jpg?bg-remove=true&bg-remove-model=u2netp&w=50")[
+        "X-Bg-Remove-Model"] == "u2netp"
+    # Not provisioned, or not a model at all: a 400 naming it and the provisioned ones, never
+    # another model's cutout in its place; no job is made.
+    for name, says in (("isnet-anime", "is not provisioned on this platform"),
+                       ("no-such-model", "is not a model this platform knows")):
+        refused = client.get(f"/render/acme-photos/astronaut.jpg?bg-remove=true&bg-remove-model={name}")
+        assert refused.status_code == 400, refused.content
+        body = refused.json()
+        assert body["error"]["code"] == "bg_remove_model_unavailable", body
+        assert f"bg-remove-model={name} {says}" in body["error"]["message"]
+        assert "the provisioned models are: u2netp, u2net" in body["error"]["message"]
     assert BgRemoveJob.objects.count() == 2
+    # Without bg-remove the render has no cutout and says nothing of models.
+    assert "X-Bg-Remove-Model" not in client.get("/render/acme-photos/astronaut.jpg?w=40")
 
 
 def test_post_process_refinement_gives_a_clean_binary_mask(client, source):
