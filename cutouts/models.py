@@ -18,7 +18,7 @@ class BgRemoveJob(models.Model):
     source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="bg_remove_jobs")
     path = models.CharField(max_length=1024)
     model = models.CharField(max_length=32)
-    refinement = models.CharField(max_length=16, default="none")
+    refinement = models.CharField(max_length=16, default="clean-edges")
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED, db_index=True)
 
     origin_version = models.CharField(max_length=200, blank=True)

@@ -72,7 +72,10 @@ def session_get(name: str):
     return session
 
 
-REFINEMENTS = ("none", "post-process", "clean-edges", "alpha-matting")
+# clean-edges, the default: the mask's faint noise removed, and the old background's colour taken
+# out of the soft edge (cutouts/edges.py), in-process: its cost follows the edge. clean-edges-ml:
+# the same colours by pymatting's whole-image estimate (slower; in a child process, bounded).
+REFINEMENTS = ("clean-edges", "none", "post-process", "alpha-matting", "clean-edges-ml")
 
 
 def providers_missing(names) -> list[str]:
@@ -103,8 +106,9 @@ def cutout(image: Image.Image, *, model: str, refinement: str = "none") -> tuple
     One inference whatever the refinement: the mask is computed once and refined after. The
     colours are the photo's own with the mask as alpha (straight alpha), not rembg's composite
     over transparent black, which darkens every soft edge by its alpha and again on every later
-    composite (`bg`, marks, JPEG flattening). "clean-edges" also removes the old background's
-    colour from the edges (foreground colours estimated, pymatting's estimate_foreground_ml).
+    composite (`bg`, marks, JPEG flattening). "clean-edges" also removes the mask's faint noise
+    and the old background's colour from the edges (cutouts/edges.py); "clean-edges-ml" the
+    colours only, by pymatting's estimate_foreground_ml over the whole image.
     """
     from rembg import remove
     from rembg.bg import fix_image_orientation
@@ -114,11 +118,13 @@ def cutout(image: Image.Image, *, model: str, refinement: str = "none") -> tuple
     mask = remove(image, session=session, only_mask=True, post_process_mask=refinement == "post-process", **options)
     # The colours as rembg oriented the mask (image_decode's images are upright already).
     image = fix_image_orientation(image)
-    if refinement not in ("alpha-matting", "clean-edges"):
+    if refinement == "clean-edges":
+        return _clean_edges(image, mask), ""
+    if refinement not in ("alpha-matting", "clean-edges-ml"):
         return _straight(image, mask), ""
     budget, memory = settings.BG_REMOVE_MATTING_SECONDS, settings.BG_REMOVE_MATTING_MAX_BYTES
     name = "Alpha matting" if refinement == "alpha-matting" else "Edge cleaning"
-    compute = _alpha_matting if refinement == "alpha-matting" else _clean_edges
+    compute = _alpha_matting if refinement == "alpha-matting" else _clean_edges_ml
     try:
         return _refine_in_child(compute, image, mask, seconds=budget, max_bytes=memory), ""
     except _MattingTimeout:
@@ -150,8 +156,19 @@ def _alpha_matting(image: Image.Image, mask: Image.Image) -> Image.Image:
 
 
 def _clean_edges(image: Image.Image, mask: Image.Image) -> Image.Image:
-    """Straight alpha whose colours, where the mask is soft, are the foreground's alone: the
-    estimate of what the subject's colour is under the old background's."""
+    """Straight alpha over the cleaned mask, whose colours where it is soft are the subject's
+    alone (the old background's taken out), estimated in the soft band only."""
+    from cutouts.edges import foreground_estimate, mask_clean
+
+    alpha = mask_clean(np.asarray(mask.convert("L")))
+    colours = Image.fromarray(foreground_estimate(np.asarray(image.convert("RGB")), alpha), "RGB")
+    return _straight(colours if "A" not in image.getbands() else _with_alpha(colours, image),
+                     Image.fromarray(alpha, "L"))
+
+
+def _clean_edges_ml(image: Image.Image, mask: Image.Image) -> Image.Image:
+    """Straight alpha whose colours, where the mask is soft, are the foreground's alone, by
+    pymatting's multi-level estimate over the whole image."""
     from pymatting import estimate_foreground_ml
 
     rgb = np.asarray(image.convert("RGB"), dtype=np.float64) / 255.0

@@ -27,10 +27,11 @@ class Source(models.Model):
         OFF = "off", "Off"
 
     class Refinement(models.TextChoices):
-        NONE = "none", "None"
+        CLEAN_EDGES = "clean-edges", "Clean edges (faint noise and the old background's colour taken out)"
+        NONE = "none", "None (the model's mask and the photo's colours)"
         POST_PROCESS = "post-process", "Post-process the mask"
-        CLEAN_EDGES = "clean-edges", "Clean edges (the old background's colour taken out)"
         ALPHA_MATTING = "alpha-matting", "Alpha matting"
+        CLEAN_EDGES_ML = "clean-edges-ml", "Clean edges, whole-image estimate (slower)"
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="sources")
     slug = models.CharField(max_length=63, unique=True, validators=[slug_validator])
@@ -64,9 +65,11 @@ class Source(models.Model):
         help_text="A provisioned rembg model; empty uses the platform default.",
     )
     bg_remove_refinement = models.CharField(
-        "edge refinement", max_length=16, choices=Refinement.choices, default=Refinement.NONE,
-        help_text="Mask refinement after the model: rembg's post-processing, clean edges (about 0.25 s per "
-                  "megapixel), or alpha matting (slower).",
+        "edge refinement", max_length=16, choices=Refinement.choices, default=Refinement.CLEAN_EDGES,
+        help_text="After the model: clean edges (the default: the mask's faint noise removed and the old "
+                  "background's colour taken out of the soft edge, a few hundredths of a second), none, rembg's "
+                  "post-processing, alpha matting (slower), or clean edges by a whole-image estimate (about "
+                  "0.25 s per megapixel).",
     )
     cache_max_age = models.PositiveIntegerField(
         "cache TTL (seconds)", null=True, blank=True, help_text="Empty uses the platform default (one year)."

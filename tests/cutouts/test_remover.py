@@ -1,5 +1,6 @@
 """The stored cutout's colours: the photo's own with the mask as alpha (no dark fringes), and
-with clean-edges the foreground's estimated colours. On the real model and a committed photo."""
+with clean-edges (the default) or clean-edges-ml the foreground's estimated colours. On the real
+model and a committed photo."""
 
 import numpy as np
 import pytest
@@ -49,11 +50,11 @@ def test_no_dark_rim_on_white(photo):
     assert (expected[half] - premultiplied[half]).mean() > 10
 
 
-def test_clean_edges_stores_the_estimated_foreground(photo):
+def test_clean_edges_ml_stores_the_whole_image_estimate(photo):
     from pymatting import estimate_foreground_ml
 
     plain, _ = cutout(photo, model="u2netp")
-    cleaned, note = cutout(photo, model="u2netp", refinement="clean-edges")
+    cleaned, note = cutout(photo, model="u2netp", refinement="clean-edges-ml")
     assert note == ""
     assert np.array_equal(np.asarray(cleaned.getchannel("A")), np.asarray(plain.getchannel("A")))
     edges = soft(cleaned)
@@ -65,12 +66,36 @@ def test_clean_edges_stores_the_estimated_foreground(photo):
     assert (np.asarray(cleaned.convert("RGB"))[edges] != np.asarray(plain.convert("RGB"))[edges]).any()
 
 
-def test_clean_edges_over_its_budget_keeps_the_plain_cutout(photo, settings):
+def test_clean_edges_ml_over_its_budget_keeps_the_plain_cutout(photo, settings):
     settings.BG_REMOVE_MATTING_SECONDS = 0.01
-    result, note = cutout(photo, model="u2netp", refinement="clean-edges")
+    result, note = cutout(photo, model="u2netp", refinement="clean-edges-ml")
     assert "Edge cleaning took longer than its budget" in note
     plain, _ = cutout(photo, model="u2netp")
     assert np.array_equal(np.asarray(result), np.asarray(plain))
+
+
+def test_clean_edges_the_default_cleans_the_mask_and_recolours_only_the_edge(photo):
+    from cutouts.edges import FAINT, foreground_estimate, mask_clean
+
+    plain, _ = cutout(photo, model="u2netp")
+    cleaned, note = cutout(photo, model="u2netp", refinement="clean-edges")
+    assert note == ""
+    raw = np.asarray(plain.getchannel("A"))
+    alpha = np.asarray(cleaned.getchannel("A"))
+    assert np.array_equal(alpha, mask_clean(raw))
+    # No faint noise and no near-opaque speckle left; u2netp's mask had both.
+    assert ((raw > 0) & (raw < FAINT)).any() and ((raw > 255 - FAINT) & (raw < 255)).any()
+    assert not ((alpha > 0) & (alpha < FAINT)).any() and not ((alpha > 255 - FAINT) & (alpha < 255)).any()
+    # So trim=alpha has a box to crop to: the raw mask's faint values reach the frame's corners.
+    assert Image.fromarray(raw).getbbox() == (0, 0, 512, 512)
+    assert Image.fromarray(alpha).getbbox() != (0, 0, 512, 512)
+    # The colours: the estimate where the alpha is soft, the photo's where it is whole.
+    rgb = np.asarray(cleaned.convert("RGB"))
+    whole = alpha == 255
+    assert np.array_equal(rgb[whole], np.asarray(photo)[whole])
+    edges = soft(cleaned)
+    assert np.array_equal(rgb[edges], foreground_estimate(np.asarray(photo), alpha)[edges])
+    assert (rgb[edges] != np.asarray(photo)[edges]).any()
 
 
 def test_sessions_use_the_configured_providers_and_threads():
