@@ -144,6 +144,19 @@ def test_contact_takes_the_width_of_the_base_and_moves_with_the_offset():
     assert abs((cols.min() + cols.max()) / 2 - 180) <= 1
 
 
+def test_a_border_frames_the_shadow_and_casts_none():
+    """shadow runs before border: the frame is drawn over the canvas, shadow included, and does not
+    become the subject (after it, the frame's bottom band would be the base the shadow sits under)."""
+    from rendering.stage import StageContext
+    from rendering.stages import stages_apply
+
+    image = bottle()
+    framed = np.asarray(stages_apply(image, params_parse("shadow=contact&border=4,00ff00"), StageContext()))
+    alone = np.asarray(shadowed(image, "shadow=contact"))
+    assert np.array_equal(framed[4:-4, 4:-4], alone[4:-4, 4:-4])
+    assert (framed[:4, :, :3] == (0, 255, 0)).all() and (framed[-4:, :, :3] == (0, 255, 0)).all()
+
+
 # --- What casts nothing ----------------------------------------------------------------------------
 
 def test_an_image_without_transparency_hides_its_shadow_behind_it():
