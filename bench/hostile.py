@@ -109,6 +109,17 @@ CASES = [
     ("stage: fill=gradient radial lch, 8192²", "tiny.png?w=8192&h=8192&fit=fill&fill=gradient&fill-gradient-type=radial"
      "&fill-gradient-radial=80ff0000,blue&fill-gradient-cs=lch&fm=jpg", ""),
     ("stage: transparency=grid&grid-size=1 on 8192² alpha", f"tiny-alpha.png?{BIG}&transparency=grid&grid-size=1&fm=jpg", ""),
+    # shadow: the whole canvas casting (a translucent 2×2 scaled up), at the largest blur still
+    # done at full size, the largest blur and offsets (× dpr 5, on a reduced copy), a hard
+    # contact ellipse as wide as the canvas, and a photo's rectangle cast into pad's margins.
+    ("stage: shadow=drop, full-size σ (blur=11) on 8192² alpha", f"tiny-alpha.png?{BIG}&shadow=drop&shadow-blur=11"
+     "&fm=jpg", ""),
+    ("stage: shadow=drop, blur and offsets at their largest, dpr=5", f"tiny-alpha.png?{BIG}&dpr=5&shadow=drop"
+     "&shadow-blur=1000&shadow-x=-1000&shadow-y=1000&fm=jpg", ""),
+    ("stage: shadow=contact&shadow-blur=0 on 8192² alpha", f"tiny-alpha.png?{BIG}&shadow=contact&shadow-blur=0"
+     "&fm=jpg", ""),
+    ("stage: shadow=drop on 8192² noise inside pad=1000", f"noise.png?{BIG}&pad=1000&shadow=drop&shadow-blur=11&bg=fff"
+     "&fm=jpg", ""),
     ("stage: txt: 1024 W at 2048 px, outline, shadow", f"noise.png?{BIG}&fm=jpg&txt=" + "W" * 1024
      + "&txt-size=2048&txt-line=100&txt-shad=10&txt-clip=middle,ellipsis&txt-align=middle,center", ""),
     ("stage: txt: lines of 256 px filling 8192²", f"noise.png?{BIG}&fm=jpg&txt=" + quote(("W" * 36 + "\n") * 27)

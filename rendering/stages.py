@@ -25,6 +25,7 @@ from rendering.operations import (
     palette,
     resize,
     rotate,
+    shadow,
     sharpen,
     stylize,
     text,
@@ -39,9 +40,9 @@ from rendering.stage import Box, Stage, StageContext
 # (bg-remove-semi-transparency=false) → noise reduction (nr,
 # nrs) → auto=enhance → colour adjustments (bri, con, exp, gam, high, shad, hue, sat, vib,
 # invert) → sharpening (sharp, usm) → stylize (blur, px, htn, monochrome, sepia, duotone) → pad →
-# border → mask → bg → blend → text → mark → transparency; then the response's own choices (the
-# palette instead of the image, frames of an animation, format, quality, access, download, client
-# hints), which do no pixel work, and last what is refused.
+# shadow → border → mask → bg → blend → text → mark → transparency; then the response's own
+# choices (the palette instead of the image, frames of an animation, format, quality, access,
+# download, client hints), which do no pixel work, and last what is refused.
 STAGES: tuple[Stage, ...] = (
     trim.STAGE,
     bgremove.STAGE,
@@ -58,6 +59,11 @@ STAGES: tuple[Stage, ...] = (
     sharpen.STAGE,
     *stylize.STAGES,
     pad.STAGE,
+    # After pad, whose transparent margins give the shadow room. Before border and mask, which
+    # frame and cut the whole canvas, shadow included: after them, a border's band would be
+    # opaque "subject" (casting a shadow of the frame, and moving contact's base to the canvas's
+    # bottom edge). Before bg, which fills behind the shadow.
+    shadow.STAGE,
     border.STAGE,
     mask.STAGE,
     bg.STAGE,

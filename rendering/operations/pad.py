@@ -54,7 +54,8 @@ def pad_size(size: Box, params: RenderParams, *, max_pixels: int | None = None) 
 def pad_apply(image: Image.Image, params: RenderParams, *, max_pixels: int | None = None) -> Image.Image:
     """The image on a larger canvas. The padding is transparent, so the `bg` stage after it fills
     it as it fills every transparent pixel, and a JPEG without `bg` flattens it on white; with an
-    opaque `bg` on an opaque image it is drawn in that colour at once (no alpha channel needed)."""
+    opaque `bg` on an opaque image it is drawn in that colour at once (no alpha channel needed),
+    unless a `shadow` is to fall on it first."""
     if not any(params.pad):
         return image
     canvas_size, size, offset = pad_layout(image.size, params, max_pixels=max_pixels)
@@ -65,7 +66,7 @@ def pad_apply(image: Image.Image, params: RenderParams, *, max_pixels: int | Non
         image = source.resize(size, Image.Resampling.LANCZOS)
         image = image.convert("RGBA") if premultiply else image
     bg = params.bg
-    if image.mode == "RGB" and bg is not None and bg[3] == 255:
+    if image.mode == "RGB" and bg is not None and bg[3] == 255 and not params.shadow:
         canvas = Image.new("RGB", canvas_size, bg[:3])
     else:
         canvas = Image.new("RGBA", canvas_size, TRANSPARENT_WHITE)
