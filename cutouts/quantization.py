@@ -31,6 +31,19 @@ KEEP_FLOAT = ("Conv_787", "Relu_788", "Add_789")
 _SIZE, _MEAN, _STD = (320, 320), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
+def cpu_has_vnni(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU has the VNNI instructions (AVX-512 VNNI or AVX-VNNI) ONNX Runtime's int8
+    kernels are exact and fast with. Without them (AVX2 alone) its unsigned × signed products
+    saturate in 16 bits: u2netp-int8's masks come out further from u2netp's (IoU 0.965 mean on
+    the committed photos, against 0.979) and it runs at about 0.9× u2netp's time, not 0.5×."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return bool({"avx512_vnni", "avx_vnni"} & set(flags))
+
+
 def calibration_input(path: Path) -> np.ndarray:
     with Image.open(path) as image:
         pixels = np.asarray(image.convert("RGB").resize(_SIZE, Image.Resampling.LANCZOS), dtype=np.float64)

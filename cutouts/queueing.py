@@ -34,7 +34,7 @@ def bg_remove_job_enqueue(job: BgRemoveJob) -> None:
     transaction.on_commit(publish)
 
 
-def bg_remove_job_request(*, source, path: str, model: str, refinement: str = "none") -> BgRemoveJob:
+def bg_remove_job_request(*, source, path: str, model: str, refinement: str = "clean-edges") -> BgRemoveJob:
     """The image's job, created and queued by the first request only (see bg_remove_job_ensure)."""
     job, queue = services.bg_remove_job_ensure(source=source, path=path, model=model, refinement=refinement)
     if queue:

@@ -15,6 +15,7 @@ from PIL import Image, ImageChops
 
 from core.errors import ServiceError
 from core.model_files import MODELS, model_path, model_provisioned
+from cutouts.edges import foreground_estimate, mask_clean
 
 
 class ModelNotProvisionedError(ServiceError):
@@ -158,8 +159,6 @@ def _alpha_matting(image: Image.Image, mask: Image.Image) -> Image.Image:
 def _clean_edges(image: Image.Image, mask: Image.Image) -> Image.Image:
     """Straight alpha over the cleaned mask, whose colours where it is soft are the subject's
     alone (the old background's taken out), estimated in the soft band only."""
-    from cutouts.edges import foreground_estimate, mask_clean
-
     alpha = mask_clean(np.asarray(mask.convert("L")))
     colours = Image.fromarray(foreground_estimate(np.asarray(image.convert("RGB")), alpha), "RGB")
     return _straight(colours if "A" not in image.getbands() else _with_alpha(colours, image),

@@ -105,7 +105,7 @@ class Ensured(NamedTuple):
     queue: bool
 
 
-def bg_remove_job_ensure(*, source: Source, path: str, model: str, refinement: str = "none") -> Ensured:
+def bg_remove_job_ensure(*, source: Source, path: str, model: str, refinement: str = "clean-edges") -> Ensured:
     """The image's job, created (and to be queued) by the first request only.
 
     New work passes admission (429) and is inserted under the admission lock, so the ceilings

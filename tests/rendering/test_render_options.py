@@ -35,7 +35,7 @@ def test_source_model_url_override_and_unknown_model(client, source):
     assert job2.model == "u2netp" and job2.id != job.id
     # Each response names the model that made its cutout, and the refinement.
     served = client.get("/render/acme-photos/astronaut.jpg?bg-remove=true")
-    assert (served["X-Bg-Remove-Model"], served["X-Bg-Remove-Refinement"]) == ("u2net", "none")
+    assert (served["X-Bg-Remove-Model"], served["X-Bg-Remove-Refinement"]) == ("u2net", "clean-edges")
     assert client.get("/render/acme-photos/astronaut.jpg?bg-remove=true&bg-remove-model=u2netp&w=50")[
         "X-Bg-Remove-Model"] == "u2netp"
     # Not provisioned, or not a model at all: a 400 naming it and the provisioned ones, never
