@@ -79,8 +79,8 @@ def foreground_estimate(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     fg_weighted, bg_weighted = box_image * a, box_image * (1 - a)
     # Where the reduced box is soft, the wide pass's estimate replaces the photo's colours.
     soft = cv2.findNonZero(cv2.inRange(a, 1e-6, 1 - 1e-6))
-    if soft is not None:
-        sx, sy = soft[:, 0, 0], soft[:, 0, 1]
+    for chunk in _chunks(soft):
+        sx, sy = chunk[:, 0, 0], chunk[:, 0, 1]
         k = a[sy, sx]
         wx = ((left + (sx + 0.5) * shrink) * to_wide[0] - 0.5).astype(np.float32)
         wy = ((top + (sy + 0.5) * shrink) * to_wide[1] - 0.5).astype(np.float32)
@@ -91,16 +91,29 @@ def foreground_estimate(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     fg_narrow, bg_narrow = _fields(fg_weighted, bg_weighted, a, 2)
 
     # The equation, solved at each band pixel with the narrow fields there.
-    bx, by = points[:, 0, 0], points[:, 0, 1]
-    nx = (bx - left + 0.5).astype(np.float32) * np.float32(1 / shrink) - np.float32(0.5)
-    ny = (by - top + 0.5).astype(np.float32) * np.float32(1 / shrink) - np.float32(0.5)
-    f, b = _sample_points(fg_narrow, nx, ny), _sample_points(bg_narrow, nx, ny)
-    i = _unit(image[by, bx])
-    k = _unit(alpha[by, bx])[:, None]
-    estimate = f + k * (i - k * f - (1 - k) * b)
     out = image.copy()
-    out[by, bx] = np.clip(estimate * 255 + 0.5, 0, 255).astype(np.uint8)
+    for chunk in _chunks(points):
+        bx, by = chunk[:, 0, 0], chunk[:, 0, 1]
+        nx = (bx - left + 0.5).astype(np.float32) * np.float32(1 / shrink) - np.float32(0.5)
+        ny = (by - top + 0.5).astype(np.float32) * np.float32(1 / shrink) - np.float32(0.5)
+        f, b = _sample_points(fg_narrow, nx, ny), _sample_points(bg_narrow, nx, ny)
+        i = _unit(image[by, bx])
+        k = _unit(alpha[by, bx])[:, None]
+        estimate = f + k * (i - k * f - (1 - k) * b)
+        out[by, bx] = np.clip(estimate * 255 + 0.5, 0, 255).astype(np.uint8)
     return out
+
+
+# Points are worked on this many at a time: a mask soft everywhere (a hostile photo can make one)
+# holds its temporaries to tens of megabytes, not gigabytes.
+_CHUNK = 1 << 20
+
+
+def _chunks(points):
+    if points is None:
+        return
+    for start in range(0, len(points), _CHUNK):
+        yield points[start:start + _CHUNK]
 
 
 def _unit(values: np.ndarray) -> np.ndarray:
