@@ -1,0 +1,194 @@
+"""What a cutout job costs beyond its model: CPU time per image size, against the model alone and bare rembg.
+
+Usage: .venv/bin/python bench/job_cost.py [--runs 5] [--sizes 0.25,1,4,10] [--image tests/fixtures/astronaut.jpg]
+
+In this process, on a temporary SQLite database and local storage, with the workers' session (ONNX
+Runtime intra-op threads = BG_REMOVE_INTRA_OP_THREADS, 1 by default), it measures at each size:
+  - the model alone: `session.inner_session.run` on an input prepared once (what no job can avoid),
+  - bare `rembg.remove(jpeg bytes, session=...)` on the same session (decode, model, PNG), and
+  - the job: `bg_remove_job_process` from the claim to the cutout stored (fetch from a local
+    folder, decode, model, straight alpha, encode, storage, the row's updates),
+all as CPU time of this process, interleaved round by round, medians over --runs. It also prints
+the stored file's bytes against rembg's file, and the peak RSS (VmHWM) of a fresh process that
+loads the models as a worker does and runs one job at the largest size.
+
+The photo is used as it is at its own size (within 10 %) and scaled up with LANCZOS, saved as JPEG
+quality 90, for the larger sizes; the scaled copies live in the temporary folder only.
+"""
+
+import argparse
+import io
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def setup_django(tmp: Path) -> None:
+    for name in ("DATABASE_URL", "REDIS_URL", "AWS_STORAGE_BUCKET_NAME"):
+        os.environ.pop(name, None)
+    os.environ.update(DJANGO_SETTINGS_MODULE="config.settings", DJANGO_SECRET_KEY="bench", DJANGO_DEBUG="false",
+                      CUTOUT_VAR_DIR=str(tmp / "var"), ORIGIN_LOCAL_ROOT=str(tmp / "demo"),
+                      CUTOUT_ENV_FILE="/dev/null")
+    os.environ.setdefault("BG_REMOVE_MODEL_HOME", str(ROOT / "var" / "models"))
+    import django
+
+    django.setup()
+
+
+def make_inputs(image: Path, sizes: list[float], folder: Path) -> dict[float, str]:
+    """Each size's file name in `folder`: the photo itself at its own size, else scaled to it."""
+    from PIL import Image
+
+    names = {}
+    with Image.open(image) as photo:
+        photo = photo.convert("RGB")
+        for megapixels in sizes:
+            scale = math.sqrt(megapixels * 1e6 / (photo.width * photo.height))
+            name = f"photo-{megapixels:g}mp.jpg"
+            if abs(scale * scale - 1) <= 0.1 and image.suffix.lower() in (".jpg", ".jpeg"):
+                shutil.copy(image, folder / name)
+            else:
+                size = (round(photo.width * scale), round(photo.height * scale))
+                photo.resize(size, Image.Resampling.LANCZOS).save(folder / name, "JPEG", quality=90)
+            names[megapixels] = name
+    return names
+
+
+def source_create():
+    from accounts.models import Account
+    from sources.models import Source
+
+    account = Account.objects.create(name="Bench", slug="bench")
+    return Source.objects.create(account=account, slug="bench", kind=Source.Kind.LOCAL_FOLDER, local_path="photos")
+
+
+def job_run(source, name: str, model: str):
+    """One job from claim to stored, on a new name for the file (a job is unique per path):
+    (CPU s, wall s, the finished job)."""
+    from django.conf import settings
+
+    from cutouts.models import BgRemoveJob
+    from cutouts.services import bg_remove_job_process
+
+    folder = Path(settings.ORIGIN_LOCAL_ROOT) / source.local_path
+    path = f"{BgRemoveJob.objects.count()}-{name}"
+    os.link(folder / name, folder / path)
+    job = BgRemoveJob.objects.create(source=source, path=path, model=model)
+    cpu, wall = time.process_time(), time.perf_counter()
+    done = bg_remove_job_process(job_id=job.id)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    assert done.status == "done", (done.status, done.error_message)
+    return cpu, wall, done
+
+
+def cpu_of(fn):
+    started = time.process_time()
+    result = fn()
+    return time.process_time() - started, result
+
+
+def peak_rss_kib() -> int:
+    # Peak (VmHWM), not current RSS: how much of the heap glibc has handed back varies run to run.
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+
+
+def rss_child(tmp: Path, name: str, model: str) -> None:
+    """In a fresh process: the models loaded as a worker's pool process loads them, then one job."""
+    setup_django(tmp)
+    from django.conf import settings
+
+    from cutouts.remover import session_get
+    from sources.models import Source
+
+    for each in settings.BG_REMOVE_MODELS:
+        session_get(each)
+    loaded = peak_rss_kib()
+    job_run(Source.objects.get(slug="bench"), name, model)
+    print(json.dumps({"loaded_kib": loaded, "after_job_kib": peak_rss_kib()}))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--sizes", default="0.25,1,4,10", help="Megapixels, comma-separated.")
+    parser.add_argument("--image", type=Path, default=ROOT / "tests" / "fixtures" / "astronaut.jpg")
+    parser.add_argument("--model", default="u2netp")
+    parser.add_argument("--no-rss", action="store_true", help="Skip the peak-RSS child.")
+    parser.add_argument("--rss-child", nargs=2, metavar=("TMP", "NAME"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.rss_child:
+        return rss_child(Path(args.rss_child[0]), args.rss_child[1], args.model)
+
+    sizes = [float(size) for size in args.sizes.split(",")]
+    tmp = Path(tempfile.mkdtemp(prefix="job-cost-"))
+    try:
+        (tmp / "demo" / "photos").mkdir(parents=True)
+        names = make_inputs(args.image.resolve(), sizes, tmp / "demo" / "photos")
+        setup_django(tmp)
+        from django.conf import settings
+        from django.core.files.storage import default_storage
+        from django.core.management import call_command
+        from PIL import Image
+        from rembg import remove
+
+        from cutouts.remover import session_get
+
+        call_command("migrate", verbosity=0)
+        source = source_create()
+        session = session_get(args.model)
+        job_run(source, names[sizes[0]], args.model)  # Warm: first-use costs are not a job's.
+        rows = []
+        for megapixels in sizes:
+            data = (tmp / "demo" / "photos" / names[megapixels]).read_bytes()
+            with Image.open(io.BytesIO(data)) as photo:
+                size = photo.size
+                feed = session.normalize(photo.convert("RGB"), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225),
+                                         (320, 320))
+            rembg_bytes = len(remove(data, session=session))  # Also warms this size's allocations.
+            model, bare, job, wall, stored = [], [], [], [], 0
+            for _ in range(args.runs):  # Interleaved: a busy moment costs all three alike.
+                model.append(cpu_of(lambda: session.inner_session.run(None, feed))[0])
+                bare.append(cpu_of(lambda: remove(data, session=session))[0])
+                cpu, seconds, done = job_run(source, names[megapixels], args.model)
+                job.append(cpu)
+                wall.append(seconds)
+                stored = default_storage.size(done.cutout_name)
+            rows.append((megapixels, size, *map(statistics.median, (model, bare, job, wall)), stored, rembg_bytes))
+        rss = None
+        if not args.no_rss:
+            largest = max(sizes)
+            child = subprocess.run([sys.executable, __file__, "--model", args.model, "--rss-child", str(tmp),
+                                    names[largest]], capture_output=True, text=True, check=True)
+            rss = largest, json.loads(child.stdout.strip().splitlines()[-1])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    print(f"photo: {args.image.name}, model: {args.model}, intra-op threads: {settings.BG_REMOVE_INTRA_OP_THREADS}, "
+          f"runs: {args.runs} (medians of CPU time), cpus: {os.cpu_count()}")
+    print("| MP | size | model alone | bare rembg | job | job / model | job / rembg | job wall | "
+          "stored bytes | rembg's bytes | × rembg's |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for megapixels, size, model, bare, job, wall, stored, rembg_bytes in rows:
+        print(f"| {megapixels:g} | {size[0]}×{size[1]} | {model:.3f} | {bare:.3f} | {job:.3f} | "
+              f"**{job / model:.2f}** | **{job / bare:.2f}** | {wall:.3f} | {stored:,} | {rembg_bytes:,} | "
+              f"{stored / rembg_bytes:.2f} |")
+    if rss:
+        largest, peaks = rss
+        print(f"peak RSS of a fresh worker-like process: {peaks['loaded_kib'] / 1024:.0f} MiB with the models "
+              f"loaded ({', '.join(settings.BG_REMOVE_MODELS)}), {peaks['after_job_kib'] / 1024:.0f} MiB after one "
+              f"{largest:g} MP job")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
