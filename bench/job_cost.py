@@ -9,11 +9,13 @@ Runtime intra-op threads = BG_REMOVE_INTRA_OP_THREADS, 1 by default), it measure
   - the job: `bg_remove_job_process` from the claim to the cutout stored (fetch from a local
     folder, decode, model, straight alpha, encode, storage, the row's updates),
 all as CPU time of this process, interleaved round by round, medians over --runs. It also prints
-the stored file's bytes against rembg's file, and the peak RSS (VmHWM) of a fresh process that
+the stored file's bytes against rembg's file, the stored alpha against rembg's mask (IoU at 128,
+mean |delta alpha| out of 255), and the peak RSS (VmHWM) of a fresh process that
 loads the models as a worker does and runs one job at the largest size.
 
 The photo is used as it is at its own size (within 10 %) and scaled up with LANCZOS, saved as JPEG
-quality 90, for the larger sizes; the scaled copies live in the temporary folder only.
+quality 90, for the larger sizes; the scaled copies live in the temporary folder only. The
+encoding's deflate (ISA-L or zlib, cutouts/encoding.py) is printed with the results.
 """
 
 import argparse
@@ -103,8 +105,9 @@ def peak_rss_kib() -> int:
         return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
 
 
-def rss_child(tmp: Path, name: str, model: str) -> None:
-    """In a fresh process: the models loaded as a worker's pool process loads them, then one job."""
+def rss_child(tmp: Path, small: str, large: str, model: str) -> None:
+    """In a fresh process: the models loaded as a worker's pool process loads them, a job on the
+    smallest photo, then three on the largest (ONNX Runtime may allocate more on later runs)."""
     setup_django(tmp)
     from django.conf import settings
 
@@ -113,9 +116,14 @@ def rss_child(tmp: Path, name: str, model: str) -> None:
 
     for each in settings.BG_REMOVE_MODELS:
         session_get(each)
-    loaded = peak_rss_kib()
-    job_run(Source.objects.get(slug="bench"), name, model)
-    print(json.dumps({"loaded_kib": loaded, "after_job_kib": peak_rss_kib()}))
+    source = Source.objects.get(slug="bench")
+    peaks = {"loaded": peak_rss_kib()}
+    job_run(source, small, model)
+    peaks["small"] = peak_rss_kib()
+    for _ in range(3):
+        job_run(source, large, model)
+    peaks["large"] = peak_rss_kib()
+    print(json.dumps(peaks))
 
 
 def main():
@@ -125,10 +133,10 @@ def main():
     parser.add_argument("--image", type=Path, default=ROOT / "tests" / "fixtures" / "astronaut.jpg")
     parser.add_argument("--model", default="u2netp")
     parser.add_argument("--no-rss", action="store_true", help="Skip the peak-RSS child.")
-    parser.add_argument("--rss-child", nargs=2, metavar=("TMP", "NAME"), help=argparse.SUPPRESS)
+    parser.add_argument("--rss-child", nargs=3, metavar=("TMP", "SMALL", "LARGE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child:
-        return rss_child(Path(args.rss_child[0]), args.rss_child[1], args.model)
+        return rss_child(Path(args.rss_child[0]), *args.rss_child[1:], args.model)
 
     sizes = [float(size) for size in args.sizes.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="job-cost-"))
@@ -136,6 +144,7 @@ def main():
         (tmp / "demo" / "photos").mkdir(parents=True)
         names = make_inputs(args.image.resolve(), sizes, tmp / "demo" / "photos")
         setup_django(tmp)
+        import numpy as np
         from django.conf import settings
         from django.core.files.storage import default_storage
         from django.core.management import call_command
@@ -164,30 +173,40 @@ def main():
                 job.append(cpu)
                 wall.append(seconds)
                 stored = default_storage.size(done.cutout_name)
-            rows.append((megapixels, size, *map(statistics.median, (model, bare, job, wall)), stored, rembg_bytes))
+            with default_storage.open(done.cutout_name) as fh, Image.open(fh) as cutout:
+                alpha = np.asarray(cutout.getchannel("A"), dtype=np.int16)
+            theirs = np.asarray(remove(data, session=session, only_mask=True), dtype=np.int16)
+            iou = ((alpha >= 128) & (theirs >= 128)).sum() / ((alpha >= 128) | (theirs >= 128)).sum()
+            rows.append((megapixels, size, *map(statistics.median, (model, bare, job, wall)), stored, rembg_bytes,
+                         iou, np.abs(alpha - theirs).mean()))
         rss = None
         if not args.no_rss:
-            largest = max(sizes)
+            smallest, largest = min(sizes), max(sizes)
             child = subprocess.run([sys.executable, __file__, "--model", args.model, "--rss-child", str(tmp),
-                                    names[largest]], capture_output=True, text=True, check=True)
-            rss = largest, json.loads(child.stdout.strip().splitlines()[-1])
+                                    names[smallest], names[largest]], capture_output=True, text=True, check=True)
+            rss = smallest, largest, json.loads(child.stdout.strip().splitlines()[-1])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
+    try:
+        from cutouts.encoding import DEFLATE
+    except ImportError:  # A checkout from before cutouts/encoding.py: Pillow's PNG encoder.
+        DEFLATE = "Pillow's PNG encoder"
     print(f"photo: {args.image.name}, model: {args.model}, intra-op threads: {settings.BG_REMOVE_INTRA_OP_THREADS}, "
-          f"runs: {args.runs} (medians of CPU time), cpus: {os.cpu_count()}")
+          f"runs: {args.runs} (medians of CPU time), cpus: {os.cpu_count()}, deflate: {DEFLATE}")
     print("| MP | size | model alone | bare rembg | job | job / model | job / rembg | job wall | "
-          "stored bytes | rembg's bytes | × rembg's |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for megapixels, size, model, bare, job, wall, stored, rembg_bytes in rows:
+          "stored bytes | rembg's bytes | × rembg's | mask IoU, mean abs Δα vs rembg |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for megapixels, size, model, bare, job, wall, stored, rembg_bytes, iou, delta in rows:
         print(f"| {megapixels:g} | {size[0]}×{size[1]} | {model:.3f} | {bare:.3f} | {job:.3f} | "
               f"**{job / model:.2f}** | **{job / bare:.2f}** | {wall:.3f} | {stored:,} | {rembg_bytes:,} | "
-              f"{stored / rembg_bytes:.2f} |")
+              f"{stored / rembg_bytes:.2f} | {iou:.4f}, {delta:.2f} |")
     if rss:
-        largest, peaks = rss
-        print(f"peak RSS of a fresh worker-like process: {peaks['loaded_kib'] / 1024:.0f} MiB with the models "
-              f"loaded ({', '.join(settings.BG_REMOVE_MODELS)}), {peaks['after_job_kib'] / 1024:.0f} MiB after one "
-              f"{largest:g} MP job")
+        smallest, largest, peaks = rss
+        print(f"peak RSS (VmHWM) of a fresh process that loads the models as a worker does "
+              f"({', '.join(settings.BG_REMOVE_MODELS)}): {peaks['loaded'] / 1024:.0f} MiB loaded, "
+              f"{peaks['small'] / 1024:.0f} MiB after a {smallest:g} MP job, "
+              f"**{peaks['large'] / 1024:.0f} MiB** after three {largest:g} MP jobs")
 
 
 if __name__ == "__main__":
