@@ -175,7 +175,8 @@ def main():
                 stored = default_storage.size(done.cutout_name)
             with default_storage.open(done.cutout_name) as fh, Image.open(fh) as cutout:
                 alpha = np.asarray(cutout.getchannel("A"), dtype=np.int16)
-            theirs = np.asarray(remove(data, session=session, only_mask=True), dtype=np.int16)
+            with Image.open(io.BytesIO(remove(data, session=session, only_mask=True))) as mask:
+                theirs = np.asarray(mask, dtype=np.int16)
             iou = ((alpha >= 128) & (theirs >= 128)).sum() / ((alpha >= 128) | (theirs >= 128)).sum()
             rows.append((megapixels, size, *map(statistics.median, (model, bare, job, wall)), stored, rembg_bytes,
                          iou, np.abs(alpha - theirs).mean()))
