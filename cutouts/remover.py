@@ -154,11 +154,14 @@ def _mask(image: Image.Image, session, options: dict) -> Image.Image:
 
     rembg's sessions squeeze the whole image into the model's fixed input (320x320 for the
     u2net family) with LANCZOS from the full image, and scale the mask back up with LANCZOS: at
-    4-10 MP those two resizes cost a third of the model's own time. Here the session is given the
-    image already at its input size, reduced first, so rembg resizes nothing; the mask is scaled
-    up once, bilinear (within IoU 0.99 of rembg's mask, mean |delta alpha| under 0.5/255 on the
-    test photos: tests/cutouts/test_remover.py). A model whose input size is not fixed gets the image as it is.
+    10 MP those two resizes cost a quarter of the model's own time. Here the session is given the
+    image already at its input size, reduced first, so rembg resizes nothing, and the mask is
+    scaled up once, bilinear: within IoU 0.99 of rembg's mask, a mean |delta alpha| under 0.5/255
+    on the test photos (tests/cutouts/test_remover.py). A model whose input size is not fixed
+    gets the image as it is.
     """
+    import cv2
+
     size = _input_size(session)
     if size is None:
         (mask,) = session.predict(image, **options)
@@ -168,8 +171,6 @@ def _mask(image: Image.Image, session, options: dict) -> Image.Image:
     rgb = image if image.mode == "RGB" else image.convert("RGB")
     (mask,) = session.predict(rgb.resize(size, Image.Resampling.LANCZOS, reducing_gap=_INPUT_REDUCING_GAP),
                               **options)
-    import cv2
-
     # OpenCV's bilinear: Pillow's to within 1 of 255, in a seventh of its time (SIMD); its array
     # becomes the image's memory (no copy). One thread: a worker process is one core's.
     cv2.setNumThreads(1)

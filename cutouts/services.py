@@ -458,8 +458,8 @@ def _process(job: BgRemoveJob) -> BgRemoveJob:
     inference_seconds = time.monotonic() - inference_started
 
     del image  # The photo (40 MB at 10 MP) is not needed while the cutout is encoded.
-    # Up-filtered rows deflated fast: a tenth of the time Pillow's PNG encoder took at 10 MP, for
-    # a file no larger (cutouts/encoding.py).
+    # Up-filtered rows deflated fast (cutouts/encoding.py): at 10 MP 0.09 s with ISA-L (0.30 s
+    # with zlib) where Pillow's PNG encoder took 0.64 s, for a file about as large.
     data = cutout_png(result)
     name = f"cutouts/{job.source_id}/{job.id}.png"
     try:
