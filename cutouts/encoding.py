@@ -1,5 +1,6 @@
 """The stored cutout's file: a PNG whose rows are filtered with numpy and deflated in bands."""
 
+import logging
 import struct
 import zlib
 
@@ -7,14 +8,16 @@ import numpy as np
 from PIL import Image
 
 try:
-    # ISA-L's deflate writes the same zlib format as zlib at a fifth of its level-1 time, and
-    # smaller files than zlib's level 1 (bench/README.md, `cutout_encode.py`).
+    # ISA-L's deflate writes the same zlib format as zlib, at a quarter of its level-1 time and
+    # for files 5-7 % smaller (bench/README.md, `cutout_encode.py`).
     from isal import isal_zlib as _deflate
 
     DEFLATE = "isal"
-except ImportError:  # Not installed: zlib's level 1, slower for a file 6 % larger.
+except ImportError:  # A checkout installed before isal was a dependency (pyproject.toml).
     _deflate = zlib
     DEFLATE = "zlib"
+    logging.getLogger(__name__).warning(
+        "isal is not installed: cutouts are deflated with zlib, four times slower (pip install isal).")
 
 _LEVEL = 1
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
