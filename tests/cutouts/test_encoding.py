@@ -46,7 +46,7 @@ def test_only_rgba_is_encoded():
 def test_a_real_cutout_is_hardly_larger_than_pillows_png_of_it():
     """One filter for every row (Up) and a fast deflate, against Pillow's best filter per row and
     zlib's run-length strategy at level 6 (what workers stored before): measured 3.6 % larger
-    with ISA-L and 5.6 % with zlib on this photo, and smaller than it from 1 MP up."""
+    with ISA-L and 5.6 % with zlib on this photo; as large at 4 MP, 3 % smaller at 10 MP."""
     image, _ = cutout(image_decode((FIXTURES / "astronaut.jpg").read_bytes()), model="u2netp")
     pillows = io.BytesIO()
     image.save(pillows, "PNG", compress_level=6, compress_type=zlib.Z_RLE)
