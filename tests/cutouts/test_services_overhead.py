@@ -6,7 +6,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import zlib
 
 import numpy as np
 import pytest
@@ -55,60 +54,56 @@ def test_the_embedded_sqlite_database_runs_in_wal_mode(tmp_path):
         assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def rembg_straight(image, *, post_process=False) -> Image.Image:
-    """rembg's mask as alpha over the photo's own colours (what cutout() stores: straight alpha,
-    not rembg.remove's composite over transparent black, tests/cutouts/test_remover.py)."""
+def rembg_mask(image) -> np.ndarray:
+    """Bare rembg's mask of `image`, which remove() orients by its EXIF first."""
     from rembg import remove
-    from rembg.bg import fix_image_orientation
 
-    image = fix_image_orientation(image).convert("RGB")
-    mask = remove(image, session=session_get("u2netp"), only_mask=True, post_process_mask=post_process)
-    rgba = np.asarray(image.convert("RGBA")).copy()
-    rgba[..., 3] = np.asarray(mask)
-    rgba[rgba[..., 3] == 0] = 0  # Nothing shows a fully transparent pixel's colour: stored black.
-    return Image.fromarray(rgba, "RGBA")
+    return np.asarray(remove(image, session=session_get("u2netp"), only_mask=True), dtype=np.int16)
 
 
-@pytest.mark.parametrize("refinement", ["none", "post-process"])
-def test_the_cutout_is_rembgs_mask_on_the_photo_pixel_for_pixel(refinement):
-    image = image_decode((FIXTURES / "astronaut.jpg").read_bytes())
-    ours, note = cutout(image, model="u2netp", refinement=refinement)
-    theirs = rembg_straight(image, post_process=refinement == "post-process")
-    assert note == "" and ours.mode == theirs.mode == "RGBA" and ours.size == theirs.size
-    assert np.array_equal(pixels(ours), pixels(theirs))
-    alpha = pixels(ours)[..., 3]
-    assert alpha.min() == 0 and alpha.max() == 255  # A real cutout, not an all-opaque copy.
+def iou(ours: np.ndarray, theirs: np.ndarray) -> float:
+    ours, theirs = ours >= 128, theirs >= 128
+    return (ours & theirs).sum() / (ours | theirs).sum()
 
 
 def test_an_image_not_yet_upright_or_rgb_is_cut_out_as_rembg_would():
-    """cutout() converts and orients as rembg.remove does: a sideways or grey photo too."""
+    """cutout() converts and orients as rembg.remove does: a sideways or grey photo too (its
+    mask within IoU 0.98 of rembg's, tests/cutouts/test_remover.py)."""
     photo = Image.open(FIXTURES / "astronaut.jpg")
     exif = Image.Exif()
     exif[0x0112] = 6  # Stored sideways.
     buf = io.BytesIO()
     photo.save(buf, "JPEG", quality=95, exif=exif)
-    sideways = Image.open(io.BytesIO(buf.getvalue()))
-    ours, _ = cutout(sideways, model="u2netp")
+    ours, _ = cutout(Image.open(io.BytesIO(buf.getvalue())), model="u2netp")
     assert ours.size == (photo.height, photo.width)
-    assert np.array_equal(pixels(ours), pixels(rembg_straight(Image.open(io.BytesIO(buf.getvalue())))))
+    upright = image_decode(buf.getvalue())  # Turned by its EXIF.
+    assert iou(pixels(ours)[..., 3], rembg_mask(Image.open(io.BytesIO(buf.getvalue())))) >= 0.98
+    shown = pixels(ours)[..., 3] > 0
+    assert np.array_equal(pixels(ours)[shown][:, :3], pixels(upright)[shown])
     grey = photo.convert("L")
-    assert np.array_equal(pixels(cutout(grey, model="u2netp")[0]), pixels(rembg_straight(grey)))
+    ours, _ = cutout(grey, model="u2netp")
+    assert iou(pixels(ours)[..., 3], rembg_mask(grey)) >= 0.98
+    shown = pixels(ours)[..., 3] > 0
+    assert np.array_equal(pixels(ours)[shown][:, :3], pixels(grey.convert("RGB"))[shown])
 
 
 @pytest.mark.django_db
-def test_a_job_stores_its_cutout_losslessly_as_run_length_png(source):
+def test_a_job_stores_its_cutout_losslessly_in_a_file_near_rembgs_size(source):
     data = (FIXTURES / "astronaut.jpg").read_bytes()
     # Refinement "none": rembg's own mask, unrefined, is what this compares against.
     job = BgRemoveJob.objects.create(source=source, path="astronaut.jpg", model="u2netp", refinement="none")
     done = jobs.bg_remove_job_process(job_id=job.id)
     with default_storage.open(done.cutout_name) as fh:
         stored = fh.read()
-    expected = rembg_straight(Image.open(io.BytesIO(data)))
-    assert np.array_equal(pixels(Image.open(io.BytesIO(stored))), pixels(expected))
-    # The encoding chosen for speed: run-length deflate, not zlib's default strategy.
-    rle = io.BytesIO()
-    expected.save(rle, "PNG", compress_level=6, compress_type=zlib.Z_RLE)
-    assert stored == rle.getvalue()
+    expected, _ = cutout(image_decode(data), model="u2netp")
+    decoded = Image.open(io.BytesIO(stored))
+    assert decoded.format == "PNG" and decoded.mode == "RGBA"
+    assert np.array_equal(pixels(decoded), pixels(expected))
+    # Encoded for time (cutouts/encoding.py), at a size close to rembg's own file of it (its
+    # composite over transparent black, Pillow's default PNG): measured 1.09 with ISA-L, 1.12 with zlib.
+    from rembg import remove
+
+    assert len(stored) <= 1.15 * len(remove(data, session=session_get("u2netp")))
 
 
 @pytest.mark.django_db
