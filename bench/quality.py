@@ -343,8 +343,10 @@ def main(argv=None):
     # As the worker (config/celery_app.py): numba's own threads survive the refinement's fork.
     os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
     import django
+    from django.apps import apps
 
-    django.setup()
+    if not apps.ready:  # Already set up when a test calls main().
+        django.setup()
     from cutouts.remover import REFINEMENTS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
