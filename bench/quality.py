@@ -18,8 +18,9 @@ bounding-box measure meaningless) and composited over each background in 8-bit s
 are stored: photo = round(α·F + (1 − α)·B), α the stamp's alpha, F its colours. So α is the true
 matte of the photo and F its true foreground colours. Backgrounds: `white` (255), `grey` (224),
 `dark` (16), `similar` (the subject's own mean colour along the inside of its edge, with a
-low-frequency texture of ±8 levels and a grain of ±3), `busy` (a real texture or photo:
-bench/quality/backgrounds for the test split, the int8 calibration photos for the tune split).
+low-frequency texture of ±8 levels and a grain of ±3), `busy` (a real texture or photo with no
+second object in it, one per foreground in turn: bench/quality/backgrounds and the demo landscape
+for the test split, regions of the int8 calibration photos for the tune split).
 
 Each photo goes through cutouts.remover.cutout(image, model=…, refinement=…) in this process, one
 ONNX Runtime thread (BG_REMOVE_INTRA_OP_THREADS, default 1 here). Per model × refinement (and per
@@ -40,6 +41,7 @@ is no trimap):
 """
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -195,7 +197,7 @@ def truth_make(entry: dict) -> dict:
             "edge_colour": colours[rim].mean(axis=0) if rim.any() else np.full(3, 128.0)}
 
 
-def background_make(kind: str, entry: dict, truth: dict, busy: list[str]) -> np.ndarray:
+def background_make(kind: str, entry: dict, truth: dict, busy: list[dict]) -> np.ndarray:
     height, width = truth["alpha"].shape
     if kind in PLAIN:
         return np.full((height, width, 3), float(PLAIN[kind]))
@@ -208,8 +210,11 @@ def background_make(kind: str, entry: dict, truth: dict, busy: list[str]) -> np.
     if kind == "busy":
         # One texture per foreground, in turn through its split's list (manifest order).
         names = [e["name"] for e in manifest_load()["foregrounds"] if e["split"] == entry["split"]]
-        with Image.open(SET / busy[names.index(entry["name"]) % len(busy)]) as image:
+        chosen = busy[names.index(entry["name"]) % len(busy)]
+        with Image.open(SET / chosen["file"]) as image:
             photo = image.convert("RGB")
+        if "box" in chosen:
+            photo = photo.crop(tuple(chosen["box"]))
         scale = max(width / photo.width, height / photo.height)
         size = (max(width, round(photo.width * scale)), max(height, round(photo.height * scale)))
         photo = photo.resize(size, Image.Resampling.LANCZOS)
@@ -379,8 +384,11 @@ def main(argv=None):
         sys.stderr.flush()
 
     started = time.monotonic()
-    rows = run(models=models, refinements=args.refinements, entries=entries, backgrounds=args.backgrounds,
-               busy=manifest["busy"], progress=progress)
+    # pymatting prints its solver's warnings; to stderr, away from the tables (the refining child
+    # inherits the redirection with the fork).
+    with contextlib.redirect_stdout(sys.stderr):
+        rows = run(models=models, refinements=args.refinements, entries=entries, backgrounds=args.backgrounds,
+                   busy=manifest["busy"], progress=progress)
     sys.stderr.write("\n")
     summary = summarise(rows)
     by_background = summarise(rows, by=("split", "model", "refinement", "background"))

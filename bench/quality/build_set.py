@@ -15,8 +15,9 @@ into the soft edge; the alpha is rounded to 8 bits and stored, and the stored al
 Colours under alpha 0 are stored black (they are never seen, and zeros compress).
 
 Textures (the busy backgrounds of the test split): scikit-image's greyscale brick, grass and gravel
-samples, coloured by a fixed two-colour ramp, and a crop of its Hubble deep field. The tune split's
-busy backgrounds are the int8 calibration photos (cutouts/calibration), already tuning material.
+samples, coloured by a fixed two-colour ramp, and a crop of its Hubble deep field; with the demo
+landscape (demo/origin/aitzgorri.jpg). The tune split's busy backgrounds are regions of the int8
+calibration photos (cutouts/calibration), already tuning material.
 """
 
 import json
@@ -144,9 +145,15 @@ def main():
         textures.append(f"backgrounds/{name}.jpg")
     manifest = {
         "foregrounds": entries,
-        # Busy backgrounds by split: the test split's never touched tuning, the tune split's did.
-        "busy": {"test": textures, "tune": [f"../../cutouts/calibration/{name}"
-                                            for name in ("coffee.jpg", "rocket.jpg", "camera.jpg")]},
+        # Busy backgrounds by split: the test split's never touched tuning; the tune split's are
+        # regions of the int8 calibration photos with none of their subjects (the wooden table, the
+        # launch towers; not the cup, the rocket or the man with the camera), so that neither split puts a second object behind the subject.
+        "busy": {
+            "test": [{"file": path} for path in textures] + [{"file": "../../demo/origin/aitzgorri.jpg"}],
+            "tune": [{"file": "../../cutouts/calibration/coffee.jpg", "box": [485, 0, 600, 400]},
+                     {"file": "../../cutouts/calibration/rocket.jpg", "box": [0, 0, 190, 427]},
+                     {"file": "../../cutouts/calibration/rocket.jpg", "box": [450, 0, 640, 427]}],
+        },
     }
     (HERE / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     total = sum(path.stat().st_size for path in HERE.glob("*/*") if path.suffix in (".png", ".jpg"))
