@@ -329,7 +329,10 @@ def worst_case(module, stage, values, **env):
 
 @pytest.mark.parametrize(("stage", "values"), [
     ("blur", {"blur": 2000}),  # The widest blur, on a copy.
-    ("blur", {"blur": 1}),  # The widest at full size.
+    # The widest at full size: 2.4 CPU-s on an AVX-512 machine, 3.8 on an AVX2-only one (the CI
+    # machine since 2026-12-05), over the 3 CPU-s budget there: a load test until the blur is
+    # cheaper (bench/README.md, issue 22's stages at their worst).
+    pytest.param("blur", {"blur": 1}, marks=pytest.mark.load),
     ("htn", {"htn": 1}),  # The smallest dots.
 ])
 def test_worst_case_at_50_megapixels(stage, values):
