@@ -1,5 +1,6 @@
 """Test settings: the project's settings, pointed at this machine's services when they answer."""
 
+import fcntl
 import os
 import socket
 import tempfile
@@ -14,14 +15,41 @@ def _reachable(host: str, port: int) -> bool:
         return False
 
 
+# Two checkouts on one machine may test at the same time: unless DATABASE_URL and REDIS_URL are
+# given, a run takes the lowest free slot, held by an exclusive lock on a file for as long as
+# this process lives (so a killed run frees its slot), and slot N means the database
+# `cutout_test_N` (pytest-django creates and drops `test_cutout_test_N`) and Redis database 15 - N.
+# A developer's Redis databases are the low numbers; the suite flushes its own.
+SLOTS = 8
+SLOT_DIR = Path(tempfile.gettempdir()) / "cutout-test-slots"
+
+
+def _claim_slot() -> int:
+    SLOT_DIR.mkdir(exist_ok=True)
+    for slot in range(SLOTS):
+        handle = open(SLOT_DIR / f"{slot}.lock", "a")  # noqa: SIM115: held until the process ends
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        _held.append(handle)
+        return slot
+    raise RuntimeError(f"All {SLOTS} test slots in {SLOT_DIR} are taken; set DATABASE_URL and REDIS_URL.")
+
+
+_held: list = []
 # The suite runs on the real services when they are there (always under CI=true, where
 # conftest makes a missing one fail); elsewhere it falls back to the embedded defaults and
 # the service-marked tests skip with a message saying what to start.
-if "DATABASE_URL" not in os.environ and _reachable("127.0.0.1", 5432):
-    os.environ["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/test"
-if "REDIS_URL" not in os.environ and _reachable("127.0.0.1", 6379):
-    # Database 15: the suite flushes it, so it must not be one a developer uses.
-    os.environ["REDIS_URL"] = "redis://127.0.0.1:6379/15"
+need_database = "DATABASE_URL" not in os.environ and _reachable("127.0.0.1", 5432)
+need_redis = "REDIS_URL" not in os.environ and _reachable("127.0.0.1", 6379)
+if need_database or need_redis:
+    TEST_SLOT = _claim_slot()
+    if need_database:
+        os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/cutout_test_{TEST_SLOT}"
+    if need_redis:
+        os.environ["REDIS_URL"] = f"redis://127.0.0.1:6379/{15 - TEST_SLOT}"
 # A developer's .env (`make run` writes DJANGO_DEBUG=true there) is not the tests': neither this
 # process nor the processes it starts read it. Tests of the file name their own.
 os.environ["CUTOUT_ENV_FILE"] = os.devnull
