@@ -27,7 +27,7 @@ SLOT_DIR = Path(tempfile.gettempdir()) / "cutout-test-slots"
 def _claim_slot() -> int:
     SLOT_DIR.mkdir(exist_ok=True)
     for slot in range(SLOTS):
-        handle = open(SLOT_DIR / f"{slot}.lock", "a")  # noqa: SIM115: held until the process ends
+        handle = open(SLOT_DIR / f"{slot}.lock", "a")  # held (locked) until the process ends
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
