@@ -10,6 +10,11 @@ MANAGE := $(BIN)/python manage.py
 # The settings file config/settings.py reads (CUTOUT_ENV_FILE names another); the environment wins
 # over it. Written once with a new secret key and development mode, never overwritten.
 ENV_FILE := $(or $(CUTOUT_ENV_FILE),.env)
+# Named on purpose: the settings then use it even when the environment names production services
+# (a bare start with a development .env and such services stops instead, config/settings.py).
+export CUTOUT_ENV_FILE := $(ENV_FILE)
+# The Procfile's programs are $${VIRTUAL_ENV:-.venv}/bin/…: this checkout's environment.
+export VIRTUAL_ENV := $(abspath $(VENV))
 
 .PHONY: run test test-load install models migrate demo clean
 

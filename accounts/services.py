@@ -36,6 +36,14 @@ ACCOUNT_MANAGER_PERMISSIONS = [
 KEY_PREFIX = "ck_"
 
 
+def account_create(*, slug: str, name: str = "", bg_remove_enabled: bool = False) -> Account:
+    """A new tenant; its history records the creation like any admin change."""
+    account = Account(slug=slug, name=name or slug, bg_remove_enabled=bg_remove_enabled)
+    account.full_clean()
+    account.save()
+    return account
+
+
 def account_managers_group_sync() -> Group:
     group, _ = Group.objects.get_or_create(name=ACCOUNT_MANAGERS_GROUP)
     perms = []

@@ -67,6 +67,39 @@ if "CUTOUT_ENV_FILE" in env and not ENV_FILE.exists():
 if ENV_FILE.exists():
     Env.read_env(ENV_FILE)
 
+
+def _env_file_values(path: Path) -> dict[str, str]:
+    values = {}
+    for line in path.read_text(errors="replace").splitlines():
+        key, sep, value = line.strip().partition("=")
+        if sep and not key.startswith("#"):
+            values[key.strip().removeprefix("export ").strip()] = value.strip().strip("'\"")
+    return values
+
+
+# A production start in a checkout where `make run` once wrote its development .env (a secret key
+# and DJANGO_DEBUG=true) would silently run in DEBUG with that key: the settings reading the file
+# by default, or honcho and docker compose, which read a .env by themselves, putting its values in
+# the environment. Either way it stops, unless CUTOUT_ENV_FILE names that file on purpose (as
+# `make run` does).
+PRODUCTION_SERVICES = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "AWS_STORAGE_BUCKET_NAME")
+DEVELOPMENT_ENV_FILE = BASE_DIR / ".env"
+if DEVELOPMENT_ENV_FILE.is_file() and any(os.environ.get(name) for name in PRODUCTION_SERVICES) \
+        and env.bool("DJANGO_DEBUG", default=False):
+    development = _env_file_values(DEVELOPMENT_ENV_FILE)
+    named = "CUTOUT_ENV_FILE" in env and ENV_FILE.resolve() == DEVELOPMENT_ENV_FILE.resolve()
+    read_by_default = "CUTOUT_ENV_FILE" not in env
+    read_by_another = bool(development.get("DJANGO_SECRET_KEY")) \
+        and os.environ.get("DJANGO_SECRET_KEY") == development["DJANGO_SECRET_KEY"]
+    if development.get("DJANGO_DEBUG", "").lower() in ("true", "1", "yes", "on", "y") and not named \
+            and (read_by_default or read_by_another):
+        services = ", ".join(name for name in PRODUCTION_SERVICES if os.environ.get(name))
+        raise ImproperlyConfigured(
+            f"The development settings file {DEVELOPMENT_ENV_FILE} (DJANGO_DEBUG=true and its own secret key, "
+            f"written by `make run`) is in use, but production services are configured ({services}). For a "
+            "production start move that file away (honcho and docker compose read a .env by themselves: give "
+            "them `-e` with the production file), or set CUTOUT_ENV_FILE to it to use it on purpose.")
+
 # Where local state lives when no service is configured: SQLite, files, the broker folder.
 VAR_DIR = Path(env.str("CUTOUT_VAR_DIR", default=str(BASE_DIR / "var")))
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -139,3 +140,57 @@ def test_the_keep_alive_hint_is_a_second_under_granians_idle_timeout(tmp_path):
     assert load(tmp_path, probe, DJANGO_DEBUG="true").stdout.strip() == "29"  # granian's default, 30 s.
     assert load(tmp_path, probe, DJANGO_DEBUG="true", GRANIAN_HTTP1_HEADER_READ_TIMEOUT="60000").stdout.strip() == "59"
     assert load(tmp_path, probe, DJANGO_DEBUG="true", GRANIAN_HTTP1_HEADER_READ_TIMEOUT="1500").stdout.strip() == "None"
+
+
+DEBUG_PROBE = "import config.settings as s; print(s.DEBUG, s.SECRET_KEY)"
+DEVELOPMENT_ENV = "DJANGO_SECRET_KEY=dev-key-written-by-make-run\nDJANGO_DEBUG=true\n"
+
+
+def checkout_with_development_env(tmp_path):
+    """A checkout where `make run` wrote its .env: config/ copied (its location is BASE_DIR), the
+    rest linked."""
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    shutil.copytree(ROOT / "config", checkout / "config", ignore=shutil.ignore_patterns("__pycache__"))
+    for entry in ROOT.iterdir():
+        if entry.name not in ("config", ".env", ".git"):
+            (checkout / entry.name).symlink_to(entry)
+    (checkout / ".env").write_text(DEVELOPMENT_ENV)
+    return checkout
+
+
+def start(checkout, tmp_path, **variables):
+    env = {k: v for k, v in os.environ.items() if k not in VARIABLES and k != "CUTOUT_ENV_FILE"}
+    env.update(CUTOUT_VAR_DIR=str(tmp_path / "var"), **variables)
+    return subprocess.run([sys.executable, "-c", DEBUG_PROBE], cwd=checkout, env=env, capture_output=True, text=True)
+
+
+def test_a_production_start_refuses_the_development_env_file_unless_told_to(tmp_path):
+    checkout = checkout_with_development_env(tmp_path)
+    production = {"DATABASE_URL": "postgres://u@db:5432/cutout", "DJANGO_SECRET_KEY": "production-key"}
+
+    # Development: the file is read, DEBUG on.
+    assert start(checkout, tmp_path).stdout.split() == ["True", "dev-key-written-by-make-run"]
+    # A production start (a service named) in that checkout stops and says why and what to do.
+    refused = start(checkout, tmp_path, **production)
+    assert refused.returncode != 0
+    assert f"The development settings file {checkout / '.env'}" in refused.stderr
+    assert "(DATABASE_URL)" in refused.stderr and "CUTOUT_ENV_FILE" in refused.stderr
+    # honcho or compose read .env themselves and put its values in the environment: still refused.
+    by_honcho = start(checkout, tmp_path, DATABASE_URL="postgres://u@db:5432/cutout",
+                      DJANGO_SECRET_KEY="dev-key-written-by-make-run", DJANGO_DEBUG="true",
+                      CUTOUT_ENV_FILE=os.devnull)
+    assert by_honcho.returncode != 0 and "development settings file" in by_honcho.stderr
+    # Told to (the file named), as `make run` does with a service of its own: allowed.
+    told = start(checkout, tmp_path, CUTOUT_ENV_FILE=str(checkout / ".env"), REDIS_URL="redis://cache:6379/0")
+    assert told.returncode == 0, told.stderr
+    assert told.stdout.split() == ["True", "dev-key-written-by-make-run"]
+    # The production file named instead: the development file is not read and nothing stops.
+    production_file = tmp_path / "production.env"
+    production_file.write_text("DATABASE_URL=postgres://u@db:5432/cutout\nDJANGO_SECRET_KEY=production-key\n")
+    served = start(checkout, tmp_path, CUTOUT_ENV_FILE=str(production_file))
+    assert served.returncode == 0, served.stderr
+    assert served.stdout.split() == ["False", "production-key"]
+    # Debug asked for explicitly with a key of its own (not the file's values): allowed.
+    explicit = start(checkout, tmp_path, CUTOUT_ENV_FILE=os.devnull, DJANGO_DEBUG="true", **production)
+    assert explicit.returncode == 0, explicit.stderr
