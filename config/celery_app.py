@@ -60,7 +60,8 @@ def _check_models(**kwargs):
     if not _runs_jobs():
         return
 
-    from cutouts.remover import models_missing, providers_missing, provision_hint
+    from cutouts.remover import models_missing, providers_missing
+    from cutouts.removers import provision_hint
 
     absent = providers_missing(settings.BG_REMOVE_PROVIDERS)
     if absent:
@@ -88,12 +89,12 @@ def _load_models(**kwargs):
     # Each pool process loads every model once, before its first job, and keeps it.
     from django.conf import settings
 
-    from cutouts.remover import session_get
+    from cutouts.removers import remover_get
 
     if not _runs_jobs():
         return
     for name in settings.BG_REMOVE_MODELS:
-        session_get(name)
+        remover_get(name)
 
 
 class _WorkerReports(bootsteps.StartStopStep):

@@ -31,6 +31,10 @@ class ModelFile:
     recipe: str = ""
     # The rembg session that loads the file (given its path), when it is not the model's own name.
     session: str = ""
+    # The remover family that loads the file and gives a mask (cutouts/removers/): rembg's
+    # sessions, or "onnx" for a plain export, with the family's options as (name, value) pairs.
+    family: str = "rembg"
+    options: tuple = ()
 
     @property
     def file(self) -> str:

@@ -1,36 +1,21 @@
-"""Background removal with rembg: one session per model per process (loaded once), the cutout."""
+"""The cutout: the mask of the model's remover (cutouts/removers/, loaded once per process), refined,
+as straight alpha over the photo's colours."""
 
 import ctypes
 import math
 import os
 import select
 import signal
-import threading
 import time
-from pathlib import Path
 
 import numpy as np
 from django.conf import settings
 from PIL import Image, ImageChops, ImageOps
 
-from core.errors import ServiceError
-from core.model_files import MODELS, model_path, model_provisioned
+from core.model_files import model_provisioned
 from cutouts.edges import foreground_apply, mask_clean
+from cutouts.removers import remover_get
 from imaging.decode import EXIF_ORIENTATION
-
-
-class ModelNotProvisionedError(ServiceError):
-    status_code = 503
-    code = "model_not_provisioned"
-
-
-_sessions: dict = {}
-_sessions_lock = threading.Lock()
-
-# What rembg's predict() is given for a model, beyond the image. u2net_cloth_seg answers one mask
-# per kind of clothing (three cutouts stacked into one image three times as tall) unless told
-# which: "attire" is the one mask of all the clothing.
-_PREDICT_OPTIONS = {"u2net_cloth_seg": {"cloth_category": "attire"}}
 
 
 def models_missing(names) -> list[str]:
@@ -38,44 +23,9 @@ def models_missing(names) -> list[str]:
     return [name for name in names if not model_provisioned(name)]
 
 
-def provision_hint(names) -> str:
-    return f"python manage.py provision_models {' '.join(names)}"
-
-
 def session_get(name: str):
-    """The process's one session for `name`: the worker loads BG_REMOVE_MODELS at its start
-    (config/celery_app.py), any other provisioned model on its first job, once."""
-    session = _sessions.get(name)
-    if session is not None:
-        return session
-    with _sessions_lock:  # Loading takes seconds and a model's memory: one thread loads, once.
-        session = _sessions.get(name)
-        if session is None:
-            if name not in MODELS:  # No request can name one (sources/selectors.py): a bug, an internal error.
-                raise LookupError(f"{name!r} is not a background-removal model this platform knows.")
-            if not model_provisioned(name):
-                raise ModelNotProvisionedError(
-                    f"The background-removal model {name!r} is not provisioned (its file is missing or "
-                    f"fails its checksum); run `{provision_hint([name])}`."
-                )
-            os.environ["U2NET_HOME"] = str(Path(settings.BG_REMOVE_MODEL_HOME).resolve())
-            import onnxruntime
-            from rembg import new_session
-
-            options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = settings.BG_REMOVE_INTRA_OP_THREADS  # 0: ONNX Runtime's choice.
-            options.inter_op_num_threads = 1  # Sequential execution (the default) runs one node at a time.
-            # The memory pattern plans one block for a run's shape on the second run and keeps it
-            # beside the arena the first run grew: 200 MB more per worker with u2netp, for no
-            # speed (bench/README.md, job cost).
-            options.enable_mem_pattern = False
-            spec = MODELS[name]
-            # A derived model is loaded by path through the session of its kind (u2netp-int8: rembg's
-            # u2net_custom, u2netp's own pre- and post-processing); rembg never hears its name.
-            where = {"model_path": str(model_path(name).resolve())} if spec.session else {}
-            session = _sessions[name] = new_session(spec.session or name, providers=list(settings.BG_REMOVE_PROVIDERS),
-                                                    sess_opts=options, **where)
-    return session
+    """The rembg session of a model of rembg's family (bare rembg's own calls, in tests and benches)."""
+    return remover_get(name).session
 
 
 # clean-edges, the default: the mask's faint noise removed, and the old background's colour taken
@@ -119,7 +69,7 @@ def cutout(image: Image.Image, *, model: str, refinement: str = "none") -> tuple
     image = _upright(image)
     if image.mode not in ("RGB", "RGBA"):
         image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
-    mask = _mask(image, session_get(model), _PREDICT_OPTIONS.get(model, {}))
+    mask = remover_get(model).mask(image)
     if refinement == "post-process":
         from rembg.bg import post_process
 
@@ -150,46 +100,6 @@ def _upright(image: Image.Image) -> Image.Image:
     if image.getexif().get(EXIF_ORIENTATION, 1) == 1:
         return image
     return ImageOps.exif_transpose(image)
-
-
-# The model's input is reduced from the image with a box filter down to at least this many times
-# its size before the LANCZOS step (Pillow's `reducing_gap`): at 10 MP a fifth of LANCZOS's time
-# from the full image, for a mask within IoU 0.99 of it (bench/README.md, job cost).
-_INPUT_REDUCING_GAP = 2.0
-
-
-def _mask(image: Image.Image, session, options: dict) -> Image.Image:
-    """The model's mask of `image` (RGB or RGBA), at the image's size ("L").
-
-    rembg's sessions squeeze the whole image into the model's fixed input (320x320 for the
-    u2net family) with LANCZOS from the full image, and scale the mask back up with LANCZOS: at
-    10 MP those two resizes cost a quarter of the model's own time. Here the session is given the
-    image already at its input size, reduced first, so rembg resizes nothing, and the mask is
-    scaled up once, bilinear: within IoU 0.99 of rembg's mask, a mean |delta alpha| under 0.5/255
-    on the test photos (tests/cutouts/test_remover.py). A model whose input size is not fixed
-    gets the image as it is.
-    """
-    import cv2
-
-    size = _input_size(session)
-    if size is None:
-        (mask,) = session.predict(image, **options)
-        return mask
-    # As rembg's normalize: the colours alone (an RGBA image resized whole would be resampled
-    # premultiplied, changing colours under transparency that the model sees).
-    rgb = image if image.mode == "RGB" else image.convert("RGB")
-    (mask,) = session.predict(rgb.resize(size, Image.Resampling.LANCZOS, reducing_gap=_INPUT_REDUCING_GAP),
-                              **options)
-    # OpenCV's bilinear: Pillow's to within 1 of 255, in a seventh of its time (SIMD); its array
-    # becomes the image's memory (no copy). One thread: a worker process is one core's.
-    cv2.setNumThreads(1)
-    return Image.fromarray(cv2.resize(np.asarray(mask), image.size, interpolation=cv2.INTER_LINEAR))
-
-
-def _input_size(session) -> tuple[int, int] | None:
-    """The (width, height) of the model's input when the model fixes it: [batch, channels, h, w]."""
-    height, width = session.inner_session.get_inputs()[0].shape[-2:]
-    return (width, height) if isinstance(width, int) and isinstance(height, int) else None
 
 
 # 255 where the alpha is above zero, 0 where it is zero.

@@ -26,7 +26,8 @@ from cutouts.admission import bg_remove_admission_lock, bg_remove_admit, bg_remo
 from cutouts.encoding import cutout_png
 from cutouts.metrics import INFERENCES, JOB_SECONDS, JOBS
 from cutouts.models import BgRemoveJob
-from cutouts.remover import cutout, inference_size, session_get
+from cutouts.remover import cutout, inference_size
+from cutouts.removers import remover_get
 from cutouts.signals import bg_remove_job_ended
 from imaging.decode import (
     DECODERS,
@@ -437,7 +438,7 @@ def _process(job: BgRemoveJob) -> BgRemoveJob:
     try:
         # First: a model this worker lacks fails the job with its reason (503 model_not_provisioned),
         # before any fetch; a provisioned one not preloaded is loaded here, once per process.
-        session_get(job.model)
+        remover_get(job.model)
         started = time.monotonic()
         obj = origin_for(job.source).fetch(job.path, max_bytes=settings.ORIGIN_MAX_BYTES)
         fetched = time.monotonic()

@@ -171,6 +171,6 @@ def test_transparent_pixels_are_stored_black_and_the_photos_own_alpha_is_kept(ph
 
 
 def test_the_model_input_size_is_the_models_own():
-    from cutouts.remover import _input_size
+    from cutouts.removers import remover_get
 
-    assert _input_size(session_get("u2netp")) == (320, 320)
+    assert remover_get("u2netp").input_size == (320, 320)
