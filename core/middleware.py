@@ -127,7 +127,7 @@ class JsonErrorsMiddleware:
 
 def _error_shape(path: str):
     for prefix, shape in settings.JSON_ERROR_SHAPES.items():
-        if path.startswith(prefix):
+        if path.startswith(prefix) or path == prefix.rstrip("/"):
             return _import(shape)
     return None
 
