@@ -111,6 +111,9 @@ class JsonErrorsMiddleware:
         content_type = response.get("Content-Type", "").split(";")[0].strip()
         if content_type == "application/json" or content_type.endswith("+json"):
             return response
+        renderer = getattr(response, "accepted_renderer", None)
+        if getattr(renderer, "format", None) == "api":
+            return response  # DRF's browsable API, which the client asked for: its page shows the error.
         shape = _error_shape(request.path)
         if shape is None:
             return response

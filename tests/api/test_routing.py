@@ -130,3 +130,16 @@ def test_auth_errors_are_json_and_say_what_to_do(db):
     bad = APIClient()
     bad.credentials(HTTP_AUTHORIZATION="Bearer ck_nope")
     assert bad.get("/api/v1/sources").json()["error"]["code"] == "authentication_failed"
+
+
+def test_the_browsable_api_keeps_its_html_error_pages_for_a_browser(client, account):
+    # A browser asked for the browsable API (Accept: text/html): it shows the error on its page;
+    # the same call from a client asking for JSON gets JSON.
+    from django.contrib.auth import get_user_model
+
+    client.force_login(get_user_model().objects.create_user("clerk", password="pw", is_staff=True))
+    page = client.get("/api/v1/sources?account=acme", HTTP_ACCEPT="text/html")
+    assert page.status_code == 403 and page["Content-Type"].startswith("text/html")
+    assert b"Account managers" in page.content
+    data = client.get("/api/v1/sources?account=acme", HTTP_ACCEPT="application/json")
+    assert data.status_code == 403 and data.json()["error"]["code"] == "permission_denied"
