@@ -30,7 +30,7 @@ class IndexApi(APIView):
     permission_classes = [permissions.AllowAny]
     throttle_classes = []
 
-    @extend_schema(auth=[], operation_id="index", responses=IndexOutputSerializer, summary="The API's resources and documentation")
+    @extend_schema(auth=[], operation_id="index", tags=["index"], responses=IndexOutputSerializer, summary="The API's resources and documentation")
     def get(self, request):
         def url(name):
             return request.build_absolute_uri(reverse(f"api:{name}"))

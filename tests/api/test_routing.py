@@ -1,6 +1,8 @@
 """Every management API route with or without its trailing slash (a POST keeps its body), listed
 once; every error under /api/ is JSON in the one shape, DEBUG or not, while the site keeps HTML."""
 
+import re
+
 import pytest
 from django.test import Client
 from django.urls import resolve, reverse
@@ -99,10 +101,20 @@ def test_a_staff_session_without_an_account_reads_the_docs(client):
 
 
 @pytest.mark.parametrize("page", ["/api/v1/docs/", "/api/v1/redoc/"])
-def test_docs_pages_load_nothing_from_elsewhere(client, page):
-    html = client.get(page).content.decode()
-    assert "/static/drf_spectacular_sidecar/" in html
+def test_docs_pages_load_their_files_from_our_static_files(settings, tmp_path, page):
+    """As a deployment serves them: collectstatic, then WhiteNoise (DEBUG off, no finders)."""
+    from django.core.management import call_command
+
+    settings.STATIC_ROOT = tmp_path
+    call_command("collectstatic", "--noinput", verbosity=0)
+    http = Client()
+    html = http.get(page).content.decode()
     assert "cdn." not in html and "googleapis" not in html and "unpkg" not in html
+    files = re.findall(r'(?:src|href)="(/static/[^"]+)"', html)
+    assert any(f.endswith(".js") for f in files) and all("drf_spectacular_sidecar/" in f for f in files), files
+    for url in files:
+        response = http.get(url)
+        assert response.status_code == 200 and int(response["Content-Length"]) > 500, url
 
 
 def test_a_500_is_json_without_a_traceback(settings, monkeypatch, account):
