@@ -119,7 +119,8 @@ class JsonErrorsMiddleware:
             return response
         status = response.status_code
         code, message = _ERROR_TEXTS.get(status) or (_status_code_name(status), f"{_status_phrase(status)}.")
-        replaced = shape(status, code, message.format(path=request.path, method=request.method))
+        # The path and method as sent, cut short: an error body is never bigger than a line.
+        replaced = shape(status, code, message.format(path=request.path[:200], method=request.method[:20]))
         for header in self._KEPT_HEADERS:
             if header in response:
                 replaced[header] = response[header]
