@@ -8,6 +8,18 @@ from accounts.api_rules import session_scopes
 from accounts.models import Account, ApiKey
 from accounts.services import api_key_authenticate
 
+# How a staff session names the account it acts on (or `?account=<slug>`).
+ACCOUNT_HEADER = "X-Account"
+NOT_AUTHENTICATED = (
+    "Send an API key (`Authorization: Bearer <key>`), or sign in to the admin (/admin/) as an account manager "
+    "and name the account with `?account=<slug>` or an `X-Account` header."
+)
+
+
+def account_named(request) -> str | None:
+    """The account slug a request names (`?account=` first, then `X-Account`), if any."""
+    return request.query_params.get("account") or request.headers.get(ACCOUNT_HEADER) or None
+
 
 @dataclass(frozen=True)
 class Principal:
@@ -44,6 +56,12 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         api_key = api_key_authenticate(key=header[1])
         if api_key is None:
             raise exceptions.AuthenticationFailed("The API key is unknown, revoked or expired.")
+        named = account_named(request)
+        if named is not None and named != api_key.account.slug:
+            # Never ignored in silence: a client that believes it acts on another account learns it does not.
+            raise exceptions.PermissionDenied(
+                f"An API key acts on its own account only, and this one's is not `{named}`: "
+                "drop `account`, or use that account's key.")
         return Principal(account=api_key.account, scopes=frozenset(api_key.scopes), api_key=api_key), api_key
 
     def authenticate_header(self, request):
@@ -54,8 +72,10 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 class StaffSessionAuthentication(authentication.SessionAuthentication):
     """Staff logged into the admin use the API for the account named by `?account=` (or `X-Account`).
 
-    A session's scopes are those its Django permissions cover in full (accounts/api_rules.py);
-    HasScope checks the permission of each route, so a staff user without permissions gets 403."""
+    DRF's SessionAuthentication underneath: an active user only, and the CSRF token on every
+    unsafe method. A session's scopes are those its Django permissions cover in full
+    (accounts/api_rules.py); HasScope checks the permission of each route, so a staff user
+    without permissions gets 403."""
 
     def authenticate(self, request):
         result = super().authenticate(request)
@@ -63,9 +83,15 @@ class StaffSessionAuthentication(authentication.SessionAuthentication):
             return None
         user, _ = result
         if not user.is_staff:
-            return None
-        slug = request.query_params.get("account") or request.headers.get("X-Account")
-        account = Account.objects.filter(slug=slug).first() if slug else None
+            raise exceptions.AuthenticationFailed(
+                f"Signed in as `{user.get_username()}`, who is not staff: use an API key "
+                "(`Authorization: Bearer <key>`).")
+        slug = account_named(request)
+        if slug is None:
+            raise exceptions.AuthenticationFailed(
+                "A staff session names the account it acts on: add `?account=<slug>` or an `X-Account` header "
+                "(in the API docs: Authorize → account).")
+        account = Account.objects.filter(slug=slug).first()
         if account is None:
-            raise exceptions.AuthenticationFailed("Staff sessions name the account: add ?account=<slug>.")
+            raise exceptions.AuthenticationFailed(f"No account has the slug `{slug}`.")
         return Principal(account=account, scopes=session_scopes(user), user=user), None

@@ -3,7 +3,7 @@
 from rest_framework import exceptions, permissions
 
 from accounts.api_rules import SESSION_NEVER, SESSION_SUPERUSER, route_rule
-from accounts.authentication import Principal
+from accounts.authentication import NOT_AUTHENTICATED, Principal
 
 
 class ApiKeyRequiredError(exceptions.PermissionDenied):
@@ -21,7 +21,8 @@ class HasScope(permissions.BasePermission):
     def has_permission(self, request, view):
         principal = request.user
         if not isinstance(principal, Principal):
-            return False
+            # DRF's own 401 says only "not provided"; this one says what to send.
+            raise exceptions.NotAuthenticated(NOT_AUTHENTICATED)
         if not hasattr(view, request.method.lower()) and request.method not in ("HEAD", "OPTIONS"):
             return True  # Not implemented: DRF answers 405.
         match = getattr(request, "resolver_match", None)
@@ -36,7 +37,8 @@ class HasScope(permissions.BasePermission):
                 return False
             return True
         if not principal.user.has_perm(rule.permission):
-            self.message = f"Your staff account lacks the `{rule.permission}` permission."
+            self.message = (f"Your staff account lacks the `{rule.permission}` permission: ask a superuser to add "
+                            "you to the Account managers group, or use an API key.")
             return False
         if rule.session == SESSION_NEVER or (rule.session == SESSION_SUPERUSER and not principal.user.is_superuser):
             raise ApiKeyRequiredError()

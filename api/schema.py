@@ -33,8 +33,8 @@ def add_error_responses(result, generator, request, public):
         if not path.startswith("/api/v1/") or path.startswith(("/api/v1/schema", "/api/v1/docs")):
             continue
         for method, operation in operations.items():
-            if method not in {"get", "post", "put", "patch", "delete"}:
-                continue
+            if method not in {"get", "post", "put", "patch", "delete"} or not operation.get("security"):
+                continue  # Not an operation, or a public one (the index): none of these errors.
             responses = operation.setdefault("responses", {})
             for status, description in ERRORS.items():
                 responses.setdefault(status, {

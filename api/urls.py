@@ -1,9 +1,12 @@
-"""The management API, version 1: every route a key can reach, and the schema that describes it."""
+"""The management API, version 1: every route a key can reach, and the schema that describes it.
 
-from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+Each route answers with or without a trailing slash (core/routing.py), and is listed once."""
+
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from accounts.apis import AccountApi, ApiKeyDetailApi, ApiKeyListApi
+from api.apis import IndexApi
+from core.routing import slash_optional_path as path
 from cutouts.apis import JobDetailApi, JobListApi
 from rendering.apis import PrewarmApi, PurgeApi
 from sources.apis import SourceDetailApi, SourceListApi, SourceTokenApi
@@ -11,6 +14,7 @@ from usage.apis import UsageApi
 from webhooks.apis import WebhookDeliveryListApi, WebhookDetailApi, WebhookListApi
 
 urlpatterns = [
+    path("", IndexApi.as_view(), name="index"),
     path("account", AccountApi.as_view(), name="account"),
     path("keys", ApiKeyListApi.as_view(), name="keys"),
     path("keys/<int:key_id>", ApiKeyDetailApi.as_view(), name="key-detail"),
@@ -27,4 +31,5 @@ urlpatterns = [
     path("webhooks/<int:webhook_id>/deliveries", WebhookDeliveryListApi.as_view(), name="webhook-deliveries"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="api:schema", template_name="api/redoc.html"), name="redoc"),
 ]

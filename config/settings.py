@@ -140,6 +140,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "simple_history",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc as static files: the API docs work offline.
     # The project's apps, in their dependency order (each imports only those below it; api/ and
     # imaging/ are packages without models; tests/test_import_graph.py keeps it so).
     "accounts",
@@ -155,6 +156,7 @@ MIDDLEWARE = [
     "core.middleware.HealthCheckMiddleware",
     "core.middleware.RequestObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "core.middleware.JsonErrorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "rendering.hosts.RenderHostMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -607,15 +609,22 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Cutout management API",
     "DESCRIPTION": "Keys, sources, purge, pre-warm, jobs, usage and webhooks. Authenticate with "
-                   "`Authorization: Bearer <key>`. Errors are `{\"error\": {\"code\", \"message\", \"fields\"}}`.",
+                   "`Authorization: Bearer <key>`, or, signed in to the admin as an account manager, with that "
+                   "session and the account's slug (Authorize → `account`). "
+                   "Errors are `{\"error\": {\"code\", \"message\", \"fields\"}}`.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-    },
-    "SECURITY": [{"bearer": []}],
+    # The docs pages load Swagger UI and ReDoc from our static files (drf-spectacular-sidecar),
+    # never from a CDN; anyone may read them and the schema (no data in either), so no
+    # authentication runs there: a staff session without an account is no 401 on the docs.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SERVE_AUTHENTICATION": [],
+    # No validator badge: it would send the schema's URL to swagger.io.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "api.schema.add_error_responses",
@@ -624,6 +633,10 @@ SPECTACULAR_SETTINGS = {
 
 # /readyz checks these; a web-only machine without model files may drop "models", and "workers"
 # (a worker consuming the job queue: cutouts/workers.py) needs Redis, or one machine (embedded).
+# Every error answered under these paths is JSON in that API's shape (core/middleware.py): a
+# 404 for an unknown route, a 405, a 500, even with DEBUG on. The rest of the site keeps HTML.
+JSON_ERROR_SHAPES = {"/api/": "core.handlers.error_json", "/v1.0/": "removebg_api.views._errors"}
+
 READYZ_CHECKS = env.list("READYZ_CHECKS", default=["database", "broker", "storage", "models", "workers"])
 
 # --- Misc -------------------------------------------------------------------------------------

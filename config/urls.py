@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from core import health
+from core.routing import slash_optional_path
 
 admin.site.site_header = "Cutout administration"
 admin.site.site_title = "Cutout"
@@ -13,7 +14,7 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("metrics", health.metrics, name="metrics"),
     path("admin/", admin.site.urls),
-    path("api/v1/", include(("api.urls", "api"), namespace="api")),
+    slash_optional_path("api/v1/", include(("api.urls", "api"), namespace="api")),
     # remove.bg's API (its base URL is https://api.remove.bg/v1.0): before the site's catch-all.
     path("v1.0/", include(("removebg_api.urls", "removebg"), namespace="removebg")),
     path("", include("rendering.urls")),

@@ -16,6 +16,11 @@ def error_body(code, message):
     return {"error": {"code": code, "message": message}}
 
 
+def error_json(status: int, code: str, message: str) -> JsonResponse:
+    """An error answer in the one shape, from its parts (core/middleware.py JsonErrorsMiddleware)."""
+    return JsonResponse(error_body(code, message), status=status, headers={"Cache-Control": "no-store"})
+
+
 def _error_parts(exc: ServiceError) -> tuple[dict, dict]:
     body = error_body(exc.code, exc.message)
     if getattr(exc, "fields", None):

@@ -1,8 +1,13 @@
-"""Health probes before host checks; per-request metrics and one log line per request."""
+"""Health probes before host checks; per-request metrics and one log line per request; JSON
+errors under the APIs' paths."""
 
 import functools
 import logging
 import time
+from http import HTTPStatus
+
+from django.conf import settings
+from django.utils.module_loading import import_string
 
 from core import health
 from core.metrics import RENDER_SECONDS, REQUESTS
@@ -73,3 +78,75 @@ class HealthCheckMiddleware:
         if request.path == "/readyz":
             return health.readyz(request)
         return self.get_response(request)
+
+
+# What a bare error (an HTML page, plain text, or no body: Django's own 404, 405, 500 or CSRF
+# page, DRF's TemplateHTMLRenderer, a debug page) says once it is JSON.
+_ERROR_TEXTS = {
+    404: ("not_found", "No such URL: {path}. The API's documentation lists its routes."),
+    405: ("method_not_allowed", "Method {method} is not allowed here."),
+    500: ("internal_error", "Internal error."),
+}
+
+
+class JsonErrorsMiddleware:
+    """Every error answered under a path of `settings.JSON_ERROR_SHAPES` is JSON, in the shape
+    of that path's API: what a view answered in JSON passes through, anything else (Django's
+    HTML pages, the debug pages with DEBUG on, an empty 405) is replaced by the same status,
+    headers kept, with a body made by the shape's `(status, code, message) -> response`.
+
+    A mechanism rather than a catch-all route per API, so no error path (a 500 in a view, a
+    404 before any view, a renderer's plain-text error) is left to remember it; the rest of the
+    site keeps its HTML error pages."""
+
+    _KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate", "Vary")
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if response.status_code < 400 or getattr(request, "json_errors", False):
+            return response  # A source's host: its own URLconf, whose errors are JSON already.
+        content_type = response.get("Content-Type", "").split(";")[0].strip()
+        if content_type == "application/json" or content_type.endswith("+json"):
+            return response
+        renderer = getattr(response, "accepted_renderer", None)
+        if getattr(renderer, "format", None) == "api":
+            return response  # DRF's browsable API, which the client asked for: its page shows the error.
+        shape = _error_shape(request.path)
+        if shape is None:
+            return response
+        status = response.status_code
+        code, message = _ERROR_TEXTS.get(status) or (_status_code_name(status), f"{_status_phrase(status)}.")
+        # The path and method as sent, cut short: an error body is never bigger than a line.
+        replaced = shape(status, code, message.format(path=request.path[:200], method=request.method[:20]))
+        for header in self._KEPT_HEADERS:
+            if header in response:
+                replaced[header] = response[header]
+        replaced["Cache-Control"] = "no-store"
+        response.close()
+        return replaced
+
+
+def _error_shape(path: str):
+    for prefix, shape in settings.JSON_ERROR_SHAPES.items():
+        if path.startswith(prefix) or path == prefix.rstrip("/"):
+            return _import(shape)
+    return None
+
+
+@functools.lru_cache(maxsize=8)
+def _import(name: str):
+    return import_string(name)
+
+
+def _status_phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def _status_code_name(status: int) -> str:
+    return _status_phrase(status).lower().replace(" ", "_").replace("-", "_").replace("'", "")

@@ -1,7 +1,6 @@
-"""remove.bg's paths, below /v1.0/ (config/urls.py), as its clients call them."""
+"""remove.bg's paths, below /v1.0/ (config/urls.py), as its clients call them (a trailing slash too)."""
 
-from django.urls import path
-
+from core.routing import slash_optional_path as path
 from removebg_api.views import account_view, improve_view, removebg_view
 
 urlpatterns = [

@@ -28,7 +28,7 @@ from webhooks.models import Webhook
 
 pytestmark = pytest.mark.django_db
 
-PUBLIC = {"api:schema", "api:docs"}
+PUBLIC = {"api:index", "api:schema", "api:docs", "api:redoc"}
 # Secrets of account A that no session may ever read (the admin hides them from managers).
 WEBHOOK_SECRET = "whsec_of_tenant_a_0123456789"
 SIGNING_TOKEN = "signing-token-of-tenant-a-0123"
