@@ -71,3 +71,22 @@ def test_an_account_manager_sets_credits_and_reads_calls(account):
     credit.refresh_from_db()
     assert (str(credit.credits), credit.free_calls) == ("25.50", 10)
     assert client.get("/admin/removebg_api/improvement/").status_code == 403
+
+
+def test_metering_is_switched_in_the_admin_and_audited(admin_client, account):
+    credit = CreditAccount.objects.create(account=account)  # The default: unmetered.
+    assert not credit.metered
+    page = f"/admin/removebg_api/creditaccount/{credit.pk}/change/"
+    assert "unmetered" in admin_client.get("/admin/removebg_api/creditaccount/").text
+    response = admin_client.post(page, {"account": account.pk, "credits": "5", "free_calls": "50"})
+    assert response.status_code == 302, response.content[:500]
+    credit.refresh_from_db()
+    assert credit.metered and str(credit.credits) == "5.00"
+    response = admin_client.post(page, {"account": account.pk, "credits": "", "free_calls": "50"})
+    assert response.status_code == 302
+    credit.refresh_from_db()
+    assert not credit.metered
+    # Who, when, old → new: each switch is on the History page.
+    history = [(h.credits, getattr(h.history_user, "username", None)) for h in credit.history.order_by("history_id")][1:]
+    assert [(str(c) if c is not None else None, u) for c, u in history] == [("5.00", "root"), (None, "root")]
+    assert admin_client.get(f"/admin/removebg_api/creditaccount/{credit.pk}/history/").status_code == 200
