@@ -1,6 +1,6 @@
 """remove.bg credits: unmetered by default; for a metered account the balance, a call's charge taken atomically before any work, given back when the call costs nothing."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from django.conf import settings
@@ -12,7 +12,7 @@ from accounts.models import Account
 from cutouts.models import BgRemoveJob
 from removebg_api.errors import InsufficientCreditsError
 from removebg_api.models import Call, CreditAccount
-from removebg_api.options import PREVIEW_CREDITS, Options
+from removebg_api.options import PREVIEW_CREDITS, Options, size_credits
 from sources.models import Upload
 
 
@@ -27,6 +27,8 @@ class Charge:
     # False for an unmetered account: `credits` is the call's price as remove.bg computes it
     # (X-Credits-Charged), reported and recorded, never taken off nor given back.
     metered: bool = True
+    # The size paid for, when it is not the options' (size=auto on a balance short of its full size).
+    size: str | None = None
 
 
 def credit_account_ensure(*, account: Account) -> CreditAccount:
@@ -76,28 +78,40 @@ def credits_payable_check(*, account: Account) -> None:
 def credits_take(*, account: Account, options: Options) -> Charge:
     """The call's charge, taken now, before anything is downloaded or stored: a free call while
     the month's last (previews only), else its credits, or 402. Each is one conditional UPDATE,
-    so concurrent calls of one account can never take more than there is. An unmetered account's
-    call is charged its price, taken from nothing."""
+    so concurrent calls of one account can never take more than there is. `size=auto` is the
+    highest size the account can pay (remove.bg: "based on image size and available credits"):
+    its full size, else a preview; the charge names the size paid (Charge.size). An unmetered
+    account's call is charged its price, taken from nothing."""
     credit = credit_account_ensure(account=account)
     if not credit.metered:
         return Charge(Decimal(options.credits), False, credit.pk, metered=False)
-    if options.size == "preview":
+    sizes = [options.size] + (["preview"] if options.auto and options.size != "preview" else [])
+    for size in sizes:
+        charge = _take(credit, size)
+        if charge is not None:
+            return charge
+    # A client sending again a call answered 429 has paid already: its held charge pays, once
+    # the call is found to be for the same job (call_hold_settle).
+    for size in sizes:
+        if any(_covers(held, replace(options, size=size)) for held in Call.objects.filter(account=account, held=True)):
+            return Charge(Decimal(0), False, credit.pk, on_hold=True, size=size)
+    credit.refresh_from_db()
+    raise insufficient_credits(credit=credit)
+
+
+def _take(credit: CreditAccount, size: str) -> Charge | None:
+    if size == "preview":
         month = _this_month()
         # A new month starts the count again; a second process starting it too finds it started.
         CreditAccount.objects.filter(pk=credit.pk).exclude(free_month=month).update(free_month=month, free_used=0)
         if CreditAccount.objects.filter(pk=credit.pk, free_month=month, free_used__lt=F("free_calls")).update(
                 free_used=F("free_used") + 1):
-            return Charge(Decimal(0), True, credit.pk)
-    cost = Decimal(options.credits)
-    if not CreditAccount.objects.filter(pk=credit.pk, credits__gte=F("charged") + cost).update(
+            return Charge(Decimal(0), True, credit.pk, size=size)
+    cost = Decimal(size_credits(size))
+    if CreditAccount.objects.filter(pk=credit.pk, credits__gte=F("charged") + cost).update(
             charged=F("charged") + cost):
-        # A client sending again a call answered 429 has paid already: its held charge pays,
-        # once the call is found to be for the same job (call_hold_settle).
-        if not any(_covers(held, options) for held in Call.objects.filter(account=account, held=True)):
-            credit.refresh_from_db()
-            raise insufficient_credits(credit=credit)
-        return Charge(Decimal(0), False, credit.pk, on_hold=True)
-    return Charge(cost, False, credit.pk)
+        return Charge(cost, False, credit.pk, size=size)
+    return None
 
 
 def _covers(held: Call, options: Options) -> bool:

@@ -60,6 +60,8 @@ class Options:
     add_shadow: bool = False
     semitransparency: bool = True
     bg_color: tuple | None = None  # RGBA
+    # size=auto: the highest size the account can pay (removebg_api/credits.py:credits_take).
+    auto: bool = False
 
     @property
     def max_pixels(self) -> int:
@@ -76,7 +78,11 @@ class Options:
 
     @property
     def credits(self) -> str:
-        return PREVIEW_CREDITS if self.size == "preview" else FULL_CREDITS
+        return size_credits(self.size)
+
+
+def size_credits(size: str) -> str:
+    return PREVIEW_CREDITS if size == "preview" else FULL_CREDITS
 
 
 def options_parse(fields: dict) -> Options:
@@ -98,6 +104,7 @@ def options_parse(fields: dict) -> Options:
         add_shadow=_bool(get("add_shadow", ""), False, "add_shadow"),
         semitransparency=_bool(get("semitransparency", ""), True, "semitransparency"),
         bg_color=_color(get("bg_color", "")),
+        auto=get("size", "").strip().lower() == "auto",
     )
 
 

@@ -13,7 +13,7 @@ from rendering.operations.resize import output_size, rect_size
     ({}, Options()),
     ({"size": "regular"}, Options(size="preview")),
     ({"size": "4k"}, Options(size="full")),
-    ({"size": "AUTO"}, Options(size="50mp")),  # The highest there is.
+    ({"size": "AUTO"}, Options(size="50mp", auto=True)),  # The highest there is (or the account can pay).
     ({"size": "50MP"}, Options(size="50mp")),
     ({"type": "Animal"}, Options(type="animal")),
     ({"type": "graphic"}, Options(type="graphic")),

@@ -331,3 +331,19 @@ def test_an_unmetered_account_is_served_every_size_and_told_the_price(call, made
     assert send(call, photo_jpg, size="full")["X-Credits-Charged"] == "1"
     response = call({"image_file": io.BytesIO(photo_jpg), "size": "full"})
     assert response.status_code == 402
+
+
+def test_size_auto_is_the_highest_size_a_metered_account_can_pay(call, made, photo_jpg, account):
+    CreditAccount.objects.create(account=account, credits=0, free_calls=5)
+    made({"image_file": io.BytesIO(photo_jpg), "size": "preview"})
+    response = send(call, photo_jpg, size="auto")  # No credits: a preview, on a free call.
+    assert image_of(response).size == (500, 500) and response["X-Credits-Charged"] == "0"
+    CreditAccount.objects.filter(account=account).update(credits=1)
+    response = send(call, photo_jpg, size="auto")  # A credit: the full size.
+    assert image_of(response).size == (512, 512) and response["X-Credits-Charged"] == "1"
+    assert image_of(send(call, photo_jpg, size="auto")).size == (500, 500)  # Spent: a preview again.
+    assert list(Call.objects.filter(held=False).order_by("created_at").values_list("size", flat=True)) == [
+        "preview", "50mp", "preview"]
+    # Nothing left at all: 402, as for any size.
+    CreditAccount.objects.filter(account=account).update(free_calls=0)
+    assert call({"image_file": io.BytesIO(photo_jpg), "size": "auto"}).status_code == 402
