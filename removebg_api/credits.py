@@ -6,6 +6,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Account
@@ -42,10 +43,11 @@ def credit_account_ensure(*, account: Account) -> CreditAccount:
 
 def insufficient_credits(*, credit: CreditAccount) -> InsufficientCreditsError:
     """The 402 of a metered account, saying where its credits come from."""
+    page = reverse("admin:removebg_api_creditaccount_change", args=[credit.pk])
     return InsufficientCreditsError(detail=(
         f"This account's remove.bg calls are metered: {credits_left(credit=credit).normalize():f} credits and "
         f"{free_calls_left(credit=credit)} free preview calls are left this month. An operator grants credits "
-        f"in the admin (remove.bg credits: /admin/removebg_api/creditaccount/{credit.pk}/change/), or empties "
+        f"in the admin (remove.bg credits: {page}), or empties "
         "the account's credits there to make it unmetered; REMOVEBG_DEFAULT_CREDITS is what new accounts start "
         "with (unset: unmetered)."))
 
