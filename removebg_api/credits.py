@@ -44,8 +44,9 @@ def credit_account_ensure(*, account: Account) -> CreditAccount:
 def insufficient_credits(*, credit: CreditAccount) -> InsufficientCreditsError:
     """The 402 of a metered account, saying where its credits come from."""
     page = reverse("admin:removebg_api_creditaccount_change", args=[credit.pk])
+    left = credits_left(credit=credit)  # None when an operator unmetered the account meanwhile.
     return InsufficientCreditsError(detail=(
-        f"This account's remove.bg calls are metered: {credits_left(credit=credit).normalize():f} credits and "
+        f"This account's remove.bg calls are metered: {0 if left is None else left.normalize():f} credits and "
         f"{free_calls_left(credit=credit)} free preview calls are left this month. An operator grants credits "
         f"in the admin (remove.bg credits: {page}), or empties "
         "the account's credits there to make it unmetered; REMOVEBG_DEFAULT_CREDITS is what new accounts start "
