@@ -46,7 +46,7 @@ def insufficient_credits(*, credit: CreditAccount) -> InsufficientCreditsError:
     page = reverse("admin:removebg_api_creditaccount_change", args=[credit.pk])
     left = credits_left(credit=credit)  # None when an operator unmetered the account meanwhile.
     return InsufficientCreditsError(detail=(
-        f"This account's remove.bg calls are metered: {0 if left is None else left.normalize():f} credits and "
+        f"This account's remove.bg calls are metered: {Decimal(0) if left is None else left.normalize():f} credits and "
         f"{free_calls_left(credit=credit)} free preview calls are left this month. An operator grants credits "
         f"in the admin (remove.bg credits: {page}), or empties "
         "the account's credits there to make it unmetered; REMOVEBG_DEFAULT_CREDITS is what new accounts start "
