@@ -1,4 +1,4 @@
-"""remove.bg credits: unmetered by default; for a metered account the balance, a call's charge taken atomically before any work, given back when the call costs nothing."""
+"""remove.bg credits: unmetered by default; a metered account's charge taken atomically, given back when free."""
 
 from dataclasses import dataclass, replace
 from decimal import Decimal
