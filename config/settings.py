@@ -537,9 +537,11 @@ REMOVEBG_IMPROVE_MAX_BYTES_PER_ACCOUNT = env.int("REMOVEBG_IMPROVE_MAX_BYTES_PER
 REMOVEBG_UPLOAD_RETENTION_DAYS = env.float("REMOVEBG_UPLOAD_RETENTION_DAYS", default=7)
 # /v1.0/improve submissions are deleted this many days after they were made (by the same task).
 REMOVEBG_IMPROVE_RETENTION_DAYS = env.float("REMOVEBG_IMPROVE_RETENTION_DAYS", default=30)
-# Credits a new account starts with (an operator sets each account's in the admin), and the free
-# preview-size calls every account has per calendar month (UTC), as remove.bg's free calls.
-REMOVEBG_DEFAULT_CREDITS = env.float("REMOVEBG_DEFAULT_CREDITS", default=0)
+# Unset (the default): a new account's remove.bg calls are unmetered, every size served. A number:
+# new accounts are metered, starting with that many credits (an operator sets each account's in
+# the admin, remove.bg credits). The free preview-size calls a metered account has per calendar
+# month (UTC), as remove.bg's free calls.
+REMOVEBG_DEFAULT_CREDITS = env.float("REMOVEBG_DEFAULT_CREDITS", default=None)
 REMOVEBG_FREE_CALLS = env.int("REMOVEBG_FREE_CALLS", default=50)
 # /v1.0/improve submissions per account and day (remove.bg: 100).
 REMOVEBG_IMPROVE_RATE_LIMIT = env.str("REMOVEBG_IMPROVE_RATE_LIMIT", default="100/d")

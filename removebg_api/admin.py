@@ -14,18 +14,24 @@ from sources.models import Upload
 @admin.register(CreditAccount)
 class CreditAccountAdmin(HistoryRevertMixin, SimpleHistoryAdmin):
     """Granting credits is a manager's change like an entitlement's: who, when, old → new on the
-    History page. What calls charged is not edited here (one atomic update per call)."""
+    History page. Empty credits: the account is unmetered (the default); a number meters it. What
+    calls charged is not edited here (one atomic update per call)."""
 
-    list_display = ["account", "credits", "balance", "free_calls"]
+    list_display = ["account", "metered", "credits", "balance", "free_calls"]
     search_fields = ["account__name", "account__slug"]
     autocomplete_fields = ["account"]
     fields = ["account", "credits", "free_calls", "balance", "free_calls_left"]
     readonly_fields = ["balance", "free_calls_left"]
     history_list_display = ["credits", "free_calls"]
 
+    @admin.display(description="metered", boolean=True)
+    def metered(self, obj):
+        return obj.metered
+
     @admin.display(description="balance (granted − charged)")
     def balance(self, obj):
-        return credits_left(credit=obj)
+        left = credits_left(credit=obj)
+        return "unmetered" if left is None else left
 
     @admin.display(description="free calls left this month")
     def free_calls_left(self, obj):
@@ -44,8 +50,8 @@ class _ReadOnly(admin.ModelAdmin):
 
 @admin.register(Call)
 class CallAdmin(_ReadOnly):
-    list_display = ["created_at", "account", "size", "credits", "free", "width", "height", "job"]
-    list_filter = ["size", "free"]
+    list_display = ["created_at", "account", "size", "credits", "free", "metered", "width", "height", "job"]
+    list_filter = ["size", "free", "metered"]
     search_fields = ["account__slug", "path"]
     list_select_related = ["account"]
 

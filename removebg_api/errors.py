@@ -18,9 +18,15 @@ class ApiKeyError(ForbiddenError):
 
 
 class InsufficientCreditsError(ServiceError):
+    """Only a metered account's (removebg_api/credits.py); `detail` says where credits are set."""
+
     status_code = 402
     code = "insufficient_credits"
     default_message = "Insufficient credits"
+
+    def __init__(self, message=None, *, detail: str = ""):
+        super().__init__(message)
+        self.detail = detail
 
 
 class WaitTimeoutError(ServiceError):

@@ -12,12 +12,16 @@ from cutouts.models import BgRemoveJob
 
 class CreditAccount(models.Model):
     """An account's remove.bg credits, as an operator grants them, and what its calls took
-    (GET /v1.0/account answers the difference)."""
+    (GET /v1.0/account answers the difference); no credits at all: the account is unmetered."""
 
     account = models.OneToOneField(Account, on_delete=models.CASCADE, related_name="removebg_credits")
+    # NULL, the default (REMOVEBG_DEFAULT_CREDITS unset): unmetered, every call served; usage on
+    # a self-hosted platform is the operator's to meter or not.
     credits = models.DecimalField(
-        max_digits=12, decimal_places=2, default=0,
-        help_text="Credits granted in all; what the calls charged is taken off (the balance /v1.0/account shows).")
+        max_digits=12, decimal_places=2, null=True, blank=True, default=None,
+        help_text="Empty: unmetered (every call served, nothing taken off). A number: metered, the credits "
+                  "granted in all; what the calls charged is taken off (the balance /v1.0/account shows), and a "
+                  "call the balance and the month's free calls cannot pay is 402.")
     free_calls = models.PositiveIntegerField(
         default=50, help_text="Free preview-size calls per calendar month (UTC), as remove.bg's.")
     # Changed only by one conditional UPDATE per call (removebg_api/credits.py), so concurrent
@@ -34,8 +38,12 @@ class CreditAccount(models.Model):
         verbose_name = "remove.bg credits"
         verbose_name_plural = "remove.bg credits"
 
+    @property
+    def metered(self) -> bool:
+        return self.credits is not None
+
     def __str__(self):
-        return f"{self.account} ({self.credits} credits)"
+        return f"{self.account} ({self.credits} credits)" if self.metered else f"{self.account} (unmetered)"
 
 
 class Call(models.Model):
@@ -48,6 +56,8 @@ class Call(models.Model):
     size = models.CharField(max_length=8)
     credits = models.DecimalField(max_digits=8, decimal_places=2)
     free = models.BooleanField(default=False)
+    # Charged to an unmetered account: `credits` is the price, reported, never taken off.
+    metered = models.BooleanField(default=True)
     # 0 × 0 and the error's code for a call charged although it failed: the model ran for it.
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()

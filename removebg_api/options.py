@@ -12,12 +12,20 @@ from PIL import ImageColor
 from removebg_api.errors import RemoveBgError
 
 # Output pixel ceilings by `size` (remove.bg: preview ≈ 0.25 MP, medium 1.5 MP, hd 4 MP, full
-# 25 MP), and its aliases. `auto` is the highest there is.
-SIZES = {"preview": 250_000, "medium": 1_500_000, "hd": 4_000_000, "full": 25_000_000}
-SIZE_ALIASES = {"small": "preview", "regular": "preview", "4k": "full", "auto": "full"}
+# 25 MP, 50MP 50 MP), and its aliases. `auto` is the highest there is. Every one is bounded
+# further by the rendering budget and the stored cutout (results.py:_ceiling).
+SIZES = {"preview": 250_000, "medium": 1_500_000, "hd": 4_000_000, "full": 25_000_000, "50mp": 50_000_000}
+SIZE_ALIASES = {"small": "preview", "regular": "preview", "4k": "full", "auto": "50mp"}
 # Credits a result costs by size: a preview a quarter, every larger size one (remove.bg's prices).
 PREVIEW_CREDITS, FULL_CREDITS = "0.25", "1"
-TYPES = {"auto", "person", "product", "car", "animal", "graphics", "transportation"}
+# remove.bg's foreground types; `graphics` is its older spelling of `graphic` (X-Type's class).
+TYPES = {"auto", "person", "product", "car", "animal", "graphic", "transportation"}
+TYPE_ALIASES = {"graphics": "graphic"}
+# X-Type's classes by type_level (remove.bg's spec: 1 coarse, 2 and latest finer); `graphic` is
+# reported as the class `graphics`.
+X_TYPES = {"1": {"person", "product", "animal", "car"},
+           "2": {"person", "product", "animal", "car", "transportation", "graphics"}}
+X_TYPES["latest"] = X_TYPES["2"]
 TYPE_LEVELS = {"none", "1", "2", "latest"}
 FORMATS = {"auto", "png", "jpg", "webp", "zip"}
 FORMAT_ALIASES = {"jpeg": "jpg"}
@@ -52,14 +60,29 @@ class Options:
     add_shadow: bool = False
     semitransparency: bool = True
     bg_color: tuple | None = None  # RGBA
+    # size=auto: the highest size the account can pay (removebg_api/credits.py:credits_take).
+    auto: bool = False
 
     @property
     def max_pixels(self) -> int:
         return SIZES[self.size]
 
     @property
+    def x_type(self) -> str | None:
+        """X-Type: no classifier here, so the type asked for, in the level's classes, else
+        "other"; None for type_level=none (no header)."""
+        if self.type_level == "none":
+            return None
+        name = "graphics" if self.type == "graphic" else self.type
+        return name if name in X_TYPES[self.type_level] else "other"
+
+    @property
     def credits(self) -> str:
-        return PREVIEW_CREDITS if self.size == "preview" else FULL_CREDITS
+        return size_credits(self.size)
+
+
+def size_credits(size: str) -> str:
+    return PREVIEW_CREDITS if size == "preview" else FULL_CREDITS
 
 
 def options_parse(fields: dict) -> Options:
@@ -68,7 +91,8 @@ def options_parse(fields: dict) -> Options:
     get = values.get
     return Options(
         size=_size(get("size", "")),
-        type=_choice(get("type", ""), TYPES, "auto", "invalid_type", "type"),
+        type=_choice(TYPE_ALIASES.get(get("type", "").strip().lower(), get("type", "")), TYPES, "auto",
+                     "invalid_type", "type"),
         type_level=_choice(get("type_level", ""), TYPE_LEVELS, "1", "invalid_type_level", "type_level"),
         format=_format(get("format", "")),
         roi=_roi(get("roi", "")),
@@ -80,6 +104,7 @@ def options_parse(fields: dict) -> Options:
         add_shadow=_bool(get("add_shadow", ""), False, "add_shadow"),
         semitransparency=_bool(get("semitransparency", ""), True, "semitransparency"),
         bg_color=_color(get("bg_color", "")),
+        auto=get("size", "").strip().lower() == "auto",
     )
 
 

@@ -51,7 +51,8 @@ class Result:
     content_type: str
     width: int
     height: int
-    # The subject's box in the input image's pixels: left, top, width, height.
+    # The subject's box in the result's pixels (as remove.bg gives X-Foreground-*): left, top,
+    # width, height.
     foreground: tuple[int, int, int, int]
 
 
@@ -66,7 +67,7 @@ def result_render(*, job: BgRemoveJob, upload: Upload, options: Options, backgro
     account's stored-render ceiling), so the same call again reads it instead of making it."""
     digest = hashlib.sha256(background).hexdigest() if background is not None else ""
     key = render_key(source_id=upload.source_id, path=upload.path, model=f"{job.model}/{job.refinement}",
-                     canonical=f"removebg\x1f{options!r}\x1f{digest}", fmt=options.format)
+                     canonical=f"removebg2\x1f{options!r}\x1f{digest}", fmt=options.format)
     kept = render_get(key=key)
     if kept is not None:
         try:
@@ -121,6 +122,9 @@ def _result_make(*, job: BgRemoveJob, upload: Upload, options: Options, backgrou
         budget = render_budget_check(size=cutout.size, params=params, requested=fmt, default="png", accept="",
                                      has_alpha=True)
         image = stages_apply(cutout, params, StageContext(max_pixels=budget.max_pixels))
+        # Read from the result itself, before a background hides its alpha: whatever the size,
+        # crop, margins, scale and position did, the box is where the subject is in it.
+        foreground = _foreground(image)
         if options.channels == "rgba":
             if options.add_shadow:
                 image = _shadow(image)
@@ -129,9 +133,18 @@ def _result_make(*, job: BgRemoveJob, upload: Upload, options: Options, backgrou
             if background is not None:
                 image = _over_background(image, background)
         body, content_type = _encode(image, options)
-    foreground = tuple(round(v * scale) for v in (box[0], box[1], box[2] - box[0], box[3] - box[1]))
     return Result(data=body, content_type=content_type, width=image.width, height=image.height,
                   foreground=foreground)
+
+
+def _foreground(image: Image.Image) -> tuple[int, int, int, int]:
+    """The subject's box in `image` (its alpha, or the matte itself for channels=alpha): left,
+    top, width, height; (0, 0, 0, 0) when resizing left no pixel of it at FOREGROUND_ALPHA."""
+    matte = image.getchannel("A") if "A" in image.getbands() else image.convert("L")
+    box = matte.point(lambda v: 255 if v >= FOREGROUND_ALPHA else 0).getbbox()
+    if box is None:
+        return (0, 0, 0, 0)
+    return (box[0], box[1], box[2] - box[0], box[3] - box[1])
 
 
 def _roi_apply(cutout: Image.Image, roi: tuple, upload: Upload, scale: float) -> Image.Image:

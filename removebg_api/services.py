@@ -1,7 +1,7 @@
 """The remove.bg API's workflows: each call's admission before its body is read, then the whole call, in order."""
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.conf import settings
 from django.utils import timezone
@@ -89,6 +89,8 @@ def removebg_call(*, account: Account, source: Source, fields: dict, files: dict
                             "bg_color, the bg_image_url or the bg_image_file parameter.")
     background_given = image_given(file=files.get("bg_image_file"), url=_text(fields, "bg_image_url"), what="bg")
     charge = credits_take(account=account, options=options)
+    if charge.size is not None and charge.size != options.size:
+        options = replace(options, size=charge.size)  # size=auto on what the balance pays.
     given = job = None
     try:
         data = image_read(image)

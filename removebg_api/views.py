@@ -37,6 +37,8 @@ _IMAGE_CODES = {
 _BUSY_CODES = {"render_busy"}
 # The request-rate counter every call counts against (accounts/limits.py render_admit).
 _REQUEST_RATE = "request rate"
+# GET /v1.0/account's balance of an unmetered account (docs/removebg.md, Limits and credits).
+UNMETERED_CREDITS = 1e9
 
 
 def _api(methods: tuple):
@@ -156,10 +158,8 @@ def _result_response(request, answer, account):
     # Ours, not remove.bg's: which model made the cutout (`type=person` may choose another).
     response["X-Bg-Remove-Model"] = answer.model
     response["X-Bg-Remove-Refinement"] = answer.refinement
-    if options.type_level != "none":
-        # No classifier here: the type asked for, else "other" (docs/removebg.md).
-        response["X-Type"] = options.type if options.type in ("person", "product", "car", "animal", "graphics",
-                                                              "transportation") else "other"
+    if options.x_type is not None:
+        response["X-Type"] = options.x_type  # No classifier here: the type asked for (docs/removebg.md).
     _rate_headers(response, account)
     return response
 
@@ -168,10 +168,19 @@ def _result_response(request, answer, account):
 def account_view(request, account):
     """GET /v1.0/account: the account's credit balance and free calls, in remove.bg's shape."""
     credit = credit_account_ensure(account=account)
-    balance = float(credits_left(credit=credit))
+    if credit.metered:
+        balance = float(credits_left(credit=credit))
+        credits = {"total": balance, "subscription": balance, "payg": 0.0, "enterprise": 0.0, "metered": True}
+        free_calls = free_calls_left(credit=credit)
+    else:
+        # remove.bg's shape has numbers only: a balance no call can use up, as enterprise credits
+        # (billed after use, if at all), so a client that checks its balance first goes on;
+        # `metered` (ours) says so plainly. No free calls are counted: every call is served.
+        credits = {"total": UNMETERED_CREDITS, "subscription": 0.0, "payg": 0.0, "enterprise": UNMETERED_CREDITS,
+                   "metered": False}
+        free_calls = 0
     response = JsonResponse({"data": {"attributes": {
-        "credits": {"total": balance, "subscription": balance, "payg": 0.0, "enterprise": 0.0},
-        "api": {"free_calls": free_calls_left(credit=credit), "sizes": "all"},
+        "credits": credits, "api": {"free_calls": free_calls, "sizes": "all"},
     }}})
     response["Cache-Control"] = "no-store"
     return response

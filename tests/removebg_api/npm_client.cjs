@@ -1,28 +1,25 @@
-// remove.bg's npm client (remove.bg 1.3.0) against another server: the library hard-codes its
-// endpoint in a const, so its module is loaded with that one string replaced, and nothing else.
-// Usage: node npm_client.cjs MODULE_DIR ENDPOINT KEY file|base64 INPUT OUTPUT [OPTIONS_JSON]
+// remove.bg's npm client (remove.bg 1.3.0) against another server, the way docs/removebg.md shows:
+// the library hard-codes its endpoint in a const, so the unirest module it sends through has its
+// `post` wrapped before the client is loaded, turning remove.bg's address into ours. No file changes.
+// Usage: node npm_client.cjs MODULE_DIR BASE KEY file|base64 INPUT OUTPUT [OPTIONS_JSON]
 const fs = require("fs");
-const Module = require("module");
 const path = require("path");
 
-const [moduleDir, endpoint, apiKey, mode, input, outputFile, extra] = process.argv.slice(2);
-const file = path.join(moduleDir, "node_modules", "remove.bg", "dist", "index.js");
-const source = fs.readFileSync(file, "utf8");
-const original = "https://api.remove.bg/v1.0/removebg";
-if (!source.includes(original)) throw new Error("the client no longer names its endpoint as expected");
-const client = new Module(file, module);
-client.filename = file;
-client.paths = Module._nodeModulePaths(path.dirname(file));
-client._compile(source.replace(original, endpoint), file);
+const [moduleDir, base, apiKey, mode, input, outputFile, extra] = process.argv.slice(2);
+const modules = path.join(moduleDir, "node_modules");
+const unirest = require(path.join(modules, "unirest"));
+const post = unirest.post;
+unirest.post = (url, ...rest) => post(url.replace("https://api.remove.bg", base), ...rest);
+const client = require(path.join(modules, "remove.bg"));
 
 const options = { apiKey, outputFile, ...(extra ? JSON.parse(extra) : {}) };
 let call;
 if (mode === "file") {
   options.path = input;
-  call = client.exports.removeBackgroundFromImageFile(options);
+  call = client.removeBackgroundFromImageFile(options);
 } else {
   options.base64img = fs.readFileSync(input).toString("base64");
-  call = client.exports.removeBackgroundFromImageBase64(options);
+  call = client.removeBackgroundFromImageBase64(options);
 }
 call.then(
   (result) => { delete result.base64img; console.log(JSON.stringify({ ok: true, result })); },

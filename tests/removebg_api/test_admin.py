@@ -71,3 +71,23 @@ def test_an_account_manager_sets_credits_and_reads_calls(account):
     credit.refresh_from_db()
     assert (str(credit.credits), credit.free_calls) == ("25.50", 10)
     assert client.get("/admin/removebg_api/improvement/").status_code == 403
+
+
+def test_metering_is_switched_in_the_admin_and_audited(admin_client, account):
+    credit = CreditAccount.objects.create(account=account)  # The default: unmetered.
+    assert not credit.metered
+    page = f"/admin/removebg_api/creditaccount/{credit.pk}/change/"
+    assert "unmetered" in admin_client.get("/admin/removebg_api/creditaccount/").text
+    response = admin_client.post(page, {"account": account.pk, "credits": "5", "free_calls": "50"})
+    assert response.status_code == 302, response.content[:500]
+    credit.refresh_from_db()
+    assert credit.metered and str(credit.credits) == "5.00"
+    response = admin_client.post(page, {"account": account.pk, "credits": "", "free_calls": "50"})
+    assert response.status_code == 302
+    credit.refresh_from_db()
+    assert not credit.metered
+    # Who, when, old → new: each switch is on the History page.
+    records = credit.history.order_by("history_id")[1:]  # After its creation.
+    changes = [(None if h.credits is None else str(h.credits), h.history_user.username) for h in records]
+    assert changes == [("5.00", "root"), (None, "root")]
+    assert admin_client.get(f"/admin/removebg_api/creditaccount/{credit.pk}/history/").status_code == 200

@@ -252,10 +252,14 @@ class TestJobsAndLimits:
         assert default_storage.listdir(folder)[1] == [upload.path.rsplit("/", 1)[-1]]
 
     def test_insufficient_credits_is_402_before_any_work(self, call, account):
-        CreditAccount.objects.create(account=account, credits=0, free_calls=0)
+        credit = CreditAccount.objects.create(account=account, credits=0, free_calls=0)
         response = call({"image_file": io.BytesIO(png()), "size": "full"})
         assert response.status_code == 402 and errors(response)["title"] == "Insufficient credits"
         assert not BgRemoveJob.objects.exists() and not Upload.objects.exists()
+        # It says where credits come from.
+        detail = errors(response)["detail"]
+        assert f"/admin/removebg_api/creditaccount/{credit.pk}/change/" in detail
+        assert "REMOVEBG_DEFAULT_CREDITS" in detail and "unmetered" in detail
 
     def test_uploads_are_not_served_through_render(self, call, client, settings):
         settings.REMOVEBG_WAIT_SECONDS = 0
@@ -284,9 +288,22 @@ class TestAccountAndImprove:
         response = call(path="/v1.0/account", method="get")
         assert response.status_code == 200
         assert response.json() == {"data": {"attributes": {
-            "credits": {"total": 9.0, "subscription": 9.0, "payg": 0.0, "enterprise": 0.0},
+            "credits": {"total": 9.0, "subscription": 9.0, "payg": 0.0, "enterprise": 0.0, "metered": True},
             "api": {"free_calls": 4, "sizes": "all"},
         }}}
+
+    def test_an_unmetered_account_reports_a_balance_no_call_uses_up(self, call, account):
+        CreditAccount.objects.create(account=account, credits=None)
+        response = call(path="/v1.0/account", method="get")
+        assert response.json() == {"data": {"attributes": {
+            "credits": {"total": 1e9, "subscription": 0.0, "payg": 0.0, "enterprise": 1e9, "metered": False},
+            "api": {"free_calls": 0, "sizes": "all"},
+        }}}
+
+    def test_a_new_account_is_unmetered(self, call, account):
+        attributes = call(path="/v1.0/account", method="get").json()["data"]["attributes"]
+        assert attributes["credits"]["metered"] is False
+        assert CreditAccount.objects.get(account=account).credits is None
 
     def test_a_new_account_starts_with_the_configured_defaults(self, call, settings):
         settings.REMOVEBG_DEFAULT_CREDITS = 3

@@ -4,7 +4,6 @@ server, a real Celery worker running the real model, the call waiting for its jo
 import base64
 import io
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from accounts.services import api_key_create
 from cutouts.models import BgRemoveJob
 from removebg_api.models import Call, CreditAccount
 from sources.models import Upload
-from tests.conftest import IN_CI, ROOT, start_worker, stop_process
+from tests.conftest import start_worker, stop_process
 from tests.processes import purge_queues
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
@@ -129,27 +128,9 @@ def test_concurrent_first_calls_for_one_image_make_one_upload_and_one_job(live_s
     purge_queues()
 
 
-NPM_CLIENT = "remove.bg@1.3.0"
-
-
-@pytest.fixture(scope="session")
-def npm_client_dir():
-    """npm's `remove.bg` client installed (once, kept under var/) from the npm registry."""
-    if not (shutil.which("node") and shutil.which("npm")):
-        if IN_CI:
-            pytest.fail("node and npm are needed for the npm client's test (CI=true: it may not skip)")
-        pytest.skip("node and npm are not installed")
-    folder = ROOT / "var" / "npm-removebg-client"
-    if not (folder / "node_modules" / "remove.bg" / "package.json").exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--no-save", "--prefix", str(folder), NPM_CLIENT],
-                       check=True, capture_output=True, timeout=300)
-    return folder
-
-
-def npm_call(folder, endpoint, key, mode, image, output, **options):
+def npm_call(folder, base, key, mode, image, output, **options):
     script = Path(__file__).with_name("npm_client.cjs")
-    result = subprocess.run(["node", str(script), str(folder), endpoint, key, mode, str(image), str(output),
+    result = subprocess.run(["node", str(script), str(folder), base, key, mode, str(image), str(output),
                              json.dumps(options)], capture_output=True, text=True, timeout=120)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -158,7 +139,7 @@ def test_the_npm_client_removes_a_background_end_to_end(npm_client_dir, live_ser
                                                         photo_jpg):
     CreditAccount.objects.create(account=account, credits=2, free_calls=50)
     _, key = api_key_create(account=account, scopes=["removebg"])
-    endpoint = f"{live_server.url}/v1.0/removebg"
+    endpoint = live_server.url
     photo = tmp_path / "astronaut.jpg"
     photo.write_bytes(photo_jpg)
     answer = npm_call(npm_client_dir, endpoint, key, "file", photo, tmp_path / "a.png", size="regular")

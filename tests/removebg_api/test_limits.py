@@ -211,6 +211,22 @@ class TestTheBill:
             assert bg_remove_job_process(job_id=job.id).status == "failed"
         assert balance(account) == 4 and not Call.objects.filter(held=True).exists()
 
+    def test_an_unmetered_hold_given_back_after_metering_began_gives_nothing(
+            self, call, account, settings, django_capture_on_commit_callbacks):
+        # Held while the account was unmetered (nothing taken); the operator then meters it; the
+        # job fails: giving back what was never taken would hand out a free credit.
+        settings.REMOVEBG_WAIT_SECONDS = 0
+        data = png(size=(80, 80), colour=(10, 250, 10))
+        assert code(call({"image_file": io.BytesIO(data), "size": "full"})) == "result_pending"
+        held = Call.objects.get()
+        assert held.held and not held.metered and held.credits == 1
+        CreditAccount.objects.filter(account=account).update(credits=2)
+        job = BgRemoveJob.objects.get()
+        default_storage.delete(f"uploads/{job.source_id}/{job.path}")
+        with django_capture_on_commit_callbacks(execute=True):
+            assert bg_remove_job_process(job_id=job.id).status == "failed"
+        assert not Call.objects.exists() and balance(account) == 2
+
     def test_a_call_sent_again_with_nothing_left_is_answered_on_its_held_charge(self, call, account, settings):
         settings.REMOVEBG_WAIT_SECONDS = 0
         credits(account, 1)

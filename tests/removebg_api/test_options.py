@@ -13,7 +13,12 @@ from rendering.operations.resize import output_size, rect_size
     ({}, Options()),
     ({"size": "regular"}, Options(size="preview")),
     ({"size": "4k"}, Options(size="full")),
-    ({"size": "AUTO"}, Options(size="full")),
+    ({"size": "AUTO"}, Options(size="50mp", auto=True)),  # The highest there is (or the account can pay).
+    ({"size": "50MP"}, Options(size="50mp")),
+    ({"type": "Animal"}, Options(type="animal")),
+    ({"type": "graphic"}, Options(type="graphic")),
+    ({"type": "graphics"}, Options(type="graphic")),
+    ({"type": "transportation", "format": "WEBP"}, Options(type="transportation", format="webp")),
     ({"size": "hd", "format": "jpeg"}, Options(size="hd", format="jpg")),
     ({"crop": True, "add_shadow": "1", "semitransparency": False},
      Options(crop=True, add_shadow=True, semitransparency=False)),

@@ -237,3 +237,113 @@ def test_semitransparency_false_keeps_each_pixel_whole_or_removes_it(call, cut, 
     assert set(np.unique(hard)) <= {0, 255}
     # Cut at half opacity: the subject is where the soft matte is at least half opaque.
     assert np.array_equal(hard == 255, soft >= 128)
+
+
+def foreground_of(response) -> tuple[int, int, int, int]:
+    return tuple(int(response[f"X-Foreground-{name}"]) for name in ("Left", "Top", "Width", "Height"))
+
+
+def alpha_box(image: Image.Image) -> tuple[int, int, int, int]:
+    left, top, right, bottom = image.getchannel("A").point(lambda v: 255 if v >= 8 else 0).getbbox()
+    return (left, top, right - left, bottom - top)
+
+
+def test_the_foreground_is_in_the_result_pixels_of_a_preview(call, made, photo_jpg, account):
+    # The astronaut at twice its size: a preview (≤ 0.25 MP) is under half the input's width.
+    big = io.BytesIO()
+    Image.open(io.BytesIO(photo_jpg)).resize((1024, 1024)).save(big, "JPEG", quality=95)
+    made({"image_file": io.BytesIO(big.getvalue())})
+    preview = send(call, big.getvalue(), size="preview")
+    image = image_of(preview)
+    assert image.size == (500, 500)
+    left, top, width, height = foreground_of(preview)
+    assert left + width <= 500 and top + height <= 500 and width > 200  # Input pixels would pass 500.
+    assert (left, top, width, height) == alpha_box(image)
+    full = send(call, big.getvalue(), size="full")
+    assert image_of(full).size == (1024, 1024)
+    # The same subject, 1024 / 500 times as large in the full-size result.
+    assert foreground_of(full) == pytest.approx([v * 1024 / 500 for v in (left, top, width, height)], abs=4)
+    json_answer = ok(call({"image_file": io.BytesIO(big.getvalue())}, headers={"Accept": "application/json"}))
+    data = json_answer.json()["data"]
+    assert (data["foreground_left"], data["foreground_top"], data["foreground_width"],
+            data["foreground_height"]) == (left, top, width, height)
+
+
+def test_the_foreground_of_a_crop_is_inside_its_margins(call, cut, photo_jpg):
+    response = send(call, photo_jpg, crop="true", crop_margin="10px 20px", size="preview")
+    image = image_of(response)
+    left, top, width, height = foreground_of(response)
+    assert (left, top) == (20, 10) and (width, height) == (image.width - 40, image.height - 20)
+    assert (left, top, width, height) == alpha_box(image)
+    # On a colour (no alpha left in the result), the box is still the subject's.
+    coloured = send(call, photo_jpg, crop="true", crop_margin="10px 20px", size="preview", bg_color="81d4fa")
+    assert foreground_of(coloured) == (left, top, width, height)
+
+
+def test_the_foreground_of_a_scaled_and_placed_subject(call, cut, photo_jpg):
+    response = send(call, photo_jpg, size="full", scale="50%", position="100% 0%")
+    image = image_of(response)
+    left, top, width, height = foreground_of(response)
+    assert (left, top, width, height) == alpha_box(image)
+    assert left + width >= 510 and top <= 1 and max(width, height) <= 258
+
+
+def test_size_50mp_is_the_largest_the_budgets_allow(call, cut, photo_jpg):
+    response = send(call, photo_jpg, size="50MP")
+    assert image_of(response).size == (512, 512) and response["X-Credits-Charged"] == "1"
+    assert Call.objects.filter(size="50mp").count() == 1
+    auto = send(call, photo_jpg, size="auto")
+    assert image_of(auto).size == (512, 512)
+
+
+@pytest.mark.parametrize("kind,level1,level2", [("animal", "animal", "animal"), ("graphic", "other", "graphics"),
+                                                ("graphics", "other", "graphics"),
+                                                ("transportation", "other", "transportation"),
+                                                ("car", "car", "car"), ("product", "product", "product")])
+def test_every_type_is_served_by_the_account_model_and_reported(call, cut, photo_jpg, kind, level1, level2):
+    # No provisioned model is made for these types: the account's model makes the cutout, once.
+    response = send(call, photo_jpg, type=kind)
+    assert response["X-Type"] == level1 and response["X-Bg-Remove-Model"] == cut.model
+    assert send(call, photo_jpg, type=kind, type_level="2")["X-Type"] == level2
+    assert BgRemoveJob.objects.count() == 1
+
+
+def test_format_webp_is_a_webp_with_alpha(call, cut, photo_jpg):
+    response = send(call, photo_jpg, format="webp")
+    image = image_of(response)
+    assert response["Content-Type"] == "image/webp" and image.format == "WEBP" and image.mode == "RGBA"
+    assert image.getpixel((0, 0))[3] == 0 and image.getpixel((250, 150))[3] > 240
+
+
+def test_an_unmetered_account_is_served_every_size_and_told_the_price(call, made, photo_jpg, account):
+    made({"image_file": io.BytesIO(photo_jpg), "size": "full"})
+    credit = CreditAccount.objects.get(account=account)
+    assert credit.credits is None  # No setting, no grant: unmetered.
+    for size, price in (("full", "1"), ("preview", "0.25"), ("auto", "1")):
+        assert send(call, photo_jpg, size=size)["X-Credits-Charged"] == price
+    credit.refresh_from_db()
+    assert (credit.charged, credit.free_used) == (0, 0)  # Nothing taken.
+    calls = Call.objects.filter(held=False)
+    assert calls.count() == 3 and not calls.filter(metered=True).exists()
+    assert sorted(str(c.credits) for c in calls) == ["0.25", "1.00", "1.00"]
+    # Metered by an operator from now on: its calls are charged against what it is granted.
+    CreditAccount.objects.filter(pk=credit.pk).update(credits=1)
+    assert send(call, photo_jpg, size="full")["X-Credits-Charged"] == "1"
+    response = call({"image_file": io.BytesIO(photo_jpg), "size": "full"})
+    assert response.status_code == 402
+
+
+def test_size_auto_is_the_highest_size_a_metered_account_can_pay(call, made, photo_jpg, account):
+    CreditAccount.objects.create(account=account, credits=0, free_calls=5)
+    made({"image_file": io.BytesIO(photo_jpg), "size": "preview"})
+    response = send(call, photo_jpg, size="auto")  # No credits: a preview, on a free call.
+    assert image_of(response).size == (500, 500) and response["X-Credits-Charged"] == "0"
+    CreditAccount.objects.filter(account=account).update(credits=1)
+    response = send(call, photo_jpg, size="auto")  # A credit: the full size.
+    assert image_of(response).size == (512, 512) and response["X-Credits-Charged"] == "1"
+    assert image_of(send(call, photo_jpg, size="auto")).size == (500, 500)  # Spent: a preview again.
+    assert list(Call.objects.filter(held=False).order_by("created_at").values_list("size", flat=True)) == [
+        "preview", "50mp", "preview"]
+    # Nothing left at all: 402, as for any size.
+    CreditAccount.objects.filter(account=account).update(free_calls=0)
+    assert call({"image_file": io.BytesIO(photo_jpg), "size": "auto"}).status_code == 402
