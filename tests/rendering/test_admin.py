@@ -2,6 +2,7 @@
 
 import re
 from datetime import timedelta
+from xml.etree import ElementTree
 
 import pytest
 from django.utils import timezone
@@ -21,15 +22,64 @@ def manager(client):
     client.force_login(account_manager_create(username="mia", password="pw"))
 
 
-def test_account_page_shows_recent_jobs_and_usage(client, manager, source):
+def _usage_chart(page: str) -> ElementTree.Element:
+    svg = re.search(r'<svg xmlns="http://www.w3.org/2000/svg" class="usage-chart".*?</svg>', page, re.S).group(0)
+    return ElementTree.fromstring(svg)
+
+
+def test_account_page_shows_recent_jobs_and_a_labelled_usage_chart(client, manager, source):
     BgRemoveJob.objects.create(source=source, path="gone.jpg", model="u2netp", status="failed",
                                error_status=404, error_message="The image was not found at the origin.")
     today = timezone.now().date()
-    UsageDaily.objects.create(source=source, day=today, renders=7, bytes_served=700)
-    UsageDaily.objects.create(source=source, day=today - timedelta(days=3), renders=2)
+    UsageDaily.objects.create(source=source, day=today, renders=7, bytes_served=2_500_000)
+    UsageDaily.objects.create(source=source, day=today - timedelta(days=3), renders=2, bytes_served=400_000)
+    UsageDaily.objects.create(source=source, day=today - timedelta(days=40), renders=1000)  # Outside the 30 days.
+    for n in range(3):
+        BgRemoveJob.objects.create(source=source, path=f"p{n}.jpg", model="u2netp", status="done",
+                                   finished_at=timezone.now() - timedelta(days=3 if n else 0))
     page = client.get(f"/admin/accounts/account/{source.account.pk}/change/").content.decode()
     assert "gone.jpg" in page and "The image was not found at the origin." in page and "failed" in page
-    assert "<svg" in page and "9 renders in 30 days" in page
+
+    svg = _usage_chart(page)
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    title = svg.find("s:title", ns).text
+    assert title.startswith("Usage per day") and svg.get("role") == "img"
+    description = svg.find("s:desc", ns).text
+    assert "9 renders" in description and "3 cutouts" in description and "2.9 MB served" in description
+    legend = [g.get("data-series") for g in svg.iter("{http://www.w3.org/2000/svg}g") if g.get("class") == "legend-item"]
+    assert legend == ["renders", "cutouts", "bytes_served"]
+    labels = {t.text for t in svg.iter("{http://www.w3.org/2000/svg}text")}
+    assert {"per day", "bytes per day", today.strftime("%b %d")} <= labels and "0 B" in labels
+
+    bars = {}
+    for panel in svg.iter("{http://www.w3.org/2000/svg}g"):
+        if panel.get("class") != "panel":
+            continue
+        axis_max, height = float(panel.get("data-axis-max")), float(panel.get("data-height"))
+        for rect in panel.iter("{http://www.w3.org/2000/svg}rect"):
+            value = int(rect.get("data-value"))
+            # Values become bar heights on the panel's own scale, bottoms on the baseline.
+            assert float(rect.get("height")) == pytest.approx(value / axis_max * height, abs=0.01)
+            assert float(rect.get("y")) + float(rect.get("height")) == pytest.approx(
+                float(panel.get("data-top")) + height, abs=0.01)
+            assert axis_max >= value
+            bars[(rect.get("data-series"), rect.get("data-day"))] = value
+    assert len(bars) == 3 * 30
+    assert bars[("renders", today.isoformat())] == 7 and bars[("bytes_served", today.isoformat())] == 2_500_000
+    three_days_ago = (today - timedelta(days=3)).isoformat()
+    assert bars[("renders", three_days_ago)] == 2 and bars[("cutouts", three_days_ago)] == 2
+    assert bars[("cutouts", today.isoformat())] == 1
+    assert sum(v for (series, _), v in bars.items() if series == "renders") == 9
+    # The tallest bar of a panel is at most its axis (round steps: 7 renders on a 0–8 axis).
+    counts = next(g for g in svg.iter("{http://www.w3.org/2000/svg}g") if g.get("class") == "panel")
+    assert float(counts.get("data-axis-max")) == 8
+
+
+def test_usage_chart_of_an_account_with_no_usage_draws_empty_bars(client, manager, source):
+    page = client.get(f"/admin/accounts/account/{source.account.pk}/change/").content.decode()
+    svg = _usage_chart(page)
+    heights = [float(r.get("height")) for r in svg.iter("{http://www.w3.org/2000/svg}rect") if r.get("class") == "bar"]
+    assert len(heights) == 90 and set(heights) == {0.0}
 
 
 def test_source_page_previews_origin_and_cutout_with_a_url_to_copy(client, manager, source):
