@@ -1,11 +1,14 @@
 """What account managers see and do on account, source and job pages."""
 
+import io
 import re
+import uuid
 from datetime import timedelta
 from xml.etree import ElementTree
 
 import pytest
 from django.utils import timezone
+from PIL import Image
 
 from accounts.services import account_manager_create
 from cutouts.models import BgRemoveJob
@@ -115,3 +118,63 @@ def test_manager_purges_a_source_and_retries_a_failed_job(client, manager, sourc
     failed.refresh_from_db()
     assert failed.status == "queued" and failed.error_message == ""
     assert bg_remove_job_process(job_id=failed.pk).status == "done"
+
+
+def _done_job(client, source):
+    return bg_remove_job_process(job_id=client.get("/render/acme-photos/astronaut.jpg?bg-remove=true").json()["job"])
+
+
+def test_job_page_shows_origin_and_cutout_readable_timings_and_render_url(client, manager, source):
+    job = _done_job(client, source)
+    BgRemoveJob.objects.filter(pk=job.pk).update(fetch_seconds=0.0123, inference_seconds=2.3456)
+    page = client.get(f"/admin/cutouts/bgremovejob/{job.pk}/change/").content.decode()
+    origin = re.search(r'<img src="([^"]+)" alt="origin: astronaut.jpg"', page).group(1).replace("&amp;", "&")
+    cutout = re.search(r'<img src="([^"]+)" alt="cutout: astronaut.jpg"[^>]*style="background:repeating-conic',
+                       page).group(1)
+    response = client.get(origin)
+    assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
+    response = client.get(cutout)
+    assert response.status_code == 200 and response["Content-Type"] == "image/png"
+    assert "private" in response["Cache-Control"]
+    with Image.open(io.BytesIO(b"".join(response.streaming_content))) as image:
+        assert image.mode == "RGBA" and image.size == (job.width, job.height)
+    link = re.search(r'<a class="job-render-url" href="([^"]+)"', page).group(1).replace("&amp;", "&")
+    assert link == "/render/acme-photos/astronaut.jpg?bg-remove=true&bg-remove-model=u2netp"
+    assert client.get(link)["Content-Type"] == "image/png"
+    assert "12 ms" in page and "2.35 s" in page and "0.0123" not in page and "2.3456" not in page
+
+
+def test_job_page_signs_render_urls_of_a_signed_source(client, manager, source):
+    job = _done_job(client, source)
+    Source.objects.filter(pk=source.pk).update(require_signature=True, secure_tokens=["t0k-newest", "t0k-old"])
+    page = client.get(f"/admin/cutouts/bgremovejob/{job.pk}/change/").content.decode()
+    origin = re.search(r'<img src="([^"]+)" alt="origin', page).group(1).replace("&amp;", "&")
+    link = re.search(r'<a class="job-render-url" href="([^"]+)"', page).group(1).replace("&amp;", "&")
+    for url in (origin, link):
+        assert "&s=" in url and client.get(url).status_code == 200
+        assert client.get(url.split("&s=")[0]).status_code == 403
+    assert "t0k" not in page
+
+
+def test_cutout_is_served_only_to_staff_who_may_view_jobs(client, source, django_user_model):
+    job = _done_job(client, source)
+    url = f"/admin/cutouts/bgremovejob/{job.pk}/cutout.png"
+    assert client.get(url).status_code == 302  # Anonymous: to the login page.
+    client.force_login(django_user_model.objects.create_user("staff", password="pw", is_staff=True))
+    assert client.get(url).status_code == 403  # Staff without the job's view permission.
+    client.force_login(django_user_model.objects.create_user("plain", password="pw"))
+    assert client.get(url).status_code == 302  # Not staff: never into the admin.
+    client.force_login(account_manager_create(username="mia", password="pw"))
+    assert client.get(url).status_code == 200
+    assert client.get(f"/admin/cutouts/bgremovejob/{uuid.uuid4()}/cutout.png").status_code == 404
+    queued = BgRemoveJob.objects.create(source=source, path="other.jpg", model="u2netp")
+    assert client.get(f"/admin/cutouts/bgremovejob/{queued.pk}/cutout.png").status_code == 404
+
+
+def test_jobs_list_columns(client, manager, source):
+    BgRemoveJob.objects.create(source=source, path="a/" * 40 + "long.jpg", model="u2netp", status="failed",
+                               error_status=415, error_code="unsupported_media_type")
+    page = client.get("/admin/cutouts/bgremovejob/").content.decode()
+    headers = re.findall(r'<th scope="col" class="[^"]*column-(\w+)', page)
+    assert headers == ["short_path", "source", "status_label", "model", "created", "took"]
+    assert "failed (415)" in page and "…" in page
