@@ -12,13 +12,15 @@ from core.storage import storage_missing
 from cutouts.models import BgRemoveJob
 from cutouts.queueing import bg_remove_job_retry
 
-PATH_SHOWN = 40  # Characters of a job's path in the list; the whole path is its tooltip.
+PATH_SHOWN = 24  # Characters of a job's path in the list (its end: the file name); the whole path is its tooltip.
 
 
 def seconds_readable(value: float | None) -> str:
-    """A duration as people read it: 840 ms, 2.31 s, 3 min 05 s; "–" when there is none."""
+    """A duration as people read it: < 1 ms, 840 ms, 2.31 s, 3 min 05 s; "–" when there is none."""
     if value is None:
         return "–"
+    if value < 0.001:
+        return "< 1 ms"
     if value < 1:
         return f"{value * 1000:.0f} ms"
     if value < 60:
@@ -41,6 +43,10 @@ class BgRemoveJobAdmin(admin.ModelAdmin):
     search_fields = ["path", "source__slug", "source__account__name"]
     list_select_related = ["source"]
     actions = ["retry"]
+
+    class Media:
+        css = {"all": ["cutouts/admin/jobs.css"]}
+
     fieldsets = [
         (None, {"fields": ["source", "path", "status_label", "model", "refinement", "error_message", "note"]}),
         ("Timings", {"fields": ["created_at", "started_at", "finished_at", "fetch_time", "inference_time",
@@ -86,15 +92,14 @@ class BgRemoveJobAdmin(admin.ModelAdmin):
 
     @admin.display(description="path", ordering="path")
     def short_path(self, obj):
-        if len(obj.path) <= PATH_SHOWN:
-            return obj.path
-        return format_html('<span title="{}">…{}</span>', obj.path, obj.path[-(PATH_SHOWN - 1):])
+        shown = obj.path if len(obj.path) <= PATH_SHOWN else f"…{obj.path[-(PATH_SHOWN - 1):]}"
+        return format_html('<span class="job-path" title="{}">{}</span>', obj.path, shown)
 
     @admin.display(description="status", ordering="status")
     def status_label(self, obj):
         text = obj.status
         if obj.status == BgRemoveJob.Status.FAILED and (obj.error_code or obj.error_status):
-            text = f"{obj.status} ({obj.error_status or obj.error_code})"
+            text = f"{obj.status} {obj.error_status or obj.error_code}"
         return format_html('<span class="job-status job-status-{}" title="{}">{}</span>',
                            obj.status, obj.error_code or obj.status, text)
 
@@ -102,7 +107,7 @@ class BgRemoveJobAdmin(admin.ModelAdmin):
     def created(self, obj):
         local = timezone.localtime(obj.created_at)
         today = timezone.localtime().date()
-        return local.strftime("%H:%M:%S" if local.date() == today else "%b %d, %H:%M")
+        return local.strftime("%H:%M:%S" if local.date() == today else "%b %d %H:%M")
 
     @admin.display(description="took")
     def took(self, obj):

@@ -194,8 +194,7 @@ class JobPicturesAdmin(BgRemoveJobAdmin):
             )
         else:
             cutout = format_html("<p>No cutout: the job is {}.</p>", obj.status)
-        return format_html('<div class="job-pictures" style="display:flex;gap:16px;align-items:flex-start">'
-                           "{}{}</div>", origin, cutout)
+        return format_html('<div class="job-pictures">{}{}</div>', origin, cutout)
 
     @admin.display(description="render URL")
     def render_url(self, obj):

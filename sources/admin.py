@@ -193,18 +193,17 @@ class SourceAdmin(HistoryRevertMixin, SimpleHistoryAdmin):
     def token_rotate_view(self, request, source_id):
         source = self._source_to_change(request, source_id)
         previous = list(source.secure_tokens)
-        kept = previous[:TOKENS_KEPT - 1]
+        kept, dropped = previous[:TOKENS_KEPT - 1], previous[TOKENS_KEPT - 1:]
         # The history leaves the tokens out (secrets); the rotation is recorded as a change with
         # this reason, which names tokens by their masked form only.
-        reason = "Rotated the signing token: a new one first"
-        if kept:
-            reason += f"; {', '.join(token_masked(t) for t in kept)} still valid until the next rotation"
-        if previous[len(kept):]:
-            reason += f"; {', '.join(token_masked(t) for t in previous[len(kept):])} no longer valid"
-        source._change_reason = reason[:100]
+        after = "".join([
+            f"; {', '.join(map(token_masked, kept))} still valid until the next rotation" if kept else "",
+            f"; {', '.join(map(token_masked, dropped))} no longer valid" if dropped else "",
+        ])
+        source._change_reason = f"Rotated the signing token{after}"[:100]
         token = source_token_rotate(source=source)
-        self.log_change(request, source, f"{reason} ({token_masked(token)}).")
-        messages.success(request, f"New signing token {token_masked(token)}. {reason[reason.index(':') + 2:].capitalize()}.")
+        self.log_change(request, source, f"Rotated the signing token: new {token_masked(token)}{after}.")
+        messages.success(request, f"New signing token {token_masked(token)}{after}.")
         return HttpResponseRedirect(reverse("admin:sources_source_change", args=[source.pk]))
 
     @admin.display(description="signing tokens")

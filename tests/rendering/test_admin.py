@@ -11,6 +11,7 @@ from django.utils import timezone
 from PIL import Image
 
 from accounts.services import account_manager_create
+from cutouts.admin import seconds_readable
 from cutouts.models import BgRemoveJob
 from cutouts.services import bg_remove_job_process
 from rendering.models import Render
@@ -177,4 +178,12 @@ def test_jobs_list_columns(client, manager, source):
     page = client.get("/admin/cutouts/bgremovejob/").content.decode()
     headers = re.findall(r'<th scope="col" class="[^"]*column-(\w+)', page)
     assert headers == ["short_path", "source", "status_label", "model", "created", "took"]
-    assert "failed (415)" in page and "…" in page
+    assert "failed 415" in page and "…" in page
+
+
+@pytest.mark.parametrize("seconds, shown", [
+    (None, "–"), (0.0004, "< 1 ms"), (0.0123, "12 ms"), (0.999, "999 ms"), (2.3456, "2.35 s"), (59.994, "59.99 s"),
+    (185.2, "3 min 05 s"),
+])
+def test_durations_read_in_ms_s_and_minutes(seconds, shown):
+    assert seconds_readable(seconds) == shown
