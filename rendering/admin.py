@@ -50,7 +50,7 @@ def _jobs_table(jobs) -> str:
 
 # The usage chart: server-side SVG (no JavaScript, no chart library to serve), two panels on one
 # time axis, since counts and bytes share no scale: renders and cutouts per day, bytes per day.
-CHART_WIDTH, PANEL_HEIGHT = 760, 130
+CHART_WIDTH, PANEL_HEIGHT = 700, 130
 CHART_LEFT, CHART_RIGHT, CHART_TOP = 64, 12, 58
 PANEL_GAP = 44
 SERIES = [("renders", "Renders", "#417690"), ("cutouts", "Cutouts", "#e08e0b"), ("bytes_served", "Bytes served", "#5b8c5a")]
@@ -127,7 +127,8 @@ def usage_chart_svg(days: list[tuple[date, DayUsage]]) -> str:
                    "upper panel, bytes served in the lower panel.")
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="usage-chart" width="{CHART_WIDTH}" height="{height}" '
-        f'viewBox="0 0 {CHART_WIDTH} {height}" role="img" aria-labelledby="usage-chart-title usage-chart-desc" '
+        f'viewBox="0 0 {CHART_WIDTH} {height}" style="max-width:100%;height:auto" role="img" '
+        'aria-labelledby="usage-chart-title usage-chart-desc" '
         'font-family="sans-serif" font-size="11" fill="#333">',
         f'<title id="usage-chart-title">{escape(title)}</title>',
         f'<desc id="usage-chart-desc">{escape(description)}</desc>',
@@ -139,7 +140,7 @@ def usage_chart_svg(days: list[tuple[date, DayUsage]]) -> str:
         parts.append(f'<g class="legend-item" data-series="{key}"><rect x="{x}" y="30" width="12" height="12" '
                      f'fill="{colour}"/><text x="{x + 17}" y="40">{escape(label)}</text></g>')
         x += 34 + 7 * len(label)
-    counts, slot = _panel(top=counts_top, days=days, series=SERIES[:2], label="per day",
+    counts, slot = _panel(top=counts_top, days=days, series=SERIES[:2], label="renders, cutouts per day",
                           readable=_count_readable)
     sizes, _ = _panel(top=bytes_top, days=days, series=SERIES[2:], label="bytes per day", readable=bytes_readable)
     parts += counts + sizes

@@ -22,7 +22,7 @@ from sources.services import ORIGIN_FIELDS, TOKENS_KEPT, source_token_rotate
 
 # Secrets: only superusers see the S3 secret; signing tokens are shown masked to whoever may view
 # the source, and revealed or rotated one POST at a time to whoever may change it.
-SECRET_FIELDS = {"s3_secret_access_key", "secure_tokens"}
+SECRET_FIELDS = {"s3_secret_access_key", "secure_tokens", "add_token"}
 
 # Each kind's own fields: the form shows the fieldset of the kind chosen (static JS switches them
 # as the kind changes) and clears the others' on save, so a source never keeps, say, S3
@@ -53,8 +53,29 @@ def token_fingerprint(token: str) -> str:
 
 
 class SourceAdminForm(forms.ModelForm):
+    # A token made elsewhere (a source moved from imgix keeps its signed URLs): a superuser's,
+    # never shown back, put first as a rotation would.
+    add_token = forms.CharField(
+        label="add an existing token", required=False, strip=True, max_length=200,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text=f"Optional: a signing token of at least {TOKEN_SHOWN_FROM} characters made elsewhere (e.g. imgix's), "
+                  "to become the newest. To make a new one, save and use Rotate.",
+    )
+
+    def clean_add_token(self):
+        token = self.cleaned_data.get("add_token", "")
+        if token and len(token) < TOKEN_SHOWN_FROM:
+            raise forms.ValidationError(f"At least {TOKEN_SHOWN_FROM} characters.")
+        if token and token in (self.instance.secure_tokens or []):
+            raise forms.ValidationError("Already one of this source's tokens.")
+        return token
+
     def clean(self):
         cleaned = super().clean()
+        if cleaned.get("add_token"):
+            tokens = list(self.instance.secure_tokens or [])
+            self.instance.secure_tokens = [cleaned["add_token"], *tokens][:TOKENS_KEPT]
+            self.instance._change_reason = f"Added signing token {token_masked(cleaned['add_token'])}"
         kind = cleaned.get("kind", self.instance.kind)
         self.cleared = []
         for other, names in KIND_FIELDS.items():
@@ -68,7 +89,7 @@ class SourceAdminForm(forms.ModelForm):
                     self.cleared.append(str(self.fields[name].label))
                 cleaned[name] = default
         self.token_created = False
-        if cleaned.get("require_signature") and not self.instance.secure_tokens:
+        if cleaned.get("require_signature") and not self.instance.secure_tokens and not cleaned.get("add_token"):
             # Signed URLs need a token; the first is made here, as the API's source_create does.
             self.instance.secure_tokens = [secrets.token_hex(16)]
             self.token_created = True
@@ -87,7 +108,7 @@ class SourceAdmin(HistoryRevertMixin, SimpleHistoryAdmin):
         (None, {"fields": ["account", "slug", "kind"]}),
         *[(KIND_TITLES[kind], {"fields": names, "classes": ["origin-kind", f"origin-kind-{kind}"]})
           for kind, names in KIND_FIELDS.items()],
-        ("Signed URLs", {"fields": ["require_signature", "signing_tokens"]}),
+        ("Signed URLs", {"fields": ["require_signature", "signing_tokens", "add_token"]}),
         ("Rendering", {"fields": ["bg_remove", "bg_remove_model", "bg_remove_refinement", "cache_max_age"]}),
     ]
 
@@ -101,6 +122,9 @@ class SourceAdmin(HistoryRevertMixin, SimpleHistoryAdmin):
 
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)
+        if not request.user.is_superuser:
+            # A declared field is in every form whatever the fieldsets say: taken out for managers.
+            form.base_fields.pop("add_token", None)
         field = form.base_fields.get("bg_remove_model")
         if field is not None:
             # A choice of what this server has, not a free text field to misspell: the models
@@ -141,6 +165,8 @@ class SourceAdmin(HistoryRevertMixin, SimpleHistoryAdmin):
         super().save_model(request, obj, form, change)
         if getattr(form, "cleared", None):
             messages.info(request, f"Cleared the fields of other kinds of source: {', '.join(form.cleared)}.")
+        if form.cleaned_data.get("add_token"):
+            messages.info(request, f"Signing token {token_masked(form.cleaned_data['add_token'])} added, newest first.")
         if getattr(form, "token_created", False):
             messages.info(request, "A signing token was created; copy it from Signed URLs.")
 

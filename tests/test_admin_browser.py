@@ -193,6 +193,8 @@ def test_usage_chart_in_the_browser(chromium, live_server, source):
     chart.scroll_into_view_if_needed()
     box = chart.bounding_box()
     assert box["width"] > 600 and box["height"] > 300
+    fieldset = page.locator("fieldset:has(svg.usage-chart)").bounding_box()
+    assert box["x"] + box["width"] <= fieldset["x"] + fieldset["width"]  # Whole, not cut off.
     assert page.get_by_role("img", name="Usage per day").count() == 1
     # The tallest renders bar is the 300 day's.
     tallest = page.eval_on_selector_all(

@@ -53,7 +53,7 @@ def test_account_page_shows_recent_jobs_and_a_labelled_usage_chart(client, manag
     legend = [g.get("data-series") for g in svg.iter("{http://www.w3.org/2000/svg}g") if g.get("class") == "legend-item"]
     assert legend == ["renders", "cutouts", "bytes_served"]
     labels = {t.text for t in svg.iter("{http://www.w3.org/2000/svg}text")}
-    assert {"per day", "bytes per day", today.strftime("%b %d")} <= labels and "0 B" in labels
+    assert {"renders, cutouts per day", "bytes per day", today.strftime("%b %d")} <= labels and "0 B" in labels
 
     bars = {}
     for panel in svg.iter("{http://www.w3.org/2000/svg}g"):

@@ -173,3 +173,28 @@ def test_rotation_creates_the_first_token_of_a_source_without_any(client, manage
     client.post(f"/admin/sources/source/{source.pk}/tokens/rotate/")
     source.refresh_from_db()
     assert len(source.secure_tokens) == 1
+
+
+def test_superuser_adds_an_existing_token_which_is_never_shown_back(superuser_client, signed):
+    imported = "imgix-token-0123456789abcdef"
+    response = superuser_client.post(f"/admin/sources/source/{signed.pk}/change/", new_source_form(
+        account=signed.account.pk, slug=signed.slug, kind="local", local_path="photos", require_signature="on",
+        add_token=imported), follow=True)
+    signed.refresh_from_db()
+    assert signed.secure_tokens == [imported, TOKENS[0]]
+    assert imported not in response.content.decode() and "imgi•••" in response.content.decode()
+    assert signed.history.latest("history_date").history_change_reason == "Added signing token imgi•••"
+    short = superuser_client.post(f"/admin/sources/source/{signed.pk}/change/", new_source_form(
+        account=signed.account.pk, slug=signed.slug, kind="local", local_path="photos", require_signature="on",
+        add_token="short"))
+    assert "At least 16 characters." in short.content.decode() and 'value="short"' not in short.content.decode()
+
+
+def test_manager_cannot_add_a_token_through_the_form(client, manager, signed):
+    page = client.get(f"/admin/sources/source/{signed.pk}/change/").content.decode()
+    assert "id_add_token" not in page
+    client.post(f"/admin/sources/source/{signed.pk}/change/", {
+        "bg_remove": "inherit", "bg_remove_model": "", "bg_remove_refinement": "clean-edges", "cache_max_age": "",
+        "add_token": "a-manager-made-token-0123456789"})
+    signed.refresh_from_db()
+    assert signed.secure_tokens == TOKENS
