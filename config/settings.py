@@ -116,6 +116,7 @@ INSTALLED_APPS = [
     "webhooks",
     "rendering",
     "removebg_api",
+    "playground",
 ]
 
 MIDDLEWARE = [
