@@ -13,7 +13,9 @@ from PIL import Image
 from accounts.models import Account
 from accounts.services import account_manager_create, api_key_create, api_key_revoke
 from playground.access import SESSION_KEY
+from rendering.gate import Door, Entry, SourceNotFoundError, render_gate
 from sources.models import Source, Upload
+from sources.services import source_uploads_ensure
 from tests.factories import AccountFactory, SourceFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db]
@@ -327,3 +329,15 @@ def test_drops_count_against_the_accounts_request_rate(account, source):
     response = upload(client, jpeg(colour=(7, 8, 9)))
     assert response.status_code == 429 and response["Retry-After"]
     assert Upload.objects.count() == 2
+
+
+def test_the_playground_door_reaches_only_the_accounts_uploads(account, source, other_source):
+    with pytest.raises(SourceNotFoundError):
+        render_gate(Entry(door=Door.PLAYGROUND, source=source, path="astronaut.jpg", account=account))
+    uploads = source_uploads_ensure(account=account)
+    assert render_gate(Entry(door=Door.PLAYGROUND, source=uploads, path=f"{'a' * 64}.jpg", account=account))
+    with pytest.raises(SourceNotFoundError):
+        render_gate(Entry(door=Door.PLAYGROUND, source=uploads, path=f"{'a' * 64}.jpg",
+                          account=other_source.account))
+    with pytest.raises(SourceNotFoundError):
+        render_gate(Entry(door=Door.REQUEST, source=uploads, path=f"{'a' * 64}.jpg"))
