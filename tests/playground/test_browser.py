@@ -11,9 +11,9 @@ import pytest
 import requests
 from PIL import Image
 
-from accounts.services import api_key_create
+from accounts.services import account_manager_create, api_key_create
 from tests.conftest import ROOT, require, start_worker, stop_process
-from tests.factories import SourceFactory
+from tests.factories import AccountFactory, SourceFactory
 from tests.processes import purge_queues
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
@@ -167,3 +167,21 @@ def test_the_playground_end_to_end(account, source, page, live_server, worker, t
     page.wait_for_selector("#upload-status.error:has-text('huge.jpg')")
     assert "13.0 MB; the limit is 12.0 MB" in page.inner_text("#upload-status")
     shot(page, "playground-refused-13mb.png")
+
+
+def test_an_account_manager_uses_the_playground_for_any_account(account, source, page, live_server):
+    other = SourceFactory(account=AccountFactory(slug="other", name="Other"), slug="other-photos", kind="local",
+                          local_path="photos", require_signature=True, secure_tokens=["tok-other"])
+    account_manager_create(username="anna", password="a-long-test-password")
+    page.goto(f"{live_server.url}/admin/login/?next=/playground/")
+    page.fill("#id_username", "anna")
+    page.fill("#id_password", "a-long-test-password")
+    page.click("input[type=submit]")
+    page.wait_for_selector("#who:has-text('anna')")
+    assert page.eval_on_selector_all("#account option", "os => os.map(o => o.value)") == ["acme", "other"]
+    page.select_option("#account", "other")
+    page.wait_for_function("document.getElementById('source').value === 'other-photos'")
+    page.wait_for_function("/other-photos\\/astronaut.jpg\\?s=[0-9a-f]{32}$/.test(document.getElementById('url').value)")
+    assert requests.get(page.input_value("#url"), timeout=30).status_code == 200
+    assert other.secure_tokens[0] not in page.content()
+    shot(page, "playground-manager.png")
