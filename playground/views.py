@@ -2,6 +2,7 @@
 
 import json
 from functools import wraps
+from itertools import islice
 from pathlib import PurePath
 
 from django.conf import settings
@@ -36,8 +37,10 @@ from sources.origins.local import local_root_for
 from sources.selectors import source_bg_remove_enabled, source_list_for
 from usage.services import usage_record
 
-# A local folder's image names offered for the path (the rest can be typed).
+# A local folder's image names offered for the path (the rest can be typed), from the first
+# entries read: a folder of a million files costs a bounded read, not a sort of all of them.
 FILES_LISTED = 200
+ENTRIES_READ = 5000
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 # Sent by the page's script with every render of an upload: a page of another site cannot send
 # it (a custom header needs CORS), so no other site can make a signed-in browser start work.
@@ -118,7 +121,8 @@ def _local_files(source) -> list[str]:
     if source.kind != Source.Kind.LOCAL_FOLDER:
         return []
     try:
-        names = (p.name for p in local_root_for(source.local_path).iterdir() if p.is_file())
+        entries = islice(local_root_for(source.local_path).iterdir(), ENTRIES_READ)
+        names = (p.name for p in entries if p.is_file())
         return sorted(n for n in names if PurePath(n).suffix.lower() in IMAGE_SUFFIXES)[:FILES_LISTED]
     except (OSError, ImproperlyConfigured):
         return []  # A folder gone or misconfigured: the path is typed instead.

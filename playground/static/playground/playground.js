@@ -221,6 +221,7 @@
       return;
     }
     show(out, "Uploading " + file.name + " (" + mb(file.size) + ")…");
+    var started = performance.now();
     var account = $("account").value;
     fetch(config.urls.upload + "?account=" + encodeURIComponent(account), {
       method: "POST", credentials: "same-origin", body: file,
@@ -238,7 +239,8 @@
         select.value = UPLOAD;
         $("path").value = body.path;
         $("path").disabled = true;
-        show(out, file.name + " uploaded: " + body.width + "×" + body.height + ", " + mb(body.size) + ".", "ok");
+        show(out, file.name + " uploaded: " + body.width + "×" + body.height + ", " + mb(body.size) + ", in " +
+             ((performance.now() - started) / 1000).toFixed(2) + " s.", "ok");
         urlBuild();
         run();
       });
