@@ -65,7 +65,8 @@ def test_the_page_asks_a_visitor_to_sign_in(client):
     assert client.get("/playground/sources?account=acme").json()["error"]["code"] == "sign_in_required"
 
 
-def test_a_key_signs_in_and_the_session_keeps_its_id_not_its_secret(account, source):
+def test_a_key_signs_in_and_the_session_keeps_its_id_not_its_secret(account, source, caplog):
+    caplog.set_level("DEBUG")
     client, key = key_client(account)
     session = client.session
     assert session[SESSION_KEY] == account.api_keys.get().pk
@@ -76,6 +77,7 @@ def test_a_key_signs_in_and_the_session_keeps_its_id_not_its_secret(account, sou
     body = client.get("/playground/sources?account=acme").json()
     assert [s["slug"] for s in body["sources"]] == ["acme-photos"]
     assert body["sources"][0]["files"] == ["astronaut.jpg", "chelsea.png"]
+    assert "POST /playground/sign-in 302" in caplog.text and key not in caplog.text
 
 
 @pytest.mark.parametrize("key, message", [
