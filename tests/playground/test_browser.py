@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from django.conf import settings
 from PIL import Image
 
 from accounts.services import account_manager_create, api_key_create
@@ -66,6 +67,10 @@ def noisy_jpeg(limit: int) -> bytes:
         if len(out.getvalue()) <= limit:
             return out.getvalue()
         side -= 40
+
+
+def source_photos(source) -> Path:
+    return Path(settings.ORIGIN_LOCAL_ROOT) / source.local_path
 
 
 def shot(page, name: str) -> None:
@@ -156,6 +161,17 @@ def test_the_playground_end_to_end(account, source, page, live_server, worker, t
     assert page.is_disabled("#copy")
     assert page.evaluate("document.getElementById('result').naturalWidth") == 250
     shot(page, "playground-12mb.png")
+
+    # A dropped photo with bg-remove on: its job runs on the account's uploads, and the page waits.
+    page.check("input[data-param='bg-remove']")
+    page.set_input_files("#file", str(source_photos(source) / "chelsea.png"))
+    page.wait_for_selector("#upload-status.ok:has-text('chelsea.png uploaded')", timeout=60_000)
+    page.wait_for_selector("#status.ok, #status.error", timeout=JOB_WAIT_MS)
+    status = page.inner_text("#status")
+    assert "200 image/png" in status and "after waiting for background removal" in status
+    assert page.evaluate("document.getElementById('result').naturalWidth") == 250
+    shot(page, "playground-dropped-cutout.png")
+    page.uncheck("input[data-param='bg-remove']")
 
     # Refused files, dropped: a PDF named .jpg (refused by the server, by its content) and 13 MB.
     drop(page, name="invoice.jpg", head="%PDF-1.7\n%\u00e2\u00e3\n1 0 obj <<>> endobj\n%%EOF\n")
