@@ -150,6 +150,7 @@ INSTALLED_APPS = [
     "webhooks",
     "rendering",
     "removebg_api",
+    "playground",
 ]
 
 MIDDLEWARE = [

@@ -17,6 +17,7 @@ urlpatterns = [
     slash_optional_path("api/v1/", include(("api.urls", "api"), namespace="api")),
     # remove.bg's API (its base URL is https://api.remove.bg/v1.0): before the site's catch-all.
     path("v1.0/", include(("removebg_api.urls", "removebg"), namespace="removebg")),
+    path("playground/", include("playground.urls")),
     path("", include("rendering.urls")),
 ]
 

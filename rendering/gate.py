@@ -1,12 +1,12 @@
 """One gate for every way a render enters: the same checks, in the same order, for each door.
 
 Work reaches the render pipeline by several doors: a rendering request (`/render/…` or a source
-host), a `mark` that is itself a rendering URL (at any depth), the management API's pre-warm, and
-remove.bg's API on an account's uploads. Each door describes what it knows in an `Entry` and
-calls `render_gate`, which runs, in this order:
+host), a `mark` that is itself a rendering URL (at any depth), the management API's pre-warm,
+remove.bg's API on an account's uploads, and the playground on an image dropped on it. Each door
+describes what it knows in an `Entry` and calls `render_gate`, which runs, in this order:
 
 1. source kind — the source exists, and is of a kind this door may reach (an account's uploads
-   only through remove.bg's API; everything else never through it);
+   only through remove.bg's API and the playground; everything else never through them);
 2. signature — an anonymous door (a request, a mark) carries a valid `s` where the source
    requires signatures, unless the text it arrived in was itself signed with that source's
    token (a mark on the same source inside a signed URL); an authenticated door (an API key)
@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from accounts.limits import render_admit
-from core.errors import NotFoundError
+from core.errors import BadRequestError, NotFoundError
 from cutouts.services import BgRemoveNotEnabledError
 from rendering.marks import MAX_DEPTH as MAX_MARK_DEPTH
 from rendering.marks import MarkError, MarkLoopError, MarkRef, MarkTooDeepError, mark_ref
@@ -43,15 +43,26 @@ class SourceNotFoundError(NotFoundError):
     default_message = "No such source."
 
 
+class PlaygroundImagesError(BadRequestError):
+    code = "playground_images"
+    default_message = ("An uploaded image in the playground takes no mark, blend or mask: those name other "
+                       "images by URL; try them on a source's image.")
+
+
 class Door(enum.Enum):
     REQUEST = "request"  # A rendering URL, anonymous: signed where its source requires it.
     MARK = "mark"  # A `mark` that is a rendering URL, inside another entry.
     PREWARM = "prewarm"  # The management API, authenticated by one of the account's keys.
     REMOVEBG = "removebg"  # remove.bg's API on the account's uploads, authenticated by a key.
+    # The playground page (playground/) on an account's uploads (an image dropped on it),
+    # authenticated by its signed-in session (an API key's account, or an account manager's).
+    PLAYGROUND = "playground"
 
 
 # The doors that authenticate an account themselves (an API key) instead of a URL signature.
-_AUTHENTICATED = (Door.PREWARM, Door.REMOVEBG)
+_AUTHENTICATED = (Door.PREWARM, Door.REMOVEBG, Door.PLAYGROUND)
+# The doors that reach an account's uploads, and nothing else.
+_UPLOADS = (Door.REMOVEBG, Door.PLAYGROUND)
 
 
 @dataclass(frozen=True)
@@ -123,7 +134,7 @@ def render_gate(entry: Entry) -> Pass:
     source, door = entry.source, entry.door
     # 1. Source kind. The same answer for no source, another account's, and a kind this door may
     # not reach: nobody can probe for them.
-    if source is None or (source.kind == Source.Kind.UPLOADS) != (door is Door.REMOVEBG):
+    if source is None or (source.kind == Source.Kind.UPLOADS) != (door in _UPLOADS):
         raise SourceNotFoundError()
     # 2. Signature, or the key's account.
     if door in _AUTHENTICATED:
@@ -136,13 +147,18 @@ def render_gate(entry: Entry) -> Pass:
     else:
         signed = source.require_signature
     params = params_parse(entry.raw_query)
-    # remove.bg's API names its images itself (by their content), after the body is read.
-    path = entry.path if door is Door.REMOVEBG else path_clean(entry.path)
+    # The uploads doors name their images themselves (by their content, after the body is read;
+    # the playground checks a name given back to it against that form before the gate).
+    path = entry.path if door in _UPLOADS else path_clean(entry.path)
+    if door is Door.PLAYGROUND and (params.mark or isinstance(params.blend, str) and params.blend
+                                       or mask_stage.image(params)):
+        # Its entries are not URLs another image could be nested in: refused, not dropped.
+        raise PlaygroundImagesError()
     # 3. expires.
     expires_check(params.expires)
     # 4. Entitlement.
     if (params.bg_remove or entry.bg_remove) and not source_bg_remove_enabled(source=source):
-        if door is Door.REMOVEBG:  # Its uploads source is the account's own: the account's switch.
+        if source.kind == Source.Kind.UPLOADS:  # The account's own source: the account's switch.
             raise BgRemoveNotEnabledError("Background removal is not enabled for this account; ask your account "
                                           "manager to enable it.")
         raise BgRemoveNotEnabledError()

@@ -86,18 +86,18 @@ def _render(request, source, path):
     request.render_cache = "processing" if outcome.render is None else ("hit" if outcome.hit else "miss")
     request.log_account = outcome.source.account.slug
     if outcome.render is None:
-        response = _processing_response(request, outcome.job)
+        response = processing_response(request, outcome.job)
     else:
         try:
-            response = _image_response(request, outcome)
+            response = image_response(request, outcome)
         except FileNotFoundError:
             # The stored object vanished (a purge racing this request, or a lost file):
             # forget it and render again rather than fail.
             render_forget(outcome.render)
             outcome = _render_and_queue(render_req)
             if outcome.render is None:
-                return _processing_response(request, outcome.job)
-            response = _image_response(request, outcome)
+                return processing_response(request, outcome.job)
+            response = image_response(request, outcome)
         # A 304 or a HEAD is a render served, but sends no image bytes.
         sent = outcome.render.size if response.status_code == 200 and request.method == "GET" else 0
         usage_record(source_id=outcome.source.id, day=timezone.now().date(), served_bytes=sent, hit=outcome.hit)
@@ -109,6 +109,12 @@ def _render(request, source, path):
             response.hot = HotResponse(account=outcome.source.account, source_id=outcome.source.id,
                                        expires=outcome.expires, route=match.route,
                                        varies=tuple(hint_environ_name(h) for h in _varies(outcome.params)))
+    return outcome_headers(response, outcome)
+
+
+def outcome_headers(response, outcome):
+    """What a response says of its render besides the image: a fallback and why, what the URL
+    asked for that the image lacks, the headers it varies on and the hints it asks for."""
     if outcome.fallback:
         # The image without removal, for now: never cached downstream; the headers say why
         # (X-Bg-Remove-Failure-Reason, as imgix's failure-reason header).
@@ -151,7 +157,7 @@ def _render_and_queue(render_req: RenderRequest):
     return outcome
 
 
-def _image_response(request, outcome):
+def image_response(request, outcome):
     render = outcome.render
     max_age = outcome.source.cache_max_age
     headers = {
@@ -230,7 +236,7 @@ def _none_match(header: str | None, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
-def _processing_response(request, job):
+def processing_response(request, job):
     response = JsonResponse(
         {
             "status": job.status,

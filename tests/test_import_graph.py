@@ -13,12 +13,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 # Top to bottom; a package imports only packages in later tiers (never a peer in its own tier).
 # removebg_api/ (the remove.bg-compatible API) sits on rendering, whose stages it runs, and on the
-# jobs, sources and limits below it; only config/ wires it.
+# jobs, sources and limits below it; only config/ wires it. playground/ (a page to try URLs and
+# dropped images) sits beside api/ on top: it keeps a dropped image as remove.bg's API keeps uploads.
 # webhooks/ and usage/ sit above cutouts/ because they read its jobs (a job's end is a webhook
 # event; usage reports count jobs); imaging/ (decoding) is shared by rendering and the workers.
 ORDER = [
     ["config"],
-    ["api"],
+    ["api", "playground"],
     ["removebg_api"],
     ["rendering"],
     ["webhooks", "usage"],
