@@ -587,7 +587,7 @@ def test_dockerfile_is_multi_stage_and_runs_as_a_non_root_user():
 
 
 def test_dockerfile_provisions_the_models_with_their_checksums_at_build_time():
-    from cutouts.remover import MODELS
+    from core.model_files import MODELS
 
     global_args, stages = dockerfile()
     builders = stages[:-1]

@@ -262,12 +262,17 @@
 
   // --- Accounts and sources ------------------------------------------------------------------
 
+  var sourcesSeq = 0;
   function sourcesLoad() {
     var account = $("account").value;
+    var seq = ++sourcesSeq;
     state.upload = null;
     return fetch(config.urls.sources + "?account=" + encodeURIComponent(account), { credentials: "same-origin" })
       .then(function (r) { return r.json().then(function (body) { return { ok: r.ok, status: r.status, body: body }; }); })
       .then(function (answer) {
+        // An account changed again while this one's sources were on their way: the newer wins,
+        // whatever order the answers arrive in.
+        if (seq !== sourcesSeq) { return; }
         var select = $("source");
         select.textContent = "";
         state.sources = {};
