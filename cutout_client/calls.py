@@ -141,12 +141,15 @@ class RenderClient(Client):
     """GET /render/{source}/{path}?bg-remove=true…, signed when a token is given; a 202 is asked
     again after its Retry-After until the cutout is served or `job_timeout` passes."""
 
-    def __init__(self, *, source: str, params: list[tuple[str, str]], token: str | None, job_timeout: float, **kwargs):
+    def __init__(self, *, source: str, params: list[tuple[str, str]], token: str | None, job_timeout: float,
+                 prefix: str = "", **kwargs):
         super().__init__(**kwargs)
         self.source, self.params, self.token, self.job_timeout = source, params, token, job_timeout
+        self.prefix = prefix
 
     def url_for(self, rel: str) -> str:
-        path = path_encode(f"/render/{self.source}/{rel}")
+        path = path_encode(f"/render/{self.source}/{self.prefix}/{rel}" if self.prefix
+                           else f"/render/{self.source}/{rel}")
         query = query_encode([("bg-remove", "true"), *self.params])
         return self.server + (url_sign(path, query, self.token) if self.token else f"{path}?{query}")
 

@@ -104,6 +104,8 @@ def parser() -> argparse.ArgumentParser:
     render = modes.add_parser("render", parents=[common],
                               help="files already in a source: GET /render/{source}/{path}?bg-remove=true")
     render.add_argument("--source", required=True, help="the source's slug; INPUT is its folder")
+    render.add_argument("--prefix", default="",
+                        help="INPUT's path inside the source, when it is a folder of it (default: its root)")
     render.add_argument("--token", default=os.environ.get("CUTOUT_SIGN_TOKEN"),
                         help="the source's secure token, to sign the URLs (default: $CUTOUT_SIGN_TOKEN)")
     render.add_argument("--width", type=_bounded(1, 8192), help="at most this wide (w)")
@@ -142,7 +144,8 @@ class Run:
         self.args = args
         self.client = client
         self.extension = args.format
-        digest = json.dumps([args.mode, args.server, getattr(args, "source", None), fields])
+        digest = json.dumps([args.mode, args.server, getattr(args, "source", None), getattr(args, "prefix", None),
+                             fields])
         self.log = DoneLog(args.output, hashlib.sha256(digest.encode()).hexdigest()[:16])
         self.stop = stop
         self.signal = None
@@ -298,8 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.mode == "removebg":
         client = RemoveBgClient(key=args.key, fields=fields, max_bytes=args.max_bytes, **common)
     else:
-        client = RenderClient(source=args.source, params=fields, token=args.token, job_timeout=args.job_timeout,
-                              **common)
+        client = RenderClient(source=args.source, prefix=args.prefix.strip("/"), params=fields, token=args.token,
+                              job_timeout=args.job_timeout, **common)
     run = Run(args, client, fields, stop)
     for signum in EXIT_SIGNAL:
         signal.signal(signum, run.on_signal)

@@ -47,8 +47,10 @@ def test_signed_urls_pass_the_servers_own_check(rel):
 
 
 def test_unsigned_urls_carry_no_signature():
-    url = render_client("http://x", params=[("fm", "png")]).url_for("a b.jpg")
-    assert url == "http://x/render/shop/a%20b.jpg?bg-remove=true&fm=png"
+    client = render_client("http://x", params=[("fm", "png")])
+    assert client.url_for("a b.jpg") == "http://x/render/shop/a%20b.jpg?bg-remove=true&fm=png"
+    client.prefix = "in/a folder"  # --prefix: INPUT is that folder of the source.
+    assert client.url_for("b.jpg") == "http://x/render/shop/in/a%20folder/b.jpg?bg-remove=true&fm=png"
 
 
 def test_a_503_is_tried_again_after_its_retry_after(httpserver, tmp_path):
