@@ -31,6 +31,7 @@ class CallError(Exception):
     def __init__(self, status: int | None, code: str, message: str):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.retries = 0
 
     def __str__(self) -> str:
         return f"{self.status or '-'} {self.code}: {self.message}"
@@ -114,6 +115,7 @@ class Client:
                 response.release_conn()
             if attempt >= self.retry.retries:
                 error.message += f" (after {attempt} retries)" if attempt else ""
+                error.retries = attempt
                 raise error
             self.retry.sleep(self.retry.delay(attempt, retry_after))
             attempt += 1

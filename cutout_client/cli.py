@@ -218,6 +218,7 @@ class Run:
     def _failed(self, item: Item, error: CallError) -> None:
         with self.lock:
             self.failed[item.rel] = (item.key, error)
+            self.retries += error.retries
         self.say(f"FAIL  {item.rel}: {error}")
 
     def scan(self, first: bool) -> list[Item]:
