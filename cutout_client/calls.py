@@ -20,6 +20,7 @@ RETRIED_STATUSES = {429, 503}
 CHUNK_BYTES = 256 * 1024
 ERROR_BODY_BYTES = 64 * 1024  # An error's body is read this far, no further.
 MAX_RETRY_AFTER = 300.0  # A longer Retry-After is waited this long, then asked again.
+MAX_OUTPUT_BYTES = 512 * 1024 * 1024  # The server's largest output is far below; a disk is not filled.
 MEDIA_TYPES = {"png": "image/png", "webp": "image/webp", "jpg": "image/jpeg"}
 USER_AGENT = "cutout-client/0.1"
 
@@ -182,8 +183,11 @@ def _write(response, target: Path) -> int:
     try:
         with partial.open("wb") as out:
             for chunk in response.stream(CHUNK_BYTES):
-                out.write(chunk)
                 written += len(chunk)
+                if written > MAX_OUTPUT_BYTES:
+                    raise CallError(200, "output_too_large", f"the answer is over {MAX_OUTPUT_BYTES} bytes; "
+                                                             "nothing was written")
+                out.write(chunk)
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)

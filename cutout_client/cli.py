@@ -226,8 +226,8 @@ class Run:
         items, skipped = folder_scan(self.args.input, extension=self.extension, settle_seconds=settle)
         for skip in skipped:
             if self.skipped.get(skip.rel) != skip.reason:
-                self.skipped[skip.rel] = skip.reason
                 self.say(f"skip  {skip.rel}: {skip.reason}")
+        self.skipped = {skip.rel: skip.reason for skip in skipped}  # As the folder is now.
         todo = []
         with self.lock:
             for item in items:

@@ -42,7 +42,9 @@ def folder_scan(root: Path, *, extension: str, settle_seconds: float = 0.0) -> t
     items, skipped, outputs = [], [], {}
     now = time.time_ns()
     for folder, dirs, names in os.walk(root):
-        dirs.sort()
+        for hidden in sorted(d for d in dirs if d.startswith(".")):
+            skipped.append(Skip((Path(folder) / hidden).relative_to(root).as_posix() + "/", "hidden folder"))
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(names):
             path = Path(folder) / name
             rel = path.relative_to(root).as_posix()

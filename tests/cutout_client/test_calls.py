@@ -11,6 +11,7 @@ import pytest
 import urllib3
 from werkzeug import Response
 
+from cutout_client import calls
 from cutout_client.calls import CallError, Interrupted, RemoveBgClient, RenderClient, Retry
 from cutout_client.files import Item
 from rendering.signing import SignatureError, raw_path_candidates, signature_check
@@ -104,6 +105,14 @@ def test_an_answer_of_another_type_is_not_written(httpserver, tmp_path):
     with pytest.raises(CallError, match="answered image/jpeg, not image/png"):
         render_client(httpserver.url_for("")).cut(item(tmp_path), tmp_path / "a.png")
     assert list(tmp_path.glob("*.png")) == [] and list(tmp_path.glob(".*")) == []
+
+
+def test_an_answer_over_the_output_cap_is_not_written(httpserver, tmp_path, monkeypatch):
+    monkeypatch.setattr(calls, "MAX_OUTPUT_BYTES", 100)
+    httpserver.expect_request("/render/shop/a.jpg").respond_with_data(PNG, content_type="image/png")
+    with pytest.raises(CallError, match="over 100 bytes"):
+        render_client(httpserver.url_for("")).cut(item(tmp_path), tmp_path / "a.png")
+    assert list(tmp_path.iterdir()) == [tmp_path / "a.jpg"]
 
 
 def test_a_body_cut_short_leaves_no_output(tmp_path, httpserver):

@@ -62,14 +62,14 @@ def test_usage_errors_exit_2_naming_what_was_wrong(argv, message, tmp_path, caps
 
 
 def test_the_scan_lists_what_is_sent_and_why_the_rest_is_not(tmp_path):
-    for name in ["b.JPG", "a.jpeg", "sub/c.png", "a.png", ".hidden.jpg", "doc.pdf", "x.webp"]:
+    for name in ["b.JPG", "a.jpeg", "sub/c.png", "a.png", ".hidden.jpg", "doc.pdf", "x.webp", ".thumbs/t.jpg"]:
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_bytes(b"x")
     items, skipped = folder_scan(tmp_path, extension="png")
     assert [(i.rel, i.out_rel) for i in items] == [("a.jpeg", "a.png"), ("b.JPG", "b.png"), ("sub/c.png", "sub/c.png")]
     reasons = {s.rel: s.reason for s in skipped}
     assert reasons["a.png"] == "its output a.png would overwrite the one of a.jpeg"
-    assert reasons[".hidden.jpg"] == "hidden file"
+    assert reasons[".hidden.jpg"] == "hidden file" and reasons[".thumbs/"] == "hidden folder"
     assert reasons["doc.pdf"].startswith("not a JPG or PNG") and reasons["x.webp"].startswith("not a JPG or PNG")
     # A file still being written (modified just now) waits for a later scan.
     assert folder_scan(tmp_path, extension="png", settle_seconds=60)[0] == []
