@@ -178,7 +178,7 @@ class Run:
         if self.skipped:
             lines.append(f"Skipped ({len(self.skipped)}):")
             lines += [f"  {rel}: {reason}" for rel, reason in sorted(self.skipped.items())]
-        if self.signal is not None and not self.args.watch:
+        if self.cut_short():
             lines.append(f"Interrupted: {self.interrupted} file(s) not done; the same command again resumes.")
         return "\n".join(lines)
 
@@ -271,9 +271,13 @@ class Run:
         self.bar.close()
         self.log.close()
         print(self.summary(time.monotonic() - started), flush=True)
-        if self.signal is not None and not self.args.watch:
+        if self.cut_short():
             return EXIT_SIGNAL[self.signal]
         return EXIT_FAILED if self.failed else EXIT_OK
+
+    def cut_short(self) -> bool:
+        """A batch (not --watch) stopped by a signal before every file was done."""
+        return self.signal is not None and not self.args.watch and self.interrupted > 0
 
     def on_signal(self, signum, _frame) -> None:
         if self.stop.is_set():
