@@ -12,12 +12,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # Top to bottom; a package imports only packages in later tiers (never a peer in its own tier).
+# cutout_client/ (the `cutout` batch command) is a plain HTTP client of the server: at the top so
+# nothing of the server imports it, and it imports nothing of ours (test_the_client_stands_alone).
 # removebg_api/ (the remove.bg-compatible API) sits on rendering, whose stages it runs, and on the
 # jobs, sources and limits below it; only config/ wires it. playground/ (a page to try URLs and
 # dropped images) sits beside api/ on top: it keeps a dropped image as remove.bg's API keeps uploads.
 # webhooks/ and usage/ sit above cutouts/ because they read its jobs (a job's end is a webhook
 # event; usage reports count jobs); imaging/ (decoding) is shared by rendering and the workers.
 ORDER = [
+    ["cutout_client"],
     ["config"],
     ["api", "playground"],
     ["removebg_api"],
@@ -149,6 +152,22 @@ def test_no_import_hidden_in_a_function():
         if function is not None and not deferred_ok(module, function)
     )
     assert not offenders, f"import at module level (or fix the cycle it dodges): {offenders}"
+
+
+def test_the_client_stands_alone():
+    # It runs on machines with no server installed: no package of ours, no Django, no Celery.
+    imported = {target.split(".")[0] for module, targets in graph().items() if module.startswith("cutout_client")
+                for target in targets}
+    assert imported <= {"cutout_client"}, imported
+    third_party = {
+        (alias.name if isinstance(node, ast.Import) else node.module or "").split(".")[0]
+        for path in (ROOT / "cutout_client").rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and not getattr(node, "level", 0)
+        for alias in node.names
+    }
+    assert not third_party & {"django", "rest_framework", "celery", "rembg", "PIL"}, third_party
+    assert "urllib3" in third_party  # The reader saw its imports.
 
 
 def test_services_never_import_tasks():
