@@ -634,12 +634,12 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
-# /readyz checks these; a web-only machine without model files may drop "models", and "workers"
-# (a worker consuming the job queue: cutouts/workers.py) needs Redis, or one machine (embedded).
 # Every error answered under these paths is JSON in that API's shape (core/middleware.py): a
 # 404 for an unknown route, a 405, a 500, even with DEBUG on. The rest of the site keeps HTML.
-JSON_ERROR_SHAPES = {"/api/": "core.handlers.error_json", "/v1.0/": "removebg_api.views._errors"}
+JSON_ERROR_SHAPES = {"/api/": "core.handlers.error_json", "/v1.0/": "removebg_api.views.error_json"}
 
+# /readyz checks these; a web-only machine without model files may drop "models", and "workers"
+# (a worker consuming the job queue: cutouts/workers.py) needs Redis, or one machine (embedded).
 READYZ_CHECKS = env.list("READYZ_CHECKS", default=["database", "broker", "storage", "models", "workers"])
 
 # --- Misc -------------------------------------------------------------------------------------

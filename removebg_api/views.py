@@ -50,7 +50,7 @@ def _api(methods: tuple):
             account = None
             try:
                 if request.method not in methods:
-                    response = _errors(405, "method_not_allowed", f"Method {request.method} not allowed.")
+                    response = error_json(405, "method_not_allowed", f"Method {request.method} not allowed.")
                     response["Allow"] = ", ".join(methods)
                     return response
                 account = _authenticate(request)
@@ -80,7 +80,7 @@ def _authenticate(request):
     return api_key.account
 
 
-def _errors(status: int, code: str, title: str, detail: str = "") -> JsonResponse:
+def error_json(status: int, code: str, title: str, detail: str = "") -> JsonResponse:
     error = {"title": title, "code": code}
     if detail:
         error["detail"] = detail
@@ -94,7 +94,7 @@ def _error_response(error: ServiceError, account) -> JsonResponse:
         status, code = 400, _IMAGE_CODES.get(code, code)
     elif code in _BUSY_CODES:
         status = 429  # remove.bg's way of saying "retry after a while", which its clients do.
-    response = _errors(status, code, error.message, detail)
+    response = error_json(status, code, error.message, detail)
     if error.retry_after is not None:
         response["Retry-After"] = str(int(error.retry_after))
     if status == 429 and account is not None:
