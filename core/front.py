@@ -96,8 +96,16 @@ _BASE_ENVIRON = {
 }
 
 
-def _error(status: int, code: str, message: str, extra=()):
-    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+# remove.bg's API answers its own error shape (removebg_api/views.py), its clients read no other:
+# a refusal made here, before Django, is in that shape under its prefix too.
+REMOVEBG_PREFIX = "/v1.0/"
+
+
+def _error(status: int, code: str, message: str, extra=(), *, path: str = ""):
+    if path.startswith(REMOVEBG_PREFIX):
+        body = json.dumps({"errors": [{"title": message, "code": code}]}).encode()
+    else:
+        body = json.dumps({"error": {"code": code, "message": message}}).encode()
     headers = [("content-type", "application/json"), ("cache-control", "no-store"), ("connection", "close"),
                *extra]
     return status, headers, body
@@ -150,7 +158,7 @@ class BodyFront:
         if length is None and "transfer-encoding" not in headers:
             body = _NO_BODY
         else:
-            body = await self._receive(protocol, length)
+            body = await self._receive(protocol, length, scope.path)
             if isinstance(body, tuple):
                 protocol.response_bytes(*body)
                 return
@@ -171,18 +179,19 @@ class BodyFront:
 
     # --- the body, in the event loop ---------------------------------------------------------
 
-    async def _receive(self, protocol, length):
-        """The whole body, or (status, headers, body) of the answer that refuses it."""
+    async def _receive(self, protocol, length, path: str = ""):
+        """The whole body, or (status, headers, body) of the answer that refuses it (in the shape
+        of the API `path` is under)."""
         if length is not None:
             try:
                 declared = int(length)
                 if declared < 0:
                     raise ValueError
             except ValueError:
-                return _error(400, "bad_request", "Content-Length is not a number of bytes.")
+                return _error(400, "bad_request", "Content-Length is not a number of bytes.", path=path)
             if declared > self.max_body_bytes:
                 return _error(413, "request_too_large",
-                              f"The request body is over {self.max_body_bytes} bytes.")
+                              f"The request body is over {self.max_body_bytes} bytes.", path=path)
             if declared == 0:
                 return _NO_BODY
         chunks, received = [], 0
@@ -194,14 +203,14 @@ class BodyFront:
                     chunks.append(chunk)
                     if received > self.max_body_bytes:
                         return _error(413, "request_too_large",
-                                      f"The request body is over {self.max_body_bytes} bytes.")
+                                      f"The request body is over {self.max_body_bytes} bytes.", path=path)
                     if self.buffered > self.max_buffered_bytes:
                         logger.warning("request bodies being received hold over %d bytes", self.max_buffered_bytes)
                         return _error(503, "server_busy", "Too many request bodies are being received; try again.",
-                                      [("retry-after", "5")])
+                                      [("retry-after", "5")], path=path)
         except TimeoutError:
             return _error(408, "request_timeout",
-                          f"The request body did not arrive within {self.body_timeout:g} seconds.")
+                          f"The request body did not arrive within {self.body_timeout:g} seconds.", path=path)
         except (ProtocolClosed, ProtocolError):
             received_all = False
         else:
@@ -210,7 +219,7 @@ class BodyFront:
             self.buffered -= received
         if not received_all:
             # The client went away mid-body: what came is not the request it meant.
-            return _error(400, "bad_request", "The request body ended before its Content-Length.")
+            return _error(400, "bad_request", "The request body ended before its Content-Length.", path=path)
         return b"".join(chunks)
 
     # --- the application, on a thread ----------------------------------------------------------
