@@ -1,7 +1,12 @@
-"""The management API's index: where each resource and the docs are, for anyone (no data)."""
+"""The management API's index (where each resource and the docs are) and its schema, for anyone (no data)."""
 
+import threading
+
+from django.conf import settings
 from django.urls import reverse
+from django.utils import translation
 from drf_spectacular.utils import extend_schema
+from drf_spectacular.views import SpectacularAPIView
 from rest_framework import permissions, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -44,3 +49,31 @@ class IndexApi(APIView):
             "docs": url("docs"),
             "redoc": url("redoc"),
         }).data)
+
+
+class SchemaApi(SpectacularAPIView):
+    """The OpenAPI schema, built once per process and language: it is public (no data in it) and
+    the same for every caller until the code changes, and building it costs about 30 ms of CPU, a
+    price an anonymous caller could otherwise make the server pay on every request."""
+
+    _built: dict = {}
+    _lock = threading.Lock()
+
+    def _get_schema_response(self, request):
+        version = self.api_version or request.version or self._get_version_parameter(request)
+        # drf-spectacular made the request's `lang` the active language; one Django has no
+        # catalog for is served in the default, so the key has one entry per supported language.
+        try:
+            language = translation.get_supported_language_variant(translation.get_language())
+        except LookupError:
+            language = translation.get_supported_language_variant(settings.LANGUAGE_CODE)
+        key = (version, language, self.serve_public)
+        schema = self._built.get(key)
+        if schema is None:
+            with self._lock:
+                schema = self._built.get(key)
+                if schema is None:
+                    generator = self.generator_class(urlconf=self.urlconf, api_version=version, patterns=self.patterns)
+                    schema = self._built[key] = generator.get_schema(request=request, public=self.serve_public)
+        return Response(data=schema, headers={
+            "Content-Disposition": f'inline; filename="{self._get_filename(request, version)}"'})

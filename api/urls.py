@@ -2,10 +2,10 @@
 
 Each route answers with or without a trailing slash (core/routing.py), and is listed once."""
 
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerView
 
 from accounts.apis import AccountApi, ApiKeyDetailApi, ApiKeyListApi
-from api.apis import IndexApi
+from api.apis import IndexApi, SchemaApi
 from core.routing import slash_optional_path as path
 from cutouts.apis import JobDetailApi, JobListApi
 from rendering.apis import PrewarmApi, PurgeApi
@@ -29,7 +29,7 @@ urlpatterns = [
     path("webhooks", WebhookListApi.as_view(), name="webhooks"),
     path("webhooks/<int:webhook_id>", WebhookDetailApi.as_view(), name="webhook-detail"),
     path("webhooks/<int:webhook_id>/deliveries", WebhookDeliveryListApi.as_view(), name="webhook-deliveries"),
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("schema/", SchemaApi.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api:schema", template_name="api/redoc.html"), name="redoc"),
 ]
