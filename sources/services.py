@@ -50,6 +50,27 @@ def _save(source: Source) -> Source:
     return source
 
 
+# Each kind's own fields, what its origin reads. s3_region has a default and means nothing
+# without a bucket: not counted.
+KIND_FIELDS = {
+    Source.Kind.WEB_FOLDER: {"base_url"},
+    Source.Kind.S3: {"s3_bucket", "s3_prefix", "s3_endpoint_url", "s3_access_key_id", "s3_secret_access_key"},
+    Source.Kind.LOCAL_FOLDER: {"local_path"},
+}
+
+
+def _other_kinds_fields_refuse(kind: str, fields: dict) -> None:
+    """A field of another kind given a value would be kept and never used: refused by name (the
+    admin's form clears those of a kind it hides; a client leaves them out or sends "")."""
+    stray = sorted(name for other, names in KIND_FIELDS.items() if other != kind
+                   for name in names if fields.get(name))
+    if stray:
+        error = SourceInvalidError(f"{', '.join(stray)} {'is' if len(stray) == 1 else 'are'} not used by a source "
+                                   f"of kind {kind}: leave {'it' if len(stray) == 1 else 'them'} out.")
+        error.fields = {name: [f"Not used by a source of kind {kind}."] for name in stray}
+        raise error
+
+
 class LocalFolderForbiddenError(ForbiddenError):
     code = "local_folder_forbidden"
     default_message = (
@@ -76,6 +97,7 @@ def source_create(*, account: Account, operator: bool = False, **fields) -> Sour
         raise UploadsKindForbiddenError()
     if not operator and (fields.get("kind") == Source.Kind.LOCAL_FOLDER or fields.get("local_path")):
         raise LocalFolderForbiddenError()
+    _other_kinds_fields_refuse(fields.get("kind", ""), fields)
     source = Source(account=account, **{k: v for k, v in fields.items() if k in CUSTOMER_FIELDS})
     if source.require_signature and not source.secure_tokens:
         source.secure_tokens = [secrets.token_hex(16)]
@@ -98,6 +120,8 @@ def source_update(*, source: Source, operator: bool = False, editable: set | Non
         )
         error.fields = {name: ["Read-only for you."] for name in refused}
         raise error
+    # Only what this call sets: fields a source already holds from an earlier kind stay as they are.
+    _other_kinds_fields_refuse(fields.get("kind", source.kind), {name: fields[name] for name in changed})
     if editable is not None:
         settable = editable
     else:

@@ -97,6 +97,26 @@ class TestSources:
         assert api.delete("/api/v1/sources/shop").status_code == 204
         assert api.get("/api/v1/sources/shop").status_code == 404
 
+    def test_a_field_of_another_kind_is_refused_by_name_not_kept_unused(self, api, account):
+        stray = api.post("/api/v1/sources", {"slug": "shop", "kind": "web", "base_url": "https://img.shop.example/",
+                                             "s3_bucket": "photos", "s3_prefix": "a/"}, format="json")
+        assert stray.status_code == 400
+        assert stray.json()["error"]["message"] == "s3_bucket, s3_prefix are not used by a source of kind web: leave them out."
+        assert set(stray.json()["error"]["fields"]) == {"s3_bucket", "s3_prefix"}
+        assert api.get("/api/v1/sources/shop").status_code == 404
+        # Empty values are what a client that sends every field gives: accepted.
+        created = api.post("/api/v1/sources", {"slug": "shop", "kind": "web", "base_url": "https://img.shop.example/",
+                                               "s3_bucket": "", "s3_endpoint_url": ""}, format="json")
+        assert created.status_code == 201, created.content
+        # Switching kind: the new kind's fields, and a field of the old kind set again, refused.
+        switched = api.patch("/api/v1/sources/shop", {"kind": "s3", "s3_bucket": "photos",
+                                                      "base_url": "https://other.example/"}, format="json")
+        assert switched.status_code == 400 and list(switched.json()["error"]["fields"]) == ["base_url"]
+        switched = api.patch("/api/v1/sources/shop", {"kind": "s3", "s3_bucket": "photos"}, format="json")
+        assert switched.status_code == 200 and switched.json()["kind"] == "s3", switched.content
+        # What it held of its old kind is not what this call sets: a later change is not refused for it.
+        assert api.patch("/api/v1/sources/shop", {"cache_max_age": 60}, format="json").status_code == 200
+
     def test_token_rotation_keeps_the_previous_token(self, api, source, client):
         api.patch(f"/api/v1/sources/{source.slug}", {"require_signature": True}, format="json")
         first = api.post(f"/api/v1/sources/{source.slug}/tokens").json()["token"]
