@@ -94,3 +94,44 @@ def test_make_run_serves_a_cutout_and_stops_on_ctrl_c(make_run):
     assert proc.wait(timeout=30) is not None
     ps = subprocess.run(["ps", "-o", "pid=", "-g", str(proc.pid)], capture_output=True, text=True)
     assert ps.stdout.strip() == "", f"processes left behind: {ps.stdout}"
+
+
+def test_the_readmes_batch_commands_run_as_written_against_make_run(make_run):
+    """README's "A folder at once": a key, the remove.bg way, then the rendering way with --watch,
+    as typed in the checkout against the server `make run` started (its port given by
+    CUTOUT_SERVER, which the README names)."""
+    proc, base, _, var = make_run
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## A folder at once", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    key_line, removebg_line, render_line = [line.split("   #")[0].strip() for line in block.strip().splitlines()]
+    assert render_line.endswith("--watch")
+    # The demo source serves what the checkout's demo/origin/ holds.
+    for photo in (ROOT / "demo" / "origin").glob("*.jpg"):
+        shutil.copy(photo, var.parent / "demo" / "origin" / photo.name)
+    env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
+    env.update(CUTOUT_VAR_DIR=str(var), ORIGIN_LOCAL_ROOT=str(var.parent / "demo"),
+               CUTOUT_ENV_FILE=str(var.parent / ".env"), CUTOUT_SERVER=base)
+    out = ROOT / "var" / "cutouts"
+    shutil.rmtree(out, ignore_errors=True)
+    try:
+        done = subprocess.run(["bash", "-ec", f"{key_line}\n{removebg_line}"], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        photos = sorted(p.stem for p in (ROOT / "demo" / "origin").glob("*.jpg"))
+        made = sorted(out.glob("*.webp"))
+        assert [p.stem for p in made] == photos
+        assert all(Image.open(p).mode == "RGBA" for p in made)
+        watching = subprocess.Popen(["bash", "-c", render_line], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 180
+            while sorted(p.stem for p in (out / "rendered").glob("*.png")) != photos:
+                assert watching.poll() is None, watching.stdout.read()
+                assert time.monotonic() < deadline, "the render way did not cut out the demo photos"
+                time.sleep(1)
+        finally:
+            stop_process(watching, sig=signal.SIGINT, timeout=30)
+        assert watching.returncode == 0, watching.stdout.read()
+        assert all(Image.open(p).getchannel("A").getextrema()[0] == 0 for p in (out / "rendered").glob("*.png"))
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
