@@ -1,7 +1,5 @@
 """The admin as account managers use it, in a real browser (Playwright driving Debian's Chromium)."""
 
-import shutil
-from pathlib import Path
 
 import pytest
 import requests
@@ -9,34 +7,13 @@ import requests
 from accounts.models import Account
 from accounts.services import account_manager_create
 from sources.models import Source
-from tests.conftest import ROOT, require
-
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = ROOT / "test-artifacts"
+from tests.browser import ARTIFACTS, chromium_launched
 
 
 @pytest.fixture
 def browser_page(monkeypatch):
-    # Playwright's sync API keeps an event loop on this thread; the test's own ORM calls are
-    # still synchronous, so Django's async-safety guard is lifted for this test only.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    require("chromium (apt-get install chromium)", Path(CHROMIUM).exists() and shutil.which("chromium") is not None)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic"],
-        )
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        yield page
-        browser.close()
-        # Inside Playwright's event loop, Django keeps separate connections (asgiref's context-local
-        # storage): close them here, or they would outlive the test database.
-        from django.db import connections
-
-        connections.close_all()
+    with chromium_launched(monkeypatch) as browser:
+        yield browser.new_page(viewport={"width": 1280, "height": 1000})
 
 
 @pytest.mark.django_db(transaction=True)
@@ -93,21 +70,8 @@ POST_WITH_CSRF = """async (url) => {
 
 @pytest.fixture
 def chromium(monkeypatch):
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    require("chromium (apt-get install chromium)", Path(CHROMIUM).exists() and shutil.which("chromium") is not None)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic"],
-        )
+    with chromium_launched(monkeypatch) as browser:
         yield browser
-        browser.close()
-        from django.db import connections
-
-        connections.close_all()
 
 
 def signed_in(browser, live_server, username, password="a-long-test-password"):

@@ -4,7 +4,6 @@ database and a Redis number) for as long as its process lives."""
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -57,7 +56,5 @@ def test_two_suites_at_once_both_pass():
                "tests/core/test_redis_cache.py", "tests/removebg_api/test_tasks.py"]
     runs = [subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              text=True) for _ in range(2)]
-    started = time.monotonic()
     outputs = [run.communicate(timeout=600)[0] for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outputs
-    assert time.monotonic() - started < 600

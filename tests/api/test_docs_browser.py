@@ -2,16 +2,13 @@
 "Try it out" with an account manager's admin session (Playwright driving Debian's Chromium)."""
 
 import json
-import shutil
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
 from accounts.models import ApiKey
 from accounts.services import account_manager_create
-from tests.conftest import require
-from tests.test_admin_browser import ARTIFACTS, CHROMIUM
+from tests.browser import ARTIFACTS, chromium_launched
 
 # The docs as a deployment serves them, under a public name rather than localhost (Swagger UI
 # treats localhost specially: its validator badge, fetched from swagger.io, is skipped there).
@@ -21,24 +18,10 @@ HOST = "docs.cutout.test"
 @pytest.fixture
 def docs_page(monkeypatch, settings, live_server):
     """A Chromium page and the live server's address under HOST (Chromium maps the name to it)."""
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # As tests/test_admin_browser.py says why.
-    require("chromium (apt-get install chromium)", Path(CHROMIUM).exists() and shutil.which("chromium") is not None)
-    from playwright.sync_api import sync_playwright
-
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, HOST]
     port = urlsplit(live_server.url).port
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic", f"--host-resolver-rules=MAP {HOST} 127.0.0.1"],
-        )
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        yield page, f"http://{HOST}:{port}"
-        browser.close()
-        from django.db import connections
-
-        connections.close_all()
+    with chromium_launched(monkeypatch, [f"--host-resolver-rules=MAP {HOST} 127.0.0.1"]) as browser:
+        yield browser.new_page(viewport={"width": 1280, "height": 1000}), f"http://{HOST}:{port}"
 
 
 def offline(page, base_url):

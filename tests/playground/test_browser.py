@@ -4,7 +4,6 @@ copied and fetched, a 12 MB photo dropped and served, refused files shown as err
 
 import io
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,14 +12,13 @@ from django.conf import settings
 from PIL import Image
 
 from accounts.services import account_manager_create, api_key_create
-from tests.conftest import ROOT, require, start_worker, stop_process
+from tests.browser import ARTIFACTS, chromium_launched
+from tests.conftest import start_worker, stop_process
 from tests.factories import AccountFactory, SourceFactory
 from tests.processes import purge_queues
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = ROOT / "test-artifacts"
 MB = 1024 * 1024
 # A render waits for the worker's first inference (the model loads once per process).
 JOB_WAIT_MS = 180_000
@@ -36,25 +34,10 @@ def worker(worker_env, tmp_path):
 
 @pytest.fixture
 def page(monkeypatch, live_server):
-    # Playwright's sync API keeps an event loop on this thread; the test's own ORM calls are
-    # synchronous, so Django's async-safety guard is lifted for this test only.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    require("chromium (apt-get install chromium)", Path(CHROMIUM).exists() and shutil.which("chromium") is not None)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic"],
-        )
+    with chromium_launched(monkeypatch) as browser:
         context = browser.new_context(viewport={"width": 1280, "height": 1000})
         context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
         yield context.new_page()
-        browser.close()
-        from django.db import connections
-
-        connections.close_all()
 
 
 def noisy_jpeg(limit: int) -> bytes:
