@@ -177,6 +177,8 @@ def test_an_account_manager_uses_the_playground_for_any_account(account, source,
     page.fill("#id_password", "a-long-test-password")
     page.click("input[type=submit]")
     page.wait_for_selector("#who:has-text('anna')")
+    # The page's script fills the account menu after the page itself has arrived.
+    page.wait_for_function("document.querySelectorAll('#account option').length >= 2")
     assert page.eval_on_selector_all("#account option", "os => os.map(o => o.value)") == ["acme", "other"]
     page.select_option("#account", "other")
     page.wait_for_function("document.getElementById('source').value === 'other-photos'")
